@@ -1,0 +1,1 @@
+# Checks, results, status history and rollups arrive with the health-check engine.

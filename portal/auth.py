@@ -1,0 +1,139 @@
+"""Who is calling, and what they may do.
+
+Two kinds of callers reach the API: pipelines with a bearer token, and people logged in to the
+site (their browser session, CSRF-checked on writes). Both become a ``Principal`` holding a set
+of scopes and, for tokens, the services they are limited to. Handlers ask ``authorize()``.
+
+People get scopes from their role, which is the name of a Django group they belong to
+(``viewer``, ``operator``, ``admin``); superusers are admins and users in no role group are
+viewers.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from django.http import HttpRequest
+from ninja.errors import AuthenticationError
+from ninja.security import HttpBearer
+from ninja.security.session import SessionAuth
+
+from portal import tokens
+from portal.errors import Forbidden
+from portal.models import Scope
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+ROLE_SCOPES: dict[Role, frozenset[str]] = {
+    Role.VIEWER: frozenset({Scope.REGISTRY_READ, Scope.CONFIG_READ}),
+    Role.OPERATOR: frozenset(
+        {
+            Scope.REGISTRY_READ,
+            Scope.REGISTRY_WRITE,
+            Scope.CONFIG_READ,
+            Scope.CONFIG_WRITE,
+            Scope.HEALTH_WRITE,
+        }
+    ),
+    Role.ADMIN: frozenset(Scope.values),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: str  # "user", "token" or "system"
+    name: str
+    scopes: frozenset[str]
+    services: frozenset[str] | None = None  # None: every service
+    token_id: int | None = None
+    user_id: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def may_act_on(self, service: str) -> bool:
+        return self.services is None or service in self.services
+
+
+def system_actor(name: str) -> Principal:
+    """The portal itself acting (a command, a task), with every scope."""
+    return Principal(kind="system", name=name, scopes=frozenset(Scope.values))
+
+
+def role_of(user) -> Role:
+    if user.is_superuser:
+        return Role.ADMIN
+    names = {g.name for g in user.groups.all()}
+    for role in (Role.ADMIN, Role.OPERATOR, Role.VIEWER):
+        if role.value in names:
+            return role
+    return Role.VIEWER
+
+
+def user_principal(user) -> Principal:
+    return Principal(
+        kind="user",
+        name=user.get_username(),
+        scopes=ROLE_SCOPES[role_of(user)],
+        user_id=user.pk,
+    )
+
+
+def token_principal(token) -> Principal:
+    return Principal(
+        kind="token",
+        name=token.name,
+        scopes=frozenset(token.scopes),
+        services=frozenset(token.services) if token.services else None,
+        token_id=token.pk,
+    )
+
+
+class BearerTokenAuth(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> Principal:
+        found = tokens.find_token(token)
+        if found is None:
+            raise AuthenticationError(401, "the bearer token is not valid")
+        if found.is_expired():
+            raise AuthenticationError(401, f"the token {found.name!r} has expired")
+        tokens.touch(found)
+        principal = token_principal(found)
+        request.actor = principal
+        return principal
+
+
+class PortalSessionAuth(SessionAuth):
+    """A logged-in person using the API from the browser (CSRF-checked on writes)."""
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Principal | None:
+        if not request.user.is_authenticated or not request.user.is_active:
+            return None
+        principal = user_principal(request.user)
+        request.actor = principal
+        return principal
+
+
+def authorize(request: HttpRequest, scope: str, service: str | None = None) -> Principal:
+    """The caller, if it holds ``scope`` (and may act on ``service``); Forbidden otherwise."""
+    principal: Principal = request.auth
+    if not principal.has_scope(scope):
+        raise Forbidden(f"{principal} lacks the scope '{scope}'", required_scope=str(scope))
+    if service is not None and not principal.may_act_on(service):
+        raise Forbidden(f"{principal} may not act on the service {service!r}", service=service)
+    return principal
+
+
+def authorize_services(request: HttpRequest, scope: str, names) -> Principal:
+    """Like authorize(), for a request touching many services at once (a manifest)."""
+    principal = authorize(request, scope)
+    outside = sorted(n for n in set(names) if not principal.may_act_on(n))
+    if outside:
+        raise Forbidden(f"{principal} may not act on: {', '.join(outside)}", services=outside)
+    return principal

@@ -1,0 +1,29 @@
+"""The Celery app. Its settings are the CELERY_* names in portal/settings.py."""
+
+import os
+from pathlib import Path
+
+from celery import Celery
+from celery.signals import setup_logging
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+app = Celery("portal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@setup_logging.connect
+def keep_django_logging(**kwargs) -> None:
+    """Connecting this signal stops Celery from replacing the JSON logging set up by Django."""
+
+
+def ensure_broker_folders() -> None:
+    """The filesystem transport (embedded mode) needs its folders to exist."""
+    options = app.conf.broker_transport_options or {}
+    for key in ("data_folder_in", "data_folder_out", "control_folder"):
+        if options.get(key):
+            Path(options[key]).mkdir(parents=True, exist_ok=True)
+    backend = app.conf.result_backend or ""
+    if backend.startswith("file://"):
+        Path(backend.removeprefix("file://")).mkdir(parents=True, exist_ok=True)

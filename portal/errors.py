@@ -1,0 +1,94 @@
+"""The portal's one error model.
+
+Domain code raises a ``PortalError`` subclass; the API, the middleware and the error views turn
+it into the one JSON shape clients rely on::
+
+    {"error": {"code": "...", "message": "...", "fields": {"path": "reason"},
+               "request_id": "..."}}
+
+``fields`` appears when there are per-field reasons; subclasses may add more keys (``cycle``,
+``allowed``, ``dependents``...). Nothing internal (exception text, stack) ever goes in.
+"""
+
+from typing import Any
+
+from django.http import JsonResponse
+
+from portal.requestcontext import current_request_id
+
+
+class PortalError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fields: dict[str, str] | None = None,
+        code: str | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+        if code:
+            self.code = code
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.code, self.message, self.fields, **self.extra)
+
+
+class BadRequest(PortalError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(PortalError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(PortalError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(PortalError):
+    status, code = 404, "not_found"
+
+
+class Conflict(PortalError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(PortalError):
+    status, code = 413, "payload_too_large"
+
+
+class InvalidInput(PortalError):
+    status, code = 422, "invalid"
+
+
+def error_body(
+    code: str, message: str, fields: dict[str, str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    error.update(extra)
+    error["request_id"] = current_request_id()
+    return {"error": error}
+
+
+def error_response(status: int, code: str, message: str, **kwargs: Any) -> JsonResponse:
+    return JsonResponse(error_body(code, message, **kwargs), status=status)
+
+
+def field_path(loc: tuple | list) -> str:
+    """("services", 0, "team") -> "services[0].team"."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "body"

@@ -1,0 +1,76 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from portal.celery import ensure_broker_folders
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the web server, a Celery worker and Celery beat together (the `make run` mode). "
+        "Ctrl-C stops all three."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--addr", default="127.0.0.1:8000", help="Web address (host:port)")
+        parser.add_argument("--concurrency", type=int, default=2, help="Worker processes")
+
+    def handle(self, *args, addr, concurrency, **options):
+        ensure_broker_folders()
+        python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
+        commands = {
+            "web": [python, manage, "runserver", addr],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--loglevel=INFO",
+                f"--concurrency={concurrency}",
+            ],
+            "beat": [python, "-m", "celery", "-A", "portal", "beat", "--loglevel=INFO"],
+        }
+        # Each child leads its own process group, so stopping it also stops what it spawned
+        # (runserver's reloader child, the worker's pool processes) and nothing else.
+        children = {
+            name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)  # noqa: S603
+            for name, cmd in commands.items()
+        }
+        self.stdout.write(f"Portal on http://{addr}/ (worker and beat running). Ctrl-C stops.")
+        stopping = False
+
+        def stop(signum, frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        exit_code = 0
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    self.stderr.write(f"{name} exited with status {child.returncode}; stopping")
+                    exit_code, stopping = 1, True
+            time.sleep(0.5)
+        self._stop_all(children)
+        sys.exit(exit_code)
+
+    def _stop_all(self, children: dict[str, subprocess.Popen]) -> None:
+        for child in children.values():
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for child in children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        self.stdout.write("Stopped web, worker and beat.")

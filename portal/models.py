@@ -1,0 +1,89 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Scope(models.TextChoices):
+    """What an API token may do. Session users get scopes from their role (portal.auth)."""
+
+    REGISTRY_READ = "registry:read", "Read the registry"
+    REGISTRY_WRITE = "registry:write", "Change the registry"
+    CONFIG_READ = "config:read", "Read configurations (secrets masked)"
+    CONFIG_WRITE = "config:write", "Change configurations"
+    CONFIG_SECRETS = "config:secrets", "Read secret configuration values"
+    HEALTH_WRITE = "health:write", "Change checks, run them, report heartbeats"
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def usable(self, now=None):
+        now = now or timezone.now()
+        return self.filter(is_active=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+
+class ApiToken(models.Model):
+    """A credential for pipelines and scripts.
+
+    The secret is shown once when the token is made; only its SHA-256 is stored. The secret
+    has 240 random bits, so a fast hash is enough: nothing can be guessed from the digest.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=16, help_text="First characters, to recognise it.")
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(default=list, help_text="List of scopes, e.g. registry:read.")
+    services = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Service names this token may act on; empty means every service.",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    is_active = models.BooleanField(default=True, help_text="Untick to revoke.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, editable=False
+    )
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
+
+
+class AuditEntry(models.Model):
+    """Who changed what, when, from where. Written by portal.audit.record; never edited."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.CharField(max_length=200, help_text="user:<name>, token:<name> or system")
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64)
+    target = models.CharField(max_length=200, db_index=True)
+    changes = models.JSONField(default=dict, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.target_type}:{self.target}"
+
+
+class Heartbeat(models.Model):
+    """Last time a background component proved it was alive (beat, workers, dispatcher)."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    seen_at = models.DateTimeField()
+    details = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.seen_at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,52 @@
+"""Site-wide views: the liveness probe and error pages that speak JSON to API clients."""
+
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from portal.errors import error_response
+
+
+@require_GET
+def liveness(request: HttpRequest) -> JsonResponse:
+    """The process answers: no database, no Redis (readiness lives at /health/service/...)."""
+    return JsonResponse({"status": "pass"})
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    path = request.path
+    return path.startswith(
+        ("/api/", "/health", "/metrics")
+    ) or "application/json" in request.headers.get("Accept", "")
+
+
+def _error(request, status: int, code: str, message: str, template: str):
+    if _wants_json(request):
+        return error_response(status, code, message)
+    return render(request, template, {"message": message}, status=status)
+
+
+def bad_request(request, exception=None):
+    return _error(request, 400, "bad_request", "the request could not be understood", "400.html")
+
+
+def permission_denied(request, exception=None):
+    return _error(request, 403, "forbidden", "you may not do this", "403.html")
+
+
+def not_found(request, exception=None):
+    return _error(request, 404, "not_found", f"nothing at {request.path}", "404.html")
+
+
+def server_error(request):
+    return _error(
+        request,
+        500,
+        "internal_error",
+        "an internal error occurred; quote the request id",
+        "500.html",
+    )
+
+
+def csrf_failure(request, reason=""):
+    return _error(request, 403, "csrf_failed", "CSRF check failed; reload the page", "403.html")

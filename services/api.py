@@ -1,0 +1,226 @@
+"""Registry API: thin handlers over services.registry, services.lifecycle and services.graph."""
+
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from ninja import Query, Router, Status
+
+from portal.auth import authorize, authorize_services
+from portal.errors import InvalidInput
+from portal.models import Scope
+from services import lifecycle, queries, registry
+from services.graph import DependencyGraph
+from services.models import Team
+from services.schemas import (
+    ApplyOut,
+    DependencyKindIn,
+    DependencyOut,
+    ImpactOut,
+    ManifestIn,
+    OrderOut,
+    PageParams,
+    ServiceFieldsIn,
+    ServiceFilter,
+    ServiceIn,
+    ServiceOut,
+    ServicePageOut,
+    ServiceUpsertIn,
+    TeamFieldsIn,
+    TeamIn,
+    TeamOut,
+    TransitionIn,
+    TransitionOut,
+    TransitionResultOut,
+    UpsertOut,
+)
+
+router = Router(tags=["registry"])
+READ, WRITE = Scope.REGISTRY_READ, Scope.REGISTRY_WRITE
+
+
+@router.get("/services", response=ServicePageOut, summary="List services")
+def list_services(request: HttpRequest, filters: Query[ServiceFilter], page: Query[PageParams]):
+    principal = authorize(request, READ)
+    queryset = queries.visible_to(principal, queries.filter_services(filters))
+    count = queryset.count()
+    rows = queries.with_relations(queryset)[page.offset : page.offset + page.limit]
+    return {
+        "items": [queries.service_to_dict(s) for s in rows],
+        "count": count,
+        "limit": page.limit,
+        "offset": page.offset,
+    }
+
+
+@router.post("/services", response={201: ServiceOut}, summary="Register a service")
+def create_service(request: HttpRequest, payload: ServiceIn):
+    actor = authorize(request, WRITE, service=payload.name)
+    registry.create_service(payload, actor)
+    return Status(201, queries.service_to_dict(queries.get_service(payload.name)))
+
+
+@router.get("/services/{name}", response=ServiceOut, summary="Get a service")
+def get_service(request: HttpRequest, name: str):
+    authorize(request, READ, service=name)
+    return queries.service_to_dict(queries.get_service(name))
+
+
+@router.put(
+    "/services/{name}",
+    response={200: UpsertOut, 201: UpsertOut},
+    summary="Create or update a service (idempotent)",
+    description="The same body twice changes nothing the second time and answers "
+    '`"result": "unchanged"`. Fields left out keep their stored values.',
+)
+def upsert_service(request: HttpRequest, name: str, payload: ServiceUpsertIn):
+    actor = authorize(request, WRITE, service=name)
+    plan = registry.upsert_service(name, payload, actor)
+    body = {
+        "result": plan.outcome,
+        "changed_fields": sorted(plan.changes),
+        "service": queries.service_to_dict(queries.get_service(name)),
+    }
+    return Status(201 if plan.outcome == "created" else 200, body)
+
+
+@router.patch("/services/{name}", response=UpsertOut, summary="Change some fields of a service")
+def patch_service(request: HttpRequest, name: str, payload: ServiceFieldsIn):
+    actor = authorize(request, WRITE, service=name)
+    plan = registry.patch_service(name, payload, actor)
+    return {
+        "result": plan.outcome,
+        "changed_fields": sorted(plan.changes),
+        "service": queries.service_to_dict(queries.get_service(name)),
+    }
+
+
+@router.delete(
+    "/services/{name}",
+    response={204: None},
+    summary="Delete a service",
+    description="Refused with 409 and the dependents listed while other services need it.",
+)
+def delete_service(request: HttpRequest, name: str):
+    actor = authorize(request, WRITE, service=name)
+    registry.delete_service(name, actor)
+    return HttpResponse(status=204)
+
+
+@router.get("/services/{name}/dependencies", response=list[DependencyOut])
+def list_dependencies(request: HttpRequest, name: str):
+    authorize(request, READ, service=name)
+    return queries.service_to_dict(queries.get_service(name))["dependencies"]
+
+
+@router.put(
+    "/services/{name}/dependencies/{depends_on}",
+    response=list[DependencyOut],
+    summary="Add a dependency, or change its kind",
+)
+def put_dependency(request: HttpRequest, name: str, depends_on: str, payload: DependencyKindIn):
+    actor = authorize(request, WRITE, service=name)
+    registry.set_dependency(name, depends_on, payload.kind, actor)
+    return queries.service_to_dict(queries.get_service(name))["dependencies"]
+
+
+@router.delete("/services/{name}/dependencies/{depends_on}", response=list[DependencyOut])
+def delete_dependency(request: HttpRequest, name: str, depends_on: str):
+    actor = authorize(request, WRITE, service=name)
+    registry.remove_dependency(name, depends_on, actor)
+    return queries.service_to_dict(queries.get_service(name))["dependencies"]
+
+
+@router.get(
+    "/services/{name}/dependents",
+    response=list[DependencyOut],
+    summary="Services that depend directly on this one",
+)
+def list_dependents(request: HttpRequest, name: str):
+    authorize(request, READ, service=name)
+    return queries.dependents_of(name)
+
+
+@router.get(
+    "/services/{name}/impact",
+    response=list[ImpactOut],
+    summary="Every service affected if this one fails, nearest first",
+)
+def impact(request: HttpRequest, name: str):
+    authorize(request, READ, service=name)
+    queries.get_service(name)
+    return DependencyGraph.load().impact(name)
+
+
+@router.get("/services/{name}/transitions", response=list[TransitionOut])
+def list_transitions(request: HttpRequest, name: str, limit: int = 100):
+    authorize(request, READ, service=name)
+    service = queries.get_service(name)
+    return list(service.transitions.all()[: max(1, min(limit, 1000))])
+
+
+@router.post(
+    "/services/{name}/transitions",
+    response=TransitionResultOut,
+    summary="Move a service to another lifecycle status",
+    description="An illegal transition is 409 with the allowed ones.",
+)
+def transition_service(request: HttpRequest, name: str, payload: TransitionIn):
+    actor = authorize(request, WRITE, service=name)
+    outcome = lifecycle.transition(name, payload.to, payload.reason, actor)
+    status = outcome.service.lifecycle_status
+    return {
+        "service": name,
+        "lifecycle_status": status,
+        "changed": outcome.changed,
+        "allowed_next": lifecycle.allowed_next(status),
+    }
+
+
+@router.post(
+    "/registry/apply",
+    response=ApplyOut,
+    summary="Apply a manifest atomically",
+    description="All or nothing. Dependencies may name services later in the "
+    "manifest. Answers which services were created, updated and unchanged.",
+)
+def apply_manifest(request: HttpRequest, payload: ManifestIn):
+    actor = authorize_services(request, WRITE, [s.name for s in payload.services])
+    return registry.apply_manifest(payload, actor).as_dict()
+
+
+@router.get("/registry/startup-order", response=OrderOut, summary="Start order: dependencies first")
+def startup_order(request: HttpRequest, service: str | None = None):
+    authorize(request, READ)
+    return {"order": _order(service, reverse=False)}
+
+
+@router.get("/registry/shutdown-order", response=OrderOut, summary="Stop order: dependents first")
+def shutdown_order(request: HttpRequest, service: str | None = None):
+    authorize(request, READ)
+    return {"order": _order(service, reverse=True)}
+
+
+def _order(service: str | None, *, reverse: bool) -> list[str]:
+    graph = DependencyGraph.load()
+    if service is not None and service not in graph.needs:
+        raise InvalidInput("unknown service", fields={"service": f"no service {service!r}"})
+    only = [service] if service else None
+    return graph.stop_order(only) if reverse else graph.start_order(only)
+
+
+@router.get("/teams", response=list[TeamOut])
+def list_teams(request: HttpRequest):
+    authorize(request, READ)
+    return Team.objects.annotate(service_count=Count("services")).order_by("name")
+
+
+@router.put(
+    "/teams/{name}",
+    response={200: TeamOut, 201: TeamOut},
+    summary="Create or update a team (idempotent)",
+)
+def put_team(request: HttpRequest, name: str, payload: TeamFieldsIn):
+    actor = authorize(request, WRITE)
+    team = TeamIn(name=name, **payload.model_dump(exclude_unset=True))
+    plan = registry.apply_manifest(registry.manifest_of(teams=[team]), actor).teams[0]
+    row = Team.objects.annotate(service_count=Count("services")).get(name=name)
+    return Status(201 if plan.outcome == "created" else 200, row)

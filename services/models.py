@@ -1,0 +1,128 @@
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+# DNS-label shaped, so a name can be a hostname, a Kubernetes object or a dotenv prefix.
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+NAME_HELP = "Lower-case letters, digits and hyphens; starts and ends with a letter or digit."
+name_validator = RegexValidator(NAME_PATTERN, NAME_HELP)
+TAG_PATTERN = r"^[a-z0-9][a-z0-9._:/-]{0,49}$"
+tag_validator = RegexValidator(TAG_PATTERN, "Lower-case letters, digits and . _ : / -")
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=63, unique=True, validators=[name_validator])
+    display_name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    contact = models.CharField(max_length=200, blank=True, help_text="E-mail or chat channel.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=50, unique=True, validators=[tag_validator])
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LifecycleStatus(models.TextChoices):
+    REGISTERED = "registered"
+    STARTING = "starting"
+    RUNNING = "running"
+    DEGRADED = "degraded"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class Service(models.Model):
+    name = models.CharField(max_length=63, unique=True, validators=[name_validator])
+    display_name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="services")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="services")
+    is_critical = models.BooleanField(default=False)
+    repository_url = models.URLField(max_length=500, blank=True)
+    docs_url = models.URLField(max_length=500, blank=True)
+    runbook_url = models.URLField(max_length=500, blank=True)
+    deployed_version = models.CharField(max_length=100, blank=True)
+    lifecycle_status = models.CharField(
+        max_length=16,
+        choices=LifecycleStatus.choices,
+        default=LifecycleStatus.REGISTERED,
+        db_index=True,
+        editable=False,  # changed only through services.lifecycle, which records why
+    )
+    lifecycle_changed_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.name
+
+
+class DependencyKind(models.TextChoices):
+    HARD = "hard", "Hard (cannot work without it)"
+    SOFT = "soft", "Soft (works degraded without it)"
+
+
+class Dependency(models.Model):
+    """``service`` needs ``depends_on``. Acyclic: services.graph refuses a cycle."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="dependency_links")
+    depends_on = models.ForeignKey(
+        # PROTECT: a service others need cannot vanish from under them (the API says who).
+        Service,
+        on_delete=models.PROTECT,
+        related_name="dependent_links",
+    )
+    kind = models.CharField(
+        max_length=8, choices=DependencyKind.choices, default=DependencyKind.HARD
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name_plural = "dependencies"
+        constraints = [
+            models.UniqueConstraint(fields=["service", "depends_on"], name="dependency_unique"),
+            models.CheckConstraint(
+                condition=~models.Q(service=models.F("depends_on")), name="dependency_not_self"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_id} -> {self.depends_on_id} ({self.kind})"
+
+
+class LifecycleTransition(models.Model):
+    """One recorded change of a service's lifecycle status, with its reason and actor."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=16, choices=LifecycleStatus.choices, blank=True)
+    to_status = models.CharField(max_length=16, choices=LifecycleStatus.choices)
+    reason = models.TextField(blank=True)
+    actor = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["service", "-created_at"], name="transition_by_service")]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '-'} -> {self.to_status}"

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from services import views
+
+app_name = "services"
+urlpatterns = [
+    path("", views.overview, name="overview"),
+]

@@ -1,0 +1,41 @@
+"""Pages of the registry."""
+
+from django.contrib.auth.decorators import login_required
+from django.views.decorators.http import require_GET
+from pydantic import ValidationError
+
+from portal.htmx import render_page
+from services import queries
+from services.models import LifecycleStatus, Team
+from services.schemas import ServiceFilter
+
+PAGE_SIZE = 200
+
+
+def _filters(query) -> tuple[ServiceFilter, dict[str, str]]:
+    """The filter from the query string; a bad value is dropped and reported, not fatal."""
+    raw = {k: v for k, v in query.items() if k in ServiceFilter.model_fields and v != ""}
+    try:
+        return ServiceFilter.model_validate(raw), {}
+    except ValidationError as exc:
+        bad = {str(e["loc"][0]): e["msg"] for e in exc.errors()}
+        clean = {k: v for k, v in raw.items() if k not in bad}
+        return ServiceFilter.model_validate(clean), bad
+
+
+@login_required
+@require_GET
+def overview(request):
+    filters, filter_errors = _filters(request.GET)
+    matching = queries.filter_services(filters)
+    services = queries.with_relations(matching)[:PAGE_SIZE]
+    context = {
+        "services": services,
+        "count": matching.count(),
+        "page_size": PAGE_SIZE,
+        "filters": filters,
+        "filter_errors": filter_errors,
+        "teams": Team.objects.values_list("name", flat=True),
+        "statuses": LifecycleStatus.values,
+    }
+    return render_page(request, "services/overview.html", "service-table", context)

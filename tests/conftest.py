@@ -1,0 +1,103 @@
+import json
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import connection
+from django.test import Client
+
+from portal import tokens
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _real_database(django_db_setup, django_db_blocker):
+    """The suite is written for PostgreSQL (advisory locks, row counts, constraints)."""
+    with django_db_blocker.unblock():
+        if connection.vendor != "postgresql":
+            pytest.exit("tests run on PostgreSQL: set DATABASE_URL (make test does)", 2)
+
+
+class ApiClient(Client):
+    """A test client that speaks JSON and sends a bearer token."""
+
+    def __init__(self, secret: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.secret = secret
+
+    def _headers(self, headers):
+        headers = dict(headers or {})
+        if self.secret:
+            headers.setdefault("Authorization", f"Bearer {self.secret}")
+        return headers
+
+    def call(self, method: str, path: str, body=None, headers=None, raw=None):
+        kwargs = {"headers": self._headers(headers)}
+        if raw is not None or body is not None:
+            kwargs["data"] = raw if raw is not None else json.dumps(body)
+            kwargs["content_type"] = "application/json"
+        return self.generic(method.upper(), path, **kwargs)
+
+
+@pytest.fixture
+def make_token(db):
+    def make(scopes, *, services=None, name=None, expires_in=None):
+        name = name or f"token-{len(scopes)}-{tokens.new_secret()[-8:]}"
+        return tokens.issue_token(name, list(scopes), services=services, expires_in=expires_in)
+
+    return make
+
+
+@pytest.fixture
+def api(make_token):
+    """Client with every registry scope."""
+    return ApiClient(make_token(["registry:read", "registry:write"]).secret)
+
+
+@pytest.fixture
+def reader(make_token):
+    return ApiClient(make_token(["registry:read"]).secret)
+
+
+@pytest.fixture
+def anonymous():
+    return ApiClient()
+
+
+def _user(username: str, role: str | None, **extra) -> User:
+    user = User.objects.create_user(username, f"{username}@example.invalid", "pw", **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def alice(db):
+    """An operator."""
+    return _user("alice", "operator")
+
+
+@pytest.fixture
+def bob(db):
+    """A viewer (no role group)."""
+    return _user("bob", None)
+
+
+@pytest.fixture
+def admin_user(db):
+    return _user("root", None, is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def manifest():
+    return {
+        "teams": [{"name": "core"}],
+        "services": [
+            {
+                "name": "payments",
+                "team": "core",
+                "is_critical": True,
+                "dependencies": ["auth", {"service": "ledger-db", "kind": "soft"}],
+            },
+            {"name": "auth", "team": "core"},
+            {"name": "ledger-db", "team": "core"},
+        ],
+    }
