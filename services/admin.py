@@ -152,11 +152,11 @@ class ServiceAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         """Nothing here: save_related writes the service and its relations in one go."""
 
-    def save_formset(self, request, form, formset, change):
-        """Dependencies are written by save_related through the registry; transitions are
-        read-only."""
-
     def save_related(self, request, form, formsets, change):
+        """Write the service, its tags and dependencies through the registry in one go
+        (transitions are read-only)."""
+        for formset in formsets:  # the admin's change message looks for these
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         data = form.cleaned_data
         dep_formset = next(f for f in formsets if isinstance(f, DependencyInlineFormSet))
         spec = ServiceUpsertIn(

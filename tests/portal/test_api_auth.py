@@ -1,0 +1,92 @@
+"""Who may call the API: bearer tokens, browser sessions, scopes and service limits."""
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.test import Client
+from django.utils import timezone
+
+from portal.models import ApiToken
+from services.models import Service
+from tests.conftest import ApiClient
+from tests.factories import ServiceFactory, TeamFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_no_token_is_401_with_the_error_shape(anonymous):
+    res = anonymous.call("GET", "/api/services")
+    assert res.status_code == 401
+    assert res["WWW-Authenticate"] == "Bearer"
+    error = res.json()["error"]
+    assert error["code"] == "unauthorized"
+    assert error["request_id"] == res["X-Request-ID"]
+
+
+def test_a_bad_token_is_401():
+    for header in ("Bearer svp_nope", "Bearer ", "Basic dXNlcjpwdw==", "svp_x"):
+        res = ApiClient().call("GET", "/api/services", headers={"Authorization": header})
+        assert res.status_code == 401, header
+
+
+def test_an_expired_token_is_401_and_says_so(make_token):
+    issued = make_token(["registry:read"], name="old", expires_in=timedelta(days=1))
+    with time_machine.travel(timezone.now() + timedelta(days=2)):
+        res = ApiClient(issued.secret).call("GET", "/api/services")
+    assert res.status_code == 401
+    assert "expired" in res.json()["error"]["message"]
+
+
+def test_a_write_with_a_read_only_token_is_403(reader, manifest):
+    res = reader.call("POST", "/api/registry/apply", manifest)
+    assert res.status_code == 403
+    assert res.json()["error"]["required_scope"] == "registry:write"
+    assert reader.call("GET", "/api/services").status_code == 200
+
+
+def test_a_token_limited_to_services_sees_and_changes_only_those(make_token):
+    TeamFactory(name="core")
+    ServiceFactory(name="mine"), ServiceFactory(name="theirs")
+    client = ApiClient(make_token(["registry:read", "registry:write"], services=["mine"]).secret)
+    assert [s["name"] for s in client.call("GET", "/api/services").json()["items"]] == ["mine"]
+    assert client.call("GET", "/api/services/theirs").status_code == 403
+    assert client.call("PATCH", "/api/services/theirs", {"description": "x"}).status_code == 403
+    assert client.call("PATCH", "/api/services/mine", {"description": "x"}).status_code == 200
+    res = client.call(
+        "POST", "/api/registry/apply", {"services": [{"name": "mine"}, {"name": "theirs"}]}
+    )
+    assert res.status_code == 403
+    assert res.json()["error"]["services"] == ["theirs"]
+
+
+def test_using_a_token_records_when(make_token):
+    issued = make_token(["registry:read"])
+    ApiClient(issued.secret).call("GET", "/api/services")
+    assert ApiToken.objects.get(pk=issued.token.pk).last_used_at is not None
+
+
+def test_a_logged_in_viewer_may_read_but_not_write(bob, manifest):
+    client = Client()
+    client.force_login(bob)
+    assert client.get("/api/services").status_code == 200
+    res = client.post("/api/registry/apply", manifest, content_type="application/json")
+    assert res.status_code == 403
+
+
+def test_a_logged_in_operator_writes_with_a_csrf_token(alice, manifest):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    refused = client.post("/api/registry/apply", manifest, content_type="application/json")
+    assert refused.status_code == 403
+    client.get("/accounts/login/")  # sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    res = client.post(
+        "/api/registry/apply",
+        manifest,
+        content_type="application/json",
+        headers={"X-CSRFToken": token},
+    )
+    assert res.status_code == 200
+    assert Service.objects.count() == 3
+    assert Service.objects.get(name="auth").transitions.get().actor == "user:alice"

@@ -1,0 +1,77 @@
+import pytest
+
+from tests.factories import DependencyFactory, ServiceFactory, TeamFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def logged_in(client, bob):
+    client.force_login(bob)
+    return client
+
+
+def test_the_overview_needs_a_login(client):
+    res = client.get("/")
+    assert res.status_code == 302 and res["Location"].startswith("/accounts/login/")
+
+
+def test_it_lists_services_with_team_and_status(logged_in):
+    link = DependencyFactory(service__name="web", depends_on__name="db", kind="soft")
+    res = logged_in.get("/")
+    html = res.content.decode()
+    assert res.status_code == 200
+    assert 'data-service="web"' in html and 'data-service="db"' in html
+    assert link.service.team.name in html
+    assert "lifecycle-registered" in html
+    assert "dep-soft" in html
+    assert "<html" in html
+
+
+def test_an_htmx_request_gets_only_the_table(logged_in):
+    TeamFactory(name="edge")
+    ServiceFactory(name="proxy", team__name="edge")
+    ServiceFactory(name="db")
+    res = logged_in.get("/?team=edge", headers={"HX-Request": "true"})
+    html = res.content.decode()
+    assert html.lstrip().startswith('<section id="service-table">')
+    assert 'data-service="proxy"' in html and 'data-service="db"' not in html
+    assert "<html" not in html
+
+
+def test_a_bad_filter_is_reported_not_fatal(logged_in):
+    ServiceFactory(name="db")
+    res = logged_in.get("/?status=sleeping&q=d")
+    assert res.status_code == 200
+    html = res.content.decode()
+    assert "Ignored filter status" in html and 'data-service="db"' in html
+
+
+def test_the_overview_costs_a_fixed_number_of_queries(logged_in, django_assert_max_num_queries):
+    team = TeamFactory(name="t")
+    for i in range(30):
+        DependencyFactory(service__name=f"s{i}", service__team=team, depends_on__team=team)
+    with django_assert_max_num_queries(10):
+        logged_in.get("/")
+
+
+def test_login_and_logout(client, bob):
+    res = client.post("/accounts/login/", {"username": "bob", "password": "pw"})
+    assert res.status_code == 302 and res["Location"] == "/"
+    assert client.get("/").status_code == 200
+    res = client.post("/accounts/logout/")
+    assert res.status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_the_liveness_probe_is_open_and_cheap(client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        res = client.get("/health/")
+    assert res.status_code == 200 and res.json() == {"status": "pass"}
+
+
+def test_pages_send_security_headers(logged_in):
+    res = logged_in.get("/")
+    assert "script-src 'self' 'nonce-" in res["Content-Security-Policy"]
+    assert res["X-Frame-Options"] == "DENY"
+    assert res["X-Content-Type-Options"] == "nosniff"
