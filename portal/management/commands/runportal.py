@@ -37,8 +37,8 @@ class Command(BaseCommand):
             ],
             "beat": [python, "-m", "celery", "-A", "portal", "beat", "--loglevel=INFO"],
         }
-        # Each child leads its own process group, so stopping it also stops what it spawned
-        # (runserver's reloader child, the worker's pool processes) and nothing else.
+        # Each child leads its own process group: Ctrl-C reaches only this command, which then
+        # stops the children in order, and a forced stop can take each whole group down.
         children = {
             name: subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)  # noqa: S603
             for name, cmd in commands.items()
@@ -63,9 +63,12 @@ class Command(BaseCommand):
         sys.exit(exit_code)
 
     def _stop_all(self, children: dict[str, subprocess.Popen]) -> None:
-        for child in children.values():
+        for name, child in children.items():
             if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
+                if name == "web":  # runserver's reloader would leave its server child behind
+                    os.killpg(child.pid, signal.SIGTERM)
+                else:  # Celery shuts its own pool down on SIGTERM (warm shutdown)
+                    child.terminate()
         deadline = time.monotonic() + 10
         for child in children.values():
             try:
