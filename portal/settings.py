@@ -245,5 +245,11 @@ API_TOKEN_TOUCH_SECONDS = env_int("API_TOKEN_TOUCH_SECONDS", 60, minimum=0)
 SERVICE_CONFIG_VALIDATION_LEVEL = env_choice(
     "SERVICE_CONFIG_VALIDATION_LEVEL", ("strict", "lenient", "off"), "strict"
 )
+# Fernet keys for secret configuration values, comma-separated: the first encrypts, all
+# decrypt (rotation: put a new key first, run `manage.py rotate_config_secrets`, drop the old
+# one). Unset: one key derived from SECRET_KEY.
+CONFIG_ENCRYPTION_KEYS = env_list("CONFIG_ENCRYPTION_KEYS")
+# Largest configuration document (values or schema) accepted, in bytes of JSON.
+CONFIG_MAX_BYTES = env_int("CONFIG_MAX_BYTES", 262_144, minimum=1024)
 HEALTH_CHECK_INTERVAL = env_int("HEALTH_CHECK_INTERVAL", 30, minimum=1)
 ENABLE_HEALTH_AUTOMATION = env_bool("ENABLE_HEALTH_AUTOMATION", True)

@@ -135,6 +135,7 @@ class ServiceAdmin(admin.ModelAdmin):
                     "tags",
                     "is_critical",
                     "deployed_version",
+                    "config_validation_level",
                 ]
             },
         ),

@@ -63,6 +63,12 @@ class Service(models.Model):
         editable=False,  # changed only through services.lifecycle, which records why
     )
     lifecycle_changed_at = models.DateTimeField(default=timezone.now, editable=False)
+    config_validation_level = models.CharField(
+        max_length=8,
+        blank=True,
+        choices=[("strict", "strict"), ("lenient", "lenient"), ("off", "off")],
+        help_text="Blank: the portal default (SERVICE_CONFIG_VALIDATION_LEVEL).",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -126,3 +132,93 @@ class LifecycleTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_status or '-'} -> {self.to_status}"
+
+
+class ValidationLevel(models.TextChoices):
+    STRICT = "strict", "Strict: refuse any violation"
+    LENIENT = "lenient", "Lenient: store, mark invalid, warn"
+    OFF = "off", "Off: store without checking"
+
+
+class ConfigSchema(models.Model):
+    """One immutable version of a service's configuration schema (JSON Schema 2020-12)."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="config_schemas")
+    version = models.PositiveIntegerField()
+    schema = models.JSONField(help_text="Normalised JSON Schema (draft 2020-12).")
+    source_format = models.CharField(max_length=16, default="jsonschema")
+    source = models.JSONField(help_text="The document as it was sent (JSON Schema or seed form).")
+    secret_paths = models.JSONField(default=list, help_text="Paths of writeOnly (secret) fields.")
+    author = models.CharField(max_length=200)
+    comment = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["service", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "version"], name="config_schema_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_id} schema v{self.version}"
+
+
+class ConfigVersion(models.Model):
+    """One immutable, numbered version of a service's configuration.
+
+    ``values`` is the effective document (schema defaults merged in) with every secret
+    leaf replaced by its Fernet token; ``secret_paths`` says which leaves those are, so the
+    version can be read even after the schema changes.
+    """
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="config_versions")
+    version = models.PositiveIntegerField()
+    values = models.JSONField()
+    secret_paths = models.JSONField(default=list)
+    schema = models.ForeignKey(
+        ConfigSchema, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    validation_level = models.CharField(max_length=8, choices=ValidationLevel.choices)
+    valid = models.BooleanField(null=True, help_text="Null: stored without validation.")
+    issues = models.JSONField(default=dict, blank=True, help_text="Field path -> reason.")
+    content_hash = models.CharField(max_length=64, help_text="Keyed hash of the plaintext.")
+    author = models.CharField(max_length=200)
+    comment = models.CharField(max_length=500, blank=True)
+    rolled_back_from = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["service", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "version"], name="config_version_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_id} config v{self.version}"
+
+
+class DeploymentStatus(models.TextChoices):
+    IN_PROGRESS = "in_progress"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+class Deployment(models.Model):
+    """A deployment a pipeline reported: which build and which configuration it applied."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="deployments")
+    version = models.CharField(max_length=100)
+    status = models.CharField(max_length=16, choices=DeploymentStatus.choices)
+    config_version = models.PositiveIntegerField(null=True, blank=True)
+    config_hash = models.CharField(max_length=64, blank=True)
+    link = models.URLField(max_length=500, blank=True)
+    actor = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["service", "-created_at"], name="deployment_by_service")]
+
+    def __str__(self) -> str:
+        return f"{self.service_id} {self.version} {self.status}"

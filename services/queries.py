@@ -67,6 +67,7 @@ def service_to_dict(service: Service) -> dict:
             "runbook": service.runbook_url,
         },
         "deployed_version": service.deployed_version,
+        "config_validation_level": service.config_validation_level,
         "lifecycle_status": service.lifecycle_status,
         "lifecycle_changed_at": service.lifecycle_changed_at,
         "dependencies": [

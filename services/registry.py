@@ -36,6 +36,7 @@ SCALAR_FIELDS = (
     "docs_url",
     "runbook_url",
     "deployed_version",
+    "config_validation_level",
 )
 TEAM_FIELDS = ("display_name", "description", "contact")
 Mode = Literal["upsert", "create", "update"]

@@ -6,7 +6,7 @@ ignored), booleans must be JSON booleans, names must be DNS-label shaped.
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -86,6 +86,9 @@ class ServiceFieldsIn(StrictSchema):
     docs_url: Url = ""
     runbook_url: Url = ""
     deployed_version: StrictStr = Field("", max_length=100)
+    config_validation_level: Literal["", "strict", "lenient", "off"] = Field(
+        "", description="Blank: the portal default (SERVICE_CONFIG_VALIDATION_LEVEL)."
+    )
     dependencies: list[Name | DependencyIn] = Field(
         default_factory=list,
         max_length=500,
@@ -131,6 +134,7 @@ class ServiceOut(Schema):
     is_critical: bool
     links: LinksOut
     deployed_version: str
+    config_validation_level: str
     lifecycle_status: LifecycleStatus
     lifecycle_changed_at: datetime
     dependencies: list[DependencyOut]
@@ -211,3 +215,138 @@ class ServiceFilter(Schema):
 class PageParams(Schema):
     limit: int = Field(settings.API_PAGE_SIZE, ge=1, le=settings.API_PAGE_SIZE_MAX)
     offset: int = Field(0, ge=0)
+
+
+# --- Configuration ---------------------------------------------------------------------------
+
+
+class ConfigIn(StrictSchema):
+    values: dict[str, Any]
+    base_version: int = Field(
+        ge=0, description="The version this edit started from; 0 for the first."
+    )
+    comment: StrictStr = Field("", max_length=500)
+
+
+class RollbackIn(StrictSchema):
+    to_version: int = Field(ge=1)
+    base_version: int | None = Field(None, ge=0, description="Refuse if no longer current.")
+    comment: StrictStr = Field("", max_length=500)
+
+
+class ConfigOut(Schema):
+    service: str
+    version: int
+    values: dict[str, Any]
+    valid: bool | None
+    issues: dict[str, str]
+    hash: str
+    schema_version: int | None
+    current_schema_version: int | None
+    validation_level: str
+    secret_paths: list[list[str]]
+    secrets_masked: bool
+    author: str
+    comment: str
+    rolled_back_from: int | None
+    created_at: datetime
+
+
+class PublishOut(Schema):
+    service: str
+    version: int | None
+    changed: bool
+    stored: bool
+    valid: bool | None
+    warnings: dict[str, str]
+    validation_level: str
+    hash: str
+
+
+class ConfigVersionOut(Schema):
+    version: int
+    valid: bool | None
+    hash: str
+    schema_version: int | None
+    validation_level: str
+    author: str
+    comment: str
+    rolled_back_from: int | None
+    created_at: datetime
+
+
+class DiffEntryOut(Schema):
+    path: str
+    secret: bool = False
+    value: Any = None
+    old: Any = None
+    new: Any = None
+
+
+class DiffOut(Schema):
+    service: str
+    from_version: int
+    to_version: int
+    added: list[DiffEntryOut]
+    removed: list[DiffEntryOut]
+    changed: list[DiffEntryOut]
+
+
+class SchemaPutOut(Schema):
+    service: str
+    version: int
+    changed: bool
+    source_format: str
+    secret_paths: list[list[str]]
+    current_config: dict[str, Any] | None
+
+
+class SchemaOut(Schema):
+    service: str
+    version: int
+    schema_: dict[str, Any] = Field(alias="schema")
+    source_format: str
+    source: dict[str, Any]
+    secret_paths: list[list[str]]
+    author: str
+    comment: str
+    created_at: datetime
+
+
+class DeploymentIn(StrictSchema):
+    version: StrictStr = Field(min_length=1, max_length=100)
+    status: Literal["in_progress", "succeeded", "failed", "rolled_back"] = "succeeded"
+    config_version: int | None = Field(None, ge=1)
+    config_hash: StrictStr = Field("", max_length=64)
+    link: Url = ""
+
+
+class DeploymentOut(Schema):
+    service: str
+    version: str
+    status: str
+    config_version: int | None
+    config_hash: str
+    link: str
+    actor: str
+    created_at: datetime
+
+
+class DriftOut(Schema):
+    service: str
+    state: Literal["in_sync", "drifting", "unknown"]
+    drifting: bool
+    current_version: int | None
+    current_hash: str | None
+    applied_version: int | None
+    applied_hash: str | None
+    deployment: dict[str, Any] | None
+
+
+class DriftListItemOut(Schema):
+    service: str
+    deployed_version: str | None
+    applied_version: int | None
+    current_version: int | None
+    applied_hash: str
+    current_hash: str

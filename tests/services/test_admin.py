@@ -23,6 +23,7 @@ def service_form(team, name="web", **extra):
         "team": team.pk,
         "description": "",
         "deployed_version": "",
+        "config_validation_level": "",
         "repository_url": "",
         "docs_url": "",
         "runbook_url": "",

@@ -1,0 +1,267 @@
+"""Configuration API: thin handlers over services.configs and services.deployments."""
+
+from typing import Any, Literal
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from ninja import Body, Router, Status
+
+from portal.auth import authorize
+from portal.errors import InvalidInput, NotFound, PayloadTooLarge
+from portal.models import Scope
+from services import configs, deployments
+from services.dotenv import leaves, to_dotenv
+from services.schemas import (
+    ConfigIn,
+    ConfigOut,
+    ConfigVersionOut,
+    DeploymentIn,
+    DeploymentOut,
+    DiffOut,
+    DriftListItemOut,
+    DriftOut,
+    PublishOut,
+    RollbackIn,
+    SchemaOut,
+    SchemaPutOut,
+)
+
+router = Router(tags=["configuration"])
+READ, WRITE, SECRETS = Scope.CONFIG_READ, Scope.CONFIG_WRITE, Scope.CONFIG_SECRETS
+
+
+def _limit_size(request: HttpRequest) -> None:
+    if len(request.body) > settings.CONFIG_MAX_BYTES:
+        raise PayloadTooLarge(
+            f"a configuration document may have at most {settings.CONFIG_MAX_BYTES} bytes",
+            limit=settings.CONFIG_MAX_BYTES,
+        )
+
+
+def _publish_body(name: str, outcome) -> dict:
+    version = outcome.version
+    return {
+        "service": name,
+        "version": version.version if version else None,
+        "changed": outcome.changed,
+        "stored": outcome.stored,
+        "valid": outcome.check.valid,
+        "warnings": outcome.check.issues,
+        "validation_level": outcome.level,
+        "hash": version.content_hash if version else "",
+    }
+
+
+@router.get(
+    "/services/{name}/config",
+    response={200: ConfigOut},
+    summary="Read the current (or a given) configuration",
+    description="`format=env` answers a dotenv file a shell can source. Secrets are masked "
+    "(JSON) or left out (env) unless the caller holds `config:secrets`.",
+)
+def read_config(
+    request: HttpRequest,
+    name: str,
+    version: int | None = None,
+    format: Literal["json", "env"] = "json",
+    prefix: str = "",
+):
+    principal = authorize(request, READ, service=name)
+    reveal = principal.has_scope(SECRETS)
+    document = configs.read(name, version, reveal_secrets=reveal, actor=principal)
+    if format == "env":
+        if prefix and not prefix.replace("_", "").isalnum():
+            raise InvalidInput("bad prefix", fields={"prefix": "letters, digits and _ only"})
+        hidden = set()
+        if not reveal:
+            secret_paths = document["secret_paths"]
+            hidden = {
+                path
+                for path, _ in leaves(document["values"])
+                if configs.is_secret_path(path, secret_paths)
+                or any(list(path) == s[: len(path)] for s in secret_paths)
+            }
+        text = to_dotenv(document["values"], hidden=hidden, prefix=prefix)
+        response = HttpResponse(text, content_type="text/plain; charset=utf-8")
+        response["X-Config-Version"] = str(document["version"])
+        response["X-Config-Hash"] = document["hash"]
+        return response
+    return document
+
+
+@router.post(
+    "/services/{name}/config",
+    response={200: PublishOut, 201: PublishOut},
+    summary="Store a new configuration version",
+    description="201 with the new version; 200 when the content equals the current version "
+    "(nothing stored); 409 when `base_version` is no longer current; 422 with `error.fields` "
+    "naming each bad field (strict level). A secret sent back masked keeps its stored value.",
+)
+def publish_config(request: HttpRequest, name: str, payload: ConfigIn):
+    principal = authorize(request, WRITE, service=name)
+    _limit_size(request)
+    outcome = configs.publish(
+        name, payload.values, payload.base_version, principal, comment=payload.comment
+    )
+    return Status(201 if outcome.stored else 200, _publish_body(name, outcome))
+
+
+@router.post(
+    "/services/{name}/config/validate",
+    response=PublishOut,
+    summary="Validate a configuration without storing it (dry run)",
+    description="The same body and answers as storing it, but nothing is stored.",
+)
+def validate_config(request: HttpRequest, name: str, payload: ConfigIn):
+    principal = authorize(request, READ, service=name)
+    _limit_size(request)
+    outcome = configs.publish(
+        name, payload.values, payload.base_version, principal, comment=payload.comment, dry_run=True
+    )
+    return _publish_body(name, outcome)
+
+
+@router.post(
+    "/services/{name}/config/rollback",
+    response={200: PublishOut, 201: PublishOut},
+    summary="Store a new version equal to an old one",
+)
+def rollback_config(request: HttpRequest, name: str, payload: RollbackIn):
+    principal = authorize(request, WRITE, service=name)
+    outcome = configs.rollback(
+        name,
+        payload.to_version,
+        principal,
+        comment=payload.comment,
+        base_version=payload.base_version,
+    )
+    return Status(201 if outcome.stored else 200, _publish_body(name, outcome))
+
+
+@router.get("/services/{name}/config/versions", response=list[ConfigVersionOut])
+def list_config_versions(request: HttpRequest, name: str, limit: int = 100):
+    authorize(request, READ, service=name)
+    service = configs.get_service(name)
+    rows = service.config_versions.select_related("schema").order_by("-version")
+    return [
+        {
+            "version": v.version,
+            "valid": v.valid,
+            "hash": v.content_hash,
+            "schema_version": v.schema.version if v.schema else None,
+            "validation_level": v.validation_level,
+            "author": v.author,
+            "comment": v.comment,
+            "rolled_back_from": v.rolled_back_from,
+            "created_at": v.created_at,
+        }
+        for v in rows[: max(1, min(limit, 1000))]
+    ]
+
+
+@router.get("/services/{name}/config/versions/{number}", response=ConfigOut)
+def read_config_version(request: HttpRequest, name: str, number: int):
+    principal = authorize(request, READ, service=name)
+    return configs.read(name, number, reveal_secrets=principal.has_scope(SECRETS), actor=principal)
+
+
+@router.get(
+    "/services/{name}/config/diff",
+    response=DiffOut,
+    summary="What changed between two versions (secrets named, never shown)",
+)
+def diff_config(
+    request: HttpRequest, name: str, from_version: int | None = None, to_version: int | None = None
+):
+    authorize(request, READ, service=name)
+    service = configs.get_service(name)
+    current = configs.get_version(service).version
+    to_version = to_version or current
+    from_version = from_version or max(1, to_version - 1)
+    return configs.diff(name, from_version, to_version)
+
+
+@router.get("/services/{name}/config/schema", response=SchemaOut, by_alias=True)
+def read_schema(request: HttpRequest, name: str, version: int | None = None):
+    authorize(request, READ, service=name)
+    service = configs.get_service(name)
+    rows = service.config_schemas.order_by("-version")
+    row = rows.filter(version=version).first() if version else rows.first()
+    if row is None:
+        raise NotFound(
+            f"{name!r} has no configuration schema" + (f" version {version}" if version else ""),
+            code="no_schema",
+        )
+    return {
+        "service": name,
+        "version": row.version,
+        "schema": row.schema,
+        "source_format": row.source_format,
+        "source": row.source,
+        "secret_paths": row.secret_paths,
+        "author": row.author,
+        "comment": row.comment,
+        "created_at": row.created_at,
+    }
+
+
+@router.put(
+    "/services/{name}/config/schema",
+    response={200: SchemaPutOut, 201: SchemaPutOut},
+    summary="Store a schema (JSON Schema 2020-12, or the seed's ServiceConfigSchema form)",
+    description="The body is the schema itself. The same schema twice stores nothing the "
+    "second time. The answer says whether the current configuration passes the new schema.",
+)
+def put_schema(request: HttpRequest, name: str, payload: Body[dict[str, Any]], comment: str = ""):
+    principal = authorize(request, WRITE, service=name)
+    _limit_size(request)
+    result = configs.put_schema(name, payload, principal, comment=comment[:500])
+    return Status(201 if result["changed"] else 200, result)
+
+
+@router.post(
+    "/services/{name}/deployments",
+    response={201: DeploymentOut},
+    summary="Report a deployment (which build, which configuration)",
+)
+def report_deployment(request: HttpRequest, name: str, payload: DeploymentIn):
+    principal = authorize(request, Scope.REGISTRY_WRITE, service=name)
+    deployment = deployments.report(name, actor=principal, **payload.model_dump())
+    return Status(201, _deployment_dict(name, deployment))
+
+
+@router.get("/services/{name}/deployments", response=list[DeploymentOut])
+def list_deployments(request: HttpRequest, name: str, limit: int = 50):
+    authorize(request, Scope.REGISTRY_READ, service=name)
+    service = configs.get_service(name)
+    return [_deployment_dict(name, d) for d in service.deployments.all()[: max(1, min(limit, 500))]]
+
+
+@router.get("/services/{name}/config/drift", response=DriftOut)
+def service_drift(request: HttpRequest, name: str):
+    authorize(request, READ, service=name)
+    return deployments.drift(configs.get_service(name))
+
+
+@router.get(
+    "/config/drift",
+    response=list[DriftListItemOut],
+    summary="Every service whose deployed configuration is not the current one",
+)
+def all_drift(request: HttpRequest):
+    principal = authorize(request, READ)
+    rows = deployments.drifting_services()
+    return [r for r in rows if principal.may_act_on(r["service"])]
+
+
+def _deployment_dict(name: str, deployment) -> dict:
+    return {
+        "service": name,
+        "version": deployment.version,
+        "status": deployment.status,
+        "config_version": deployment.config_version,
+        "config_hash": deployment.config_hash,
+        "link": deployment.link,
+        "actor": deployment.actor,
+        "created_at": deployment.created_at,
+    }

@@ -1,0 +1,452 @@
+"""Configuration versions: validate, publish, read, diff, roll back.
+
+Versions are immutable and numbered per service; the newest is current. A write names the
+version it was based on and is refused (409) if that is no longer current, so two people
+editing at once never lose an update silently. Secret leaves are encrypted before they are
+stored and masked on the way out unless the caller may read secrets.
+"""
+
+import copy
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+
+from portal import audit
+from portal.errors import Conflict, InvalidInput, NotFound
+from services import config_schema, encryption
+from services.models import ConfigSchema, ConfigVersion, Service, ValidationLevel
+
+MASK = "********"
+
+
+# --- Secret leaves --------------------------------------------------------------------------
+
+
+def map_secrets(document, paths: list[list[str]], fn, _prefix: tuple = ()):
+    """A copy of ``document`` with ``fn(value, path)`` applied to every leaf at ``paths``
+    ("*" matches every item of an array). Leaves that are absent are left absent."""
+    if not paths:
+        return document
+    result = copy.deepcopy(document)
+    for path in paths:
+        result = _map_one(result, path, fn, ())
+    return result
+
+
+def _map_one(node, path, fn, prefix):
+    if not path:
+        return fn(node, prefix)
+    head, rest = path[0], path[1:]
+    if head == "*" and isinstance(node, list):
+        return [_map_one(item, rest, fn, (*prefix, i)) for i, item in enumerate(node)]
+    if isinstance(node, dict) and head in node:
+        node[head] = _map_one(node[head], rest, fn, (*prefix, head))
+    return node
+
+
+def is_secret_path(path, paths: list[list[str]]) -> bool:
+    """Whether a concrete path (names and indexes) is, or is inside, a secret leaf."""
+    for secret in paths:
+        if len(path) >= len(secret) and all(
+            (s == "*" and isinstance(p, int)) or s == p for s, p in zip(secret, path, strict=False)
+        ):
+            return True
+    return False
+
+
+def get_path(document, path):
+    """The value at ``path``; KeyError if there is none."""
+    for part in path:
+        try:
+            document = document[part]
+        except (KeyError, IndexError, TypeError):
+            raise KeyError(path) from None
+    return document
+
+
+def reveal(version: ConfigVersion) -> dict:
+    return map_secrets(
+        version.values, version.secret_paths, lambda token, _: encryption.decrypt(token)
+    )
+
+
+def masked(version: ConfigVersion) -> dict:
+    return map_secrets(version.values, version.secret_paths, lambda _value, _path: MASK)
+
+
+# --- Looking things up ----------------------------------------------------------------------
+
+
+def get_service(name: str, *, lock: bool = False) -> Service:
+    queryset = Service.objects.select_for_update() if lock else Service.objects
+    service = queryset.filter(name=name).first()
+    if service is None:
+        raise NotFound(f"no service named {name!r}")
+    return service
+
+
+def level_for(service: Service) -> str:
+    return service.config_validation_level or settings.SERVICE_CONFIG_VALIDATION_LEVEL
+
+
+def current_schema(service: Service) -> ConfigSchema | None:
+    return service.config_schemas.order_by("-version").first()
+
+
+def current_version(service: Service) -> ConfigVersion | None:
+    return service.config_versions.select_related("schema").order_by("-version").first()
+
+
+def get_version(service: Service, number: int | None = None) -> ConfigVersion:
+    if number is None:
+        version = current_version(service)
+        if version is None:
+            raise NotFound(f"{service.name!r} has no configuration yet", code="no_config")
+        return version
+    version = service.config_versions.select_related("schema").filter(version=number).first()
+    if version is None:
+        raise NotFound(
+            f"{service.name!r} has no configuration version {number}", code="no_such_version"
+        )
+    return version
+
+
+# --- Validation -----------------------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    effective: dict
+    valid: bool | None
+    issues: dict[str, str] = field(default_factory=dict)
+
+
+def check(values: dict, schema: ConfigSchema | None, level: str) -> Check:
+    """Merge the schema's defaults into ``values`` and validate at ``level``.
+
+    Without a schema, or at level "off", nothing is checked and ``valid`` is None.
+    """
+    if schema is None:
+        return Check(effective=values, valid=None)
+    effective = config_schema.merge_defaults(schema.schema, values)
+    if level == ValidationLevel.OFF:
+        return Check(effective=effective, valid=None)
+    issues = schema_issues(effective, schema)
+    return Check(effective=effective, valid=not issues, issues=issues)
+
+
+def schema_issues(document: dict, schema: ConfigSchema) -> dict[str, str]:
+    """Field path ("values.db.port") -> reason, never quoting a secret's value."""
+    issues: dict[str, str] = {}
+    for error in config_schema.validator_for(schema).iter_errors(document):
+        for path, reason in _describe(error, schema.secret_paths):
+            where = "values" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+            issues[where] = f"{issues[where]}; {reason}" if where in issues else reason
+    return issues
+
+
+def _describe(error, secret_paths):
+    path = list(error.absolute_path)
+    if error.validator == "required":
+        for name in error.validator_value:
+            if isinstance(error.instance, dict) and name not in error.instance:
+                yield [*path, name], "required field missing"
+        return
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = error.schema.get("properties", {})
+        for name in error.instance:
+            if name not in known:
+                yield [*path, name], "unknown field"
+        return
+    if is_secret_path(path, secret_paths):
+        yield (
+            path,
+            f"secret value fails the '{error.validator}' rule "
+            f"({error.validator_value!r}); the value is not shown",
+        )
+        return
+    yield path, error.message
+
+
+# --- Writing --------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    version: ConfigVersion | None  # the new (or, when unchanged, the current) version
+    check: Check
+    changed: bool
+    level: str
+    stored: bool
+
+
+def publish(
+    name: str,
+    values: dict,
+    base_version: int,
+    actor,
+    *,
+    comment: str = "",
+    dry_run: bool = False,
+    rolled_back_from: int | None = None,
+) -> Outcome:
+    """Store ``values`` as the next version, if ``base_version`` is still current."""
+    if not isinstance(values, dict):
+        raise InvalidInput("a configuration is a JSON object", fields={"values": "not an object"})
+    with transaction.atomic():
+        service = get_service(name, lock=True)  # one writer per service at a time
+        current = current_version(service)
+        number = current.version if current else 0
+        if base_version != number:
+            raise Conflict(
+                f"version {base_version} is no longer current: {name!r} is at version {number}; "
+                "read it, reapply your change and send it again",
+                code="stale_version",
+                current_version=number,
+            )
+        schema = current_schema(service)
+        level = level_for(service)
+        paths = schema.secret_paths if schema else []
+        values = _keep_masked_secrets(values, current, paths)
+        result = check(values, schema, level)
+        if result.issues and level == ValidationLevel.STRICT:
+            raise InvalidInput(
+                "the configuration does not match the schema; nothing was stored",
+                fields=result.issues,
+            )
+        digest = encryption.content_hash(result.effective)
+        if current is not None and current.content_hash == digest:
+            return Outcome(current, result, changed=False, level=level, stored=False)
+        if dry_run:
+            return Outcome(None, result, changed=True, level=level, stored=False)
+        version = ConfigVersion.objects.create(
+            service=service,
+            version=number + 1,
+            schema=schema,
+            validation_level=level,
+            values=map_secrets(result.effective, paths, lambda v, _: encryption.encrypt(v)),
+            secret_paths=paths,
+            valid=result.valid,
+            issues=result.issues,
+            content_hash=digest,
+            author=str(actor),
+            comment=comment,
+            rolled_back_from=rolled_back_from,
+        )
+        changes = diff_documents(reveal(current) if current else {}, result.effective, paths)
+        audit.record(
+            actor,
+            "config.rollback" if rolled_back_from else "config.publish",
+            "service",
+            name,
+            {"version": version.version, "comment": comment, **summary(changes)},
+        )
+    return Outcome(version, result, changed=True, level=level, stored=True)
+
+
+def _keep_masked_secrets(values: dict, current: ConfigVersion | None, paths) -> dict:
+    """A secret sent back as the mask keeps the stored secret; a mask with nothing stored
+    behind it is an error (it would store the mask itself)."""
+    stored = reveal(current) if current is not None else {}
+    missing = []
+
+    def restore(value, path):
+        if value != MASK:
+            return value
+        try:
+            return get_path(stored, path)
+        except KeyError:
+            missing.append(
+                "values" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+            )
+            return value
+
+    restored = map_secrets(values, paths, restore)
+    if missing:
+        raise InvalidInput(
+            "a masked secret was sent back where no secret is stored",
+            fields={
+                m: "masked placeholder with no stored secret; send the real value" for m in missing
+            },
+        )
+    return restored
+
+
+def rollback(
+    name: str, to_version: int, actor, *, comment: str = "", base_version: int | None = None
+) -> Outcome:
+    """A new version equal to an old one (validated against the current schema)."""
+    service = get_service(name)
+    target = get_version(service, to_version)
+    current = current_version(service)
+    base = current.version if base_version is None else base_version
+    return publish(
+        name,
+        reveal(target),
+        base,
+        actor,
+        comment=comment or f"rollback to version {to_version}",
+        rolled_back_from=to_version,
+    )
+
+
+# --- Reading --------------------------------------------------------------------------------
+
+
+def validity_now(version: ConfigVersion, schema: ConfigSchema | None) -> tuple[bool | None, dict]:
+    """Whether a stored version passes the *current* schema (what a reader wants to know).
+    Under the schema it was written with, that is what was recorded then."""
+    if schema is None:
+        return None, {}
+    if version.schema_id == schema.pk:
+        return version.valid, version.issues
+    issues = schema_issues(reveal(version), schema)
+    return not issues, issues
+
+
+def read(name: str, number: int | None, *, reveal_secrets: bool, actor) -> dict:
+    service = get_service(name)
+    version = get_version(service, number)
+    schema = current_schema(service)
+    valid, issues = validity_now(version, schema)
+    if reveal_secrets and version.secret_paths:
+        values = reveal(version)
+        audit.record(actor, "config.secrets_read", "service", name, {"version": version.version})
+    else:
+        values = masked(version)
+    return {
+        "service": name,
+        "version": version.version,
+        "values": values,
+        "valid": valid,
+        "issues": issues,
+        "hash": version.content_hash,
+        "schema_version": version.schema.version if version.schema else None,
+        "current_schema_version": schema.version if schema else None,
+        "validation_level": version.validation_level,
+        "secret_paths": version.secret_paths,
+        "secrets_masked": bool(version.secret_paths) and not reveal_secrets,
+        "author": version.author,
+        "comment": version.comment,
+        "rolled_back_from": version.rolled_back_from,
+        "created_at": version.created_at,
+    }
+
+
+# --- Differences ----------------------------------------------------------------------------
+
+
+def flatten(document, paths, prefix: tuple = ()) -> dict[tuple, object]:
+    """Leaves by path; objects are walked, arrays and scalars are leaves (a secret leaf
+    stays one leaf whatever its type)."""
+    if isinstance(document, dict) and document and not is_secret_path(prefix, paths):
+        leaves = {}
+        for key, value in document.items():
+            leaves.update(flatten(value, paths, (*prefix, key)))
+        return leaves
+    return {prefix: document}
+
+
+def diff_documents(old: dict, new: dict, paths) -> dict[str, list]:
+    """Added, removed and changed leaves; a secret is named but its values never shown."""
+    before, after = flatten(old, paths), flatten(new, paths)
+    result: dict[str, list] = {"added": [], "removed": [], "changed": []}
+
+    def entry(path, **values):
+        name = ".".join(str(p) for p in path)
+        if is_secret_path(path, paths):
+            return {"path": name, "secret": True}
+        return {"path": name, **values}
+
+    for path in sorted(after.keys() - before.keys(), key=str):
+        result["added"].append(entry(path, value=after[path]))
+    for path in sorted(before.keys() - after.keys(), key=str):
+        result["removed"].append(entry(path, value=before[path]))
+    for path in sorted(before.keys() & after.keys(), key=str):
+        if before[path] != after[path]:
+            result["changed"].append(entry(path, old=before[path], new=after[path]))
+    return result
+
+
+def summary(changes: dict[str, list]) -> dict[str, list[str]]:
+    """Only the paths of a diff: what goes in the audit log."""
+    return {kind: [c["path"] for c in items] for kind, items in changes.items()}
+
+
+def diff(name: str, from_version: int, to_version: int) -> dict:
+    service = get_service(name)
+    old, new = get_version(service, from_version), get_version(service, to_version)
+    paths = _union(old.secret_paths, new.secret_paths)
+    return {
+        "service": name,
+        "from_version": old.version,
+        "to_version": new.version,
+        **diff_documents(reveal(old), reveal(new), paths),
+    }
+
+
+def _union(a: list, b: list) -> list:
+    return [list(p) for p in sorted({tuple(p) for p in a} | {tuple(p) for p in b})]
+
+
+# --- Schemas --------------------------------------------------------------------------------
+
+
+def put_schema(name: str, document: dict, actor, *, comment: str = "") -> dict:
+    """Store a new schema version (unless it equals the current one) and re-validate the
+    current configuration against it."""
+    schema_json, form = config_schema.normalise(document)
+    with transaction.atomic():
+        service = get_service(name, lock=True)
+        current = current_schema(service)
+        changed = current is None or current.schema != schema_json
+        if changed:
+            current = ConfigSchema.objects.create(
+                service=service,
+                version=(current.version + 1) if current else 1,
+                schema=schema_json,
+                source_format=form,
+                source=document,
+                secret_paths=config_schema.secret_paths(schema_json),
+                author=str(actor),
+                comment=comment,
+            )
+            audit.record(
+                actor,
+                "config.schema",
+                "service",
+                name,
+                {"version": current.version, "format": form, "comment": comment},
+            )
+    config = current_version(service)
+    report = None
+    if config is not None:
+        valid, issues = validity_now(config, current)
+        report = {"version": config.version, "valid": valid, "issues": issues}
+    return {
+        "service": name,
+        "version": current.version,
+        "changed": changed,
+        "source_format": current.source_format,
+        "secret_paths": current.secret_paths,
+        "current_config": report,
+    }
+
+
+# --- Key rotation ---------------------------------------------------------------------------
+
+
+def rotate_secrets(batch_size: int = 500) -> int:
+    """Re-encrypt every stored secret with the first key; returns how many versions changed.
+    Version rows are immutable in content; only the ciphertext of their secrets changes."""
+    changed = 0
+    rows = ConfigVersion.objects.exclude(secret_paths=[]).order_by("pk")
+    for version in rows.iterator(chunk_size=batch_size):
+        values = map_secrets(
+            version.values, version.secret_paths, lambda token, _: encryption.rotate(token)
+        )
+        if values != version.values:
+            ConfigVersion.objects.filter(pk=version.pk).update(values=values)
+            changed += 1
+    return changed

@@ -1,0 +1,74 @@
+"""Encryption of secret configuration values at rest (Fernet, with key rotation).
+
+Keys come from CONFIG_ENCRYPTION_KEYS; the first one encrypts and every one decrypts, so a
+key is rotated by putting the new one first, re-encrypting (``rotate``), then dropping the
+old. A key derived from SECRET_KEY is always the last to try, so a deployment that starts
+without explicit keys can move to them later.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+from functools import cache
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+def _derived_key() -> bytes:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"portal-config-secrets")
+    return base64.urlsafe_b64encode(hkdf.derive(settings.SECRET_KEY.encode()))
+
+
+@cache
+def _fernet() -> MultiFernet:
+    keys = []
+    for i, key in enumerate(settings.CONFIG_ENCRYPTION_KEYS):
+        try:
+            keys.append(Fernet(key))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"CONFIG_ENCRYPTION_KEYS entry {i + 1} is not a Fernet key "
+                "(32 url-safe base64-encoded bytes)"
+            ) from None
+    keys.append(Fernet(_derived_key()))
+    return MultiFernet(keys)
+
+
+def reset_keys() -> None:
+    """Forget the cached keys (after the settings changed, e.g. in tests)."""
+    _fernet.cache_clear()
+    _hash_key.cache_clear()
+
+
+def encrypt(value) -> str:
+    """Any JSON value -> a Fernet token (text)."""
+    return _fernet().encrypt(json.dumps(value).encode()).decode()
+
+
+def decrypt(token: str):
+    try:
+        return json.loads(_fernet().decrypt(token.encode()))
+    except (InvalidToken, AttributeError, ValueError):
+        raise ValueError("a stored secret cannot be decrypted with the configured keys") from None
+
+
+def rotate(token: str) -> str:
+    """Re-encrypt with the first key."""
+    return _fernet().rotate(token.encode()).decode()
+
+
+@cache
+def _hash_key() -> bytes:
+    return hashlib.sha256(b"portal-config-hash:" + settings.SECRET_KEY.encode()).digest()
+
+
+def content_hash(document) -> str:
+    """A keyed hash of a plaintext document: equal documents, equal hashes; and a secret
+    cannot be guessed from the hash by trying values offline."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hmac.new(_hash_key(), canonical.encode(), hashlib.sha256).hexdigest()

@@ -1,0 +1,296 @@
+"""The configuration API as a pipeline uses it."""
+
+import json
+import logging
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from portal.auth import system_actor
+from portal.errors import Conflict
+from services import configs
+from services.models import ConfigSchema, ConfigVersion
+from tests.conftest import ApiClient
+from tests.factories import ServiceFactory
+
+pytestmark = pytest.mark.django_db
+SEED = json.loads((Path(__file__).parent.parent / "fixtures" / "seed_schema.json").read_text())
+SECRET = "s3cr3t-pa55word!"
+
+
+@pytest.fixture
+def svc():
+    ServiceFactory(name="legacy-service")
+    return "/api/services/legacy-service/config"
+
+
+@pytest.fixture
+def pipeline(make_token):
+    return ApiClient(
+        make_token(["config:read", "config:write", "registry:read", "registry:write"]).secret
+    )
+
+
+@pytest.fixture
+def vault(make_token):
+    return ApiClient(make_token(["config:read", "config:secrets"]).secret)
+
+
+def with_secret_schema(pipeline, svc):
+    schema = {
+        **SEED,
+        "field_types": {**SEED["field_types"], "db_password": "str"},
+        "optional_fields": [*SEED["optional_fields"], "db_password"],
+        "secret_fields": ["db_password"],
+    }
+    assert pipeline.call("PUT", f"{svc}/schema", schema).status_code == 201
+
+
+def test_the_seed_schema_and_config_through_the_api(pipeline, svc):
+    res = pipeline.call("PUT", f"{svc}/schema", SEED)
+    assert res.status_code == 201
+    assert res.json()["version"] == 1 and res.json()["source_format"] == "seed"
+    assert pipeline.call("PUT", f"{svc}/schema", SEED).status_code == 200  # unchanged
+    res = pipeline.call(
+        "POST", svc, {"values": {"api_timeout": 45}, "base_version": 0, "comment": "initial"}
+    )
+    assert res.status_code == 201
+    assert res.json()["version"] == 1 and res.json()["valid"] is True
+    body = pipeline.call("GET", svc).json()
+    assert body["version"] == 1 and body["valid"] is True
+    assert body["values"]["api_timeout"] == 45 and body["values"]["log_level"] == "INFO"
+    schema = pipeline.call("GET", f"{svc}/schema").json()
+    assert schema["schema"]["properties"]["api_timeout"]["maximum"] == 300
+    assert schema["source"] == SEED
+
+
+def test_a_bad_value_is_422_naming_the_field_and_stores_nothing(pipeline, svc):
+    pipeline.call("PUT", f"{svc}/schema", SEED)
+    res = pipeline.call(
+        "POST",
+        svc,
+        {"values": {"api_timeout": 0, "log_level": "LOUD", "colour": "red"}, "base_version": 0},
+    )
+    assert res.status_code == 422
+    fields = res.json()["error"]["fields"]
+    assert set(fields) == {"values.api_timeout", "values.log_level", "values.colour"}
+    assert not ConfigVersion.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"values": [], "base_version": 0}, "values"),
+        ({"values": {}, "base_version": -1}, "base_version"),
+        ({"values": {}}, "base_version"),
+        ({"values": {}, "base_version": 0, "extra": 1}, "extra"),
+    ],
+)
+def test_a_malformed_write_is_422(pipeline, svc, body, field):
+    res = pipeline.call("POST", svc, body)
+    assert res.status_code == 422 and field in res.json()["error"]["fields"]
+
+
+def test_bad_schemas_are_422_with_where(pipeline, svc):
+    res = pipeline.call("PUT", f"{svc}/schema", {"field_types": {"port": "integer"}})
+    assert res.status_code == 422
+    assert "field_types.port" in res.json()["error"]["fields"]
+    res = pipeline.call(
+        "PUT", f"{svc}/schema", {"type": "object", "properties": {"a": {"type": 5}}}
+    )
+    assert res.status_code == 422 and "properties.a.type" in res.json()["error"]["fields"]
+    assert not ConfigSchema.objects.exists()
+
+
+def test_unknown_service_and_missing_versions_are_404(pipeline, svc):
+    assert pipeline.call("GET", "/api/services/ghost/config").status_code == 404
+    assert (
+        pipeline.call(
+            "POST", "/api/services/ghost/config", {"values": {}, "base_version": 0}
+        ).status_code
+        == 404
+    )
+    res = pipeline.call("GET", svc)
+    assert res.status_code == 404 and res.json()["error"]["code"] == "no_config"
+    pipeline.call("POST", svc, {"values": {"a": 1}, "base_version": 0})
+    assert pipeline.call("GET", f"{svc}?version=7").status_code == 404
+    res = pipeline.call("POST", f"{svc}/rollback", {"to_version": 7})
+    assert res.status_code == 404 and res.json()["error"]["code"] == "no_such_version"
+
+
+def test_an_oversized_document_is_413(pipeline, svc, settings):
+    settings.CONFIG_MAX_BYTES = 1024
+    res = pipeline.call("POST", svc, {"values": {"blob": "x" * 2000}, "base_version": 0})
+    assert res.status_code == 413 and res.json()["error"]["limit"] == 1024
+    assert not ConfigVersion.objects.exists()
+
+
+def test_a_stale_write_is_409_with_the_current_version(pipeline, svc):
+    pipeline.call("POST", svc, {"values": {"a": 1}, "base_version": 0})
+    pipeline.call("POST", svc, {"values": {"a": 2}, "base_version": 1})
+    res = pipeline.call("POST", svc, {"values": {"a": 3}, "base_version": 1})
+    assert res.status_code == 409
+    error = res.json()["error"]
+    assert error["code"] == "stale_version" and error["current_version"] == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_edits_from_one_base_one_wins_one_gets_409():
+    ServiceFactory(name="race")
+    barrier, results = threading.Barrier(2), []
+
+    def edit(value):
+        barrier.wait()
+        try:
+            configs.publish("race", {"who": value}, 0, system_actor(value))
+            results.append("won")
+        except Conflict as exc:
+            results.append(exc.extra["current_version"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=edit, args=(name,)) for name in ("alice", "bob")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results, key=str) == [1, "won"]
+    assert ConfigVersion.objects.filter(service__name="race").count() == 1
+
+
+def test_validate_is_a_dry_run(pipeline, svc):
+    pipeline.call("PUT", f"{svc}/schema", SEED)
+    ok = pipeline.call("POST", f"{svc}/validate", {"values": {"api_timeout": 5}, "base_version": 0})
+    assert ok.status_code == 200 and ok.json()["valid"] is True and not ok.json()["stored"]
+    bad = pipeline.call(
+        "POST", f"{svc}/validate", {"values": {"api_timeout": 999}, "base_version": 0}
+    )
+    assert bad.status_code == 422 and "values.api_timeout" in bad.json()["error"]["fields"]
+    assert not ConfigVersion.objects.exists()
+
+
+def test_a_secret_never_appears_in_output_or_logs(pipeline, vault, svc, caplog):
+    caplog.set_level(logging.DEBUG)
+    with_secret_schema(pipeline, svc)
+    res = pipeline.call(
+        "POST", svc, {"values": {"api_timeout": 5, "db_password": SECRET}, "base_version": 0}
+    )
+    assert res.status_code == 201
+    for path in (
+        "",
+        "?format=env",
+        "/versions/1",
+        "/diff?from_version=1&to_version=1",
+        "/versions",
+    ):
+        out = pipeline.call("GET", f"{svc}{path}")
+        assert out.status_code == 200, path
+        assert SECRET not in out.content.decode(), path
+    pipeline.call(
+        "POST", svc, {"values": {"api_timeout": 6, "db_password": "x"}, "base_version": 1}
+    )
+    assert SECRET not in pipeline.call("GET", f"{svc}/diff").content.decode()
+    assert pipeline.call("GET", svc).json()["values"]["db_password"] == configs.MASK
+    assert vault.call("GET", f"{svc}?version=1").json()["values"]["db_password"] == SECRET
+    everything_logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert SECRET not in everything_logged
+
+
+def test_a_pipeline_sources_the_env_format_in_a_shell(pipeline, vault, svc, tmp_path):
+    with_secret_schema(pipeline, svc)
+    tricky = 'it\'s $(touch pwned) `x` "q"\nline2'
+    schema = {
+        "type": "object",
+        "properties": {
+            "rag_database_url": {"type": "string"},
+            "db_password": {"type": "string", "writeOnly": True},
+            "nested": {"type": "object"},
+            "tricky": {"type": "string"},
+        },
+    }
+    pipeline.call("PUT", f"{svc}/schema", schema)
+    pipeline.call(
+        "POST",
+        svc,
+        {
+            "values": {
+                "rag_database_url": "postgres://x",
+                "db_password": SECRET,
+                "tricky": tricky,
+                "nested": {"port": 5432, "flags": ["a", "b"], "on": True},
+            },
+            "base_version": 0,
+        },
+    )
+    masked = pipeline.call("GET", f"{svc}?format=env")
+    assert masked["Content-Type"].startswith("text/plain")
+    assert masked["X-Config-Version"] == "1"
+    assert "DB_PASSWORD omitted" in masked.content.decode()
+    revealed = vault.call("GET", f"{svc}?format=env&prefix=APP_")
+    env_file = tmp_path / "config.env"
+    env_file.write_bytes(revealed.content)
+    script = (
+        'set -a; . "$1"; printf "%s\\n---\\n" "$APP_RAG_DATABASE_URL" "$APP_DB_PASSWORD" '
+        '"$APP_TRICKY" "$APP_NESTED_PORT" "$APP_NESTED_FLAGS" "$APP_NESTED_ON"'
+    )
+    out = subprocess.run(
+        ["bash", "-c", script, "sh", str(env_file)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.split("\n---\n")[:6] == ["postgres://x", SECRET, tricky, "5432", '["a","b"]', "true"]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_rollback_and_diff_through_the_api(pipeline, svc):
+    pipeline.call("POST", svc, {"values": {"a": 1, "b": {"c": 2}}, "base_version": 0})
+    pipeline.call("POST", svc, {"values": {"a": 1, "b": {"c": 3}, "d": 4}, "base_version": 1})
+    diff = pipeline.call("GET", f"{svc}/diff").json()
+    assert diff["from_version"] == 1 and diff["to_version"] == 2
+    assert diff["changed"] == [{"path": "b.c", "old": 2, "new": 3, "secret": False, "value": None}]
+    assert [a["path"] for a in diff["added"]] == ["d"]
+    res = pipeline.call("POST", f"{svc}/rollback", {"to_version": 1})
+    assert res.status_code == 201 and res.json()["version"] == 3
+    assert pipeline.call("GET", svc).json()["values"] == {"a": 1, "b": {"c": 2}}
+    versions = pipeline.call("GET", f"{svc}/versions").json()
+    assert [v["version"] for v in versions] == [3, 2, 1]
+    assert versions[0]["rolled_back_from"] == 1
+
+
+def test_deployments_and_drift(pipeline, svc):
+    pipeline.call("POST", svc, {"values": {"a": 1}, "base_version": 0})
+    res = pipeline.call(
+        "POST",
+        "/api/services/legacy-service/deployments",
+        {"version": "2.0.1", "config_version": 1, "link": "https://ci.example/run/1"},
+    )
+    assert res.status_code == 201 and res.json()["config_hash"]
+    drift = pipeline.call("GET", f"{svc}/drift").json()
+    assert drift["state"] == "in_sync"
+    pipeline.call("POST", svc, {"values": {"a": 2}, "base_version": 1})
+    drift = pipeline.call("GET", f"{svc}/drift").json()
+    assert drift["drifting"] and drift["applied_version"] == 1 and drift["current_version"] == 2
+    listing = pipeline.call("GET", "/api/config/drift").json()
+    assert [d["service"] for d in listing] == ["legacy-service"]
+    assert (
+        pipeline.call("GET", "/api/services/legacy-service").json()["deployed_version"] == "2.0.1"
+    )
+    deploys = pipeline.call("GET", "/api/services/legacy-service/deployments").json()
+    assert deploys[0]["link"] == "https://ci.example/run/1"
+    bad = pipeline.call(
+        "POST", "/api/services/legacy-service/deployments", {"version": "", "status": "exploded"}
+    )
+    assert bad.status_code == 422 and {"version", "status"} <= set(bad.json()["error"]["fields"])
+
+
+def test_config_scopes_are_enforced(make_token, svc):
+    reader = ApiClient(make_token(["config:read"]).secret)
+    assert reader.call("POST", svc, {"values": {}, "base_version": 0}).status_code == 403
+    assert reader.call("PUT", f"{svc}/schema", SEED).status_code == 403
+    registry_only = ApiClient(make_token(["registry:read"]).secret)
+    assert registry_only.call("GET", svc).status_code == 403
