@@ -1,17 +1,27 @@
 """Admin for the registry. Every save goes through services.registry, like the API, so the
 admin gets the same validation, cycle refusal and audit trail."""
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from portal import audit
 from portal.auth import user_principal
-from portal.errors import PortalError
-from services import lifecycle, registry
+from portal.errors import Conflict, InvalidInput, PortalError
+from services import configs, lifecycle, registry
+from services.config_forms import ConfigForm
 from services.graph import DependencyGraph, format_cycle
 from services.models import (
+    ConfigSchema,
+    ConfigVersion,
     Dependency,
+    Deployment,
     LifecycleStatus,
     LifecycleTransition,
     Service,
@@ -120,7 +130,13 @@ class ServiceAdmin(admin.ModelAdmin):
     search_fields = ["name", "display_name", "description"]
     list_select_related = ["team"]
     filter_horizontal = ["tags"]
-    readonly_fields = ["lifecycle_status", "lifecycle_changed_at", "created_at", "updated_at"]
+    readonly_fields = [
+        "configuration",
+        "lifecycle_status",
+        "lifecycle_changed_at",
+        "created_at",
+        "updated_at",
+    ]
     inlines = [DependencyInline, TransitionInline]
     actions = [mark_running, mark_stopped]
     fieldsets = [
@@ -142,9 +158,35 @@ class ServiceAdmin(admin.ModelAdmin):
         ("Links", {"fields": ["repository_url", "docs_url", "runbook_url"]}),
         (
             "Lifecycle",
-            {"fields": ["lifecycle_status", "lifecycle_changed_at", "created_at", "updated_at"]},
+            {
+                "fields": [
+                    "configuration",
+                    "lifecycle_status",
+                    "lifecycle_changed_at",
+                    "created_at",
+                    "updated_at",
+                ]
+            },
         ),
     ]
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(
+            lambda request, object_id: config_view(self, request, object_id)
+        )
+        return [
+            path("<path:object_id>/config/", view, name="services_service_config"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="configuration")
+    def configuration(self, obj):
+        if not obj.pk:
+            return "-"
+        current = configs.current_version(obj)
+        label = f"version {current.version}" if current else "none yet"
+        url = reverse("admin:services_service_config", args=[obj.pk])
+        return format_html('{} — <a href="{}">edit configuration</a>', label, url)
 
     def get_readonly_fields(self, request, obj=None):
         # Renaming would break every pipeline and token that names the service.
@@ -226,3 +268,178 @@ class DependencyAdmin(admin.ModelAdmin):
         registry.remove_dependency(
             obj.service.name, obj.depends_on.name, user_principal(request.user)
         )
+
+
+# --- Configuration ---------------------------------------------------------------------------
+
+
+def config_view(model_admin, request, object_id):
+    """Edit a service's configuration through a form generated from its schema."""
+    service = get_object_or_404(Service, pk=object_id)
+    if not model_admin.has_change_permission(request, service):
+        raise PermissionDenied
+    schema = configs.current_schema(service)
+    current = configs.current_version(service)
+    base = current.version if current else 0
+    form_kwargs = {
+        "schema": schema.schema if schema else None,
+        "current": configs.masked(current) if current else {},
+        "base_version": base,
+    }
+    form = ConfigForm(request.POST or None, **form_kwargs)
+    if request.method == "POST" and form.is_valid():
+        try:
+            outcome = configs.publish(
+                service.name,
+                form.values(),
+                form.cleaned_data["base_version"],
+                user_principal(request.user),
+                comment=form.cleaned_data["comment"],
+            )
+        except InvalidInput as exc:
+            form.add_publish_errors(exc.fields)
+        except Conflict as exc:
+            form.add_error(None, exc.message)
+        else:
+            if not outcome.stored:
+                messages.info(request, "Nothing changed: the configuration is the same.")
+            elif outcome.check.valid is False:
+                messages.warning(
+                    request,
+                    f"Saved version {outcome.version.version}, which does "
+                    f"not match the schema: {outcome.check.issues}",
+                )
+            else:
+                messages.success(request, f"Saved configuration version {outcome.version.version}.")
+            return redirect("admin:services_service_config", object_id=service.pk)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": Service._meta,
+        "original": service,
+        "title": f"Configuration of {service.name}",
+        "form": form,
+        "schema": schema,
+        "current": current,
+        "level": configs.level_for(service),
+        "versions": service.config_versions.order_by("-version")[:20],
+    }
+    return TemplateResponse(request, "admin/services/service/config.html", context)
+
+
+class ConfigVersionAdmin(admin.ModelAdmin):
+    list_display = [
+        "service",
+        "version",
+        "valid",
+        "validation_level",
+        "author",
+        "comment",
+        "created_at",
+    ]
+    list_filter = ["valid", "validation_level", "service__team"]
+    search_fields = ["service__name", "author", "comment", "content_hash"]
+    list_select_related = ["service"]
+    actions = ["roll_back_to_this_version"]
+    fields = [
+        "service",
+        "version",
+        "masked_values",
+        "diff_with_previous",
+        "valid",
+        "issues",
+        "validation_level",
+        "schema",
+        "content_hash",
+        "author",
+        "comment",
+        "rolled_back_from",
+        "created_at",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_staff
+
+    @admin.display(description="values (secrets masked)")
+    def masked_values(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(configs.masked(obj), indent=2))
+
+    @admin.display(description="changes from the previous version")
+    def diff_with_previous(self, obj):
+        if obj.version == 1:
+            return "first version"
+        changes = configs.diff(obj.service.name, obj.version - 1, obj.version)
+        lines = [
+            f"+ {c['path']}" + ("" if c.get("secret") else f" = {c['value']!r}")
+            for c in changes["added"]
+        ]
+        lines += [f"- {c['path']}" for c in changes["removed"]]
+        lines += [
+            f"~ {c['path']}"
+            + (" (secret)" if c.get("secret") else f": {c['old']!r} -> {c['new']!r}")
+            for c in changes["changed"]
+        ]
+        return format_html("<pre>{}</pre>", "\n".join(lines) or "no change")
+
+    @admin.action(description="Roll back to the selected version (makes a new version)")
+    def roll_back_to_this_version(self, request, queryset):
+        if queryset.count() != 1:
+            messages.error(request, "Select exactly one version to roll back to.")
+            return
+        version = queryset.select_related("service").get()
+        try:
+            outcome = configs.rollback(
+                version.service.name, version.version, user_principal(request.user)
+            )
+        except PortalError as exc:
+            messages.error(request, f"Not rolled back: {exc.message} {exc.fields or ''}")
+            return
+        if outcome.stored:
+            messages.success(
+                request,
+                f"{version.service.name}: version "
+                f"{outcome.version.version} now equals version {version.version}.",
+            )
+        else:
+            messages.info(request, "Nothing to do: that is already the current content.")
+
+
+admin.site.register(ConfigVersion, ConfigVersionAdmin)
+
+
+@admin.register(ConfigSchema)
+class ConfigSchemaAdmin(admin.ModelAdmin):
+    list_display = ["service", "version", "source_format", "author", "comment", "created_at"]
+    list_filter = ["source_format"]
+    search_fields = ["service__name", "author"]
+    list_select_related = ["service"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(admin.ModelAdmin):
+    list_display = ["service", "version", "status", "config_version", "actor", "created_at"]
+    list_filter = ["status", "service__team"]
+    search_fields = ["service__name", "version", "actor"]
+    list_select_related = ["service"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -80,3 +80,34 @@ DEMO_LIFECYCLE = {
     "notifications": ["stopped"],
     "api-gateway": ["running"],
 }
+
+# The seed's example schema, with a secret added, for the payments service.
+DEMO_SCHEMA = {
+    "required_fields": ["rag_database_url", "api_timeout"],
+    "optional_fields": ["max_retries", "enable_caching", "log_level", "db_password"],
+    "field_types": {
+        "rag_database_url": "str",
+        "api_timeout": "int",
+        "max_retries": "int",
+        "enable_caching": "bool",
+        "log_level": "str",
+        "db_password": "str",
+    },
+    "field_defaults": {
+        "rag_database_url": "sqlite:///app.db",
+        "api_timeout": 30,
+        "max_retries": 3,
+        "enable_caching": True,
+        "log_level": "INFO",
+    },
+    "validation_rules": {
+        "api_timeout": {"min": 1, "max": 300},
+        "max_retries": {"min": 0, "max": 10},
+        "log_level": {"choices": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]},
+    },
+    "secret_fields": ["db_password"],
+}
+DEMO_CONFIGS = [
+    {"api_timeout": 20, "db_password": "demo-password-1"},
+    {"api_timeout": 45, "log_level": "DEBUG", "db_password": "demo-password-1"},
+]

@@ -5,6 +5,7 @@ from django.core.management import CommandError, call_command
 
 from portal import tokens
 from portal.models import ApiToken
+from services import deployments
 from services.models import Dependency, Service
 
 pytestmark = pytest.mark.django_db
@@ -74,6 +75,9 @@ def test_load_demo_is_idempotent(capsys, settings):
     count = Service.objects.count()
     assert count >= 5
     assert Service.objects.filter(lifecycle_status="running").exists()
+    payments = Service.objects.get(name="payments")
+    assert payments.config_versions.count() == 2
+    assert deployments.drift(payments)["state"] == "drifting"
     call_command("load_demo")
     assert Service.objects.count() == count
     assert "0 new" in capsys.readouterr().out

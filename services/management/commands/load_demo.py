@@ -3,8 +3,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from portal.auth import system_actor
-from services import lifecycle, registry
-from services.demo import DEMO_LIFECYCLE, DEMO_MANIFEST
+from services import configs, deployments, lifecycle, registry
+from services.demo import DEMO_CONFIGS, DEMO_LIFECYCLE, DEMO_MANIFEST, DEMO_SCHEMA
 from services.models import Service
 from services.schemas import ManifestIn
 
@@ -18,12 +18,30 @@ class Command(BaseCommand):
         for name in result.as_dict()["created"]:
             for status in DEMO_LIFECYCLE.get(name, []):
                 lifecycle.transition(name, status, "demo data", actor)
+        if "payments" in result.as_dict()["created"]:
+            self._demo_config(actor)
         self.stdout.write(
             f"Demo registry: {Service.objects.count()} services "
             f"({len(result.as_dict()['created'])} new)."
         )
         if settings.DEBUG:
             self._demo_user()
+
+    def _demo_config(self, actor) -> None:
+        """Two configuration versions, the first one deployed: payments shows drift."""
+        configs.put_schema("payments", DEMO_SCHEMA, actor, comment="the seed's example")
+        for number, values in enumerate(DEMO_CONFIGS):
+            configs.publish("payments", values, number, actor, comment="demo data")
+            if number == 0:
+                deployments.report(
+                    "payments",
+                    version="2024.11.2",
+                    status="succeeded",
+                    config_version=1,
+                    config_hash="",
+                    link="",
+                    actor=actor,
+                )
 
     def _demo_user(self) -> None:
         User = get_user_model()

@@ -1,0 +1,103 @@
+"""Editing configuration in the admin: a form from the schema, errors on their fields."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from portal.auth import system_actor
+from services import configs
+from services.models import ConfigVersion
+from tests.factories import ServiceFactory
+
+pytestmark = pytest.mark.django_db
+ACTOR = system_actor("test")
+SEED = json.loads((Path(__file__).parent.parent / "fixtures" / "seed_schema.json").read_text())
+SCHEMA = {
+    **SEED,
+    "field_types": {**SEED["field_types"], "db_password": "str"},
+    "optional_fields": [*SEED["optional_fields"], "db_password"],
+    "secret_fields": ["db_password"],
+}
+
+
+@pytest.fixture
+def page(client, admin_user):
+    client.force_login(admin_user)
+    service = ServiceFactory(name="legacy-service")
+    configs.put_schema("legacy-service", SCHEMA, ACTOR)
+    return f"/admin/services/service/{service.pk}/config/"
+
+
+def form_data(base_version=0, **values):
+    data = {"base_version": base_version, "comment": "from the admin", "extra_values": ""}
+    data.update({f"values__{k}": v for k, v in values.items()})
+    return data
+
+
+def test_the_form_has_a_field_per_schema_entry(client, page):
+    html = client.get(page).content.decode()
+    for name in (
+        "values__api_timeout",
+        "values__log_level",
+        "values__enable_caching",
+        "values__db_password",
+    ):
+        assert f'name="{name}"' in html
+    assert 'type="password"' in html and "Validation level: <strong>strict" in html
+
+
+def test_saving_stores_a_version_with_defaults(client, page):
+    res = client.post(
+        page, form_data(api_timeout="45", log_level="DEBUG", db_password="topsecret-1")
+    )
+    assert res.status_code == 302
+    version = ConfigVersion.objects.get()
+    assert version.author == "user:root" and version.comment == "from the admin"
+    values = configs.reveal(version)
+    assert values["api_timeout"] == 45 and values["log_level"] == "DEBUG"
+    assert values["max_retries"] == 3 and values["db_password"] == "topsecret-1"
+
+
+def test_errors_land_on_their_fields(client, page):
+    res = client.post(page, form_data(api_timeout="400"))
+    assert res.status_code == 200
+    form = res.context["form"]
+    assert "values__api_timeout" in form.errors
+    assert not ConfigVersion.objects.exists()
+
+
+def test_the_secret_is_shown_masked_and_kept_when_the_mask_is_sent_back(client, page):
+    client.post(page, form_data(api_timeout="45", db_password="topsecret-1"))
+    html = client.get(page).content.decode()
+    assert "topsecret-1" not in html and configs.MASK in html
+    client.post(page, form_data(base_version=1, api_timeout="50", db_password=configs.MASK))
+    latest = ConfigVersion.objects.order_by("-version").first()
+    assert latest.version == 2 and configs.reveal(latest)["db_password"] == "topsecret-1"
+
+
+def test_a_stale_form_is_refused(client, page):
+    client.post(page, form_data(api_timeout="45"))
+    res = client.post(page, form_data(base_version=0, api_timeout="46"))
+    assert res.status_code == 200
+    assert "no longer current" in str(res.context["form"].non_field_errors())
+    assert ConfigVersion.objects.count() == 1
+
+
+def test_history_is_read_only_with_diffs_and_rollback_is_an_action(client, page):
+    client.post(page, form_data(api_timeout="45", db_password="topsecret-1"))
+    client.post(page, form_data(base_version=1, api_timeout="60", db_password="other-one"))
+    second = ConfigVersion.objects.get(version=2)
+    detail = client.get(f"/admin/services/configversion/{second.pk}/change/").content.decode()
+    assert "~ api_timeout: 45 -&gt; 60" in detail and "~ db_password (secret)" in detail
+    assert "topsecret-1" not in detail and "other-one" not in detail
+    first = ConfigVersion.objects.get(version=1)
+    res = client.post(
+        "/admin/services/configversion/",
+        {"action": "roll_back_to_this_version", "_selected_action": [first.pk]},
+        follow=True,
+    )
+    assert res.status_code == 200
+    third = ConfigVersion.objects.get(version=3)
+    assert third.rolled_back_from == 1
+    assert configs.reveal(third)["api_timeout"] == 45
