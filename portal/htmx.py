@@ -2,13 +2,18 @@
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
 
 
 def is_partial(request: HttpRequest) -> bool:
     htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.boosted  # boosted requests want the whole page
+    # Boosted requests and history restores (Back after a cache miss) want the whole page.
+    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
 
 
 def render_page(request: HttpRequest, template: str, partial: str, context: dict) -> HttpResponse:
     name = f"{template}#{partial}" if is_partial(request) else template
-    return render(request, name, context)
+    response = render(request, name, context)
+    # The page and its fragment share a URL: caches (the browser's Back) must tell them apart.
+    patch_vary_headers(response, ["HX-Request"])
+    return response

@@ -39,6 +39,15 @@ def test_an_htmx_request_gets_only_the_table(logged_in):
     assert "<html" not in html
 
 
+def test_a_history_restore_gets_the_whole_page_and_caches_tell_them_apart(logged_in):
+    ServiceFactory(name="db")
+    res = logged_in.get(
+        "/?q=d", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
+    assert "<html" in res.content.decode()
+    assert "HX-Request" in res["Vary"]
+
+
 def test_a_bad_filter_is_reported_not_fatal(logged_in):
     ServiceFactory(name="db")
     res = logged_in.get("/?status=sleeping&q=d")
