@@ -153,3 +153,4 @@ def on_unexpected(request, exc: Exception):
 
 api.add_router("/", "services.api.router")
 api.add_router("/", "services.config_api.router")
+api.add_router("/", "healthchecks.api.router")

@@ -11,7 +11,15 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from portal.env import env_bool, env_choice, env_int, env_list, env_secret, env_str
+from portal.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Local state of the embedded mode: SQLite file, filesystem broker, beat schedule.
@@ -149,6 +157,12 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep our JSON logging
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Probe batches go to their own queue, so a slow batch never holds up the dispatcher or
+# housekeeping; the dispatcher has its own queue too (run it on a worker of its own).
+CELERY_TASK_ROUTES = {
+    "healthchecks.tasks.probe_batch": {"queue": "probes"},
+    "healthchecks.tasks.dispatch_due_checks": {"queue": "dispatch"},
+}
 # Beat holds only fixed housekeeping; per-check schedules live in the database.
 CELERY_BEAT_SCHEDULE = {
     "beat-heartbeat": {
@@ -156,6 +170,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("BEAT_HEARTBEAT_SECONDS", 30, minimum=1),
         "args": ("beat",),
     },
+    "dispatch-due-checks": {
+        "task": "healthchecks.tasks.dispatch_due_checks",
+        "schedule": env_float("HEALTH_DISPATCH_SECONDS", 1.0),
+    },
+    "roll-up-history": {"task": "healthchecks.tasks.roll_up_history", "schedule": 60.0},
+    "prune-history": {"task": "healthchecks.tasks.prune_history", "schedule": 3600.0},
 }
 
 # --- Security ---------------------------------------------------------------------------------
@@ -252,4 +272,30 @@ CONFIG_ENCRYPTION_KEYS = env_list("CONFIG_ENCRYPTION_KEYS")
 # Largest configuration document (values or schema) accepted, in bytes of JSON.
 CONFIG_MAX_BYTES = env_int("CONFIG_MAX_BYTES", 262_144, minimum=1024)
 HEALTH_CHECK_INTERVAL = env_int("HEALTH_CHECK_INTERVAL", 30, minimum=1)
+# Where checks may point (a health checker fetches URLs users give it: an SSRF engine by
+# design). Comma-separated CIDRs, ports and host patterns; empty "allowed" means any. Always
+# refused whatever these say: link-local and cloud metadata addresses (169.254.0.0/16,
+# fd00:ec2::254), unspecified and multicast addresses.
+HEALTH_ALLOWED_NETWORKS = env_list("HEALTH_ALLOWED_NETWORKS")
+HEALTH_DENIED_NETWORKS = env_list("HEALTH_DENIED_NETWORKS")
+HEALTH_ALLOWED_PORTS = env_list("HEALTH_ALLOWED_PORTS")
+HEALTH_DENIED_PORTS = env_list("HEALTH_DENIED_PORTS")
+HEALTH_ALLOWED_HOSTS = env_list("HEALTH_ALLOWED_HOSTS")
+HEALTH_DENIED_HOSTS = env_list("HEALTH_DENIED_HOSTS")
+# The scheduler: beat runs the dispatcher every HEALTH_DISPATCH_SECONDS; it claims checks due
+# within HEALTH_DISPATCH_LOOKAHEAD seconds (workers start each probe at its due time) and
+# sends them in batches of HEALTH_BATCH_SIZE. A worker runs at most HEALTH_PROBE_CONCURRENCY
+# probes at once and records every HEALTH_FLUSH_SECONDS or HEALTH_FLUSH_SIZE results.
+HEALTH_DISPATCH_SECONDS = env_float("HEALTH_DISPATCH_SECONDS", 1.0)
+HEALTH_DISPATCH_LOOKAHEAD = env_float("HEALTH_DISPATCH_LOOKAHEAD", 2.0)
+HEALTH_BATCH_SIZE = env_int("HEALTH_BATCH_SIZE", 500, minimum=1)
+HEALTH_PROBE_CONCURRENCY = env_int("HEALTH_PROBE_CONCURRENCY", 500, minimum=1)
+HEALTH_FLUSH_SECONDS = env_float("HEALTH_FLUSH_SECONDS", 0.25)
+HEALTH_FLUSH_SIZE = env_int("HEALTH_FLUSH_SIZE", 500, minimum=1)
+# History: raw results, hourly and daily rollups are kept this many days.
+HEALTH_RAW_RETENTION_DAYS = env_int("HEALTH_RAW_RETENTION_DAYS", 7, minimum=1)
+HEALTH_HOURLY_RETENTION_DAYS = env_int("HEALTH_HOURLY_RETENTION_DAYS", 35, minimum=1)
+HEALTH_DAILY_RETENTION_DAYS = env_int("HEALTH_DAILY_RETENTION_DAYS", 400, minimum=1)
+# Python checks may only name callables under these module prefixes.
+HEALTH_CALLABLE_PREFIXES = env_list("HEALTH_CALLABLE_PREFIXES", ["healthchecks.builtin."])
 ENABLE_HEALTH_AUTOMATION = env_bool("ENABLE_HEALTH_AUTOMATION", True)

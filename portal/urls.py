@@ -1,8 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.templatetags.static import static
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from portal import views
 from portal.api import api
@@ -14,8 +12,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("health/", views.liveness, name="liveness"),
+    path("health/", include("healthchecks.urls")),
+    path("metrics", views.prometheus_metrics, name="metrics"),
     # Browsers ask for it on every page, the admin's included.
-    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
+    path("favicon.ico", views.favicon),
 ]
 
 handler400 = "portal.views.bad_request"

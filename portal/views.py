@@ -1,7 +1,8 @@
 """Site-wide views: the liveness probe and error pages that speak JSON to API clients."""
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.views.decorators.http import require_GET
 
 from portal.errors import error_response
@@ -11,6 +12,23 @@ from portal.errors import error_response
 def liveness(request: HttpRequest) -> JsonResponse:
     """The process answers: no database, no Redis (readiness lives at /health/service/...)."""
     return JsonResponse({"status": "pass"})
+
+
+@require_GET
+def prometheus_metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text exposition (open, like the health reads)."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from healthchecks.metrics import exposition
+
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
+    """Browsers ask for /favicon.ico on every page, the admin's included. The static URL is
+    resolved per request: in production it needs the collectstatic manifest."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
 def _wants_json(request: HttpRequest) -> bool:

@@ -14,6 +14,8 @@ from typing import Literal
 from django.db import connection, transaction
 from django.utils import timezone
 
+from healthchecks import checks
+from healthchecks.models import HealthCheck
 from portal import audit
 from portal.errors import Conflict, InvalidInput, NotFound
 from services.graph import DependencyGraph, format_cycle
@@ -65,6 +67,7 @@ class ServicePlan:
     tags: list[str]
     dependencies: dict[str, str]
     changes: dict = field(default_factory=dict)  # field -> [old, new]
+    checks: list | None = None  # healthchecks.checks.CheckPlan items, when checks were given
 
     @property
     def outcome(self) -> str:
@@ -139,6 +142,11 @@ class _Planner:
             service__name__in=existing
         ).values_list("service__name", "depends_on__name", "kind"):
             current_deps[service_name][dep_name] = kind
+        self.existing_checks = defaultdict(list)
+        for check in HealthCheck.objects.filter(service__name__in=existing).select_related(
+            "service"
+        ):
+            self.existing_checks[check.service.name].append(check)
         known_teams = set(
             Team.objects.filter(
                 name__in={s.team for s in self.manifest.services if s.team}
@@ -232,6 +240,18 @@ class _Planner:
         plan = ServicePlan(spec.name, self.path(i), existing, team, scalars, tags, deps)
         if existing is not None:
             plan.changes = self.diff(plan, existing, old_deps)
+        if "checks" in given:
+            prefix = "" if self.single else f"{self.path(i)}."
+            plan.checks, errors = checks.plan(
+                spec.checks, self.existing_checks.get(spec.name, []), prefix
+            )
+            self.errors.update(errors)
+            moved = {
+                o: [c.name for c in plan.checks if c.outcome == o]
+                for o in ("created", "updated", "removed")
+            }
+            if existing is not None and any(moved.values()):
+                plan.changes["checks"] = {o: names for o, names in moved.items() if names}
         return plan
 
     def normalise_dependencies(self, i: int, spec: ServiceIn) -> dict[str, str]:
@@ -329,6 +349,9 @@ def _write(result: ApplyResult, actor) -> None:
         ids,
         now,
     )
+    for plan in result.services:
+        if plan.checks:
+            checks.write(ids[plan.name], plan.checks)
     LifecycleTransition.objects.bulk_create(
         [
             LifecycleTransition(

@@ -4,50 +4,16 @@ Input is strict: unknown keys are refused (a misspelt ``dependancies`` must not 
 ignored), booleans must be JSON booleans, names must be DNS-label shaped.
 """
 
-import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import URLValidator
 from ninja import Field, Schema
-from pydantic import AfterValidator, ConfigDict, StrictBool, StrictStr
-from pydantic_core import PydanticCustomError
+from pydantic import ConfigDict, StrictBool, StrictStr
 
-from services.models import NAME_HELP, NAME_PATTERN, TAG_PATTERN, DependencyKind, LifecycleStatus
-
-_NAME_RE = re.compile(NAME_PATTERN)
-_TAG_RE = re.compile(TAG_PATTERN)
-_url_validator = URLValidator(schemes=["http", "https"])
-
-
-def _check_name(value: str) -> str:
-    if not _NAME_RE.match(value):
-        raise PydanticCustomError("name", f"{value!r} is not a valid name: {NAME_HELP}")
-    return value
-
-
-def _check_tag(value: str) -> str:
-    if not _TAG_RE.match(value):
-        raise PydanticCustomError(
-            "tag", f"{value!r} is not a valid tag: up to 50 of a-z 0-9 . _ : / -"
-        )
-    return value
-
-
-def _check_url(value: str) -> str:
-    if value:
-        try:
-            _url_validator(value)
-        except DjangoValidationError:
-            raise PydanticCustomError("url", f"{value!r} is not an http(s) URL") from None
-    return value
-
-
-Name = Annotated[StrictStr, AfterValidator(_check_name)]
-TagName = Annotated[StrictStr, AfterValidator(_check_tag)]
-Url = Annotated[StrictStr, Field(max_length=500), AfterValidator(_check_url)]
+from healthchecks.schemas import CheckIn
+from services.fields import Name, TagName, Url
+from services.models import DependencyKind, LifecycleStatus
 
 
 class StrictSchema(Schema):
@@ -93,6 +59,11 @@ class ServiceFieldsIn(StrictSchema):
         default_factory=list,
         max_length=500,
         description='A plain name is a hard dependency; {"service", "kind"} sets the kind.',
+    )
+    checks: list[CheckIn] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Health checks; given, they are the service's whole set (matched by name).",
     )
 
 

@@ -1,6 +1,9 @@
 import json
+from urllib.parse import urlsplit
 
 import pytest
+import redis
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test import Client
@@ -14,6 +17,16 @@ def _real_database(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         if connection.vendor != "postgresql":
             pytest.exit("tests run on PostgreSQL: set DATABASE_URL (make test does)", 2)
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis():
+    """Each test starts with an empty Redis database (the suite's own index, never 0)."""
+    url = settings.REDIS_URL
+    if url and not url.rstrip("/").endswith("/0") and urlsplit(url).path not in ("", "/"):
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+        client.close()
 
 
 class ApiClient(Client):

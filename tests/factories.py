@@ -31,3 +31,15 @@ class DependencyFactory(DjangoModelFactory):
 
     service = factory.SubFactory(ServiceFactory)
     depends_on = factory.SubFactory(ServiceFactory)
+
+
+def make_check(service=None, **fields):
+    """A check with its state row, as the registry creates them."""
+    from healthchecks.models import CheckState, HealthCheck
+
+    fields.setdefault("name", f"check-{HealthCheck.objects.count() + 1}")
+    fields.setdefault("kind", "http")
+    fields.setdefault("target", "http://127.0.0.1:9/")
+    check = HealthCheck.objects.create(service=service or ServiceFactory(), **fields)
+    CheckState.objects.create(health_check=check)
+    return check

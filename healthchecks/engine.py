@@ -1,0 +1,134 @@
+"""Running a batch of claimed checks in a worker: probe concurrently, record in bulk.
+
+Each probe starts at its due time (the dispatcher claims a little ahead), runs on one
+asyncio event loop with the others, and its outcome joins a buffer that a single recording
+thread flushes to the database every few hundred milliseconds -- so a slow target delays
+nothing but itself, and a worker killed mid-batch has already recorded what it finished.
+A batch that runs again (redelivered after a crash) skips what is already recorded.
+"""
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.db.utils import IntegrityError, InterfaceError, OperationalError
+from django.utils import timezone
+
+from healthchecks import checks, metrics, probes, recording
+from healthchecks.models import CheckResult, HealthCheck
+from healthchecks.netpolicy import NetworkPolicy
+from healthchecks.scheduling import Claim
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is not on every platform
+    uvloop = None
+
+
+def parse_claims(items) -> list[Claim]:
+    return [Claim(datetime.fromisoformat(due), int(check_id)) for check_id, due in items]
+
+
+def already_recorded(claims: list[Claim]) -> set[tuple[int, datetime]]:
+    keys = [(c.check_id, c.due_at) for c in claims]
+    found = set()
+    for start in range(0, len(keys), 1000):
+        found.update(
+            CheckResult.objects.filter(pk__in=keys[start : start + 1000]).values_list(
+                "health_check_id", "at"
+            )
+        )
+    return found
+
+
+def run_batch(items) -> dict:
+    """Probe and record one batch; returns counts for the task's log line."""
+    claims = parse_claims(items)
+    done = already_recorded(claims)
+    todo = [c for c in claims if (c.check_id, c.due_at) not in done]
+    rows = HealthCheck.objects.filter(
+        pk__in={c.check_id for c in todo}, enabled=True
+    ).select_related("state")
+    specs = {row.pk: checks.probe_spec(row, getattr(row, "state", None)) for row in rows}
+    todo = [c for c in todo if c.check_id in specs]
+    stats = {"claimed": len(claims), "skipped": len(claims) - len(todo), "probed": 0, "changed": 0}
+    if todo:
+        runner = _BatchRunner(specs, NetworkPolicy.from_settings())
+        factory = uvloop.new_event_loop if uvloop else None
+        probed, changed = asyncio.run(runner.run(todo), loop_factory=factory)
+        stats.update(probed=probed, changed=changed)
+    return stats
+
+
+class _BatchRunner:
+    def __init__(self, specs: dict, policy: NetworkPolicy):
+        self.specs = specs
+        self.policy = policy
+        self.buffer: list[recording.Result] = []
+        self.changed = 0
+        self.probed = 0
+        # One thread records: one database connection, flushes in order.
+        self.recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
+
+    async def run(self, todo: list[Claim]) -> tuple[int, int]:
+        limit = asyncio.Semaphore(settings.HEALTH_PROBE_CONCURRENCY)
+        flusher = asyncio.create_task(self._flush_periodically())
+        try:
+            async with probes.Prober(self.policy) as prober:
+                await asyncio.gather(*(self._one(prober, claim, limit) for claim in todo))
+        finally:
+            flusher.cancel()
+            await self._flush()
+            # The recording thread's own connection: resolved in that thread, closed there.
+            await asyncio.get_running_loop().run_in_executor(self.recorder, _close_connection)
+            self.recorder.shutdown()
+        return self.probed, self.changed
+
+    async def _one(self, prober: probes.Prober, claim: Claim, limit: asyncio.Semaphore) -> None:
+        delay = claim.due_at.timestamp() - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        async with limit:
+            started = timezone.now()
+            outcome = await prober.probe(self.specs[claim.check_id])
+        self.probed += 1
+        self.buffer.append(recording.Result(claim.check_id, claim.due_at, started, outcome))
+        if len(self.buffer) >= settings.HEALTH_FLUSH_SIZE:
+            await self._flush()
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(settings.HEALTH_FLUSH_SECONDS)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        chunk, self.buffer = self.buffer, []
+        if chunk:
+            loop = asyncio.get_running_loop()
+            self.changed += await loop.run_in_executor(self.recorder, record_resiliently, chunk)
+
+
+def _close_connection() -> None:
+    connection.close()
+
+
+def record_resiliently(chunk: list[recording.Result]) -> int:
+    """Record, trying once more if the connection died (PostgreSQL restarted) or a check
+    was deleted between reading it and committing (the retry leaves it out)."""
+    close_old_connections()
+    try:
+        changed = recording.record(chunk)
+    except (OperationalError, InterfaceError):
+        connection.close()
+        changed = recording.record(chunk)
+    except IntegrityError:
+        changed = recording.record(chunk)
+    metrics.observe_batch(
+        [r.outcome.status for r in chunk],
+        [r.outcome.response_ms / 1000 for r in chunk],
+        [max(0.0, r.lag_ms / 1000) for r in chunk],
+    )
+    return changed

@@ -1,0 +1,156 @@
+"""Prometheus metrics.
+
+Counters and histograms are written by workers into one Redis hash (a pipeline per flush)
+and read by whichever web process serves ``/metrics``: processes come and go, the numbers
+stay. Gauges (statuses, heartbeat ages) are read from the database at scrape time. Without
+Redis (embedded mode, or Redis down) the counters are simply absent; nothing fails.
+"""
+
+import math
+from functools import cache
+
+import redis
+import structlog
+from django.conf import settings
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from healthchecks.status import Status
+from portal import heartbeats
+from services.models import Service
+
+log = structlog.get_logger(__name__)
+KEY = "portal:metrics"
+LATENCY_BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+LAG_BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+
+
+@cache
+def _client() -> redis.Redis | None:
+    if not settings.REDIS_URL:
+        return None
+    return redis.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=0.25, socket_connect_timeout=0.25
+    )
+
+
+def _bucket(value: float, bounds: list[float]) -> str:
+    for bound in bounds:
+        if value <= bound:
+            return str(bound)
+    return "+Inf"
+
+
+def count(name: str, amount: int = 1) -> None:
+    client = _client()
+    if client is None or not amount:
+        return
+    try:
+        client.hincrby(KEY, f"counter:{name}", amount)
+    except redis.RedisError as exc:
+        log.debug("metrics not counted", error=str(exc))
+
+
+def observe_batch(statuses: list[int], latencies_s: list[float], lags_s: list[float]) -> None:
+    """Count one flush of results: by status, and into the latency and lag histograms."""
+    client = _client()
+    if client is None or not statuses:
+        return
+    increments: dict[str, float] = {}
+    for status in statuses:
+        key = f"counter:checks:{Status(status).label}"
+        increments[key] = increments.get(key, 0) + 1
+    for prefix, values, bounds in (
+        ("latency", latencies_s, LATENCY_BOUNDS),
+        ("lag", lags_s, LAG_BOUNDS),
+    ):
+        for value in values:
+            key = f"hist:{prefix}:{_bucket(value, bounds)}"
+            increments[key] = increments.get(key, 0) + 1
+        increments[f"hist:{prefix}:sum"] = sum(values)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for key, amount in increments.items():
+            pipe.hincrbyfloat(KEY, key, amount)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.debug("metrics not counted", error=str(exc))
+
+
+class PortalCollector:
+    def collect(self):
+        yield from self._statuses()
+        yield from self._heartbeats()
+        yield from self._from_redis()
+
+    def _statuses(self):
+        status = GaugeMetricFamily(
+            "portal_service_status",
+            "Service status: 0 unknown, 1 healthy, 2 degraded, 3 unhealthy, 4 maintenance",
+            labels=["service"],
+        )
+        up = GaugeMetricFamily(
+            "portal_service_up",
+            "1 if the service is usable (healthy or degraded)",
+            labels=["service"],
+        )
+        for name, value in Service.objects.values_list("name", "health__status"):
+            value = Status.UNKNOWN if value is None else value
+            status.add_metric([name], value)
+            up.add_metric([name], 1 if value in (Status.HEALTHY, Status.DEGRADED) else 0)
+        yield status
+        yield up
+
+    def _heartbeats(self):
+        age = GaugeMetricFamily(
+            "portal_heartbeat_age_seconds",
+            "Seconds since a background component was last seen",
+            labels=["component"],
+        )
+        for name in ("dispatcher", "worker", "beat"):
+            seen = heartbeats.age(name)
+            age.add_metric([name], seen.total_seconds() if seen else math.inf)
+        yield age
+
+    def _from_redis(self):
+        client = _client()
+        if client is None:
+            return
+        try:
+            raw = {k.decode(): float(v) for k, v in client.hgetall(KEY).items()}
+        except redis.RedisError:
+            return
+        checks = CounterMetricFamily(
+            "portal_checks", "Check results recorded, by status", labels=["status"]
+        )
+        for key, value in raw.items():
+            if key.startswith("counter:checks:"):
+                checks.add_metric([key.rsplit(":", 1)[1]], value)
+        yield checks
+        dispatched = CounterMetricFamily(
+            "portal_dispatched_checks", "Checks claimed and sent to workers by the dispatcher"
+        )
+        dispatched.add_metric([], raw.get("counter:dispatched", 0))
+        yield dispatched
+        yield _histogram(
+            "portal_check_latency_seconds", "Probe response time", raw, "latency", LATENCY_BOUNDS
+        )
+        yield _histogram(
+            "portal_scheduler_lag_seconds", "Probe start minus due time", raw, "lag", LAG_BOUNDS
+        )
+
+
+def _histogram(name: str, doc: str, raw: dict, prefix: str, bounds: list[float]):
+    cumulative, buckets = 0.0, []
+    for bound in [*map(str, bounds), "+Inf"]:
+        cumulative += raw.get(f"hist:{prefix}:{bound}", 0)
+        buckets.append((bound, cumulative))
+    family = HistogramMetricFamily(name, doc)
+    family.add_metric([], buckets, sum_value=raw.get(f"hist:{prefix}:sum", 0))
+    return family
+
+
+def exposition() -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PortalCollector())
+    return generate_latest(registry)

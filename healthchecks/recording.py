@@ -1,0 +1,156 @@
+"""Recording probe outcomes: raw results, check states, status changes -- in bulk, in one
+transaction per flush, and idempotent (a batch run twice records each result once).
+
+A result answers one (check, due time). The raw row is inserted with ON CONFLICT DO
+NOTHING, and the check's state only moves forward: an outcome for a due time at or before
+the one the state already reflects is kept in history but changes nothing else.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from healthchecks import service_health
+from healthchecks.models import CheckResult, CheckState, HealthCheck, ResultDetail, StatusChange
+from healthchecks.probes import ProbeOutcome
+from healthchecks.status import Status, next_check_status
+
+
+@dataclass
+class Result:
+    check_id: int
+    due_at: datetime
+    started_at: datetime
+    outcome: ProbeOutcome
+
+    @property
+    def lag_ms(self) -> int:
+        lag = (self.started_at - self.due_at).total_seconds() * 1000
+        return max(-32768, min(32767, round(lag)))
+
+    def outcome_json(self) -> dict:
+        o = self.outcome
+        return {
+            "errors": o.errors,
+            "warnings": o.warnings,
+            "details": o.details,
+            "metrics": o.metrics,
+        }
+
+
+STATE_FIELDS = [
+    "status",
+    "raw_status",
+    "consecutive_failures",
+    "status_since",
+    "last_due_at",
+    "last_result_at",
+    "last_response_us",
+    "last_error_code",
+    "last_outcome",
+]
+
+
+def record(results: list[Result]) -> int:
+    """Store a flush of results; returns how many check statuses changed."""
+    if not results:
+        return 0
+    now = timezone.now()
+    with transaction.atomic():
+        ids = sorted({r.check_id for r in results})
+        checks = {
+            c["id"]: c
+            for c in HealthCheck.objects.filter(pk__in=ids).values(
+                "id", "retries", "service_id", "name"
+            )
+        }
+        results = [r for r in results if r.check_id in checks]  # deleted while probed
+        _insert_history(results)
+        # Lock in id order: concurrent flushes touching the same checks cannot deadlock.
+        states = {
+            s.health_check_id: s
+            for s in CheckState.objects.select_for_update()
+            .filter(health_check_id__in=ids)
+            .order_by("health_check_id")
+        }
+        changes = []
+        for result in sorted(results, key=lambda r: r.due_at):
+            state, check = states.get(result.check_id), checks.get(result.check_id)
+            if state is None or check is None:
+                continue  # deleted while its probe ran
+            change = _advance(state, check, result, now)
+            if change is not None:
+                changes.append(change)
+        CheckState.objects.bulk_update(states.values(), STATE_FIELDS, batch_size=1000)
+        if changes:
+            StatusChange.objects.bulk_create(changes)
+            service_health.recompute({c.service_id for c in changes}, now)
+    return len(changes)
+
+
+def _insert_history(results: list[Result]) -> None:
+    CheckResult.objects.bulk_create(
+        [
+            CheckResult(
+                health_check_id=r.check_id,
+                at=r.due_at,
+                status=r.outcome.status,
+                error_code=r.outcome.error_code,
+                lag_ms=r.lag_ms,
+                response_us=round(r.outcome.response_ms * 1000),
+            )
+            for r in results
+        ],
+        ignore_conflicts=True,
+        batch_size=2000,
+    )
+    detailed = [
+        r
+        for r in results
+        if r.outcome.status != Status.HEALTHY or r.outcome.warnings or r.outcome.errors
+    ]
+    ResultDetail.objects.bulk_create(
+        [
+            ResultDetail(health_check_id=r.check_id, at=r.due_at, outcome=r.outcome_json())
+            for r in detailed
+        ],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
+
+
+def _advance(state: CheckState, check: dict, result: Result, now) -> StatusChange | None:
+    if state.last_due_at is not None and result.due_at <= state.last_due_at:
+        return None  # already reflected (a retried batch) or superseded by a newer result
+    outcome = result.outcome
+    status, failures = next_check_status(
+        state.status, state.consecutive_failures, outcome.status, check["retries"]
+    )
+    previous = state.status
+    details = result.outcome_json()
+    if outcome.status == Status.UNHEALTHY and status != Status.UNHEALTHY:
+        details["warnings"] = [
+            *details["warnings"],
+            f"failure {failures} of {check['retries'] + 1} before the check turns unhealthy",
+        ]
+    state.raw_status = outcome.status
+    state.consecutive_failures = failures
+    state.last_due_at = result.due_at
+    state.last_result_at = result.started_at
+    state.last_response_us = round(outcome.response_ms * 1000)
+    state.last_error_code = outcome.error_code
+    state.last_outcome = details
+    if status == previous:
+        return None
+    state.status, state.status_since = status, result.started_at
+    return StatusChange(
+        service_id=check["service_id"],
+        health_check_id=state.health_check_id,
+        from_status=previous,
+        to_status=status,
+        at=result.started_at,
+        cause="; ".join(outcome.errors or outcome.warnings)
+        or f"{check['name']} is {Status(status).label}",
+    )

@@ -1,0 +1,109 @@
+"""Services' derived statuses: from their checks, then from their hard dependencies.
+
+Recomputed for the services whose inputs changed, and for their hard dependents when a
+service enters or leaves UNHEALTHY (the only status that spreads), until nothing changes.
+Each change is a StatusChange row and opens, worsens or closes an Incident.
+"""
+
+from collections import defaultdict
+
+from django.utils import timezone
+
+from healthchecks.models import CheckState, Incident, ServiceHealth, StatusChange
+from healthchecks.status import Status, service_status
+from services.models import Dependency, DependencyKind, Service
+
+
+def recompute(service_ids: set[int], now=None) -> list[StatusChange]:
+    now = now or timezone.now()
+    changes: list[StatusChange] = []
+    pending = set(service_ids)
+    # The graph is acyclic, so this ends; the bound is a guard, not a rule.
+    for _ in range(100):
+        if not pending:
+            break
+        moved = _recompute_batch(sorted(pending), now, changes)
+        pending = _hard_dependents(moved)
+    return changes
+
+
+def _recompute_batch(ids: list[int], now, changes: list) -> set[int]:
+    ServiceHealth.objects.bulk_create(
+        [ServiceHealth(service_id=i, since=now) for i in ids], ignore_conflicts=True
+    )
+    rows = {
+        h.service_id: h
+        for h in ServiceHealth.objects.select_for_update()
+        .filter(service_id__in=ids)
+        .order_by("service_id")
+    }
+    checks = defaultdict(list)
+    for service_id, name, status, critical in CheckState.objects.filter(
+        health_check__service_id__in=ids, health_check__enabled=True
+    ).values_list(
+        "health_check__service_id", "health_check__name", "status", "health_check__is_critical"
+    ):
+        checks[service_id].append((name, status, critical))
+    deps = defaultdict(list)
+    for service_id, name, status in Dependency.objects.filter(
+        service_id__in=ids, kind=DependencyKind.HARD
+    ).values_list("service_id", "depends_on__name", "depends_on__health__status"):
+        deps[service_id].append((name, status if status is not None else Status.UNKNOWN))
+    moved, updated, batch_changes = set(), [], []
+    for service_id in ids:
+        row = rows[service_id]
+        status, reason = service_status(checks[service_id], deps[service_id])
+        if status == row.status and reason == row.reason:
+            continue
+        if status != row.status:
+            batch_changes.append(
+                StatusChange(
+                    service_id=service_id,
+                    from_status=row.status,
+                    to_status=status,
+                    at=now,
+                    cause=reason,
+                )
+            )
+            _track_incident(service_id, row.status, status, reason, now)
+            if Status.UNHEALTHY in (row.status, status):
+                moved.add(service_id)
+            row.since = now
+        row.status, row.reason, row.updated_at = status, reason, now
+        updated.append(row)
+    ServiceHealth.objects.bulk_update(updated, ["status", "reason", "since", "updated_at"])
+    StatusChange.objects.bulk_create(batch_changes)
+    changes.extend(batch_changes)
+    return moved
+
+
+def _hard_dependents(service_ids: set[int]) -> set[int]:
+    return set(
+        Dependency.objects.filter(
+            depends_on_id__in=service_ids, kind=DependencyKind.HARD
+        ).values_list("service_id", flat=True)
+    )
+
+
+def _track_incident(service_id: int, old: int, new: int, cause: str, now) -> None:
+    bad = (Status.DEGRADED, Status.UNHEALTHY)
+    incident = Incident.objects.filter(service_id=service_id, closed_at=None).first()
+    if new in bad:
+        if incident is None:
+            Incident.objects.create(
+                service_id=service_id, opened_at=now, worst_status=new, cause=cause
+            )
+        elif new > incident.worst_status:
+            incident.worst_status, incident.cause = new, cause
+            incident.save(update_fields=["worst_status", "cause"])
+    elif incident is not None and new == Status.HEALTHY:
+        incident.closed_at = now
+        incident.save(update_fields=["closed_at"])
+
+
+def ensure_rows() -> None:
+    """A ServiceHealth row for every service (new services start unknown)."""
+    missing = Service.objects.filter(health__isnull=True).values_list("id", flat=True)
+    ServiceHealth.objects.bulk_create(
+        [ServiceHealth(service_id=i) for i in missing], ignore_conflicts=True
+    )

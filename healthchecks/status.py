@@ -1,0 +1,125 @@
+"""Health statuses, and the pure rules that turn probe outcomes into check, service and
+overall statuses. No I/O here: everything is a function of its arguments."""
+
+from django.db import models
+
+
+class Status(models.IntegerChoices):
+    # Small integers: the raw result table stores one per row.
+    UNKNOWN = 0, "unknown"
+    HEALTHY = 1, "healthy"
+    DEGRADED = 2, "degraded"
+    UNHEALTHY = 3, "unhealthy"
+    MAINTENANCE = 4, "maintenance"
+
+    @property
+    def word(self) -> str:
+        return self.label
+
+
+class ErrorCode(models.IntegerChoices):
+    """Why a probe failed, stored per raw result (the text lives with the latest result)."""
+
+    NONE = 0, "none"
+    TIMEOUT = 1, "timeout"
+    REFUSED = 2, "connection refused"
+    DNS = 3, "name does not resolve"
+    TLS = 4, "TLS error"
+    HTTP_STATUS = 5, "unexpected HTTP status"
+    BAD_BODY = 6, "invalid health document"
+    BLOCKED = 7, "target not allowed"
+    REPORTED = 8, "the target reported a failure"
+    SLOW = 9, "slower than the latency threshold"
+    NO_HEARTBEAT = 10, "no heartbeat"
+    CONNECTION = 11, "connection error"
+    INTERNAL = 12, "probe error"
+
+
+def is_usable(status: int) -> bool:
+    """What a readiness probe or a deploy gate asks: may traffic go there?"""
+    return status in (Status.HEALTHY, Status.DEGRADED)
+
+
+def next_check_status(previous: int, failures: int, outcome: int, retries: int) -> tuple[int, int]:
+    """(new status, consecutive failures) after one probe outcome.
+
+    A failure counts only once ``retries`` failures in a row have been tolerated: with
+    retries=2 the third consecutive failure turns the check unhealthy, and until then it
+    keeps its previous status (so one lost packet is not an incident -- the damping is
+    visible as ``consecutive_failures`` and a warning, not hidden). Anything else takes
+    effect at once: one success heals, a slow answer degrades.
+    """
+    if outcome == Status.UNHEALTHY:
+        failures += 1
+        if failures > retries:
+            return Status.UNHEALTHY, failures
+        return previous, failures
+    return outcome, 0
+
+
+def service_status(checks, hard_dependencies) -> tuple[int, str]:
+    """A service's status and why.
+
+    ``checks``: (name, status, is_critical) of its enabled checks; ``hard_dependencies``:
+    (name, status) of the services it cannot work without. A critical check unhealthy makes
+    the service unhealthy; a non-critical one unhealthy, or any degraded or unknown check,
+    degrades it; then an unhealthy hard dependency makes it at least degraded.
+    """
+    if not checks:
+        status, reasons = Status.UNKNOWN, ["no checks"]
+    else:
+        status, reasons = _from_checks(checks)
+    down = sorted(name for name, dep in hard_dependencies if dep == Status.UNHEALTHY)
+    if down:
+        reasons.append(f"hard dependency unhealthy: {', '.join(down)}")
+        if status in (Status.HEALTHY, Status.UNKNOWN):
+            status = Status.DEGRADED
+    if status == Status.HEALTHY:
+        return status, ""
+    return status, "; ".join(reasons)
+
+
+def _from_checks(checks) -> tuple[int, list[str]]:
+    failing = sorted(name for name, st, critical in checks if st == Status.UNHEALTHY and critical)
+    weak = sorted(name for name, st, critical in checks if st == Status.UNHEALTHY and not critical)
+    slow = sorted(name for name, st, _ in checks if st == Status.DEGRADED)
+    unknown = sorted(name for name, st, _ in checks if st == Status.UNKNOWN)
+    reasons = []
+    if failing:
+        reasons.append(f"critical check failing: {', '.join(failing)}")
+    if weak:
+        reasons.append(f"non-critical check failing: {', '.join(weak)}")
+    if slow:
+        reasons.append(f"degraded: {', '.join(slow)}")
+    if unknown:
+        reasons.append(f"no recent result: {', '.join(unknown)}")
+    if failing:
+        return Status.UNHEALTHY, reasons
+    if len(unknown) == len(checks):
+        return Status.UNKNOWN, reasons
+    if weak or slow or unknown:
+        return Status.DEGRADED, reasons
+    return Status.HEALTHY, reasons
+
+
+def overall_status(services) -> int:
+    """The whole estate from (status, is_critical) per service: any critical service
+    unhealthy makes it unhealthy; any other service unhealthy or degraded degrades it."""
+    statuses = [(st, critical) for st, critical in services if st != Status.MAINTENANCE]
+    if not statuses:
+        return Status.UNKNOWN
+    if any(st == Status.UNHEALTHY and critical for st, critical in statuses):
+        return Status.UNHEALTHY
+    if all(st == Status.UNKNOWN for st, _ in statuses):
+        return Status.UNKNOWN
+    if any(st in (Status.UNHEALTHY, Status.DEGRADED) for st, _ in statuses):
+        return Status.DEGRADED
+    return Status.HEALTHY  # services with no result yet (unknown) do not count
+
+
+def is_stale(last_result_at: float | None, interval: float, timeout: float, now: float) -> bool:
+    """No result for two intervals plus the timeout: the check is not being run (workers or
+    the dispatcher are down), and its last status can no longer be trusted."""
+    if last_result_at is None:
+        return False
+    return now - last_result_at > 2 * interval + timeout + 5

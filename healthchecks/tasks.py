@@ -1,0 +1,70 @@
+"""Celery tasks of the health-check engine: thin wrappers over scheduling, engine, history."""
+
+from datetime import timedelta
+
+import structlog
+from celery import shared_task
+from django.conf import settings
+from django.db.utils import InterfaceError, OperationalError
+from django.utils import timezone
+
+from healthchecks import engine, history, metrics, scheduling, service_health
+from portal import heartbeats
+
+log = structlog.get_logger(__name__)
+
+
+@shared_task(ignore_result=True, expires=10)
+def dispatch_due_checks() -> int:
+    """Beat sends this every HEALTH_DISPATCH_SECONDS. Expired copies are dropped: a
+    backlog of dispatches after an outage must not pile up (one run claims everything)."""
+    started = timezone.now()
+    claimed = scheduling.dispatch(
+        started,
+        settings.HEALTH_DISPATCH_LOOKAHEAD,
+        settings.HEALTH_BATCH_SIZE,
+        send=lambda batch: probe_batch.apply_async(args=[batch]),
+    )
+    heartbeats.beat(
+        "dispatcher",
+        claimed=claimed,
+        took_ms=round((timezone.now() - started).total_seconds() * 1000, 1),
+    )
+    metrics.count("dispatched", claimed)
+    return claimed
+
+
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=300,
+    time_limit=330,
+)
+def probe_batch(items: list) -> dict:
+    """Probe and record one batch of (check id, due time) pairs. Idempotent: a rerun
+    (redelivery after a crash, or a retry) skips what was already recorded."""
+    stats = engine.run_batch(items)
+    heartbeats.beat("worker", **stats)
+    return stats
+
+
+@shared_task(ignore_result=True)
+def roll_up_history() -> dict:
+    now = timezone.now()
+    hours = history.rollup_hours(now - timedelta(hours=2))
+    days = history.rollup_days(now - timedelta(days=1))
+    return {"hours": hours, "days": days}
+
+
+@shared_task(ignore_result=True)
+def prune_history() -> dict:
+    deleted = history.prune()
+    log.info("pruned history", **deleted)
+    return deleted
+
+
+@shared_task(ignore_result=True)
+def ensure_service_health() -> None:
+    service_health.ensure_rows()

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from healthchecks import views
+
+app_name = "healthchecks"
+urlpatterns = [
+    path("services", views.services, name="services"),
+    path("service/<str:name>", views.service, name="service"),
+    path("service/<str:name>/history", views.service_history, name="service_history"),
+    path("metrics", views.metrics, name="metrics"),
+    path("heartbeat/<str:token>", views.heartbeat, name="heartbeat"),
+    path("heartbeat/<str:token>/<str:signal>", views.heartbeat, name="heartbeat_signal"),
+]

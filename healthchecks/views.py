@@ -1,0 +1,63 @@
+"""The /health/... endpoints: open reads for probes, load balancers and dashboards.
+
+Plain Django views rather than the API framework: they are the hottest read paths and the
+outside contract (status codes, application/health+json) is theirs to keep.
+"""
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
+
+from healthchecks import healthjson, history, pings, reports, selfcheck
+from healthchecks.status import Status, is_usable
+from portal.errors import error_response
+
+
+def _respond(request, document: dict, health_document: dict, status: int = 200):
+    if healthjson.wants_health_json(request):
+        return JsonResponse(health_document, status=status, content_type=healthjson.CONTENT_TYPE)
+    return JsonResponse(document, status=status)
+
+
+@require_GET
+def services(request: HttpRequest):
+    overview = reports.services_overview()
+    return _respond(request, overview, healthjson.overview_document(overview))
+
+
+@require_GET
+def service(request: HttpRequest, name: str):
+    """200 while the service is usable (healthy or degraded), 503 when not: a readiness
+    probe and a deploy gate."""
+    detail = selfcheck.detail() if name == selfcheck.NAME else reports.service_detail(name)
+    if detail is None:
+        return error_response(404, "not_found", f"no service named {name!r}")
+    usable = is_usable(Status[detail["status"].upper()])
+    return _respond(request, detail, healthjson.service_document(detail), 200 if usable else 503)
+
+
+@require_GET
+def metrics(request: HttpRequest):
+    return JsonResponse(history.metrics_summary())
+
+
+@require_GET
+def service_history(request: HttpRequest, name: str):
+    try:
+        return JsonResponse(history.service_history(name, request.GET))
+    except history.BadRange as exc:
+        return error_response(422, "invalid", str(exc), fields=exc.fields)
+    except Http404:
+        return error_response(404, "not_found", f"no service named {name!r}")
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST", "HEAD"])
+def heartbeat(request: HttpRequest, token: str, signal: str = ""):
+    """The URL a service or cron job calls; ``/fail`` reports a failure."""
+    if signal not in ("", "fail"):
+        return error_response(404, "not_found", "use .../heartbeat/<token> or .../fail")
+    check = pings.receive(token, failed=signal == "fail")
+    if check is None:
+        return error_response(404, "not_found", "no heartbeat check has this token")
+    return HttpResponse("OK\n", content_type="text/plain")

@@ -1,0 +1,44 @@
+"""Validated name, tag and URL types shared by the API schemas of every app."""
+
+import re
+from typing import Annotated
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
+from ninja import Field
+from pydantic import AfterValidator, StrictStr
+from pydantic_core import PydanticCustomError
+
+from services.models import NAME_HELP, NAME_PATTERN, TAG_PATTERN
+
+_NAME_RE = re.compile(NAME_PATTERN)
+_TAG_RE = re.compile(TAG_PATTERN)
+_url_validator = URLValidator(schemes=["http", "https"])
+
+
+def _check_name(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise PydanticCustomError("name", f"{value!r} is not a valid name: {NAME_HELP}")
+    return value
+
+
+def _check_tag(value: str) -> str:
+    if not _TAG_RE.match(value):
+        raise PydanticCustomError(
+            "tag", f"{value!r} is not a valid tag: up to 50 of a-z 0-9 . _ : / -"
+        )
+    return value
+
+
+def _check_url(value: str) -> str:
+    if value:
+        try:
+            _url_validator(value)
+        except DjangoValidationError:
+            raise PydanticCustomError("url", f"{value!r} is not an http(s) URL") from None
+    return value
+
+
+Name = Annotated[StrictStr, AfterValidator(_check_name)]
+TagName = Annotated[StrictStr, AfterValidator(_check_tag)]
+Url = Annotated[StrictStr, Field(max_length=500), AfterValidator(_check_url)]

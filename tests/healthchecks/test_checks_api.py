@@ -1,0 +1,176 @@
+"""Defining checks: the API, the registry manifest, and refusing bad definitions."""
+
+import pytest
+
+from healthchecks.models import CheckResult, CheckState, HealthCheck
+from healthchecks.status import Status
+from services import encryption
+from tests.conftest import ApiClient
+from tests.factories import ServiceFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ops(make_token):
+    return ApiClient(make_token(["registry:read", "registry:write", "health:write"]).secret)
+
+
+@pytest.fixture
+def payments():
+    return ServiceFactory(name="payments")
+
+
+def test_put_creates_then_updates_a_check(ops, payments):
+    body = {
+        "kind": "http",
+        "target": "https://payments.internal/health",
+        "interval": 30,
+        "timeout": 5,
+        "retries": 2,
+        "critical": True,
+        "headers": {"X-Token": "sekrit"},
+    }
+    res = ops.call("PUT", "/api/services/payments/checks/http", body)
+    assert res.status_code == 201
+    check = res.json()
+    assert check["interval"] == 30 and check["retries"] == 2 and check["has_secrets"]
+    assert "sekrit" not in res.content.decode()
+    row = HealthCheck.objects.get()
+    assert "sekrit" not in row.secrets
+    assert encryption.decrypt(row.secrets) == {"headers": {"X-Token": "sekrit"}}
+    assert CheckState.objects.filter(health_check=row).exists()
+    again = ops.call("PUT", "/api/services/payments/checks/http", {"kind": "http", "interval": 60})
+    assert again.status_code == 200
+    row.refresh_from_db()
+    assert row.interval == 60 and row.retries == 2 and row.target.endswith("/health")
+    assert encryption.decrypt(row.secrets)["headers"] == {"X-Token": "sekrit"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "http", "target": "ftp://x.internal/"}, "target"),
+        ({"kind": "http", "target": "not a url"}, "target"),
+        ({"kind": "http", "target": "http://169.254.169.254/latest"}, "target"),
+        ({"kind": "http", "target": "http://x.internal/", "interval": 5, "timeout": 10}, "timeout"),
+        ({"kind": "carrier-pigeon", "target": "x"}, "kind"),
+        ({"kind": "python", "target": "os.system"}, "target"),
+        ({"kind": "python", "target": "healthchecks.builtin.no_such_thing"}, "target"),
+        ({"kind": "postgres", "target": "postgresql://u:pw@db.internal/app"}, "target"),
+        ({"kind": "tcp", "target": "db.internal"}, "target"),
+        (
+            {"kind": "http", "target": "http://x.internal/", "expected_status": [700]},
+            "expected_status",
+        ),
+        ({"kind": "http", "target": "http://x.internal/", "interval": 0}, "interval"),
+    ],
+)
+def test_bad_definitions_are_refused_with_the_field(ops, payments, body, field):
+    res = ops.call("PUT", "/api/services/payments/checks/c", body)
+    assert res.status_code == 422, res.content
+    assert field in res.json()["error"]["fields"], res.json()
+    assert not HealthCheck.objects.exists()
+
+
+def test_checks_need_the_health_write_scope(make_token, payments):
+    reader = ApiClient(make_token(["registry:read", "registry:write"]).secret)
+    res = reader.call(
+        "PUT", "/api/services/payments/checks/c", {"kind": "tcp", "target": "127.0.0.1:5432"}
+    )
+    assert res.status_code == 403
+
+
+def test_the_manifest_carries_checks(ops):
+    manifest = {
+        "teams": [{"name": "core"}],
+        "services": [
+            {
+                "name": "payments",
+                "team": "core",
+                "checks": [
+                    {
+                        "name": "http",
+                        "kind": "http",
+                        "target": "https://payments.internal/health",
+                        "interval": 30,
+                        "timeout": 5,
+                        "retries": 2,
+                        "critical": True,
+                    }
+                ],
+            }
+        ],
+    }
+    assert ops.call("POST", "/api/registry/apply", manifest).json()["created"] == ["payments"]
+    check = HealthCheck.objects.get(service__name="payments")
+    assert (check.interval, check.timeout, check.retries, check.is_critical) == (30, 5, 2, True)
+    again = ops.call("POST", "/api/registry/apply", manifest).json()
+    assert again["unchanged"] == ["payments"]
+    manifest["services"][0]["checks"][0]["interval"] = 60
+    manifest["services"][0]["checks"].append(
+        {"name": "tcp", "kind": "tcp", "target": "127.0.0.1:5432"}
+    )
+    changed = ops.call("POST", "/api/registry/apply", manifest).json()
+    assert changed["updated"] == ["payments"]
+    assert sorted(HealthCheck.objects.values_list("name", "interval")) == [
+        ("http", 60),
+        ("tcp", 30),
+    ]
+    manifest["services"][0]["checks"] = []
+    ops.call("POST", "/api/registry/apply", manifest)
+    assert not HealthCheck.objects.exists()
+
+
+def test_a_manifest_with_a_bad_check_applies_nothing(ops):
+    manifest = {
+        "teams": [{"name": "core"}],
+        "services": [
+            {
+                "name": "payments",
+                "team": "core",
+                "checks": [{"name": "meta", "kind": "http", "target": "http://169.254.169.254/"}],
+            }
+        ],
+    }
+    res = ops.call("POST", "/api/registry/apply", manifest)
+    assert res.status_code == 422
+    assert "services[0].checks[0].target" in res.json()["error"]["fields"]
+    assert not HealthCheck.objects.exists()
+
+
+def test_run_now_probes_and_records(ops, payments, httpserver):
+    httpserver.expect_request("/health").respond_with_json({"status": "pass"})
+    ops.call(
+        "PUT",
+        "/api/services/payments/checks/http",
+        {"kind": "http", "target": httpserver.url_for("/health")},
+    )
+    res = ops.call("POST", "/api/services/payments/checks/http/run")
+    assert res.status_code == 200
+    assert res.json()["status"] == "healthy" and res.json()["last_response_ms"] is not None
+    assert CheckResult.objects.filter(status=Status.HEALTHY).count() == 1
+
+
+def test_a_heartbeat_check_gets_a_url(ops, payments):
+    res = ops.call(
+        "PUT",
+        "/api/services/payments/checks/nightly",
+        {"kind": "heartbeat", "interval": 86400, "grace": 3600},
+    )
+    assert res.status_code == 201
+    url = res.json()["heartbeat_url"]
+    assert "/health/heartbeat/" in url
+    token = url.rsplit("/", 1)[1]
+    assert len(token) >= 24
+
+
+def test_delete_and_list(ops, payments):
+    ops.call("PUT", "/api/services/payments/checks/a", {"kind": "tcp", "target": "127.0.0.1:1"})
+    ops.call("PUT", "/api/services/payments/checks/b", {"kind": "tcp", "target": "127.0.0.1:2"})
+    assert [c["name"] for c in ops.call("GET", "/api/services/payments/checks").json()] == [
+        "a",
+        "b",
+    ]
+    assert ops.call("DELETE", "/api/services/payments/checks/a").status_code == 204
+    assert ops.call("GET", "/api/services/payments/checks/a").status_code == 404

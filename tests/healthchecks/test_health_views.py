@@ -1,0 +1,165 @@
+"""The /health/... contract: open reads, 200/503, application/health+json, heartbeats."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from healthchecks import metrics, recording
+from healthchecks.models import CheckResult, CheckState, HealthCheck
+from healthchecks.probes import ProbeOutcome
+from healthchecks.status import ErrorCode, Status
+from tests.factories import DependencyFactory, ServiceFactory, make_check
+
+pytestmark = pytest.mark.django_db
+HEALTH_JSON = "application/health+json"
+
+
+def record(check, status, ms=5.0, errors=(), when=None):
+    when = when or timezone.now()
+    outcome = ProbeOutcome(
+        status,
+        response_ms=ms,
+        errors=list(errors),
+        error_code=ErrorCode.REFUSED if errors else ErrorCode.NONE,
+    )
+    recording.record([recording.Result(check.pk, when, when, outcome)])
+
+
+@pytest.fixture
+def estate():
+    link = DependencyFactory(
+        service__name="payments",
+        depends_on__name="ledger",
+        service__is_critical=True,
+        depends_on__is_critical=True,
+    )
+    ServiceFactory(name="idle")
+    payments = make_check(link.service, name="http")
+    ledger = make_check(link.depends_on, name="tcp")
+    record(payments, Status.HEALTHY, ms=12)
+    record(ledger, Status.HEALTHY, ms=3)
+    return payments, ledger
+
+
+def test_services_lists_every_service_with_status_and_reason(client, estate):
+    res = client.get("/health/services")
+    assert res.status_code == 200
+    body = res.json()
+    assert body["status"] == "healthy"
+    by_name = {s["name"]: s for s in body["services"]}
+    assert by_name["payments"]["status"] == "healthy"
+    assert by_name["payments"]["response_ms"] == 12
+    assert by_name["payments"]["last_check_at"] and by_name["payments"]["since"]
+    assert by_name["idle"]["status"] == "unknown"
+
+
+def test_a_critical_dependency_failing_degrades_dependents_and_the_whole(client, estate):
+    _payments, ledger = estate
+    record(ledger, Status.UNHEALTHY, errors=["connection refused"])
+    body = client.get("/health/services").json()
+    by_name = {s["name"]: s for s in body["services"]}
+    assert by_name["ledger"]["status"] == "unhealthy"
+    assert by_name["payments"]["status"] == "degraded"
+    assert "ledger" in by_name["payments"]["reason"]
+    assert body["status"] == "unhealthy"
+    assert client.get("/health/service/ledger").status_code == 503
+    assert client.get("/health/service/payments").status_code == 200
+    record(ledger, Status.HEALTHY)
+    assert client.get("/health/services").json()["status"] == "healthy"
+    assert client.get("/health/service/ledger").status_code == 200
+
+
+def test_service_detail_has_checks_dependencies_errors_and_metrics(client, estate):
+    payments, _ = estate
+    record(payments, Status.UNHEALTHY, errors=["HTTP 500 (expected 2xx/3xx)"])
+    res = client.get("/health/service/payments")
+    assert res.status_code == 503
+    body = res.json()
+    assert body["status"] == "unhealthy"
+    assert body["checks"][0]["name"] == "http" and body["checks"][0]["status"] == "unhealthy"
+    assert body["errors"] == ["http: HTTP 500 (expected 2xx/3xx)"]
+    assert body["dependencies"] == [{"service": "ledger", "kind": "hard", "status": "healthy"}]
+    assert "response_ms" in body["metrics"]
+
+
+def test_health_json_follows_the_draft(client, estate):
+    res = client.get("/health/service/payments", HTTP_ACCEPT=HEALTH_JSON)
+    assert res["Content-Type"] == HEALTH_JSON
+    doc = res.json()
+    assert doc["status"] == "pass"
+    entry = doc["checks"]["http:responseTime"][0]
+    assert entry["observedUnit"] == "ms" and entry["observedValue"] == 12
+    assert entry["status"] == "pass" and entry["time"].endswith("Z")
+    assert doc["checks"]["ledger:dependency"][0]["status"] == "pass"
+    overview = client.get("/health/services", HTTP_ACCEPT=HEALTH_JSON).json()
+    assert overview["status"] == "pass" and "payments:status" in overview["checks"]
+
+
+def test_a_stale_check_is_unknown_in_the_detail(client, estate):
+    payments, _ = estate
+    CheckState.objects.filter(health_check=payments).update(
+        last_result_at=timezone.now() - timedelta(hours=1)
+    )
+    body = client.get("/health/service/payments").json()
+    assert body["checks"][0]["status"] == "unknown" and body["checks"][0]["stale"]
+    assert body["status"] == "unknown"
+
+
+def test_unknown_service_is_a_json_404(client):
+    res = client.get("/health/service/ghost")
+    assert res.status_code == 404 and res.json()["error"]["code"] == "not_found"
+
+
+def test_heartbeats_record_and_silence_turns_unhealthy(client):
+    service = ServiceFactory(name="cron")
+    check = make_check(
+        service,
+        name="nightly",
+        kind="heartbeat",
+        target="",
+        interval=60,
+        heartbeat_token="tok-123",
+        options={"grace": 30},
+    )
+    res = client.post("/health/heartbeat/tok-123")
+    assert res.status_code == 200
+    state = CheckState.objects.get(health_check=check)
+    assert state.status == Status.HEALTHY and state.last_ping_at is not None
+    check.refresh_from_db()
+    assert check.next_due_at > timezone.now() + timedelta(seconds=85)
+    assert client.get("/health/heartbeat/tok-123/fail").status_code == 200
+    assert CheckState.objects.get(health_check=check).status == Status.UNHEALTHY
+    assert client.get("/health/heartbeat/nope").status_code == 404
+    assert CheckResult.objects.filter(health_check=check).count() == 2
+    assert HealthCheck.objects.get(pk=check.pk).kind == "heartbeat"
+
+
+def test_metrics_summarise_counts_throughput_lag_and_latency(client, estate):
+    body = client.get("/health/metrics").json()
+    assert body["services"]["healthy"] == 2 and body["services"]["unknown"] == 1
+    assert body["checks"]["healthy"] == 2
+    assert body["throughput_per_s"] > 0
+    assert body["latency_ms"]["p99"] is not None and "p50" in body["lag_ms"]
+
+
+def test_prometheus_exposition(client, estate):
+    metrics.observe_batch([Status.HEALTHY, Status.UNHEALTHY], [0.004, 0.3], [0.002, 0.04])
+    metrics.count("dispatched", 2)
+    res = client.get("/metrics")
+    assert res.status_code == 200
+    text = res.content.decode()
+    assert 'portal_service_status{service="payments"} 1.0' in text
+    assert 'portal_service_up{service="payments"} 1.0' in text
+    assert 'portal_service_up{service="idle"} 0.0' in text
+    assert 'portal_heartbeat_age_seconds{component="dispatcher"} +Inf' in text
+    assert 'portal_checks_total{status="unhealthy"} 1.0' in text
+    assert 'portal_check_latency_seconds_bucket{le="0.005"} 1.0' in text
+    assert 'portal_check_latency_seconds_bucket{le="+Inf"} 2.0' in text
+    assert 'portal_scheduler_lag_seconds_bucket{le="0.05"} 2.0' in text
+    assert "portal_dispatched_checks_total 2.0" in text
+
+
+def test_health_reads_are_open_but_need_no_session(client, estate, django_assert_max_num_queries):
+    with django_assert_max_num_queries(3):
+        assert client.get("/health/services").status_code == 200

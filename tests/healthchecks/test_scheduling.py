@@ -1,0 +1,112 @@
+"""Claiming due checks: once per due time, however many dispatchers."""
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from healthchecks import scheduling
+from healthchecks.models import HealthCheck
+from tests.factories import ServiceFactory, make_check
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_claims_due_checks_and_moves_them_one_interval_on():
+    now = timezone.now()
+    due = make_check(interval=30, next_due_at=now - timedelta(seconds=1))
+    later = make_check(interval=30, next_due_at=now + timedelta(seconds=10))
+    make_check(interval=30, next_due_at=now, enabled=False)
+    claims = scheduling.claim_due(now, now + timedelta(seconds=2), 100)
+    assert claims == [scheduling.Claim(now - timedelta(seconds=1), due.pk)]
+    due.refresh_from_db()
+    assert due.next_due_at == now + timedelta(seconds=29)
+    assert scheduling.claim_due(now, now + timedelta(seconds=2), 100) == []
+    later.refresh_from_db()
+    assert later.next_due_at == now + timedelta(seconds=10)
+
+
+def test_it_claims_ahead_within_the_horizon():
+    now = timezone.now()
+    check = make_check(interval=5, next_due_at=now + timedelta(milliseconds=1500))
+    claims = scheduling.claim_due(now, now + timedelta(seconds=2), 100)
+    assert [c.check_id for c in claims] == [check.pk]
+
+
+def test_a_check_far_behind_runs_once_then_resumes_from_now():
+    now = timezone.now()
+    check = make_check(interval=10, next_due_at=now - timedelta(hours=1))
+    assert len(scheduling.claim_due(now, now, 100)) == 1
+    check.refresh_from_db()
+    assert check.next_due_at == now + timedelta(seconds=10)
+
+
+def test_changing_the_interval_takes_effect_without_a_restart():
+    from healthchecks import checks
+
+    now = timezone.now()
+    check = make_check(interval=3600, next_due_at=now + timedelta(hours=1))
+    state = checks.stored_state(check)
+    checks.save(check.service_id, check.name, {**state, "interval": 10}, check, now)
+    check.refresh_from_db()
+    assert check.next_due_at == now + timedelta(seconds=10)
+
+
+def test_batches_keep_due_order():
+    now = timezone.now()
+    claims = [scheduling.Claim(now + timedelta(seconds=i % 3), i) for i in range(7)]
+    batches = scheduling.batches(claims, 3)
+    assert [len(b) for b in batches] == [3, 3, 1]
+    flat = [c for b in batches for c in b]
+    assert flat == sorted(claims)
+
+
+def test_dispatch_sends_batches_of_ids_and_due_times():
+    now = timezone.now()
+    service = ServiceFactory()
+    for i in range(5):
+        make_check(service, name=f"c{i}", next_due_at=now)
+    sent = []
+    assert scheduling.dispatch(now, 2.0, 2, sent.append) == 5
+    assert [len(b) for b in sent] == [2, 2, 1]
+    assert all(isinstance(cid, int) and isinstance(due, str) for b in sent for cid, due in b)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_dispatchers_never_claim_the_same_due_time():
+    now = timezone.now()
+    service = ServiceFactory()
+    HealthCheck.objects.bulk_create(
+        [
+            HealthCheck(
+                service=service,
+                name=f"c{i}",
+                kind="tcp",
+                target="127.0.0.1:9",
+                interval=60,
+                next_due_at=now - timedelta(milliseconds=i),
+            )
+            for i in range(400)
+        ]
+    )
+    barrier, claimed = threading.Barrier(4), []
+
+    def dispatcher():
+        barrier.wait()
+        try:
+            for _ in range(10):
+                claimed.extend(scheduling.claim_due(now, now, 25))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=dispatcher) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counts = Counter((c.check_id, c.due_at) for c in claimed)
+    assert len(counts) == 400
+    assert max(counts.values()) == 1
