@@ -32,6 +32,7 @@ install-dev: $(VENV)/.installed-dev
 run: export DEBUG ?= true
 run: install
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py register_self
 	$(PY) manage.py load_demo
 	$(PY) manage.py runportal
 

@@ -292,6 +292,9 @@ HEALTH_BATCH_SIZE = env_int("HEALTH_BATCH_SIZE", 500, minimum=1)
 HEALTH_PROBE_CONCURRENCY = env_int("HEALTH_PROBE_CONCURRENCY", 500, minimum=1)
 HEALTH_FLUSH_SECONDS = env_float("HEALTH_FLUSH_SECONDS", 0.25)
 HEALTH_FLUSH_SIZE = env_int("HEALTH_FLUSH_SIZE", 500, minimum=1)
+# Demo targets under /demo/ for `make run` (see healthchecks/demo.py); never in production.
+DEMO_ENDPOINTS = env_bool("DEMO_ENDPOINTS", DEBUG)
+DEMO_BASE_URL = env_str("DEMO_BASE_URL", "http://127.0.0.1:8000")
 # History: raw results, hourly and daily rollups are kept this many days.
 HEALTH_RAW_RETENTION_DAYS = env_int("HEALTH_RAW_RETENTION_DAYS", 7, minimum=1)
 HEALTH_HOURLY_RETENTION_DAYS = env_int("HEALTH_HOURLY_RETENTION_DAYS", 35, minimum=1)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -17,6 +18,14 @@ urlpatterns = [
     # Browsers ask for it on every page, the admin's included.
     path("favicon.ico", views.favicon),
 ]
+
+if settings.DEMO_ENDPOINTS:
+    from healthchecks import demo
+
+    urlpatterns += [
+        path("demo/switch/<str:name>", demo.switch),
+        path("demo/<str:name>", demo.target),
+    ]
 
 handler400 = "portal.views.bad_request"
 handler403 = "portal.views.permission_denied"

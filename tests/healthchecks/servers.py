@@ -178,6 +178,12 @@ def drip_body(conn: socket.socket, server: ScriptedServer) -> None:
         server.send(conn, b".")
 
 
+def http_on_first_bytes(conn: socket.socket, server: ScriptedServer) -> None:
+    """Answers plain HTTP 400 to whatever arrives first (a TLS ClientHello, say)."""
+    conn.recv(4096)
+    server.send(conn, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+
 def silent(conn: socket.socket, server: ScriptedServer) -> None:
     """Accepts and reads the request, never answers."""
     read_request(conn, server)

@@ -328,7 +328,7 @@ def test_certificate_near_expiry_is_a_warning(ca):
 
 
 def test_https_to_a_plain_http_server_is_a_tls_error():
-    with ScriptedServer(servers.answer()) as server:
+    with ScriptedServer(servers.http_on_first_bytes) as server:
         outcome = run(spec("http", server.url(scheme="https"), verify_tls=False))
     assert_failed(outcome, ErrorCode.TLS, f"TLS handshake with 127.0.0.1:{server.port} failed")
 

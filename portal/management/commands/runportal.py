@@ -25,6 +25,7 @@ class Command(BaseCommand):
         python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
         commands = {
             "web": [python, manage, "runserver", addr],
+            # One worker for every queue: enough for the demo's few checks a second.
             "worker": [
                 python,
                 "-m",
@@ -34,6 +35,7 @@ class Command(BaseCommand):
                 "worker",
                 "--loglevel=INFO",
                 f"--concurrency={concurrency}",
+                "--queues=celery,dispatch,probes",
             ],
             "beat": [python, "-m", "celery", "-A", "portal", "beat", "--loglevel=INFO"],
         }

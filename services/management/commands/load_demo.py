@@ -4,17 +4,21 @@ from django.core.management.base import BaseCommand
 
 from portal.auth import system_actor
 from services import configs, deployments, lifecycle, registry
-from services.demo import DEMO_CONFIGS, DEMO_LIFECYCLE, DEMO_MANIFEST, DEMO_SCHEMA
+from services.demo import DEMO_CONFIGS, DEMO_LIFECYCLE, DEMO_SCHEMA, demo_manifest
 from services.models import Service
 from services.schemas import ManifestIn
 
 
 class Command(BaseCommand):
-    help = "Load the demo registry (idempotent). With DEBUG on, also a demo login admin/admin."
+    help = (
+        "Load the demo registry, with checks against the portal's own /demo/ targets "
+        "(idempotent). With DEBUG on, also a demo login admin/admin."
+    )
 
     def handle(self, *args, **options):
         actor = system_actor("load_demo")
-        result = registry.apply_manifest(ManifestIn.model_validate(DEMO_MANIFEST), actor)
+        manifest = demo_manifest(settings.DEMO_BASE_URL)
+        result = registry.apply_manifest(ManifestIn.model_validate(manifest), actor)
         for name in result.as_dict()["created"]:
             for status in DEMO_LIFECYCLE.get(name, []):
                 lifecycle.transition(name, status, "demo data", actor)
