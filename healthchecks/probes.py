@@ -292,8 +292,7 @@ class Prober:
             finally:
                 response.close()
             if redirects >= spec.max_redirects:
-                message = f"too many redirects (more than {spec.max_redirects})"
-                raise _Failure(ErrorCode.HTTP_STATUS, message)
+                raise _Failure(ErrorCode.HTTP_STATUS, _redirect_refusal(spec, response.status))
             next_url = _follow(url, location)
             if headers and not _may_carry_credentials(url, next_url):
                 headers = {}
@@ -620,6 +619,12 @@ def _redirect_location(response: aiohttp.ClientResponse, spec: ProbeSpec) -> str
     return response.headers.get("Location")
 
 
+def _redirect_refusal(spec: ProbeSpec, status: int) -> str:
+    if spec.max_redirects:
+        return f"too many redirects (more than {spec.max_redirects})"
+    return f"HTTP {status} redirect not followed (max_redirects is 0; expect {status} to accept it)"
+
+
 def _follow(url: URL, location: str) -> URL:
     try:
         next_url = url.join(URL(location))
@@ -894,7 +899,7 @@ def validate_callable_path(path: str) -> str | None:
 
 def load_callable(path: str) -> Callable[[], Any]:
     """The callable at ``path``, only under settings.HEALTH_CALLABLE_PREFIXES (checked
-    before anything is imported) and defined there, not merely imported into it."""
+    before anything is imported), and offered by its module (see _check_exported)."""
     from django.conf import settings
 
     prefixes = list(settings.HEALTH_CALLABLE_PREFIXES)
@@ -917,10 +922,22 @@ def load_callable(path: str) -> Callable[[], Any]:
         raise TargetError(f"{module_name} has no {name}")
     if not callable(func):
         raise TargetError(f"{path} is not callable")
-    home = getattr(func, "__module__", None) or ""
-    if not any(_under_prefix(f"{home}.{name}", prefix) for prefix in prefixes):
-        raise TargetError(f"{path} is defined in {home or 'an unknown module'}, not under a prefix")
+    _check_exported(module, name, func, prefixes)
     return func
+
+
+def _check_exported(module: Any, name: str, func: Any, prefixes: list[str]) -> None:
+    """A module's ``__all__`` is the list of what it offers; without one, only what it
+    defines counts -- so ``import os`` in a checks module does not offer ``os.system``."""
+    public = getattr(module, "__all__", None)
+    if public is not None:
+        if name not in public:
+            raise TargetError(f"{module.__name__}.{name} is not in {module.__name__}.__all__")
+        return
+    home = getattr(func, "__module__", None) or "an unknown module"
+    if not any(_under_prefix(f"{home}.{name}", prefix) for prefix in prefixes):
+        message = f"{module.__name__}.{name} is imported from {home}, not defined under a prefix"
+        raise TargetError(message)
 
 
 def _under_prefix(path: str, prefix: str) -> bool:
@@ -945,9 +962,9 @@ def _apply_callable_result(outcome: ProbeOutcome, path: str, result: Any) -> Non
         _worsen(outcome, Status.UNHEALTHY, ErrorCode.BAD_BODY, message)
         return
     if isinstance(report.get("details"), dict):
-        outcome.details.update(report["details"])
+        outcome.details.update(_json_safe(report["details"]))
     if isinstance(report.get("metrics"), dict):
-        outcome.metrics.update(report["metrics"])
+        outcome.metrics.update(_json_safe(report["metrics"]))
     outcome.warnings += _texts(report.get("warnings"))
     errors = _texts(report.get("errors"))
     if _SEVERITY[level] > _SEVERITY[Status.HEALTHY]:
@@ -957,6 +974,11 @@ def _apply_callable_result(outcome: ProbeOutcome, path: str, result: Any) -> Non
     else:
         outcome.status = level  # healthy, or maintenance if the callable says so
         outcome.errors += errors
+
+
+def _json_safe(value: dict) -> dict:
+    """What a callable reports is stored as JSON: anything else (a datetime) becomes text."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def _callable_status(value: Any) -> Status | None:

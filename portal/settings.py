@@ -164,15 +164,17 @@ CELERY_TASK_ROUTES = {
     "healthchecks.tasks.dispatch_due_checks": {"queue": "dispatch"},
 }
 # Beat holds only fixed housekeeping; per-check schedules live in the database.
+BEAT_HEARTBEAT_SECONDS = env_int("BEAT_HEARTBEAT_SECONDS", 30, minimum=1)
+HEALTH_DISPATCH_SECONDS = env_float("HEALTH_DISPATCH_SECONDS", 1.0)
 CELERY_BEAT_SCHEDULE = {
     "beat-heartbeat": {
         "task": "portal.tasks.record_heartbeat",
-        "schedule": env_int("BEAT_HEARTBEAT_SECONDS", 30, minimum=1),
+        "schedule": BEAT_HEARTBEAT_SECONDS,
         "args": ("beat",),
     },
     "dispatch-due-checks": {
         "task": "healthchecks.tasks.dispatch_due_checks",
-        "schedule": env_float("HEALTH_DISPATCH_SECONDS", 1.0),
+        "schedule": HEALTH_DISPATCH_SECONDS,
     },
     "roll-up-history": {"task": "healthchecks.tasks.roll_up_history", "schedule": 60.0},
     "prune-history": {"task": "healthchecks.tasks.prune_history", "schedule": 3600.0},
@@ -282,11 +284,11 @@ HEALTH_ALLOWED_PORTS = env_list("HEALTH_ALLOWED_PORTS")
 HEALTH_DENIED_PORTS = env_list("HEALTH_DENIED_PORTS")
 HEALTH_ALLOWED_HOSTS = env_list("HEALTH_ALLOWED_HOSTS")
 HEALTH_DENIED_HOSTS = env_list("HEALTH_DENIED_HOSTS")
-# The scheduler: beat runs the dispatcher every HEALTH_DISPATCH_SECONDS; it claims checks due
+# The scheduler: beat runs the dispatcher every HEALTH_DISPATCH_SECONDS (set with the Celery
+# block above); it claims checks due
 # within HEALTH_DISPATCH_LOOKAHEAD seconds (workers start each probe at its due time) and
 # sends them in batches of HEALTH_BATCH_SIZE. A worker runs at most HEALTH_PROBE_CONCURRENCY
 # probes at once and records every HEALTH_FLUSH_SECONDS or HEALTH_FLUSH_SIZE results.
-HEALTH_DISPATCH_SECONDS = env_float("HEALTH_DISPATCH_SECONDS", 1.0)
 HEALTH_DISPATCH_LOOKAHEAD = env_float("HEALTH_DISPATCH_LOOKAHEAD", 2.0)
 HEALTH_BATCH_SIZE = env_int("HEALTH_BATCH_SIZE", 500, minimum=1)
 HEALTH_PROBE_CONCURRENCY = env_int("HEALTH_PROBE_CONCURRENCY", 500, minimum=1)

@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from os import getcwd  # noqa: F401 -- imported, not defined here: must be refused
 
 from healthchecks.status import Status
@@ -30,7 +31,7 @@ def report() -> dict:
         "status": "unhealthy",
         "errors": ["queue is 9000 deep"],
         "warnings": ["consumer lag rising"],
-        "details": {"queue": "orders"},
+        "details": {"queue": "orders", "since": datetime(2025, 6, 1, 12, tzinfo=UTC)},
         "metrics": {"depth": 9000},
     }
 

@@ -352,6 +352,13 @@ def test_expected_redirect_status_is_not_followed(httpserver):
     assert outcome.metrics == {"http_status": 301, "redirects": 0, "body_bytes": 0}
 
 
+def test_redirect_with_max_redirects_zero_is_not_followed(httpserver):
+    httpserver.expect_request("/old").respond_with_data("", 302, {"Location": "/new"})
+    outcome = run(spec("http", httpserver.url_for("/old"), max_redirects=0))
+    assert_failed(outcome, ErrorCode.HTTP_STATUS, "HTTP 302 redirect not followed")
+    assert len(httpserver.log) == 1
+
+
 def test_redirect_to_the_metadata_address_is_refused(httpserver):
     location = "http://169.254.169.254/latest/meta-data/?token=abc"
     httpserver.expect_request("/health").respond_with_data("", 302, {"Location": location})
@@ -612,7 +619,11 @@ CALLABLES = "tests.healthchecks.callables"
 
 @pytest.fixture
 def allow_test_callables(settings):
-    settings.HEALTH_CALLABLE_PREFIXES = ["healthchecks.builtin.", f"{CALLABLES}."]
+    settings.HEALTH_CALLABLE_PREFIXES = [
+        "healthchecks.builtin.",
+        f"{CALLABLES}.",
+        f"{CALLABLES}_public.",
+    ]
 
 
 def test_builtin_example_is_healthy():
@@ -643,7 +654,7 @@ def test_python_dict_result():
     outcome = run(spec("python", f"{CALLABLES}.report"))
     assert_failed(outcome, ErrorCode.REPORTED, "queue is 9000 deep")
     assert outcome.warnings == ["consumer lag rising"]
-    assert outcome.details == {"queue": "orders"}
+    assert outcome.details == {"queue": "orders", "since": "2025-06-01 12:00:00+00:00"}
     assert outcome.metrics == {"depth": 9000}
 
 
@@ -677,7 +688,8 @@ def test_python_slow_callable_times_out(name):
         ("healthchecks.builtin.os.system", "cannot import healthchecks.builtin.os"),
         (f"{CALLABLES}.missing_module.fn", f"cannot import {CALLABLES}.missing_module"),
         (f"{CALLABLES}.NOT_CALLABLE", "is not callable"),
-        (f"{CALLABLES}.getcwd", "is defined in posix, not under a prefix"),
+        (f"{CALLABLES}.getcwd", "is imported from posix, not defined under a prefix"),
+        (f"{CALLABLES}_public.helper", f"is not in {CALLABLES}_public.__all__"),
         (f"{CALLABLES}._private", "is private"),
         ("not a path", "is not a dotted path"),
     ],
@@ -692,6 +704,9 @@ def test_python_refused_paths(path, reason):
 def test_validate_callable_path_accepts_allowed_callables():
     assert validate_callable_path("healthchecks.builtin.always_healthy") is None
     assert validate_callable_path(f"{CALLABLES}.async_fine") is None
+    # Named in the module's __all__: offered, wherever it is defined.
+    assert validate_callable_path(f"{CALLABLES}_public.fine") is None
+    assert_healthy(run(spec("python", f"{CALLABLES}_public.fine")))
 
 
 # --- Whatever happens, an outcome -------------------------------------------------------------

@@ -1,0 +1,53 @@
+"""The portal watches itself: the service 'backend', evaluated live."""
+
+import pytest
+from django.core.management import call_command
+
+from healthchecks.models import HealthCheck
+from portal import heartbeats
+from services.models import Service
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def alive():
+    for name in ("dispatcher", "worker", "beat"):
+        heartbeats.beat(name)
+
+
+def test_register_self_is_idempotent():
+    call_command("register_self")
+    call_command("register_self")
+    backend = Service.objects.get(name="backend")
+    assert backend.is_critical and backend.team.name == "portal"
+    assert sorted(HealthCheck.objects.filter(service=backend).values_list("name", flat=True)) \
+        == ["database", "redis", "scheduler", "workers"]
+
+
+def test_backend_is_healthy_when_everything_runs(client, alive):
+    call_command("register_self")
+    res = client.get("/health/service/backend")
+    assert res.status_code == 200
+    body = res.json()
+    assert body["status"] == "healthy", body
+    assert {c["name"]: c["status"] for c in body["checks"]} == {
+        "database": "healthy", "redis": "healthy", "workers": "healthy",
+        "scheduler": "healthy"}
+
+
+def test_without_the_scheduler_the_portal_is_degraded_but_ready(client):
+    heartbeats.beat("worker")
+    body = client.get("/health/service/backend").json()
+    assert body["status"] == "degraded"
+    assert any("dispatcher" in e for e in body["errors"])
+    assert client.get("/health/service/backend").status_code == 200
+
+
+def test_redis_down_degrades_the_portal_and_health_reads_go_on(client, alive, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    res = client.get("/health/service/backend")
+    assert res.status_code == 200 and res.json()["status"] == "degraded"
+    assert any("redis" in e for e in res.json()["errors"])
+    assert client.get("/health/services").status_code == 200
+    assert client.get("/health/metrics").status_code == 200
