@@ -67,8 +67,62 @@ DEMO_MANIFEST = {
             "deployed_version": "1.27.3",
             "dependencies": ["auth", "payments", {"service": "notifications", "kind": "soft"}],
         },
+        {
+            "name": "reports",
+            "team": "payments",
+            "display_name": "Monthly reports",
+            "description": "No checks yet: its status stays unknown.",
+            "dependencies": [{"service": "ledger", "kind": "soft"}],
+        },
     ],
 }
+
+# Checks against the demo targets the portal serves itself (healthchecks/demo.py), so every
+# status shows up within a minute. "{base}" is DEMO_BASE_URL.
+DEMO_CHECKS = {
+    "postgres-main": [{"name": "http", "kind": "http", "target": "{base}/demo/healthy"}],
+    "redis-cache": [{"name": "http", "kind": "http", "target": "{base}/demo/flaky", "retries": 1}],
+    "auth": [{"name": "health", "kind": "http", "target": "{base}/demo/health-json"}],
+    "ledger": [
+        {
+            "name": "http",
+            "kind": "http",
+            "target": "{base}/demo/degrading",
+            "latency_threshold_ms": 400,
+        }
+    ],
+    "payments": [
+        {"name": "http", "kind": "http", "target": "{base}/demo/slow", "latency_threshold_ms": 500},
+        {
+            "name": "worker",
+            "kind": "heartbeat",
+            "interval": 60,
+            "grace": 30,
+            "timeout": 5,
+            "critical": False,
+        },
+    ],
+    "notifications": [{"name": "http", "kind": "http", "target": "{base}/demo/down"}],
+    "api-gateway": [{"name": "http", "kind": "http", "target": "{base}/demo/healthy"}],
+}
+DEMO_CHECK_DEFAULTS = {"interval": 10, "timeout": 3}
+
+
+def demo_manifest(base_url: str) -> dict:
+    """The demo registry with its checks pointed at ``base_url``."""
+    services = []
+    for item in DEMO_MANIFEST["services"]:
+        checks = [
+            {
+                **DEMO_CHECK_DEFAULTS,
+                **check,
+                **({"target": check["target"].format(base=base_url)} if "target" in check else {}),
+            }
+            for check in DEMO_CHECKS.get(item["name"], [])
+        ]
+        services.append({**item, "checks": checks} if checks else item)
+    return {"teams": DEMO_MANIFEST["teams"], "services": services}
+
 
 # Lifecycle statuses the demo services are moved to (through legal transitions).
 DEMO_LIFECYCLE = {

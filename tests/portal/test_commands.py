@@ -3,6 +3,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
+from healthchecks.models import HealthCheck
 from portal import tokens
 from portal.models import ApiToken
 from services import deployments
@@ -75,6 +76,8 @@ def test_load_demo_is_idempotent(capsys, settings):
     count = Service.objects.count()
     assert count >= 5
     assert Service.objects.filter(lifecycle_status="running").exists()
+    assert HealthCheck.objects.filter(service__name="payments", kind="heartbeat").exists()
+    assert HealthCheck.objects.get(service__name="notifications").target.endswith("/demo/down")
     payments = Service.objects.get(name="payments")
     assert payments.config_versions.count() == 2
     assert deployments.drift(payments)["state"] == "drifting"
