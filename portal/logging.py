@@ -5,6 +5,7 @@ chain, so every line carries the request id bound in ``portal.middleware`` throu
 structlog's contextvars.
 """
 
+import logging
 import logging.config
 
 import structlog
@@ -16,6 +17,13 @@ _SHARED_PROCESSORS = [
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     structlog.processors.StackInfoRenderer(),
 ]
+
+
+class DropDemoTargets(logging.Filter):
+    """The demo targets (/demo/...) fail on purpose; their 5xx are not errors worth a line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "/demo/" not in str(getattr(record, "msg", ""))
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
@@ -39,8 +47,13 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
                     ],
                 }
             },
+            "filters": {"drop_demo": {"()": DropDemoTargets}},
             "handlers": {
-                "console": {"class": "logging.StreamHandler", "formatter": "structured"},
+                "console": {
+                    "class": "logging.StreamHandler",
+                    "formatter": "structured",
+                    "filters": ["drop_demo"],
+                },
             },
             "root": {"handlers": ["console"], "level": level},
             "loggers": {

@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 from urllib.parse import urlsplit
 
 import pytest
@@ -27,6 +30,57 @@ def _clean_redis():
         client = redis.Redis.from_url(url)
         client.flushdb()
         client.close()
+
+
+def test_database_url() -> str:
+    """The URL of the database this test run uses (for processes the tests start)."""
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.fixture
+def start_worker():
+    """Start a real Celery worker (prefork, one child) on the test database and Redis,
+    consuming the given queues; stopped by PID at the end of the test."""
+    if not settings.REDIS_URL:
+        pytest.fail("worker tests need REDIS_URL (make test sets it)")
+    started = []
+
+    def start(queues: list[str]) -> subprocess.Popen:
+        env = {**os.environ, "DEBUG": "true", "DATABASE_URL": test_database_url()}
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "-Q",
+                ",".join(queues),
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel=WARNING",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
 
 
 class ApiClient(Client):

@@ -54,10 +54,10 @@ def test_dockerfile_passes_hadolint():
 
 def test_compose_runs_every_part_with_health_checks_and_ordered_start():
     services = compose()["services"]
-    assert {"db", "redis", "web", "worker", "beat"} <= set(services)
-    for name in ("db", "redis", "worker", "beat"):
+    assert {"db", "redis", "web", "worker", "dispatcher", "beat"} <= set(services)
+    for name in ("db", "redis", "worker", "dispatcher", "beat"):
         assert "healthcheck" in services[name], name
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "dispatcher", "beat"):
         depends = services[name]["depends_on"]
         assert depends["redis"]["condition"] == "service_healthy"
         assert depends["migrate"]["condition"] == "service_completed_successfully"

@@ -2,7 +2,8 @@
 end or drip, a server that accepts and never answers, a port that never accepts, TLS with
 certificates made at test time (a CA and leaves, one near expiry).
 
-Every server listens on 127.0.0.1, runs in threads, and is a context manager that stops them.
+Every server listens on loopback (127.0.0.1 unless told ::1), runs in threads, and is a
+context manager that stops them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ class ScriptedServer:
     """Runs ``script(connection, server)`` in a thread for each connection it accepts, over
     TLS when given a context. Scripts should return once ``server.stopping`` is set."""
 
-    def __init__(self, script: Script, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, script: Script, ssl_context: ssl.SSLContext | None = None, host: str = "127.0.0.1"
+    ) -> None:
         self.script = script
         self.ssl_context = ssl_context
         self.stopping = threading.Event()
@@ -41,12 +44,14 @@ class ScriptedServer:
         self.bytes_sent = 0
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0), backlog=512)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, 0), family=family, backlog=512)
+        self.host = f"[{host}]" if ":" in host else host
         self.port = self._listener.getsockname()[1]
 
     def url(self, path: str = "/", scheme: str | None = None) -> str:
         scheme = scheme or ("https" if self.ssl_context else "http")
-        return f"{scheme}://127.0.0.1:{self.port}{path}"
+        return f"{scheme}://{self.host}:{self.port}{path}"
 
     def __enter__(self) -> ScriptedServer:
         self._listener.settimeout(0.05)

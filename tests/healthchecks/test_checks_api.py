@@ -174,3 +174,33 @@ def test_delete_and_list(ops, payments):
     ]
     assert ops.call("DELETE", "/api/services/payments/checks/a").status_code == 204
     assert ops.call("GET", "/api/services/payments/checks/a").status_code == 404
+
+
+def test_the_admin_refuses_a_forbidden_target_and_saves_a_good_check(client, admin_user, payments):
+    client.force_login(admin_user)
+    form = {
+        "service": payments.pk,
+        "name": "meta",
+        "kind": "http",
+        "interval": 30,
+        "timeout": 5,
+        "retries": 0,
+        "latency_threshold_ms": "",
+        "is_critical": "on",
+        "enabled": "on",
+        "options": "{}",
+    }
+    res = client.post(
+        "/admin/healthchecks/healthcheck/add/", {**form, "target": "http://169.254.169.254/"}
+    )
+    assert res.status_code == 200 and "always refused" in res.content.decode()
+    assert not HealthCheck.objects.exists()
+    res = client.post(
+        "/admin/healthchecks/healthcheck/add/",
+        {**form, "name": "hb", "kind": "heartbeat", "target": ""},
+    )
+    assert res.status_code == 302
+    check = HealthCheck.objects.get(name="hb")
+    assert check.heartbeat_token and CheckState.objects.filter(health_check=check).exists()
+    for path in ("healthcheck", "servicehealth", "statuschange", "incident"):
+        assert client.get(f"/admin/healthchecks/{path}/").status_code == 200

@@ -372,6 +372,43 @@ def test_redirect_to_the_metadata_address_is_refused(httpserver):
     assert "token=abc" not in repr(outcome)
 
 
+def test_redirect_to_a_denied_port_is_refused_before_connecting(settings, httpserver):
+    with ScriptedServer(servers.answer()) as forbidden:
+        settings.HEALTH_DENIED_PORTS = [str(forbidden.port)]
+        httpserver.expect_request("/health").respond_with_data(
+            "", 302, {"Location": forbidden.url("/x")}
+        )
+        outcome = run(spec("http", httpserver.url_for("/health")))
+    assert_failed(
+        outcome,
+        ErrorCode.BLOCKED,
+        f"redirect to {forbidden.url('/x')} refused: "
+        f"port {forbidden.port} is denied by HEALTH_DENIED_PORTS",
+    )
+    assert forbidden.requests == []
+
+
+def test_redirect_to_a_name_resolving_to_a_denied_network_is_refused(settings):
+    """The hop's name is checked when it is resolved, not only as written."""
+    with (
+        ScriptedServer(servers.answer()) as forbidden,
+        ScriptedServer(
+            servers.answer(status=302, headers={"Location": f"http://localhost:{forbidden.port}/"}),
+            host="::1",
+        ) as start,
+    ):
+        settings.HEALTH_DENIED_NETWORKS = ["127.0.0.0/8"]
+        outcome = run(spec("http", start.url("/health")))
+    assert_failed(
+        outcome,
+        ErrorCode.BLOCKED,
+        f"redirect to http://localhost:{forbidden.port}/ refused: localhost resolves only to "
+        "refused addresses: 127.0.0.1 is in 127.0.0.0/8, denied by HEALTH_DENIED_NETWORKS",
+    )
+    assert len(start.requests) == 1
+    assert forbidden.requests == []
+
+
 def test_redirect_to_another_scheme_is_refused(httpserver):
     httpserver.expect_request("/health").respond_with_data(
         "", 302, {"Location": "file:///etc/passwd"}

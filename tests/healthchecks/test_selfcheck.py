@@ -21,8 +21,12 @@ def test_register_self_is_idempotent():
     call_command("register_self")
     backend = Service.objects.get(name="backend")
     assert backend.is_critical and backend.team.name == "portal"
-    assert sorted(HealthCheck.objects.filter(service=backend).values_list("name", flat=True)) \
-        == ["database", "redis", "scheduler", "workers"]
+    assert sorted(HealthCheck.objects.filter(service=backend).values_list("name", flat=True)) == [
+        "database",
+        "redis",
+        "scheduler",
+        "workers",
+    ]
 
 
 def test_backend_is_healthy_when_everything_runs(client, alive):
@@ -32,8 +36,11 @@ def test_backend_is_healthy_when_everything_runs(client, alive):
     body = res.json()
     assert body["status"] == "healthy", body
     assert {c["name"]: c["status"] for c in body["checks"]} == {
-        "database": "healthy", "redis": "healthy", "workers": "healthy",
-        "scheduler": "healthy"}
+        "database": "healthy",
+        "redis": "healthy",
+        "workers": "healthy",
+        "scheduler": "healthy",
+    }
 
 
 def test_without_the_scheduler_the_portal_is_degraded_but_ready(client):

@@ -1,13 +1,8 @@
 """A real Celery worker process, on the real broker (Redis) and the test database."""
 
-import os
-import subprocess
-import sys
 import uuid
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from portal import tasks
 from portal.models import Heartbeat
@@ -15,46 +10,11 @@ from portal.models import Heartbeat
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def database_url() -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
 @pytest.fixture
-def worker_queue():
-    if not settings.REDIS_URL:
-        pytest.fail("the worker test needs REDIS_URL (make test sets it)")
+def worker_queue(start_worker):
     queue = f"test-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "DEBUG": "true", "DATABASE_URL": database_url()}
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "-Q",
-            queue,
-            "--pool=solo",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel=WARNING",
-        ],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    yield queue
-    worker.terminate()
-    try:
-        worker.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+    start_worker([queue])
+    return queue
 
 
 def test_a_task_runs_in_a_real_worker(worker_queue):

@@ -1,0 +1,127 @@
+"""The engine through real Celery processes: dispatch, probe, record; a worker killed
+mid-batch."""
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
+
+from healthchecks import tasks
+from healthchecks.models import CheckResult, CheckState
+from healthchecks.status import Status
+from tests.factories import ServiceFactory, make_check
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def wait_for(condition, timeout=60.0, step=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return False
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_the_dispatcher_hands_due_checks_to_a_worker(start_worker, httpserver):
+    httpserver.expect_request("/ok").respond_with_data("fine")
+    service = ServiceFactory()
+    checks = [
+        make_check(
+            service, name=f"c{i}", target=httpserver.url_for("/ok"), next_due_at=timezone.now()
+        )
+        for i in range(10)
+    ]
+    start_worker(["dispatch", "probes"])
+    tasks.dispatch_due_checks.apply_async()
+    assert wait_for(lambda: CheckResult.objects.count() == 10)
+    assert set(CheckState.objects.values_list("status", flat=True)) == {Status.HEALTHY}
+    for check in checks:
+        check.refresh_from_db()
+        assert check.next_due_at > timezone.now()
+
+
+@pytest.fixture
+def threaded_server():
+    """An HTTP server that answers requests in parallel (one may hang, others go on)."""
+    server = HTTPServer(threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_the_batch_runs_again(
+    start_worker, threaded_server
+):
+    httpserver = threaded_server
+    slow_calls = []
+
+    def slow(request):
+        slow_calls.append(time.monotonic())
+        if len(slow_calls) == 1:
+            time.sleep(30)  # the first time, long enough to be killed in the middle
+        return Response("finally")
+
+    httpserver.expect_request("/ok").respond_with_data("fine")
+    httpserver.expect_request("/slow").respond_with_handler(slow)
+    service = ServiceFactory()
+    fast = [
+        make_check(
+            service, name=f"fast{i}", target=httpserver.url_for("/ok"), timeout=20, interval=60
+        )
+        for i in range(5)
+    ]
+    slowpoke = make_check(
+        service, name="slow", target=httpserver.url_for("/slow"), timeout=20, interval=60
+    )
+    due = timezone.now().isoformat()
+    worker = start_worker(["probes"])
+    tasks.probe_batch.apply_async(args=[[(c.pk, due) for c in [*fast, slowpoke]]])
+    # The fast results are recorded while the slow probe still hangs.
+    assert wait_for(lambda: CheckResult.objects.count() == 5)
+    assert wait_for(lambda: slow_calls)
+    fast_hits = sum(1 for entry in httpserver.log if entry[0].path == "/ok")
+    for child in children_of(worker.pid):
+        os.kill(child, signal.SIGKILL)
+    # The batch is redelivered to a fresh pool process, which probes only what is missing.
+    assert wait_for(lambda: CheckResult.objects.count() == 6, timeout=90)
+    assert len(slow_calls) == 2
+    assert sum(1 for entry in httpserver.log if entry[0].path == "/ok") == fast_hits == 5
+    assert CheckState.objects.get(health_check=slowpoke).status == Status.HEALTHY
+
+
+def test_workers_recover_when_postgresql_drops_their_connections(start_worker, httpserver):
+    """What a PostgreSQL restart looks like from a worker: every connection it holds dies."""
+    httpserver.expect_request("/ok").respond_with_data("fine")
+    check = make_check(target=httpserver.url_for("/ok"), interval=60)
+    start_worker(["probes"])
+    first = timezone.now().isoformat()
+    tasks.probe_batch.apply_async(args=[[(check.pk, first)]])
+    assert wait_for(lambda: CheckResult.objects.count() == 1)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    second = timezone.now().isoformat()
+    tasks.probe_batch.apply_async(args=[[(check.pk, second)]])
+    assert wait_for(lambda: CheckResult.objects.count() == 2)
