@@ -6,10 +6,11 @@ NOTHING, and the check's state only moves forward: an outcome for a due time at 
 the one the state already reflects is kept in history but changes nothing else.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from healthchecks import service_health
@@ -75,22 +76,96 @@ def record(results: list[Result]) -> int:
             .filter(health_check_id__in=ids)
             .order_by("health_check_id")
         }
-        changes = []
+        changes, advanced = [], {}
         for result in sorted(results, key=lambda r: r.due_at):
             state, check = states.get(result.check_id), checks.get(result.check_id)
-            if state is None or check is None:
-                continue  # deleted while its probe ran
-            change = _advance(state, check, result, now)
+            if state is None or not _is_newer(state, result):
+                continue  # deleted while its probe ran, or already reflected
+            change = _advance(state, check, result)
+            advanced[state.pk] = state
             if change is not None:
                 changes.append(change)
-        CheckState.objects.bulk_update(states.values(), STATE_FIELDS, batch_size=1000)
+        _write_states(list(advanced.values()))
         if changes:
             StatusChange.objects.bulk_create(changes)
             service_health.recompute({c.service_id for c in changes}, now)
     return len(changes)
 
 
+_INSERT_RESULTS_SQL = """
+INSERT INTO healthchecks_checkresult (at, health_check_id, response_us, status, error_code,
+                                      lag_ms)
+SELECT * FROM unnest(%s::timestamptz[], %s::int[], %s::int[], %s::smallint[], %s::smallint[],
+                     %s::smallint[])
+ON CONFLICT DO NOTHING
+"""
+_UPDATE_STATES_SQL = """
+UPDATE healthchecks_checkstate AS s
+SET status = v.status, raw_status = v.raw_status, consecutive_failures = v.failures,
+    status_since = v.since, last_due_at = v.due, last_result_at = v.result_at,
+    last_response_us = v.response_us, last_error_code = v.error_code,
+    last_outcome = v.outcome::jsonb
+FROM unnest(%s::int[], %s::smallint[], %s::smallint[], %s::int[], %s::timestamptz[],
+            %s::timestamptz[], %s::timestamptz[], %s::int[], %s::smallint[], %s::text[])
+    AS v(id, status, raw_status, failures, since, due, result_at, response_us, error_code,
+         outcome)
+WHERE s.health_check_id = v.id
+"""
+
+
+def _write_states(states: list[CheckState]) -> None:
+    """One UPDATE for a whole flush (PostgreSQL: from arrays; elsewhere bulk_update)."""
+    if not states:
+        return
+    if connection.vendor != "postgresql":
+        CheckState.objects.bulk_update(states, STATE_FIELDS, batch_size=500)
+        return
+    columns = list(
+        zip(
+            *[
+                (
+                    s.health_check_id,
+                    s.status,
+                    s.raw_status,
+                    s.consecutive_failures,
+                    s.status_since,
+                    s.last_due_at,
+                    s.last_result_at,
+                    s.last_response_us,
+                    s.last_error_code,
+                    json.dumps(s.last_outcome),
+                )
+                for s in states
+            ],
+            strict=True,
+        )
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_UPDATE_STATES_SQL, [list(c) for c in columns])
+
+
 def _insert_history(results: list[Result]) -> None:
+    if connection.vendor == "postgresql":
+        rows = [
+            (
+                r.due_at,
+                r.check_id,
+                round(r.outcome.response_ms * 1000),
+                r.outcome.status,
+                r.outcome.error_code,
+                r.lag_ms,
+            )
+            for r in results
+        ]
+        if rows:
+            with connection.cursor() as cursor:
+                cursor.execute(_INSERT_RESULTS_SQL, [list(c) for c in zip(*rows, strict=True)])
+    else:
+        _insert_history_portable(results)
+    _insert_details(results)
+
+
+def _insert_history_portable(results: list[Result]) -> None:
     CheckResult.objects.bulk_create(
         [
             CheckResult(
@@ -106,6 +181,9 @@ def _insert_history(results: list[Result]) -> None:
         ignore_conflicts=True,
         batch_size=2000,
     )
+
+
+def _insert_details(results: list[Result]) -> None:
     detailed = [
         r
         for r in results
@@ -121,9 +199,13 @@ def _insert_history(results: list[Result]) -> None:
     )
 
 
-def _advance(state: CheckState, check: dict, result: Result, now) -> StatusChange | None:
-    if state.last_due_at is not None and result.due_at <= state.last_due_at:
-        return None  # already reflected (a retried batch) or superseded by a newer result
+def _is_newer(state: CheckState, result: Result) -> bool:
+    """A result older than what the state reflects (a retried batch, or one overtaken by a
+    newer result) stays in history but must not move the state back."""
+    return state.last_due_at is None or result.due_at > state.last_due_at
+
+
+def _advance(state: CheckState, check: dict, result: Result) -> StatusChange | None:
     outcome = result.outcome
     status, failures = next_check_status(
         state.status, state.consecutive_failures, outcome.status, check["retries"]

@@ -65,14 +65,16 @@ def _recompute_batch(ids: list[int], now, changes: list) -> set[int]:
                     cause=reason,
                 )
             )
-            _track_incident(service_id, row.status, status, reason, now)
             if Status.UNHEALTHY in (row.status, status):
                 moved.add(service_id)
             row.since = now
         row.status, row.reason, row.updated_at = status, reason, now
         updated.append(row)
-    ServiceHealth.objects.bulk_update(updated, ["status", "reason", "since", "updated_at"])
+    ServiceHealth.objects.bulk_update(
+        updated, ["status", "reason", "since", "updated_at"], batch_size=500
+    )
     StatusChange.objects.bulk_create(batch_changes)
+    _track_incidents(batch_changes, now)
     changes.extend(batch_changes)
     return moved
 
@@ -85,20 +87,39 @@ def _hard_dependents(service_ids: set[int]) -> set[int]:
     )
 
 
-def _track_incident(service_id: int, old: int, new: int, cause: str, now) -> None:
+def _track_incidents(service_changes: list[StatusChange], now) -> None:
+    """Open an incident when a service leaves healthy, note when it gets worse, close it when
+    it is healthy again -- in a few statements for a whole flush."""
+    if not service_changes:
+        return
     bad = (Status.DEGRADED, Status.UNHEALTHY)
-    incident = Incident.objects.filter(service_id=service_id, closed_at=None).first()
-    if new in bad:
-        if incident is None:
-            Incident.objects.create(
-                service_id=service_id, opened_at=now, worst_status=new, cause=cause
+    open_ = {
+        i.service_id: i
+        for i in Incident.objects.filter(
+            service_id__in=[c.service_id for c in service_changes], closed_at=None
+        )
+    }
+    new, worse, closed = [], [], []
+    for change in service_changes:
+        incident = open_.get(change.service_id)
+        if change.to_status in bad and incident is None:
+            new.append(
+                Incident(
+                    service_id=change.service_id,
+                    opened_at=now,
+                    worst_status=change.to_status,
+                    cause=change.cause,
+                )
             )
-        elif new > incident.worst_status:
-            incident.worst_status, incident.cause = new, cause
-            incident.save(update_fields=["worst_status", "cause"])
-    elif incident is not None and new == Status.HEALTHY:
-        incident.closed_at = now
-        incident.save(update_fields=["closed_at"])
+        elif change.to_status in bad and change.to_status > incident.worst_status:
+            incident.worst_status, incident.cause = change.to_status, change.cause
+            worse.append(incident)
+        elif incident is not None and change.to_status == Status.HEALTHY:
+            incident.closed_at = now
+            closed.append(incident)
+    Incident.objects.bulk_create(new)
+    Incident.objects.bulk_update(worse, ["worst_status", "cause"])
+    Incident.objects.bulk_update(closed, ["closed_at"])
 
 
 def ensure_rows() -> None:
