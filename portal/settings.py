@@ -132,6 +132,12 @@ else:
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
+    # A message a dead worker held is handed out again after this many seconds (a killed
+    # pool process is requeued at once; this covers a whole machine gone). Longer than any
+    # batch can run (lookahead plus the longest timeout).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600, minimum=60)
+    }
 else:
     # Embedded broker: kombu's filesystem transport, so `make run` needs nothing installed.
     CELERY_BROKER_URL = "filesystem://"
