@@ -46,7 +46,12 @@ def already_recorded(claims: list[Claim]) -> set[tuple[int, datetime]]:
 
 def run_batch(items) -> dict:
     """Probe and record one batch; returns counts for the task's log line."""
+    started = time.time()
     claims = parse_claims(items)
+    # How early the batch reached a worker before its first due time (negative: late).
+    slack_ms = (
+        round((min(c.due_at for c in claims).timestamp() - time.time()) * 1000) if claims else 0
+    )
     done = already_recorded(claims)
     todo = [c for c in claims if (c.check_id, c.due_at) not in done]
     rows = HealthCheck.objects.filter(
@@ -54,7 +59,14 @@ def run_batch(items) -> dict:
     ).select_related("state")
     specs = {row.pk: checks.probe_spec(row, getattr(row, "state", None)) for row in rows}
     todo = [c for c in todo if c.check_id in specs]
-    stats = {"claimed": len(claims), "skipped": len(claims) - len(todo), "probed": 0, "changed": 0}
+    stats = {
+        "claimed": len(claims),
+        "skipped": len(claims) - len(todo),
+        "probed": 0,
+        "changed": 0,
+        "slack_ms": slack_ms,
+    }
+    stats["setup_ms"] = round((time.time() - started) * 1000)
     if todo:
         runner = _BatchRunner(specs, NetworkPolicy.from_settings())
         factory = uvloop.new_event_loop if uvloop else None

@@ -7,6 +7,7 @@ dispatcher skips them instead of waiting or double-claiming) and moves each row'
 little ahead of time (``horizon``) so a worker can start each probe exactly when it is due.
 """
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,10 +26,11 @@ WITH due AS (
 )
 UPDATE healthchecks_healthcheck AS c
 SET next_due_at = CASE
-    -- Far behind (the scheduler was down): run once now, then resume the rhythm from now,
-    -- instead of replaying every missed interval.
+    -- Far behind (the scheduler was down): run once now, then skip the missed intervals
+    -- but keep the check's phase, so checks spread over an interval stay spread out.
     WHEN due.due_at + make_interval(secs => c.interval) < %(now)s
-        THEN %(now)s + make_interval(secs => c.interval)
+        THEN due.due_at + make_interval(secs => c.interval * ceil(
+            extract(epoch FROM %(now)s - due.due_at) / c.interval))
     ELSE due.due_at + make_interval(secs => c.interval)
 END
 FROM due
@@ -63,8 +65,8 @@ def _claim_due_portable(now: datetime, horizon: datetime, limit: int) -> list[Cl
             .values_list("id", "next_due_at", "interval")[:limit]
         )
         for check_id, due_at, interval in rows:
-            step = timedelta(seconds=interval)
-            following = due_at + step if due_at + step >= now else now + step
+            missed = max(1, math.ceil((now - due_at).total_seconds() / interval))
+            following = due_at + timedelta(seconds=interval * missed)
             HealthCheck.objects.filter(pk=check_id, next_due_at=due_at).update(
                 next_due_at=following
             )

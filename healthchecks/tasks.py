@@ -47,6 +47,7 @@ def probe_batch(items: list) -> dict:
     (redelivery after a crash, or a retry) skips what was already recorded."""
     stats = engine.run_batch(items)
     heartbeats.beat("worker", **stats)
+    log.info("probe batch", **stats)
     return stats
 
 

@@ -14,10 +14,17 @@ NOW = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
 
 
 def add_results(check, start, count, step_s=60, status=Status.HEALTHY, us=2_000):
-    CheckResult.objects.bulk_create([
-        CheckResult(health_check=check, at=start + timedelta(seconds=i * step_s), status=status,
-                    response_us=us) for i in range(count)
-    ])
+    CheckResult.objects.bulk_create(
+        [
+            CheckResult(
+                health_check=check,
+                at=start + timedelta(seconds=i * step_s),
+                status=status,
+                response_us=us,
+            )
+            for i in range(count)
+        ]
+    )
 
 
 def test_hourly_rollups_count_failures_latency_and_histogram():
@@ -61,16 +68,36 @@ def test_uptime_and_percentiles_per_window_come_from_rollups():
     a, b = make_check(service, name="a"), make_check(service, name="b")
     for days_ago in range(40):
         start = (NOW - timedelta(days=days_ago)).replace(hour=0, minute=0)
-        CheckRollup.objects.create(health_check=a, granularity=CheckRollup.DAY, start=start,
-                                   count=100, failures=1 if days_ago < 10 else 0, degraded=0,
-                                   latency_sum_us=100 * 3000, latency_max_us=4000,
-                                   histogram=[0, 0, 0, 100] + [0] * 12)
-    CheckRollup.objects.create(health_check=b, granularity=CheckRollup.HOUR,
-                               start=NOW - timedelta(hours=2), count=60, failures=6, degraded=0,
-                               latency_sum_us=0, latency_max_us=0, histogram=[60] + [0] * 15)
+        CheckRollup.objects.create(
+            health_check=a,
+            granularity=CheckRollup.DAY,
+            start=start,
+            count=100,
+            failures=1 if days_ago < 10 else 0,
+            degraded=0,
+            latency_sum_us=100 * 3000,
+            latency_max_us=4000,
+            histogram=[0, 0, 0, 100] + [0] * 12,
+        )
+    CheckRollup.objects.create(
+        health_check=b,
+        granularity=CheckRollup.HOUR,
+        start=NOW - timedelta(hours=2),
+        count=60,
+        failures=6,
+        degraded=0,
+        latency_sum_us=0,
+        latency_max_us=0,
+        histogram=[60] + [0] * 15,
+    )
     result = history.uptime([a.pk, b.pk], now=NOW)
-    assert result["24h"] == {"uptime": 0.9, "results": 60, "latency_p50_ms": 0.5,
-                             "latency_p95_ms": 0.5, "latency_p99_ms": 0.5}
+    assert result["24h"] == {
+        "uptime": 0.9,
+        "results": 60,
+        "latency_p50_ms": 0.5,
+        "latency_p95_ms": 0.5,
+        "latency_p99_ms": 0.5,
+    }
     assert result["30d"]["results"] == 3000
     assert result["30d"]["uptime"] == round(1 - 10 / 3000, 6)
     assert result["90d"]["results"] == 4000 and result["90d"]["latency_p50_ms"] == 5.0
@@ -82,9 +109,17 @@ def test_pruning_deletes_only_what_is_past_retention(settings):
     check = make_check()
     add_results(check, NOW - timedelta(days=9), 120, step_s=3600)  # 9 days ago to 4 days ago
     ResultDetail.objects.create(health_check=check, at=NOW - timedelta(days=8), outcome={})
-    CheckRollup.objects.create(health_check=check, granularity=CheckRollup.HOUR,
-                               start=NOW - timedelta(days=60), count=1, failures=0, degraded=0,
-                               latency_sum_us=0, latency_max_us=0, histogram=[1])
+    CheckRollup.objects.create(
+        health_check=check,
+        granularity=CheckRollup.HOUR,
+        start=NOW - timedelta(days=60),
+        count=1,
+        failures=0,
+        degraded=0,
+        latency_sum_us=0,
+        latency_max_us=0,
+        histogram=[1],
+    )
     deleted = history.prune(NOW, chunk=10)
     assert deleted == {"results": 48, "details": 1, "rollups": 1}
     assert not CheckResult.objects.filter(at__lt=NOW - timedelta(days=7)).exists()
@@ -100,8 +135,9 @@ def test_service_history_picks_the_resolution_by_range(client):
     assert raw["resolution"] == "raw" and len(raw["checks"]["http"]) == 10
     assert raw["checks"]["http"][0]["status"] == "healthy"
     history.rollup_hours(start - timedelta(hours=1))
-    week = client.get("/health/service/shop/history",
-                      {"from": (start - timedelta(days=3)).isoformat()}).json()
+    week = client.get(
+        "/health/service/shop/history", {"from": (start - timedelta(days=3)).isoformat()}
+    ).json()
     assert week["resolution"] == "hour"
     assert sum(r["count"] for r in week["checks"]["http"]) == 10
     assert week["uptime"]["24h"]["uptime"] == 1.0
@@ -111,8 +147,10 @@ def test_a_bad_history_range_is_422(client):
     ServiceFactory(name="shop")
     res = client.get("/health/service/shop/history", {"from": "yesterday"})
     assert res.status_code == 422 and "from" in res.json()["error"]["fields"]
-    res = client.get("/health/service/shop/history", {"from": "2026-01-02T00:00:00Z",
-                                                      "to": "2026-01-01T00:00:00Z"})
+    res = client.get(
+        "/health/service/shop/history",
+        {"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+    )
     assert res.status_code == 422
     assert client.get("/health/service/ghost/history").status_code == 404
 

@@ -36,12 +36,13 @@ def test_it_claims_ahead_within_the_horizon():
     assert [c.check_id for c in claims] == [check.pk]
 
 
-def test_a_check_far_behind_runs_once_then_resumes_from_now():
+def test_a_check_far_behind_runs_once_then_keeps_its_phase():
     now = timezone.now()
-    check = make_check(interval=10, next_due_at=now - timedelta(hours=1))
+    check = make_check(interval=10, next_due_at=now - timedelta(seconds=3603))
     assert len(scheduling.claim_due(now, now, 100)) == 1
     check.refresh_from_db()
-    assert check.next_due_at == now + timedelta(seconds=10)
+    # The missed runs are skipped; the next one keeps the old rhythm (3 s before a 10 s mark).
+    assert check.next_due_at == now + timedelta(seconds=7)
 
 
 def test_changing_the_interval_takes_effect_without_a_restart():
