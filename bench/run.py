@@ -1,0 +1,70 @@
+"""Run the portal's benchmarks: `make bench` (all) or `make bench ARGS="registry"`.
+
+Each benchmark is a module of this package with a ``run(options)`` function and a
+``DESCRIPTION``. Django reads its settings once per process and every benchmark works on its
+own database, so when several run, each gets a process of its own.
+"""
+
+import argparse
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Name -> module under bench/. Add a module here to add a benchmark.
+BENCHMARKS = {
+    "registry": "bench.registry",
+}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small dataset and few requests: a smoke test; writes no results file",
+    )
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="before each measurement, wait up to this long for the machine to be idle "
+        "(for shared machines; default: do not wait)",
+    )
+    options = parser.parse_args(argv)
+    unknown = [name for name in options.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+    return options
+
+
+def main(argv: list[str]) -> int:
+    options = parse_args(argv)
+    names = options.names or list(BENCHMARKS)
+    if len(names) == 1:
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        importlib.import_module(BENCHMARKS[names[0]]).run(options)
+        return 0
+    failed = []
+    for name in names:
+        print(f"\n=== {name} ===", flush=True)
+        extra = [*(["--quick"] if options.quick else []), f"--wait-idle={options.wait_idle}"]
+        if subprocess.run([sys.executable, __file__, name, *extra], check=False).returncode:
+            failed.append(name)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
