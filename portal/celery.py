@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -16,6 +16,14 @@ app.autodiscover_tasks()
 @setup_logging.connect
 def keep_django_logging(**kwargs) -> None:
     """Connecting this signal stops Celery from replacing the JSON logging set up by Django."""
+
+
+@worker_process_init.connect
+def tune_gc(**kwargs) -> None:
+    """Each pool process, once Django is loaded: see portal.gc_tuning."""
+    from portal.gc_tuning import tune
+
+    tune()
 
 
 def ensure_broker_folders() -> None:

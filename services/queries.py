@@ -1,8 +1,12 @@
 """Reading the registry: filtered listings and the dictionaries the API and pages show.
 
-A listing costs a fixed number of queries whatever the page size: the services with their
-team (one join), then their tags and their dependencies (one prefetch query each).
+A listing costs a fixed number of queries whatever the page size: the page of services with
+their team (one join), then their tags, then their dependencies with their names.
+The API builds its documents from plain rows (``values_list``) rather than model instances:
+for a page of a hundred services that is several times faster, and it is the hot path.
 """
+
+from collections import defaultdict
 
 from django.db.models import Prefetch, Q, QuerySet
 
@@ -47,35 +51,92 @@ def visible_to(principal, queryset: QuerySet[Service]) -> QuerySet[Service]:
 
 
 def get_service(name: str) -> Service:
-    service = with_relations(Service.objects.filter(name=name)).first()
+    service = Service.objects.filter(name=name).first()
     if service is None:
         raise NotFound(f"no service named {name!r}")
     return service
 
 
-def service_to_dict(service: Service) -> dict:
+def service_document(name: str) -> dict:
+    """The API document of one service (the shape of ``service_dicts``); NotFound if none."""
+    documents = service_dicts(Service.objects.filter(name=name))
+    if not documents:
+        raise NotFound(f"no service named {name!r}")
+    return documents[0]
+
+
+_FIELDS = (
+    "id",
+    "name",
+    "display_name",
+    "description",
+    "team__name",
+    "is_critical",
+    "repository_url",
+    "docs_url",
+    "runbook_url",
+    "deployed_version",
+    "config_validation_level",
+    "lifecycle_status",
+    "lifecycle_changed_at",
+    "created_at",
+    "updated_at",
+)
+
+
+def service_dicts(queryset: QuerySet[Service]) -> list[dict]:
+    """API documents for the services of ``queryset`` (sliced already), in its order."""
+    rows = list(queryset.values_list(*_FIELDS))
+    ids = [row[0] for row in rows]
+    tags = defaultdict(list)
+    for service_id, tag in Service.tags.through.objects.filter(service_id__in=ids).values_list(
+        "service_id", "tag__name"
+    ):
+        tags[service_id].append(tag)
+    deps = defaultdict(list)
+    for service_id, depends_on, kind in Dependency.objects.filter(service_id__in=ids).values_list(
+        "service_id", "depends_on__name", "kind"
+    ):
+        deps[service_id].append({"service": depends_on, "kind": kind})
+    return [
+        _document(row, sorted(tags[row[0]]), sorted(deps[row[0]], key=lambda d: d["service"]))
+        for row in rows
+    ]
+
+
+def _document(row: tuple, tags: list[str], deps: list[dict]) -> dict:
+    (
+        _,
+        name,
+        display_name,
+        description,
+        team,
+        critical,
+        repository,
+        docs,
+        runbook,
+        version,
+        level,
+        status,
+        status_at,
+        created_at,
+        updated_at,
+    ) = row
     return {
-        "name": service.name,
-        "display_name": service.display_name,
-        "description": service.description,
-        "team": service.team.name,
-        "tags": sorted(t.name for t in service.tags.all()),
-        "is_critical": service.is_critical,
-        "links": {
-            "repository": service.repository_url,
-            "docs": service.docs_url,
-            "runbook": service.runbook_url,
-        },
-        "deployed_version": service.deployed_version,
-        "config_validation_level": service.config_validation_level,
-        "lifecycle_status": service.lifecycle_status,
-        "lifecycle_changed_at": service.lifecycle_changed_at,
-        "dependencies": [
-            {"service": link.depends_on.name, "kind": link.kind}
-            for link in service.dependency_links.all()
-        ],
-        "created_at": service.created_at,
-        "updated_at": service.updated_at,
+        "name": name,
+        "display_name": display_name,
+        "description": description,
+        "team": team,
+        "tags": tags,
+        "is_critical": critical,
+        "links": {"repository": repository, "docs": docs, "runbook": runbook},
+        "deployed_version": version,
+        "config_validation_level": level,
+        "lifecycle_status": status,
+        "lifecycle_changed_at": status_at,
+        "dependencies": deps,
+        "created_at": created_at,
+        "updated_at": updated_at,
     }
 
 
