@@ -30,8 +30,20 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/portal"
-# Databases a benchmark must never drop: the development one and the test suite's.
-PROTECTED_DATABASES = {"portal", "test_portal", "postgres", "template0", "template1"}
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
+# Databases a benchmark must never drop: the development ones and the test suite's.
+PROTECTED_DATABASES = {
+    "portal",
+    "test_portal",
+    "portal_me",
+    "portal_probes",
+    "portal_browser",
+    "postgres",
+    "template0",
+    "template1",
+}
+# Redis database indexes the benchmarks may use (and flush); others belong to other work.
+BENCH_REDIS_DATABASES = (10, 11)
 
 
 # --- Database ---------------------------------------------------------------------------------
@@ -66,14 +78,41 @@ def create_database(name: str) -> str:
     return url
 
 
-def app_env(url: str, **extra: str) -> dict[str, str]:
-    """The environment the application runs with against the benchmark database."""
-    return {**os.environ, "DEBUG": "true", "DATABASE_URL": url, **extra}
+def redis_url(index: int = BENCH_REDIS_DATABASES[1]) -> str:
+    """REDIS_URL's server with the database ``index``: benchmarks keep to databases of their
+    own (BENCH_REDIS_DATABASES), whatever index REDIS_URL names."""
+    if index not in BENCH_REDIS_DATABASES:
+        raise SystemExit(f"benchmarks use Redis databases {BENCH_REDIS_DATABASES}, not {index}")
+    parts = urlsplit(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
+    return urlunsplit(parts._replace(path=f"/{index}"))
 
 
-def setup_django(url: str) -> None:
+def flush_redis(index: int) -> None:
+    """Empty one of the benchmarks' own Redis databases."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url(index))
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def app_env(url: str, redis_index: int = BENCH_REDIS_DATABASES[1], **extra: str) -> dict[str, str]:
+    """The environment the application runs with against the benchmark database (and the
+    benchmarks' own Redis database)."""
+    return {
+        **os.environ,
+        "DEBUG": "true",
+        "DATABASE_URL": url,
+        "REDIS_URL": redis_url(redis_index),
+        **extra,
+    }
+
+
+def setup_django(url: str, redis_index: int = BENCH_REDIS_DATABASES[1]) -> None:
     # Quiet in-process logging: the access log would print a line per request measured.
-    os.environ.update(app_env(url, LOG_LEVEL="warning"))
+    os.environ.update(app_env(url, redis_index, LOG_LEVEL="warning"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -102,9 +141,10 @@ class Server:
 
 
 @contextmanager
-def gunicorn(url: str, workers: int = 2) -> Iterator[Server]:
+def gunicorn(url: str, workers: int = 2, env: dict[str, str] | None = None) -> Iterator[Server]:
     """gunicorn serving portal.wsgi on a free port with the benchmark database; stopped (by
-    the PID it was started with) on the way out. Its log goes to a temporary file."""
+    the PID it was started with) on the way out. Its log goes to a temporary file. ``env``
+    replaces parts of the environment (app_env's by default)."""
     port = free_port()
     with tempfile.NamedTemporaryFile("w", prefix="bench-gunicorn-", suffix=".log") as log:
         process = subprocess.Popen(
@@ -117,7 +157,7 @@ def gunicorn(url: str, workers: int = 2) -> Iterator[Server]:
                 str(workers),
             ],
             cwd=ROOT,
-            env=app_env(url),
+            env=env or app_env(url),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

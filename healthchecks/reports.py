@@ -55,6 +55,16 @@ def services_overview() -> dict:
     return {"status": word(overall), "checked_at": iso(datetime.now(UTC)), "services": services}
 
 
+def overall() -> dict:
+    """The estate's status and how many services are in each status (for pages)."""
+    rows = Service.objects.values_list("is_critical", "health__status")
+    statuses = [(Status.UNKNOWN if st is None else st, critical) for critical, st in rows]
+    counts = {word(s): 0 for s in Status}
+    for status, _ in statuses:
+        counts[word(status)] += 1
+    return {"status": word(overall_status(statuses)), "counts": counts}
+
+
 def service_detail(name: str) -> dict | None:
     service = Service.objects.filter(name=name).select_related("health").first()
     if service is None:

@@ -5,9 +5,9 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Status
 
 from portal.auth import authorize, authorize_services
-from portal.responses import json_response
 from portal.errors import InvalidInput, NotFound
 from portal.models import Scope
+from portal.responses import json_response
 from services import lifecycle, queries, registry
 from services.graph import DependencyGraph
 from services.models import Team

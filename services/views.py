@@ -1,11 +1,13 @@
 """Pages of the registry."""
 
 from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from pydantic import ValidationError
 
+from healthchecks import reports as health_reports
 from portal.htmx import render_page
-from services import queries
+from services import deployments, queries
 from services.models import LifecycleStatus, Team
 from services.schemas import ServiceFilter
 
@@ -28,9 +30,10 @@ def _filters(query) -> tuple[ServiceFilter, dict[str, str]]:
 def overview(request):
     filters, filter_errors = _filters(request.GET)
     matching = queries.filter_services(filters)
-    services = queries.with_relations(matching)[:PAGE_SIZE]
+    services = queries.with_relations(matching).select_related("health")[:PAGE_SIZE]
     context = {
         "services": services,
+        "overall": health_reports.overall(),
         "count": matching.count(),
         "page_size": PAGE_SIZE,
         "filters": filters,
@@ -39,3 +42,11 @@ def overview(request):
         "statuses": LifecycleStatus.values,
     }
     return render_page(request, "services/overview.html", "service-table", context)
+
+
+@login_required
+@require_GET
+def drift(request):
+    """Services whose last successful deployment applied another configuration than the
+    current one."""
+    return render(request, "services/drift.html", {"rows": deployments.drifting_services()})

@@ -1,6 +1,10 @@
 import pytest
+from django.utils import timezone
 
-from tests.factories import DependencyFactory, ServiceFactory, TeamFactory
+from healthchecks import recording
+from healthchecks.probes import ProbeOutcome
+from healthchecks.status import Status
+from tests.factories import DependencyFactory, ServiceFactory, TeamFactory, make_check
 
 pytestmark = pytest.mark.django_db
 
@@ -28,13 +32,27 @@ def test_it_lists_services_with_team_and_status(logged_in):
     assert "<html" in html
 
 
+def test_it_shows_each_service_health_and_the_overall_status(logged_in):
+    down = make_check(ServiceFactory(name="ledger", is_critical=True))
+    ServiceFactory(name="quiet")
+    now = timezone.now()
+    recording.record(
+        [recording.Result(down.pk, now, now, ProbeOutcome(Status.UNHEALTHY, errors=["refused"]))]
+    )
+    html = logged_in.get("/").content.decode()
+    assert 'class="badge health-unhealthy" title="critical check failing' in html
+    assert "health-unknown" in html
+    assert 'Overall: <span class="badge health-unhealthy"' in html
+    assert 'hx-trigger="every 15s"' in html
+
+
 def test_an_htmx_request_gets_only_the_table(logged_in):
     TeamFactory(name="edge")
     ServiceFactory(name="proxy", team__name="edge")
     ServiceFactory(name="db")
     res = logged_in.get("/?team=edge", headers={"HX-Request": "true"})
     html = res.content.decode()
-    assert html.lstrip().startswith('<section id="service-table">')
+    assert html.lstrip().startswith('<section id="service-table"')
     assert 'data-service="proxy"' in html and 'data-service="db"' not in html
     assert "<html" not in html
 
@@ -84,3 +102,25 @@ def test_pages_send_security_headers(logged_in):
     assert "script-src 'self' 'nonce-" in res["Content-Security-Policy"]
     assert res["X-Frame-Options"] == "DENY"
     assert res["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_drift_page_lists_drifting_services(logged_in):
+    from portal.auth import system_actor
+    from services import configs, deployments
+
+    actor = system_actor("test")
+    ServiceFactory(name="shop")
+    configs.publish("shop", {"a": 1}, 0, actor)
+    deployments.report(
+        "shop",
+        version="1.0",
+        status="succeeded",
+        config_version=1,
+        config_hash="",
+        link="",
+        actor=actor,
+    )
+    assert "No service drifts." in logged_in.get("/config/drift").content.decode()
+    configs.publish("shop", {"a": 2}, 1, actor)
+    html = logged_in.get("/config/drift").content.decode()
+    assert 'data-service="shop"' in html and "v1" in html and "v2" in html
