@@ -291,10 +291,10 @@ HEALTH_DENIED_PORTS = env_list("HEALTH_DENIED_PORTS")
 HEALTH_ALLOWED_HOSTS = env_list("HEALTH_ALLOWED_HOSTS")
 HEALTH_DENIED_HOSTS = env_list("HEALTH_DENIED_HOSTS")
 # The scheduler: beat runs the dispatcher every HEALTH_DISPATCH_SECONDS (set with the Celery
-# block above); it claims checks due
-# within HEALTH_DISPATCH_LOOKAHEAD seconds (workers start each probe at its due time) and
-# sends them in batches of HEALTH_BATCH_SIZE. A worker runs at most HEALTH_PROBE_CONCURRENCY
-# probes at once and records every HEALTH_FLUSH_SECONDS or HEALTH_FLUSH_SIZE results.
+# block above); it claims checks due within HEALTH_DISPATCH_LOOKAHEAD seconds (workers start
+# each probe at its due time) and sends them in batches of HEALTH_BATCH_SIZE. A worker runs at
+# most HEALTH_PROBE_CONCURRENCY probes at once and records every HEALTH_FLUSH_SECONDS or
+# HEALTH_FLUSH_SIZE results.
 HEALTH_DISPATCH_LOOKAHEAD = env_float("HEALTH_DISPATCH_LOOKAHEAD", 2.0)
 HEALTH_BATCH_SIZE = env_int("HEALTH_BATCH_SIZE", 500, minimum=1)
 HEALTH_PROBE_CONCURRENCY = env_int("HEALTH_PROBE_CONCURRENCY", 500, minimum=1)
