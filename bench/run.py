@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Name -> module under bench/. Add a module here to add a benchmark.
 BENCHMARKS = {
     "registry": "bench.registry",
+    "config": "bench.config",
 }
 
 

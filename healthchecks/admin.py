@@ -8,6 +8,7 @@ from django.utils import timezone
 from healthchecks import checks
 from healthchecks.models import HealthCheck, Incident, ServiceHealth, StatusChange
 from healthchecks.status import Status
+from portal.admin_base import RecordAdmin
 
 
 class HealthCheckForm(forms.ModelForm):
@@ -77,16 +78,8 @@ class HealthCheckAdmin(admin.ModelAdmin):
         obj.pk = saved.pk
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(ServiceHealth)
-class ServiceHealthAdmin(ReadOnlyAdmin):
+class ServiceHealthAdmin(RecordAdmin):
     list_display = ["service", "status", "since", "reason"]
     list_filter = ["status"]
     search_fields = ["service__name"]
@@ -94,7 +87,7 @@ class ServiceHealthAdmin(ReadOnlyAdmin):
 
 
 @admin.register(StatusChange)
-class StatusChangeAdmin(ReadOnlyAdmin):
+class StatusChangeAdmin(RecordAdmin):
     list_display = ["at", "service", "health_check", "from_status", "to_status", "cause"]
     list_filter = ["to_status"]
     search_fields = ["service__name", "cause"]
@@ -103,7 +96,7 @@ class StatusChangeAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Incident)
-class IncidentAdmin(ReadOnlyAdmin):
+class IncidentAdmin(RecordAdmin):
     list_display = ["service", "opened_at", "closed_at", "worst_status", "duration", "cause"]
     list_filter = ["worst_status", ("closed_at", admin.EmptyFieldListFilter)]
     search_fields = ["service__name", "cause"]

@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from portal import tokens
+from portal.admin_base import RecordAdmin
 from portal.models import ApiToken, AuditEntry, Heartbeat, Scope
 
 
@@ -55,28 +56,14 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(RecordAdmin):
+    deletable = False  # the audit log is kept whole
     list_display = ["created_at", "actor", "action", "target_type", "target", "client_ip"]
     list_filter = ["action", "target_type"]
     search_fields = ["actor", "target", "request_id"]
     date_hierarchy = "created_at"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Heartbeat)
-class HeartbeatAdmin(admin.ModelAdmin):
+class HeartbeatAdmin(RecordAdmin):
     list_display = ["name", "seen_at"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

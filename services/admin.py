@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from portal import audit
+from portal.admin_base import RecordAdmin
 from portal.auth import user_principal
 from portal.errors import Conflict, InvalidInput, PortalError
 from services import configs, lifecycle, registry
@@ -326,7 +327,8 @@ def config_view(model_admin, request, object_id):
     return TemplateResponse(request, "admin/services/service/config.html", context)
 
 
-class ConfigVersionAdmin(admin.ModelAdmin):
+class ConfigVersionAdmin(RecordAdmin):
+    deletable = False  # versions are immutable history
     list_display = [
         "service",
         "version",
@@ -356,18 +358,6 @@ class ConfigVersionAdmin(admin.ModelAdmin):
         "created_at",
     ]
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_staff
 
     @admin.display(description="values (secrets masked)")
     def masked_values(self, obj):
@@ -417,29 +407,18 @@ admin.site.register(ConfigVersion, ConfigVersionAdmin)
 
 
 @admin.register(ConfigSchema)
-class ConfigSchemaAdmin(admin.ModelAdmin):
+class ConfigSchemaAdmin(RecordAdmin):
+    deletable = False
     list_display = ["service", "version", "source_format", "author", "comment", "created_at"]
     list_filter = ["source_format"]
     search_fields = ["service__name", "author"]
     list_select_related = ["service"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Deployment)
-class DeploymentAdmin(admin.ModelAdmin):
+class DeploymentAdmin(RecordAdmin):
     list_display = ["service", "version", "status", "config_version", "actor", "created_at"]
     list_filter = ["status", "service__team"]
     search_fields = ["service__name", "version", "actor"]
     list_select_related = ["service"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
