@@ -36,7 +36,8 @@ def service_document(detail: dict) -> dict:
         output = "; ".join(check["errors"] or check["warnings"])
         if output:
             entry["output"] = output
-        checks[f"{check['name']}:responseTime"] = [entry]
+        measurement = "heartbeat" if check["kind"] == "heartbeat" else "responseTime"
+        checks[f"{check['name']}:{measurement}"] = [entry]
     for dep in detail["dependencies"]:
         checks[f"{dep['service']}:dependency"] = [
             {
