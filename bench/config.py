@@ -212,7 +212,10 @@ def nested_schema(shape: Shape) -> tuple[dict, dict]:
     step = flat // flat_secrets
     for i in range(flat + 10):
         secret = i < flat and i % step == step - 1
-        properties[f"{'secret' if secret else 'key'}_{i:04d}"] = property_schema(i, secret)
+        sub = property_schema(i, secret)
+        if i >= flat:
+            sub.pop("default", None)  # absent from the first version, and not filled in
+        properties[f"{'secret' if secret else 'key'}_{i:04d}"] = sub
     for g in range(groups):
         leaves = {f"field_{j}": property_schema(g * 10 + j, False) for j in range(10)}
         if g < nested_secrets:

@@ -362,15 +362,22 @@ def service_history(name: str, params) -> dict:
             .order_by("at")
             .values_list("health_check_id", "at", "status", "response_us", "error_code")[:20_000]
         )
+        # Results that were not plainly healthy carry their errors, warnings and details.
+        details = {
+            (check_id, at): outcome
+            for check_id, at, outcome in ResultDetail.objects.filter(
+                health_check_id__in=checks, at__gte=start, at__lt=end
+            ).values_list("health_check_id", "at", "outcome")
+        }
         for check_id, at, status, us, error in rows:
-            series[checks[check_id]].append(
-                {
-                    "at": iso(at),
-                    "status": Status(status).label,
-                    "response_ms": us / 1000,
-                    "error_code": error,
-                }
-            )
+            entry = {
+                "at": iso(at),
+                "status": Status(status).label,
+                "response_ms": us / 1000,
+                "error_code": error,
+            }
+            entry.update(details.get((check_id, at), {}))
+            series[checks[check_id]].append(entry)
     else:
         hourly = span <= timedelta(days=14)
         resolution = "hour" if hourly else "day"

@@ -134,6 +134,7 @@ def test_service_history_picks_the_resolution_by_range(client):
     raw = client.get("/health/service/shop/history", {"from": start.isoformat()}).json()
     assert raw["resolution"] == "raw" and len(raw["checks"]["http"]) == 10
     assert raw["checks"]["http"][0]["status"] == "healthy"
+    assert "errors" not in raw["checks"]["http"][0]
     history.rollup_hours(start - timedelta(hours=1))
     week = client.get(
         "/health/service/shop/history", {"from": (start - timedelta(days=3)).isoformat()}
@@ -141,6 +142,25 @@ def test_service_history_picks_the_resolution_by_range(client):
     assert week["resolution"] == "hour"
     assert sum(r["count"] for r in week["checks"]["http"]) == 10
     assert week["uptime"]["24h"]["uptime"] == 1.0
+
+
+def test_raw_history_carries_the_errors_of_failed_results(client):
+    from healthchecks import recording
+    from healthchecks.probes import ProbeOutcome
+    from healthchecks.status import ErrorCode
+
+    check = make_check(ServiceFactory(name="shop"), name="http")
+    now = datetime.now(UTC)
+    outcome = ProbeOutcome(
+        Status.UNHEALTHY,
+        response_ms=3,
+        error_code=ErrorCode.REFUSED,
+        errors=["connection refused by 127.0.0.1:9"],
+    )
+    recording.record([recording.Result(check.pk, now, now, outcome)])
+    entry = client.get("/health/service/shop/history").json()["checks"]["http"][0]
+    assert entry["status"] == "unhealthy" and entry["error_code"] == ErrorCode.REFUSED
+    assert entry["errors"] == ["connection refused by 127.0.0.1:9"]
 
 
 def test_a_bad_history_range_is_422(client):
