@@ -244,7 +244,8 @@ def second_document(
     wanted = round(total * share)
     flat = [k for k in first if not k.startswith("group_")]
     extra = [k for k in schema["properties"] if k not in first]
-    removed = rng.sample(flat, 5)
+    # Only keys without a default can go: the schema's default would fill a removed one in.
+    removed = rng.sample([k for k in flat if "default" not in schema["properties"][k]], 5)
     for name in removed:
         del second[name]
     for name in extra[:5]:

@@ -158,7 +158,8 @@ def test_raw_history_carries_the_errors_of_failed_results(client):
         errors=["connection refused by 127.0.0.1:9"],
     )
     recording.record([recording.Result(check.pk, now, now, outcome)])
-    entry = client.get("/health/service/shop/history").json()["checks"]["http"][0]
+    since = (now - timedelta(hours=1)).isoformat()
+    entry = client.get("/health/service/shop/history", {"from": since}).json()["checks"]["http"][0]
     assert entry["status"] == "unhealthy" and entry["error_code"] == ErrorCode.REFUSED
     assert entry["errors"] == ["connection refused by 127.0.0.1:9"]
 
