@@ -68,6 +68,12 @@ class InvalidInput(PortalError):
     status, code = 422, "invalid"
 
 
+class Misconfigured(PortalError):
+    """The portal's own setup is wrong (not the caller's request): said plainly, logged."""
+
+    status, code = 500, "misconfigured"
+
+
 def error_body(
     code: str, message: str, fields: dict[str, str] | None = None, **extra: Any
 ) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from ninja import Body, Router, Status
 from portal.auth import authorize
 from portal.errors import InvalidInput, NotFound, PayloadTooLarge
 from portal.models import Scope
+from portal.responses import json_response
 from services import configs, deployments
 from services.dotenv import leaves, to_dotenv
 from services.schemas import (
@@ -72,21 +73,25 @@ def read_config(
     if format == "env":
         if prefix and not prefix.replace("_", "").isalnum():
             raise InvalidInput("bad prefix", fields={"prefix": "letters, digits and _ only"})
-        hidden = set()
-        if not reveal:
-            secret_paths = document["secret_paths"]
-            hidden = {
-                path
-                for path, _ in leaves(document["values"])
-                if configs.is_secret_path(path, secret_paths)
-                or any(list(path) == s[: len(path)] for s in secret_paths)
-            }
+        hidden = set() if reveal else _hidden_leaves(document)
         text = to_dotenv(document["values"], hidden=hidden, prefix=prefix)
         response = HttpResponse(text, content_type="text/plain; charset=utf-8")
         response["X-Config-Version"] = str(document["version"])
         response["X-Config-Hash"] = document["hash"]
         return response
-    return document
+    # The values are the stored document; re-validating them item by item would only cost.
+    return json_response(document)
+
+
+def _hidden_leaves(document: dict) -> set[tuple]:
+    """dotenv leaves that are, or contain, a secret the caller may not read."""
+    secrets = configs.secret_leaves(document["values"], document["secret_paths"])
+    prefixes = {secret[:i] for secret in secrets for i in range(1, len(secret) + 1)}
+    return {
+        path
+        for path, _ in leaves(document["values"])
+        if path in prefixes or any(path[:i] in secrets for i in range(1, len(path)))
+    }
 
 
 @router.post(

@@ -6,7 +6,6 @@ editing at once never lose an update silently. Secret leaves are encrypted befor
 stored and masked on the way out unless the caller may read secrets.
 """
 
-import copy
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -23,15 +22,13 @@ MASK = "********"
 # --- Secret leaves --------------------------------------------------------------------------
 
 
-def map_secrets(document, paths: list[list[str]], fn, _prefix: tuple = ()):
-    """A copy of ``document`` with ``fn(value, path)`` applied to every leaf at ``paths``
-    ("*" matches every item of an array). Leaves that are absent are left absent."""
-    if not paths:
-        return document
-    result = copy.deepcopy(document)
+def map_secrets(document, paths: list[list[str]], fn):
+    """``document`` with ``fn(value, path)`` applied to every leaf at ``paths`` ("*" matches
+    every item of an array); absent leaves stay absent. The input is never modified: only
+    the objects along the paths are copied, the rest is shared."""
     for path in paths:
-        result = _map_one(result, path, fn, ())
-    return result
+        document = _map_one(document, path, fn, ())
+    return document
 
 
 def _map_one(node, path, fn, prefix):
@@ -41,8 +38,20 @@ def _map_one(node, path, fn, prefix):
     if head == "*" and isinstance(node, list):
         return [_map_one(item, rest, fn, (*prefix, i)) for i, item in enumerate(node)]
     if isinstance(node, dict) and head in node:
-        node[head] = _map_one(node[head], rest, fn, (*prefix, head))
+        return {**node, head: _map_one(node[head], rest, fn, (*prefix, head))}
     return node
+
+
+def secret_leaves(document, paths: list[list[str]]) -> set[tuple]:
+    """The concrete paths (names and indexes) of the secrets present in ``document``."""
+    found: set[tuple] = set()
+
+    def collect(value, path):
+        found.add(path)
+        return value
+
+    map_secrets(document, paths, collect)
+    return found
 
 
 def is_secret_path(path, paths: list[list[str]]) -> bool:
@@ -208,7 +217,8 @@ def publish(
         schema = current_schema(service)
         level = level_for(service)
         paths = schema.secret_paths if schema else []
-        values = _keep_masked_secrets(values, current, paths)
+        stored = reveal(current) if current is not None else {}
+        values = _keep_masked_secrets(values, stored, paths)
         result = check(values, schema, level)
         if result.issues and level == ValidationLevel.STRICT:
             raise InvalidInput(
@@ -234,7 +244,7 @@ def publish(
             comment=comment,
             rolled_back_from=rolled_back_from,
         )
-        changes = diff_documents(reveal(current) if current else {}, result.effective, paths)
+        changes = diff_documents(stored, result.effective, paths)
         audit.record(
             actor,
             "config.rollback" if rolled_back_from else "config.publish",
@@ -245,10 +255,10 @@ def publish(
     return Outcome(version, result, changed=True, level=level, stored=True)
 
 
-def _keep_masked_secrets(values: dict, current: ConfigVersion | None, paths) -> dict:
-    """A secret sent back as the mask keeps the stored secret; a mask with nothing stored
-    behind it is an error (it would store the mask itself)."""
-    stored = reveal(current) if current is not None else {}
+def _keep_masked_secrets(values: dict, stored: dict, paths) -> dict:
+    """A secret sent back as the mask keeps the stored secret (``stored`` is the current
+    version in clear); a mask with nothing stored behind it is an error (it would store the
+    mask itself)."""
     missing = []
 
     def restore(value, path):

@@ -44,7 +44,8 @@ def leaves(document, prefix=()):
 
 
 def to_dotenv(values: dict, *, hidden: set[tuple] = frozenset(), prefix: str = "") -> str:
-    """``hidden``: paths of secrets to leave out (the caller may not read them)."""
+    """``hidden``: the leaves (as ``leaves`` yields them) to leave out: secrets the caller
+    may not read."""
     lines, seen = [], {}
     for path, value in leaves(values):
         key = prefix.upper() + env_key(path)
@@ -55,7 +56,7 @@ def to_dotenv(values: dict, *, hidden: set[tuple] = frozenset(), prefix: str = "
                 code="env_key_collision",
             )
         seen[key] = dotted
-        if any(path[: len(h)] == h for h in hidden):
+        if path in hidden:
             lines.append(f"# {key} omitted: a secret (needs the config:secrets scope)")
             continue
         lines.append(f"{key}={shell_quote(env_value(value))}")

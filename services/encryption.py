@@ -12,11 +12,16 @@ import hmac
 import json
 from functools import cache
 
+import structlog
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from portal.errors import Misconfigured
+
+log = structlog.get_logger(__name__)
 
 
 def _derived_key() -> bytes:
@@ -54,7 +59,15 @@ def decrypt(token: str):
     try:
         return json.loads(_fernet().decrypt(token.encode()))
     except (InvalidToken, AttributeError, ValueError):
-        raise ValueError("a stored secret cannot be decrypted with the configured keys") from None
+        log.error(
+            "secret not decryptable: CONFIG_ENCRYPTION_KEYS (or SECRET_KEY) changed "
+            "without the key it was encrypted with"
+        )
+        raise Misconfigured(
+            "a stored secret cannot be decrypted with the configured keys; an operator must "
+            "restore the key it was encrypted with (CONFIG_ENCRYPTION_KEYS or SECRET_KEY)",
+            code="secret_unreadable",
+        ) from None
 
 
 def rotate(token: str) -> str:

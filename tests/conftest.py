@@ -12,6 +12,7 @@ from django.db import connection
 from django.test import Client
 
 from portal import tokens
+from services import encryption
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -20,6 +21,14 @@ def _real_database(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         if connection.vendor != "postgresql":
             pytest.exit("tests run on PostgreSQL: set DATABASE_URL (make test does)", 2)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_encryption_keys():
+    """Keys are cached per process; a test that changes SECRET_KEY must not leak them."""
+    encryption.reset_keys()
+    yield
+    encryption.reset_keys()
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from portal.auth import system_actor
-from portal.errors import Conflict, InvalidInput, NotFound
+from portal.errors import Conflict, InvalidInput, Misconfigured, NotFound
 from portal.models import AuditEntry
 from services import configs, deployments, encryption
 from services.models import ConfigVersion
@@ -294,3 +294,12 @@ def test_keys_rotate_without_losing_secrets(db_service, settings):
     finally:
         settings.CONFIG_ENCRYPTION_KEYS = []
         encryption.reset_keys()
+
+
+def test_a_secret_under_a_lost_key_is_a_clear_server_error(db_service, settings):
+    configs.publish(db_service, {"host": "db1", "password": "hunter2-long"}, 0, ACTOR)
+    settings.SECRET_KEY = "another-secret-key-than-the-one-the-secret-was-encrypted-with-0123"
+    encryption.reset_keys()
+    with pytest.raises(Misconfigured) as caught:
+        configs.read(db_service, None, reveal_secrets=True, actor=ACTOR)
+    assert caught.value.code == "secret_unreadable" and caught.value.status == 500
