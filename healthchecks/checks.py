@@ -149,16 +149,36 @@ def save(service_id: int, name: str, state: dict, existing: HealthCheck | None, 
     return check
 
 
+SPEC_FIELDS = (
+    "id",
+    "kind",
+    "target",
+    "timeout",
+    "latency_threshold_ms",
+    "options",
+    "secrets",
+    "interval",
+    "state__last_ping_at",
+)
+
+
 def probe_spec(check: HealthCheck, state: CheckState | None) -> ProbeSpec:
-    secrets = read_secrets(check)
-    options = check.options
-    last_ping = state.last_ping_at.timestamp() if state and state.last_ping_at else None
+    row = {name: getattr(check, name) for name in SPEC_FIELDS if "__" not in name}
+    row["state__last_ping_at"] = state.last_ping_at if state else None
+    return spec_from_row(row)
+
+
+def spec_from_row(row: dict) -> ProbeSpec:
+    """A probe spec from a plain row of SPEC_FIELDS (workers load a batch with values())."""
+    secrets = encryption.decrypt(row["secrets"]) if row["secrets"] else {}
+    options = row["options"]
+    last_ping = row["state__last_ping_at"]
     return ProbeSpec(
-        check_id=check.pk,
-        kind=check.kind,
-        target=check.target,
-        timeout=check.timeout,
-        latency_threshold_ms=check.latency_threshold_ms,
+        check_id=row["id"],
+        kind=row["kind"],
+        target=row["target"],
+        timeout=row["timeout"],
+        latency_threshold_ms=row["latency_threshold_ms"],
         method=options.get("method", "GET"),
         expected_status=tuple(options.get("expected_status", ())),
         headers=secrets.get("headers", {}),
@@ -166,8 +186,8 @@ def probe_spec(check: HealthCheck, state: CheckState | None) -> ProbeSpec:
         max_body_bytes=options.get("max_body_bytes", 65_536),
         max_redirects=options.get("max_redirects", 5),
         password=secrets.get("password", ""),
-        last_ping_at=last_ping,
-        interval=float(check.interval),
+        last_ping_at=last_ping.timestamp() if last_ping else None,
+        interval=float(row["interval"]),
         grace=float(options.get("grace", 0)),
     )
 

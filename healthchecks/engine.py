@@ -8,6 +8,7 @@ A batch that runs again (redelivered after a crash) skips what is already record
 """
 
 import asyncio
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -32,7 +33,20 @@ def parse_claims(items) -> list[Claim]:
     return [Claim(datetime.fromisoformat(due), int(check_id)) for check_id, due in items]
 
 
+_RECORDED_SQL = """
+SELECT r.health_check_id, r.at FROM healthchecks_checkresult AS r
+JOIN unnest(%s::int[], %s::timestamptz[]) AS k(id, at) ON r.health_check_id = k.id AND r.at = k.at
+"""
+
+
 def already_recorded(claims: list[Claim]) -> set[tuple[int, datetime]]:
+    """The claims whose result is already stored (this batch ran before, in part)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _RECORDED_SQL, [[c.check_id for c in claims], [c.due_at for c in claims]]
+            )
+            return set(cursor.fetchall())
     keys = [(c.check_id, c.due_at) for c in claims]
     found = set()
     for start in range(0, len(keys), 1000):
@@ -54,10 +68,10 @@ def run_batch(items) -> dict:
     )
     done = already_recorded(claims)
     todo = [c for c in claims if (c.check_id, c.due_at) not in done]
-    rows = HealthCheck.objects.filter(
-        pk__in={c.check_id for c in todo}, enabled=True
-    ).select_related("state")
-    specs = {row.pk: checks.probe_spec(row, getattr(row, "state", None)) for row in rows}
+    rows = HealthCheck.objects.filter(pk__in={c.check_id for c in todo}, enabled=True).values(
+        *checks.SPEC_FIELDS
+    )
+    specs = {row["id"]: checks.spec_from_row(row) for row in rows}
     todo = [c for c in todo if c.check_id in specs]
     stats = {
         "claimed": len(claims),
@@ -87,13 +101,16 @@ class _BatchRunner:
 
     async def run(self, todo: list[Claim]) -> tuple[int, int]:
         limit = asyncio.Semaphore(settings.HEALTH_PROBE_CONCURRENCY)
-        flusher = asyncio.create_task(self._flush_periodically())
+        done = asyncio.Event()
+        flusher = asyncio.create_task(self._flush_periodically(done))
         try:
             async with probes.Prober(self.policy) as prober:
                 await asyncio.gather(*(self._one(prober, claim, limit) for claim in todo))
         finally:
-            flusher.cancel()
-            await self._flush()
+            # Never cancel the flusher: cancelling it while it waits for the recording
+            # thread would drop the chunk it handed over. Tell it to stop and let it finish.
+            done.set()
+            await flusher
             # The recording thread's own connection: resolved in that thread, closed there.
             await asyncio.get_running_loop().run_in_executor(self.recorder, _close_connection)
             self.recorder.shutdown()
@@ -111,10 +128,13 @@ class _BatchRunner:
         if len(self.buffer) >= settings.HEALTH_FLUSH_SIZE:
             await self._flush()
 
-    async def _flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(settings.HEALTH_FLUSH_SECONDS)
+    async def _flush_periodically(self, done: asyncio.Event) -> None:
+        """Flush every HEALTH_FLUSH_SECONDS, and once more when the batch is done."""
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), settings.HEALTH_FLUSH_SECONDS)
             await self._flush()
+        await self._flush()  # what arrived while the last flush was being written
 
     async def _flush(self) -> None:
         chunk, self.buffer = self.buffer, []

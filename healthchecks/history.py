@@ -208,22 +208,35 @@ def percentile(histogram: list[int], fraction: float) -> float | None:
     return BUCKETS[-1] / 1000
 
 
+def _granularity(span: timedelta) -> int:
+    return CheckRollup.HOUR if span <= timedelta(days=7) else CheckRollup.DAY
+
+
 def uptime(check_ids: list[int], now: datetime | None = None) -> dict[str, dict]:
     """Uptime (healthy or degraded over all results) and latency percentiles per window,
-    summed over ``check_ids``, from the rollups."""
+    summed over ``check_ids``, from the rollups: one query for all four windows."""
     now = now or timezone.now()
+    oldest = {
+        g: now - max(s for s in WINDOWS.values() if _granularity(s) == g)
+        for g in (CheckRollup.HOUR, CheckRollup.DAY)
+    }
+    rows = list(
+        CheckRollup.objects.filter(health_check_id__in=check_ids)
+        .filter(
+            Q(granularity=CheckRollup.HOUR, start__gte=oldest[CheckRollup.HOUR])
+            | Q(granularity=CheckRollup.DAY, start__gte=oldest[CheckRollup.DAY])
+        )
+        .values_list("granularity", "start", "count", "failures", "histogram")
+    )
     result = {}
     for name, span in WINDOWS.items():
-        granularity = CheckRollup.HOUR if span <= timedelta(days=7) else CheckRollup.DAY
-        start = now - span
-        rows = CheckRollup.objects.filter(
-            health_check_id__in=check_ids, granularity=granularity, start__gte=start
-        )
-        totals = rows.aggregate(count=Sum("count"), failures=Sum("failures"))
-        count, failures = totals["count"] or 0, totals["failures"] or 0
+        granularity, start = _granularity(span), now - span
+        count = failures = 0
         histogram = [0] * (len(BUCKETS) + 1)
-        for hist in rows.values_list("histogram", flat=True):
-            histogram = [a + b for a, b in zip(histogram, hist, strict=False)]
+        for g, begins, n, failed, hist in rows:
+            if g == granularity and begins >= start:
+                count, failures = count + n, failures + failed
+                histogram = [a + b for a, b in zip(histogram, hist, strict=False)]
         result[name] = {
             "uptime": None if not count else round(1 - failures / count, 6),
             "results": count,
@@ -238,7 +251,7 @@ def services_uptime(window: str = "90d", now: datetime | None = None) -> dict[st
     """One window's uptime for every service in one grouped query (for dashboards)."""
     now = now or timezone.now()
     span = WINDOWS[window]
-    granularity = CheckRollup.HOUR if span <= timedelta(days=7) else CheckRollup.DAY
+    granularity = _granularity(span)
     rows = (
         CheckRollup.objects.filter(granularity=granularity, start__gte=now - span)
         .values("health_check__service__name")

@@ -7,7 +7,8 @@ live evaluation is the portal's own service, ``backend`` (see healthchecks.selfc
 import time
 from datetime import UTC, datetime
 
-from django.db.models import Max
+from django.db import connection
+from django.db.models import Count, Max
 
 from healthchecks.models import CheckState, HealthCheck, ServiceHealth
 from healthchecks.status import Status, is_stale, overall_status, service_status
@@ -149,6 +150,76 @@ def check_status_counts() -> dict[str, int]:
 
 
 def _count(queryset, field: str):
-    from django.db.models import Count
-
     return queryset.values(field).annotate(n=Count("*")).values_list(field, "n")
+
+
+# --- The overview built by PostgreSQL --------------------------------------------------------
+# /health/services is the hottest read (dashboards, load balancers). For ten thousand services
+# building the document row by row in Python costs ~100 ms; PostgreSQL builds the same JSON
+# in a few milliseconds, so on PostgreSQL the document comes out of one statement as text.
+
+_ROWS_SQL = """
+WITH last AS (
+    SELECT c.service_id, max(s.last_result_at) AS at, max(s.last_response_us) AS us
+    FROM healthchecks_checkstate s
+    JOIN healthchecks_healthcheck c ON c.id = s.health_check_id
+    WHERE c.enabled
+    GROUP BY c.service_id
+), rows AS (
+    SELECT sv.name, sv.is_critical AS critical, coalesce(h.status, 0) AS status,
+           h.since, coalesce(h.reason, '') AS reason, last.at, last.us
+    FROM services_service sv
+    LEFT JOIN healthchecks_servicehealth h ON h.service_id = sv.id
+    LEFT JOIN last ON last.service_id = sv.id
+)
+"""
+_ISO = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+_WORD = "(ARRAY['unknown', 'healthy', 'degraded', 'unhealthy', 'maintenance'])[status + 1]"
+_OVERVIEW_SQL = (
+    _ROWS_SQL
+    + f"""
+SELECT coalesce(json_agg(json_build_object(
+    'name', name, 'status', {_WORD}, 'critical', critical, 'since', {_ISO.format("since")},
+    'last_check_at', {_ISO.format("at")}, 'response_ms', round(us / 1000.0, 3),
+    'reason', reason) ORDER BY name), '[]')::text
+FROM rows
+"""  # noqa: S608 - built from constants only
+)
+_HEALTH_JSON_SQL = (
+    _ROWS_SQL
+    + f"""
+SELECT coalesce(json_object_agg(name || ':status', json_build_array(json_strip_nulls(
+    json_build_object(
+        'componentId', name, 'componentType', 'service',
+        'status', CASE status WHEN 1 THEN 'pass' WHEN 2 THEN 'warn' WHEN 4 THEN 'warn'
+                  ELSE 'fail' END,
+        'observedValue', {_WORD},
+        'time', coalesce({_ISO.format("at")}, {_ISO.format("since")}),
+        'output', nullif(reason, '')))) ORDER BY name), '{{}}')::text
+FROM rows
+"""  # noqa: S608 - built from constants only
+)
+
+
+def overview_text(health_json: bool) -> str:
+    """The /health/services document as JSON text, built by PostgreSQL (same content as
+    ``services_overview`` / ``healthjson.overview_document``)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_HEALTH_JSON_SQL if health_json else _OVERVIEW_SQL)
+        body = cursor.fetchone()[0]
+    status = word(_overall_from_groups())
+    if health_json:
+        from healthchecks.healthjson import status_word
+
+        return f'{{"status": "{status_word(status)}", "checks": {body}}}'
+    checked_at = iso(datetime.now(UTC))
+    return f'{{"status": "{status}", "checked_at": "{checked_at}", "services": {body}}}'
+
+
+def _overall_from_groups() -> int:
+    groups = (
+        Service.objects.values_list("health__status", "is_critical")
+        .annotate(n=Count("id"))
+        .values_list("health__status", "is_critical")
+    )
+    return overall_status([(Status.UNKNOWN if st is None else st, c) for st, c in groups])

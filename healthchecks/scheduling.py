@@ -22,7 +22,9 @@ WITH due AS (
     WHERE enabled AND next_due_at <= %(horizon)s
     ORDER BY next_due_at
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    -- NO KEY UPDATE: recording a result holds FOR KEY SHARE on its check (the foreign key)
+    -- until it commits; FOR UPDATE would conflict and skip every check being recorded.
+    FOR NO KEY UPDATE SKIP LOCKED
 )
 UPDATE healthchecks_healthcheck AS c
 SET next_due_at = CASE
@@ -82,13 +84,16 @@ def batches(claims: list[Claim], size: int) -> list[list[Claim]]:
 
 def dispatch(now: datetime, lookahead: float, batch_size: int, send, limit: int = 5000) -> int:
     """Claim everything due by now + ``lookahead`` seconds and hand it to ``send`` in
-    batches of (check id, due time ISO) pairs; returns how many were claimed."""
+    batches of (check id, due time ISO) pairs; returns how many were claimed.
+
+    Claims are repeated until a round finds nothing: one statement claims a row once, so a
+    check that fell behind (beat's tick drifted, or its row was busy) is handed each of its
+    due times up to the horizon and catches up instead of staying late for good.
+    """
     horizon = now + timedelta(seconds=lookahead)
     total = 0
-    while True:
-        claims = claim_due(now, horizon, limit)
+    while claims := claim_due(now, horizon, limit):
         for batch in batches(claims, batch_size):
             send([(c.check_id, c.due_at.isoformat()) for c in batch])
         total += len(claims)
-        if len(claims) < limit:
-            return total
+    return total

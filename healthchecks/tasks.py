@@ -1,5 +1,6 @@
 """Celery tasks of the health-check engine: thin wrappers over scheduling, engine, history."""
 
+import time
 from datetime import timedelta
 
 import structlog
@@ -23,7 +24,7 @@ def dispatch_due_checks() -> int:
         started,
         settings.HEALTH_DISPATCH_LOOKAHEAD,
         settings.HEALTH_BATCH_SIZE,
-        send=lambda batch: probe_batch.apply_async(args=[batch]),
+        send=lambda batch: probe_batch.apply_async(args=[batch], kwargs={"sent_at": time.time()}),
     )
     heartbeats.beat(
         "dispatcher",
@@ -42,10 +43,11 @@ def dispatch_due_checks() -> int:
     soft_time_limit=300,
     time_limit=330,
 )
-def probe_batch(items: list) -> dict:
+def probe_batch(items: list, sent_at: float | None = None) -> dict:
     """Probe and record one batch of (check id, due time) pairs. Idempotent: a rerun
     (redelivery after a crash, or a retry) skips what was already recorded."""
-    stats = engine.run_batch(items)
+    queued_ms = round((time.time() - sent_at) * 1000) if sent_at else None
+    stats = {**engine.run_batch(items), "queued_ms": queued_ms}
     heartbeats.beat("worker", **stats)
     log.info("probe batch", **stats)
     return stats

@@ -4,6 +4,7 @@ Plain Django views rather than the API framework: they are the hottest read path
 outside contract (status codes, application/health+json) is theirs to keep.
 """
 
+from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
@@ -21,6 +22,12 @@ def _respond(request, document: dict, health_document: dict, status: int = 200):
 
 @require_GET
 def services(request: HttpRequest):
+    health_json = healthjson.wants_health_json(request)
+    if connection.vendor == "postgresql":
+        return HttpResponse(
+            reports.overview_text(health_json),
+            content_type=healthjson.CONTENT_TYPE if health_json else "application/json",
+        )
     overview = reports.services_overview()
     return _respond(request, overview, healthjson.overview_document(overview))
 

@@ -2,6 +2,7 @@
 
 import socket
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -105,3 +106,29 @@ def test_a_disabled_or_deleted_check_is_not_probed(httpserver):
         [*claims_for([off], timezone.now()), (999999, timezone.now().isoformat())]
     )
     assert stats["probed"] == 0 and not httpserver.log
+
+
+def test_results_being_recorded_when_the_batch_ends_are_not_lost(httpserver, monkeypatch, settings):
+    """No flush may be dropped: with the recording thread slow, flushes queue up behind it
+    (by time and by size) and the batch ends while some are still waiting their turn."""
+    settings.HEALTH_FLUSH_SECONDS = 0.02
+    settings.HEALTH_FLUSH_SIZE = 3
+    httpserver.expect_request("/ok").respond_with_data("fine")
+    service = ServiceFactory()
+    checks = [
+        make_check(service, name=f"c{i}", target=httpserver.url_for("/ok")) for i in range(40)
+    ]
+    slow_record = engine.recording.record
+
+    def record(chunk):
+        time.sleep(0.15)
+        return slow_record(chunk)
+
+    monkeypatch.setattr(engine.recording, "record", record)
+    due = timezone.now()
+    items = [
+        (c.pk, (due + timedelta(milliseconds=5 * i)).isoformat()) for i, c in enumerate(checks)
+    ]
+    stats = engine.run_batch(items)
+    assert stats["probed"] == 40
+    assert CheckResult.objects.count() == 40

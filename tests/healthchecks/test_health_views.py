@@ -1,11 +1,12 @@
 """The /health/... contract: open reads, 200/503, application/health+json, heartbeats."""
 
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
-from healthchecks import metrics, recording
+from healthchecks import healthjson, metrics, recording, reports
 from healthchecks.models import CheckResult, CheckState, HealthCheck
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import ErrorCode, Status
@@ -163,3 +164,33 @@ def test_prometheus_exposition(client, estate):
 def test_health_reads_are_open_but_need_no_session(client, estate, django_assert_max_num_queries):
     with django_assert_max_num_queries(3):
         assert client.get("/health/services").status_code == 200
+
+
+def _moment(text):
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_the_overview_postgresql_builds_matches_the_portable_one(estate):
+    """/health/services comes out of one SQL statement on PostgreSQL; the Python path (used
+    on SQLite) is the reference for its content."""
+    _, ledger = estate
+    record(ledger, Status.UNHEALTHY, errors=["down"])
+    built = json.loads(reports.overview_text(health_json=False))
+    reference = reports.services_overview()
+    assert built["status"] == reference["status"] == "unhealthy"
+    assert len(built["services"]) == len(reference["services"]) == 3
+    for ours, theirs in zip(built["services"], reference["services"], strict=True):
+        for key in ("name", "status", "critical", "reason", "response_ms"):
+            assert ours[key] == theirs[key], key
+        for key in ("since", "last_check_at"):
+            assert _moment(ours[key]) == _moment(theirs[key]), key
+    doc = json.loads(reports.overview_text(health_json=True))
+    expected = healthjson.overview_document(reference)
+    assert doc["status"] == expected["status"] == "fail"
+    assert doc["checks"].keys() == expected["checks"].keys()
+    for key, (entry,) in doc["checks"].items():
+        (want,) = expected["checks"][key]
+        assert {k: v for k, v in entry.items() if k != "time"} == {
+            k: v for k, v in want.items() if k != "time"
+        }
+        assert _moment(entry.get("time")) == _moment(want.get("time"))

@@ -111,3 +111,50 @@ def test_concurrent_dispatchers_never_claim_the_same_due_time():
     counts = Counter((c.check_id, c.due_at) for c in claimed)
     assert len(counts) == 400
     assert max(counts.values()) == 1
+
+
+def test_a_check_that_fell_behind_gets_every_due_time_up_to_the_horizon():
+    """One claim statement hands a row out once; dispatch repeats until nothing is left, so
+    a check whose claims lag (beat drifted) catches up instead of staying late."""
+    now = timezone.now()
+    check = make_check(interval=1, next_due_at=now - timedelta(milliseconds=500))
+    sent = []
+    assert scheduling.dispatch(now, 2.0, 100, sent.append) == 3
+    dues = [due for batch in sent for _, due in batch]
+    assert dues == [(now + timedelta(milliseconds=ms)).isoformat() for ms in (-500, 500, 1500)]
+    check.refresh_from_db()
+    assert check.next_due_at == now + timedelta(milliseconds=2500)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recording_a_result_does_not_hide_its_check_from_the_dispatcher():
+    """Inserting a result takes a key-share lock on its check until commit; the claim must
+    not treat that as "being claimed elsewhere"."""
+    from healthchecks.models import CheckResult
+
+    now = timezone.now()
+    check = make_check(interval=60, next_due_at=now)
+    inserted, release = threading.Event(), threading.Event()
+
+    def recorder():
+        from django.db import transaction
+
+        try:
+            with transaction.atomic():
+                CheckResult.objects.create(
+                    health_check=check, at=now - timedelta(minutes=1), status=1
+                )
+                inserted.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=recorder)
+    thread.start()
+    try:
+        assert inserted.wait(10)
+        claims = scheduling.claim_due(now, now, 100)
+        assert [c.check_id for c in claims] == [check.pk]
+    finally:
+        release.set()
+        thread.join()
