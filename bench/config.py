@@ -59,8 +59,12 @@ def run(options) -> None:
     url = support.create_database(DATABASE)
     support.setup_django(url)
 
-    from portal import tokens
+    from portal import gc_tuning, tokens
 
+    # In-process figures are taken with the garbage collector set up as the web and worker
+    # processes set it up (portal/wsgi.py, portal/celery.py): with CPython's defaults, full
+    # collections land in the timed calls (diff p99 87-93 ms instead of 38-48 ms).
+    gc_tuning.tune()
     seed_services()
     tokens_by_role = {
         "write": tokens.issue_token("bench-write", ["config:read", "config:write"]).secret,
@@ -89,6 +93,8 @@ def run(options) -> None:
         results["http"] = time_http(clients, shape, rng, diff_versions, settle)
         for client in clients.values():
             client.close()
+    print("timing the steps of a store and a read in-process ...", flush=True)
+    results["steps_in_process"] = time_steps(shape, settle)
     results["audit"] = audit_counts()
     results["verdicts"] = verdicts(results)
     if not options.quick:
@@ -353,6 +359,66 @@ def time_diff_in_process(shape: Shape, versions: dict, settle: Settle) -> dict:
     }
 
 
+def time_steps(shape: Shape, settle: Settle) -> dict:
+    """Where a store and a read of the 200-key configuration spend their time: the queries
+    (with and without the schema documents they load) and the Python steps of
+    ``configs.publish``, ``configs.read`` and the env rendering, each timed alone."""
+    from portal import tokens
+    from services import config_schema, configs, dotenv, encryption
+
+    service = configs.get_service(SERVICE)
+    version, schema = configs.current_version(service), configs.current_schema(service)
+    paths = schema.secret_paths
+    document = configs.read(SERVICE, None, reveal_secrets=False, actor="bench")
+    effective = configs.reveal(version)
+    validator = config_schema.validator_for(schema)
+    versions = service.config_versions.order_by("-version")
+
+    def env_hidden():  # what services.config_api.read_config computes for format=env
+        return {
+            path
+            for path, _ in dotenv.leaves(document["values"])
+            if configs.is_secret_path(path, paths)
+            or any(list(path) == s[: len(path)] for s in paths)
+        }
+
+    hidden = env_hidden()
+    steps = {
+        "token lookup (find_token)": lambda: tokens.find_token("svp_" + "x" * 40),
+        "get_service": lambda: configs.get_service(SERVICE),
+        "current_version (select_related schema)": lambda: configs.current_version(service),
+        "  the same without the schema join": lambda: versions.first(),
+        "current_schema (whole row)": lambda: configs.current_schema(service),
+        "  only id and version": lambda: (
+            service.config_schemas.order_by("-version").only("id", "version").first()
+        ),
+        "reveal (decrypt secrets, deep copy)": lambda: configs.reveal(version),
+        "_keep_masked_secrets": lambda: configs._keep_masked_secrets(effective, version, paths),
+        "check (defaults + validation)": lambda: configs.check(effective, schema, "strict"),
+        "  validator_for (cache lookup)": lambda: config_schema.validator_for(schema),
+        "  jsonschema iter_errors": lambda: list(validator.iter_errors(effective)),
+        "content_hash": lambda: encryption.content_hash(effective),
+        "encrypt secrets (map_secrets)": lambda: configs.map_secrets(
+            effective, paths, lambda v, _: encryption.encrypt(v)
+        ),
+        "diff_documents (audit summary)": lambda: configs.diff_documents(
+            effective, effective, paths
+        ),
+        "configs.read (all of it)": lambda: configs.read(
+            SERVICE, None, reveal_secrets=False, actor="bench"
+        ),
+        "env: which leaves are secret (config_api)": env_hidden,
+        "env: to_dotenv": lambda: dotenv.to_dotenv(document["values"], hidden=hidden),
+    }
+    settle()
+    results = {}
+    for name, step in steps.items():
+        step()
+        samples = [support.timed(step)[0] for _ in range(shape.diff_repeats * 2)]
+        results[name] = support.summarise_ms(samples)
+    return results
+
+
 # --- Through gunicorn -------------------------------------------------------------------------
 
 
@@ -555,6 +621,11 @@ def report(results: dict) -> None:
             ["  flatten and compare", *_inproc_row(inproc["diff_documents"]), "", ""],
         ],
     )  # fmt: skip
+    support.print_table(
+        f"Steps in-process, {SERVICE} ({results['shape']['keys']} keys)",
+        ["step", "n", "min", "p50", "p99", "max"],
+        [[name, *_inproc_row(row)] for name, row in results["steps_in_process"].items()],
+    )
     print(f"audit rows: {results['audit']}")
 
 

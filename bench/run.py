@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = {
     "registry": "bench.registry",
     "config": "bench.config",
+    "health": "bench.health",
 }
 
 
@@ -41,6 +42,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="before each measurement, wait up to this long for the machine to be idle "
         "(for shared machines; default: do not wait)",
     )
+    # A benchmark module may add options of its own (``add_arguments(parser)``).
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    for module in BENCHMARKS.values():
+        add_arguments = getattr(importlib.import_module(module), "add_arguments", None)
+        if add_arguments is not None:
+            add_arguments(parser)
     options = parser.parse_args(argv)
     unknown = [name for name in options.names if name not in BENCHMARKS]
     if unknown:
@@ -52,14 +60,12 @@ def main(argv: list[str]) -> int:
     options = parse_args(argv)
     names = options.names or list(BENCHMARKS)
     if len(names) == 1:
-        if str(ROOT) not in sys.path:
-            sys.path.insert(0, str(ROOT))
         importlib.import_module(BENCHMARKS[names[0]]).run(options)
         return 0
     failed = []
+    extra = [arg for arg in argv if arg not in BENCHMARKS]  # the options, for each of them
     for name in names:
         print(f"\n=== {name} ===", flush=True)
-        extra = [*(["--quick"] if options.quick else []), f"--wait-idle={options.wait_idle}"]
         if subprocess.run([sys.executable, __file__, name, *extra], check=False).returncode:
             failed.append(name)
     if failed:

@@ -207,11 +207,15 @@ class Client:
     connection by itself when the server closes it (gunicorn's sync workers always do), so
     a measured request then includes a loopback TCP connect."""
 
-    def __init__(self, port: int, token: str):
+    def __init__(self, port: int, token: str | None = None):
         self.conn = HTTPConnection("127.0.0.1", port, timeout=120)
-        self.headers = {"Authorization": f"Bearer {token}", "Connection": "keep-alive"}
+        self.headers = {"Connection": "keep-alive"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
 
-    def request(self, method: str, path: str, payload=None, expect: int = 200) -> Response:
+    def request(
+        self, method: str, path: str, payload=None, expect: int | tuple[int, ...] = 200
+    ) -> Response:
         headers = dict(self.headers)
         body = None
         if payload is not None:
@@ -222,7 +226,7 @@ class Client:
         response = self.conn.getresponse()
         data = response.read()
         seconds = time.perf_counter() - started
-        if response.status != expect:
+        if response.status not in (expect if isinstance(expect, tuple) else (expect,)):
             raise RuntimeError(f"{method} {path}: {response.status} {data[:500]!r}")
         return Response(response.status, data, seconds, response.getheader("Connection", ""))
 
@@ -283,6 +287,90 @@ def cpu_usage() -> Iterator[dict]:
             100 * (busy_after - busy) / max(1, total_after - total), 1
         )
         usage["load_avg_1m"] = float(Path("/proc/loadavg").read_text().split()[0])
+
+
+# --- Processes: CPU time and memory from /proc ------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    pid: int
+    ppid: int
+    comm: str
+    cpu_s: float  # user + system time of the process itself
+    children_cpu_s: float  # user + system time of its children that exited and were reaped
+    rss_bytes: int
+
+
+def proc_stat(pid: int) -> ProcStat | None:
+    """One process's CPU time and resident memory, from /proc/PID/stat (None if gone)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = text[text.index("(") + 1 : text.rindex(")")]
+    fields = text[text.rindex(")") + 2 :].split()
+    # After the command: state ppid ... utime(11) stime(12) cutime(13) cstime(14) ... rss(21)
+    return ProcStat(
+        pid=pid,
+        ppid=int(fields[1]),
+        comm=comm,
+        cpu_s=(int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
+        children_cpu_s=(int(fields[13]) + int(fields[14])) / CLOCK_TICKS,
+        rss_bytes=int(fields[21]) * PAGE_BYTES,
+    )
+
+
+def all_processes() -> dict[int, ProcStat]:
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := proc_stat(int(entry.name))) is not None:
+            found[stat.pid] = stat
+    return found
+
+
+def descendants(pid: int, processes: dict[int, ProcStat]) -> list[int]:
+    """``pid`` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for stat in processes.values():
+        children.setdefault(stat.ppid, []).append(stat.pid)
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        if current in processes:
+            found.append(current)
+        pending.extend(children.get(current, []))
+    return found
+
+
+def tcp_counters() -> dict[str, int]:
+    """The kernel's TCP counters that tell of dropped connection attempts and retransmitted
+    SYNs (a full listen queue, say), from /proc/net/netstat and /proc/net/snmp."""
+    wanted = {
+        "ListenOverflows",
+        "ListenDrops",
+        "TCPSynRetrans",
+        "TCPTimeouts",
+        "TCPReqQFullDrop",
+        "AttemptFails",
+        "EstabResets",
+        "RetransSegs",
+    }
+    found = {}
+    for source in ("/proc/net/netstat", "/proc/net/snmp"):
+        lines = Path(source).read_text().splitlines()
+        for header, values in zip(lines[::2], lines[1::2], strict=False):
+            names, numbers = header.split()[1:], values.split()[1:]
+            found.update({n: int(v) for n, v in zip(names, numbers, strict=False) if n in wanted})
+    return found
+
+
+def machine_cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine since boot."""
+    return _cpu_times()
 
 
 def wait_for_idle(max_seconds: float, busy_pct: float = 20.0, window: float = 2.0) -> float:
