@@ -364,7 +364,7 @@ def time_steps(shape: Shape, settle: Settle) -> dict:
     (with and without the schema documents they load) and the Python steps of
     ``configs.publish``, ``configs.read`` and the env rendering, each timed alone."""
     from portal import tokens
-    from services import config_schema, configs, dotenv, encryption
+    from services import config_api, config_schema, configs, dotenv, encryption
 
     service = configs.get_service(SERVICE)
     version, schema = configs.current_version(service), configs.current_schema(service)
@@ -375,12 +375,7 @@ def time_steps(shape: Shape, settle: Settle) -> dict:
     versions = service.config_versions.order_by("-version")
 
     def env_hidden():  # what services.config_api.read_config computes for format=env
-        return {
-            path
-            for path, _ in dotenv.leaves(document["values"])
-            if configs.is_secret_path(path, paths)
-            or any(list(path) == s[: len(path)] for s in paths)
-        }
+        return config_api._hidden_leaves(document)
 
     hidden = env_hidden()
     steps = {
@@ -392,8 +387,10 @@ def time_steps(shape: Shape, settle: Settle) -> dict:
         "  only id and version": lambda: (
             service.config_schemas.order_by("-version").only("id", "version").first()
         ),
-        "reveal (decrypt secrets, deep copy)": lambda: configs.reveal(version),
-        "_keep_masked_secrets": lambda: configs._keep_masked_secrets(effective, version, paths),
+        "reveal (decrypt secrets)": lambda: configs.reveal(version),
+        "_keep_masked_secrets (current version revealed)": lambda: configs._keep_masked_secrets(
+            effective, effective, paths
+        ),
         "check (defaults + validation)": lambda: configs.check(effective, schema, "strict"),
         "  validator_for (cache lookup)": lambda: config_schema.validator_for(schema),
         "  jsonschema iter_errors": lambda: list(validator.iter_errors(effective)),
