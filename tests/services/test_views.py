@@ -40,9 +40,9 @@ def test_it_shows_each_service_health_and_the_overall_status(logged_in):
         [recording.Result(down.pk, now, now, ProbeOutcome(Status.UNHEALTHY, errors=["refused"]))]
     )
     html = logged_in.get("/").content.decode()
-    assert 'class="badge health-unhealthy" title="critical check failing' in html
+    assert 'class="badge health health-unhealthy" title="critical check failing' in html
     assert "health-unknown" in html
-    assert 'Overall: <span class="badge health-unhealthy"' in html
+    assert 'Overall: <span class="badge health health-unhealthy"' in html
     assert 'hx-trigger="every 15s"' in html
 
 
