@@ -1284,8 +1284,6 @@ def phase_history(bench: Bench) -> None:
         history.uptime([one])
         one_samples = [support.timed(history.uptime, [one])[0] for _ in range(200)]
     detail = history.uptime([one])
-    with support.cpu_usage() as cpu_90d:
-        one_90d = [support.timed(uptime_90d_only, [one])[0] for _ in range(200)]
     bench.results["history"] = {
         "checks": len(ids),
         "rollup_rows": count,
@@ -1310,21 +1308,8 @@ def phase_history(bench: Bench) -> None:
             "windows": list(detail),
             **cpu_one,
         },
-        "uptime_one_service_90d_only": {**support.summarise_ms(one_90d), **cpu_90d},
     }
     print_history(bench.results["history"])
-
-
-def uptime_90d_only(check_ids: list[int]) -> dict:
-    """What history.uptime computes for its 90-day window alone (it does all four)."""
-    from healthchecks import history
-
-    saved = history.WINDOWS
-    history.WINDOWS = {"90d": saved["90d"]}
-    try:
-        return history.uptime(check_ids)
-    finally:
-        history.WINDOWS = saved
 
 
 def synthetic_rollups(ids: list[int], rng: random.Random) -> int:
@@ -1493,8 +1478,7 @@ def print_history(history: dict) -> None:
         f"(table and index); per check result at a 30 s interval: "
         f"{history['bytes_per_check_result']['interval_30s']}"
     )
-    for key in ("services_uptime_90d", "uptime_one_service_all_windows",
-                "uptime_one_service_90d_only"):  # fmt: skip
+    for key in ("services_uptime_90d", "uptime_one_service_all_windows"):
         v = history[key]
         print(f"  {key}: p50 {v['p50_ms']} p99 {v['p99_ms']} max {v['max_ms']} ms (n {v['n']})")
 

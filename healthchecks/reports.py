@@ -66,33 +66,57 @@ def overall() -> dict:
     return {"status": word(overall_status(statuses)), "counts": counts}
 
 
+_CHECK_FIELDS = (
+    "name",
+    "kind",
+    "is_critical",
+    "enabled",
+    "interval",
+    "timeout",
+    "state__status",
+    "state__status_since",
+    "state__last_result_at",
+    "state__last_response_us",
+    "state__consecutive_failures",
+    "state__last_outcome",
+)
+
+
 def service_detail(name: str) -> dict | None:
-    service = Service.objects.filter(name=name).select_related("health").first()
+    # Plain rows rather than model instances: a readiness probe polls this, and a check's
+    # own row carries options (encrypted headers) that the document never shows.
+    service = (
+        Service.objects.filter(name=name)
+        .values("id", "name", "is_critical", "health__status", "health__since")
+        .first()
+    )
     if service is None:
         return None
     now = time.time()
     check_rows = []
-    for check in HealthCheck.objects.filter(service=service).select_related("state"):
-        state = getattr(check, "state", None)
-        status = state.status if state else Status.UNKNOWN
-        last = state.last_result_at.timestamp() if state and state.last_result_at else None
-        stale = check.enabled and is_stale(last, check.interval, check.timeout, now)
+    for check in (
+        HealthCheck.objects.filter(service_id=service["id"]).order_by("name").values(*_CHECK_FIELDS)
+    ):
+        status = check["state__status"]
+        status = Status.UNKNOWN if status is None else status
+        last_at = check["state__last_result_at"]
+        last = last_at.timestamp() if last_at else None
+        stale = check["enabled"] and is_stale(last, check["interval"], check["timeout"], now)
         if stale:
             status = Status.UNKNOWN
-        outcome = state.last_outcome if state else {}
+        outcome = check["state__last_outcome"] or {}
+        response_us = check["state__last_response_us"]
         check_rows.append(
             {
-                "name": check.name,
-                "kind": check.kind,
-                "critical": check.is_critical,
-                "enabled": check.enabled,
+                "name": check["name"],
+                "kind": check["kind"],
+                "critical": check["is_critical"],
+                "enabled": check["enabled"],
                 "status": word(status),
-                "since": iso(state.status_since) if state else None,
-                "last_check_at": iso(state.last_result_at) if state else None,
-                "response_ms": round(state.last_response_us / 1000, 3)
-                if state and state.last_response_us is not None
-                else None,
-                "consecutive_failures": state.consecutive_failures if state else 0,
+                "since": iso(check["state__status_since"]),
+                "last_check_at": iso(last_at),
+                "response_ms": None if response_us is None else round(response_us / 1000, 3),
+                "consecutive_failures": check["state__consecutive_failures"] or 0,
                 "stale": stale,
                 "errors": outcome.get("errors", []) + (["no recent result"] if stale else []),
                 "warnings": outcome.get("warnings", []),
@@ -102,7 +126,7 @@ def service_detail(name: str) -> dict | None:
         )
     deps = [
         {"service": dep, "kind": kind, "status": word(st if st is not None else Status.UNKNOWN)}
-        for dep, kind, st in Dependency.objects.filter(service=service)
+        for dep, kind, st in Dependency.objects.filter(service_id=service["id"])
         .order_by("depends_on__name")
         .values_list("depends_on__name", "kind", "depends_on__health__status")
     ]
@@ -115,12 +139,11 @@ def service_detail(name: str) -> dict | None:
             if d["kind"] == DependencyKind.HARD
         ],
     )
-    health = getattr(service, "health", None)
     return {
-        "name": service.name,
+        "name": service["name"],
         "status": word(status),
-        "critical": service.is_critical,
-        "since": iso(health.since) if health and health.status == status else None,
+        "critical": service["is_critical"],
+        "since": iso(service["health__since"]) if service["health__status"] == status else None,
         "reason": reason,
         "checks": check_rows,
         "dependencies": deps,
