@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 from celery import Celery
-from celery.signals import setup_logging, worker_process_init
+from celery.signals import celeryd_after_setup, setup_logging, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -24,6 +24,27 @@ def tune_gc(**kwargs) -> None:
     from portal.gc_tuning import tune
 
     tune()
+
+
+PROBE_QUEUE = "probes"
+
+
+def probe_niceness(queues, niceness: int) -> int:
+    """How much to lower a worker's CPU priority: probing is background work with a lag budget
+    of hundreds of milliseconds, while the web processes on the same machine answer readiness
+    probes and dashboards in milliseconds, so a worker that probes yields the CPU to them."""
+    return niceness if PROBE_QUEUE in queues else 0
+
+
+@celeryd_after_setup.connect
+def lower_probe_priority(sender, instance, **kwargs) -> None:
+    """Runs in the worker's main process before its pool forks: the children inherit it."""
+    from django.conf import settings
+
+    queues = instance.app.amqp.queues.consume_from
+    increment = probe_niceness(queues, settings.HEALTH_PROBE_WORKER_NICENESS)
+    if increment:
+        os.nice(increment)
 
 
 def ensure_broker_folders() -> None:

@@ -300,6 +300,9 @@ HEALTH_BATCH_SIZE = env_int("HEALTH_BATCH_SIZE", 500, minimum=1)
 HEALTH_PROBE_CONCURRENCY = env_int("HEALTH_PROBE_CONCURRENCY", 500, minimum=1)
 HEALTH_FLUSH_SECONDS = env_float("HEALTH_FLUSH_SECONDS", 0.25)
 HEALTH_FLUSH_SIZE = env_int("HEALTH_FLUSH_SIZE", 500, minimum=1)
+# A worker that consumes the probes queue lowers its CPU priority by this much (nice), so that
+# probing at full rate does not slow the web processes sharing the machine; 0 leaves it alone.
+HEALTH_PROBE_WORKER_NICENESS = env_int("HEALTH_PROBE_WORKER_NICENESS", 10, minimum=0)
 # Demo targets under /demo/ for `make run` (see healthchecks/demo.py); never in production.
 DEMO_ENDPOINTS = env_bool("DEMO_ENDPOINTS", DEBUG)
 DEMO_BASE_URL = env_str("DEMO_BASE_URL", "http://127.0.0.1:8000")

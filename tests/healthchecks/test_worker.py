@@ -125,3 +125,18 @@ def test_workers_recover_when_postgresql_drops_their_connections(start_worker, h
     second = timezone.now().isoformat()
     tasks.probe_batch.apply_async(args=[[(check.pk, second)]])
     assert wait_for(lambda: CheckResult.objects.count() == 2)
+
+
+def niceness(pid: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, pid)
+
+
+def test_a_probe_worker_yields_the_cpu_and_a_dispatcher_does_not(start_worker, settings):
+    own = niceness(0)
+    probes, dispatch = start_worker(["probes"]), start_worker(["dispatch"])
+    assert wait_for(lambda: children_of(probes.pid) and children_of(dispatch.pid))
+    expected = min(own + settings.HEALTH_PROBE_WORKER_NICENESS, 19)
+    assert expected > own
+    # The pool's processes (which run the probes) inherit it from the main process.
+    assert {niceness(pid) for pid in [probes.pid, *children_of(probes.pid)]} == {expected}
+    assert {niceness(pid) for pid in [dispatch.pid, *children_of(dispatch.pid)]} == {own}
