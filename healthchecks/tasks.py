@@ -68,6 +68,11 @@ def prune_history() -> dict:
     return deleted
 
 
+@shared_task(ignore_result=True, expires=60)
+def vacuum_hot_tables() -> list[str]:
+    return scheduling.vacuum_hot_tables()
+
+
 @shared_task(ignore_result=True)
 def ensure_service_health() -> None:
     service_health.ensure_rows()

@@ -185,6 +185,14 @@ CELERY_BEAT_SCHEDULE = {
     "roll-up-history": {"task": "healthchecks.tasks.roll_up_history", "schedule": 60.0},
     "prune-history": {"task": "healthchecks.tasks.prune_history", "schedule": 3600.0},
 }
+# The checks' schedule and state tables are rewritten on every claim and result: vacuumed this
+# often (seconds; 0: left to the server's autovacuum). See healthchecks.scheduling.
+HEALTH_VACUUM_SECONDS = env_float("HEALTH_VACUUM_SECONDS", 60.0)
+if HEALTH_VACUUM_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["vacuum-hot-tables"] = {
+        "task": "healthchecks.tasks.vacuum_hot_tables",
+        "schedule": HEALTH_VACUUM_SECONDS,
+    }
 
 # --- Security ---------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 
 from portal import audit
 from portal.errors import Conflict, InvalidInput, NotFound
@@ -107,13 +108,21 @@ def current_version(service: Service) -> ConfigVersion | None:
     return service.config_versions.select_related("schema").order_by("-version").first()
 
 
-def get_version(service: Service, number: int | None = None) -> ConfigVersion:
+def get_version(
+    service: Service, number: int | None = None, *, lean: bool = False
+) -> ConfigVersion:
+    """The current or a given version, with its schema; ``lean``: with the schema's number
+    alone (``schema_number``), for reads, which never need the schema document itself."""
+    if lean:
+        versions = service.config_versions.annotate(schema_number=F("schema__version"))
+    else:
+        versions = service.config_versions.select_related("schema")
     if number is None:
-        version = current_version(service)
+        version = versions.order_by("-version").first()
         if version is None:
             raise NotFound(f"{service.name!r} has no configuration yet", code="no_config")
         return version
-    version = service.config_versions.select_related("schema").filter(version=number).first()
+    version = versions.filter(version=number).first()
     if version is None:
         raise NotFound(
             f"{service.name!r} has no configuration version {number}", code="no_such_version"
@@ -317,8 +326,9 @@ def validity_now(version: ConfigVersion, schema: ConfigSchema | None) -> tuple[b
 
 def read(name: str, number: int | None, *, reveal_secrets: bool, actor) -> dict:
     service = get_service(name)
-    version = get_version(service, number)
-    schema = current_schema(service)
+    version = get_version(service, number, lean=True)
+    # Its document is loaded (deferred) only when the version was written under another one.
+    schema = service.config_schemas.order_by("-version").only("id", "version").first()
     valid, issues = validity_now(version, schema)
     if reveal_secrets and version.secret_paths:
         values = reveal(version)
@@ -332,7 +342,7 @@ def read(name: str, number: int | None, *, reveal_secrets: bool, actor) -> dict:
         "valid": valid,
         "issues": issues,
         "hash": version.content_hash,
-        "schema_version": version.schema.version if version.schema else None,
+        "schema_version": version.schema_number,
         "current_schema_version": schema.version if schema else None,
         "validation_level": version.validation_level,
         "secret_paths": version.secret_paths,

@@ -158,3 +158,31 @@ def test_recording_a_result_does_not_hide_its_check_from_the_dispatcher():
     finally:
         release.set()
         thread.join()
+
+
+def _vacuum_stats(table: str) -> tuple[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT vacuum_count, n_dead_tup FROM pg_stat_user_tables WHERE relname = %s",
+            [table],
+        )
+        return cursor.fetchone()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_hot_tables_are_vacuumed_even_without_autovacuum():
+    check = make_check(next_due_at=timezone.now())
+    now = timezone.now()
+    for _ in range(20):  # as many claims: each leaves a dead row version behind
+        assert scheduling.claim_due(now, now + timedelta(days=1), limit=10)
+    before, _ = _vacuum_stats("healthchecks_healthcheck")
+    assert scheduling.vacuum_hot_tables() == ["healthchecks_healthcheck", "healthchecks_checkstate"]
+    after, dead_after = _vacuum_stats("healthchecks_healthcheck")
+    assert after == before + 1
+    assert dead_after == 0
+    check.refresh_from_db()  # the live row is untouched
+
+
+def test_no_vacuum_inside_a_transaction(db):
+    assert scheduling.vacuum_hot_tables() == []
