@@ -180,7 +180,7 @@ def diff_config(
 ):
     authorize(request, READ, service=name)
     service = configs.get_service(name)
-    current = configs.get_version(service).version
+    current = configs.get_version(service, lean=True).version
     to_version = to_version or current
     from_version = from_version or max(1, to_version - 1)
     return configs.diff(name, from_version, to_version)

@@ -297,7 +297,7 @@ def rollback(
 ) -> Outcome:
     """A new version equal to an old one (validated against the current schema)."""
     service = get_service(name)
-    target = get_version(service, to_version)
+    target = get_version(service, to_version, lean=True)
     current = current_version(service)
     base = current.version if base_version is None else base_version
     return publish(
@@ -396,7 +396,8 @@ def summary(changes: dict[str, list]) -> dict[str, list[str]]:
 
 def diff(name: str, from_version: int, to_version: int) -> dict:
     service = get_service(name)
-    old, new = get_version(service, from_version), get_version(service, to_version)
+    old = get_version(service, from_version, lean=True)
+    new = get_version(service, to_version, lean=True)
     paths = _union(old.secret_paths, new.secret_paths)
     return {
         "service": name,
