@@ -168,6 +168,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TASK_ROUTES = {
     "healthchecks.tasks.probe_batch": {"queue": "probes"},
     "healthchecks.tasks.dispatch_due_checks": {"queue": "dispatch"},
+    # Keeps the claim's table small: runs where the claims run.
+    "healthchecks.tasks.vacuum_hot_tables": {"queue": "dispatch"},
 }
 # Beat holds only fixed housekeeping; per-check schedules live in the database.
 BEAT_HEARTBEAT_SECONDS = env_int("BEAT_HEARTBEAT_SECONDS", 30, minimum=1)
