@@ -16,8 +16,15 @@ from portal.errors import error_response
 
 def _respond(request, document: dict, health_document: dict, status: int = 200):
     if healthjson.wants_health_json(request):
-        return JsonResponse(health_document, status=status, content_type=healthjson.CONTENT_TYPE)
-    return JsonResponse(document, status=status)
+        response = JsonResponse(
+            health_document, status=status, content_type=healthjson.CONTENT_TYPE
+        )
+    else:
+        response = JsonResponse(document, status=status)
+    # A 503 here is an answer (the service is not usable), not a fault of the portal: the
+    # access log records it; Django's error log would repeat it on every readiness poll.
+    response._has_been_logged = True
+    return response
 
 
 @require_GET

@@ -71,6 +71,16 @@ def test_a_critical_dependency_failing_degrades_dependents_and_the_whole(client,
     assert client.get("/health/service/ledger").status_code == 200
 
 
+def test_a_503_answer_is_not_logged_as_a_portal_error(client, estate, caplog):
+    _payments, ledger = estate
+    record(ledger, Status.UNHEALTHY, errors=["connection refused"])
+    with caplog.at_level("INFO"):
+        assert client.get("/health/service/ledger").status_code == 503
+    assert not [r for r in caplog.records if r.name == "django.request"]
+    access = [r for r in caplog.records if r.name == "portal.access"]
+    assert len(access) == 1  # the request is still in the access log
+
+
 def test_service_detail_has_checks_dependencies_errors_and_metrics(client, estate):
     payments, _ = estate
     record(payments, Status.UNHEALTHY, errors=["HTTP 500 (expected 2xx/3xx)"])
