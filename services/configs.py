@@ -324,19 +324,22 @@ def validity_now(version: ConfigVersion, schema: ConfigSchema | None) -> tuple[b
     return not issues, issues
 
 
-def _version_to_read(name: str, number: int | None) -> ConfigVersion:
+def _version_to_read(name: str, number: int | None) -> ConfigVersion | None:
     """The version with its schema's number and the service's current schema (id and
     number), in one query: reads are what pipelines do most."""
+    chosen = ConfigVersion.objects.filter(service__name=name)
+    chosen = chosen.filter(version=number) if number is not None else chosen.order_by("-version")
     current = ConfigSchema.objects.filter(service=OuterRef("service_id")).order_by("-version")
-    versions = ConfigVersion.objects.filter(service__name=name).annotate(
-        schema_number=F("schema__version"),
-        current_schema_id=Subquery(current.values("id")[:1]),
-        current_schema_number=Subquery(current.values("version")[:1]),
+    # The version is picked in a subquery first, so the ones below run for its row alone.
+    version = (
+        ConfigVersion.objects.filter(pk=Subquery(chosen.values("pk")[:1]))
+        .annotate(
+            schema_number=F("schema__version"),
+            current_schema_id=Subquery(current.values("id")[:1]),
+            current_schema_number=Subquery(current.values("version")[:1]),
+        )
+        .first()
     )
-    if number is None:
-        version = versions.order_by("-version").first()
-    else:
-        version = versions.filter(version=number).first()
     if version is None:  # say which is missing: the service, or the version
         get_version(get_service(name), number, lean=True)
     return version
