@@ -324,7 +324,7 @@ def validity_now(version: ConfigVersion, schema: ConfigSchema | None) -> tuple[b
     return not issues, issues
 
 
-def _version_to_read(name: str, number: int | None) -> ConfigVersion | None:
+def _version_to_read(name: str, number: int | None) -> ConfigVersion:
     """The version with its schema's number and the service's current schema (id and
     number), in one query: reads are what pipelines do most."""
     chosen = ConfigVersion.objects.filter(service__name=name)
@@ -342,6 +342,8 @@ def _version_to_read(name: str, number: int | None) -> ConfigVersion | None:
     )
     if version is None:  # say which is missing: the service, or the version
         get_version(get_service(name), number, lean=True)
+        # Both exist now: the first version was written in between.
+        return _version_to_read(name, number)
     return version
 
 
