@@ -82,7 +82,7 @@ def test_the_admin_edits_a_configuration_through_its_schema_form(page, superuser
     assert "topsecret-1" not in page.content()
 
 
-def test_a_stale_form_is_refused_in_the_browser(page, browser, superuser, config_page):
+def test_a_stale_form_is_refused_in_the_browser(page, superuser, config_page):
     log_in(page, "root", path=config_page)
     page.get_by_label("api_timeout").fill("45")
     save(page)
