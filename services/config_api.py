@@ -3,6 +3,7 @@
 from typing import Any, Literal
 
 from django.conf import settings
+from django.db.models import F
 from django.http import HttpRequest, HttpResponse
 from ninja import Body, Router, Status
 
@@ -147,13 +148,13 @@ def rollback_config(request: HttpRequest, name: str, payload: RollbackIn):
 def list_config_versions(request: HttpRequest, name: str, limit: int = 100):
     authorize(request, READ, service=name)
     service = configs.get_service(name)
-    rows = service.config_versions.select_related("schema").order_by("-version")
+    rows = service.config_versions.annotate(schema_number=F("schema__version")).order_by("-version")
     return [
         {
             "version": v.version,
             "valid": v.valid,
             "hash": v.content_hash,
-            "schema_version": v.schema.version if v.schema else None,
+            "schema_version": v.schema_number,
             "validation_level": v.validation_level,
             "author": v.author,
             "comment": v.comment,

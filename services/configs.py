@@ -105,7 +105,8 @@ def current_schema(service: Service) -> ConfigSchema | None:
 
 
 def current_version(service: Service) -> ConfigVersion | None:
-    return service.config_versions.select_related("schema").order_by("-version").first()
+    """The newest version, without its schema (``schema_id`` is enough to compare)."""
+    return service.config_versions.order_by("-version").first()
 
 
 def get_version(
