@@ -97,13 +97,7 @@ def run(options) -> None:
     results["steps_in_process"] = time_steps(shape, settle)
     results["audit"] = audit_counts()
     results["verdicts"] = verdicts(results)
-    if not options.quick:
-        path = support.write_results(NAME, results)
-    report(results)
-    if options.quick:
-        print("\n--quick: a smoke test with few requests; no results file written")
-    else:
-        print(f"\nwrote {path.relative_to(support.ROOT)}")
+    support.finish(NAME, results, report, quick=options.quick, smoke="with few requests")
 
 
 def close_django_connections() -> None:

@@ -197,13 +197,9 @@ def run(options) -> None:
             )(bench)
     results = bench.results
     results["verdicts"] = verdicts(results)
-    if not options.quick:
-        path = support.write_results(results_name(phases, shape), results)
-    report(results)
-    if options.quick:
-        print("\n--quick: a smoke test with short phases; no results file written")
-    else:
-        print(f"\nwrote {path.relative_to(support.ROOT)}")
+    support.finish(
+        results_name(phases, shape), results, report, quick=options.quick, smoke="with short phases"
+    )
 
 
 def results_name(phases: list[str], shape: Shape) -> str:
@@ -437,23 +433,14 @@ class Monitor:
             self.root_children[label] = (start, children)
 
     def _sample_database(self, conn) -> None:
-        row = conn.execute(
-            """
-            SELECT extract(epoch FROM clock_timestamp() - min(last_due_at))::float,
-                   extract(epoch FROM clock_timestamp() - max(last_due_at))::float,
-                   count(*) FILTER (WHERE last_due_at IS NULL),
-                   count(*) FILTER (WHERE status <> 1)
-            FROM healthchecks_checkstate WHERE health_check_id = ANY(%s)
-            """,
-            [self.check_ids],
-        ).fetchone()
+        oldest, newest, never, not_healthy = staleness(conn, self.check_ids)
         self.staleness.append(
             {
                 "at": time.time(),
-                "oldest_s": None if row[0] is None else round(row[0], 3),
-                "newest_s": None if row[1] is None else round(row[1], 3),
-                "never": row[2],
-                "not_healthy": row[3],
+                "oldest_s": oldest,
+                "newest_s": newest,
+                "never": never,
+                "not_healthy": not_healthy,
             }
         )
         beats = conn.execute(
@@ -748,22 +735,34 @@ def state_snapshot(url: str, checks: CheckSet) -> dict:
     """The check states now (at the end of the window): how long ago the oldest and the
     newest due time they reflect was, and how many are not healthy or never recorded."""
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            """
-            SELECT extract(epoch FROM clock_timestamp() - min(last_due_at))::float,
-                   extract(epoch FROM clock_timestamp() - max(last_due_at))::float,
-                   count(*) FILTER (WHERE last_due_at IS NULL),
-                   count(*) FILTER (WHERE status <> 1)
-            FROM healthchecks_checkstate WHERE health_check_id = ANY(%s)
-            """,
-            [checks.ids],
-        ).fetchone()
+        oldest, newest, never, not_healthy = staleness(conn, checks.ids)
     return {
-        "oldest_last_due_s_ago": None if row[0] is None else round(row[0], 3),
-        "newest_last_due_s_ago": None if row[1] is None else round(row[1], 3),
-        "never_recorded": row[2],
-        "not_healthy": row[3],
+        "oldest_last_due_s_ago": oldest,
+        "newest_last_due_s_ago": newest,
+        "never_recorded": never,
+        "not_healthy": not_healthy,
     }
+
+
+def staleness(conn, check_ids: list[int]) -> tuple:
+    """Seconds since the oldest and the newest due time the states reflect (None before any
+    result), and how many states were never recorded or are not healthy."""
+    oldest, newest, never, not_healthy = conn.execute(
+        """
+        SELECT extract(epoch FROM clock_timestamp() - min(last_due_at))::float,
+               extract(epoch FROM clock_timestamp() - max(last_due_at))::float,
+               count(*) FILTER (WHERE last_due_at IS NULL),
+               count(*) FILTER (WHERE status <> 1)
+        FROM healthchecks_checkstate WHERE health_check_id = ANY(%s)
+        """,
+        [check_ids],
+    ).fetchone()
+    return (
+        None if oldest is None else round(oldest, 3),
+        None if newest is None else round(newest, 3),
+        never,
+        not_healthy,
+    )
 
 
 def wait_until_recorded(url: str, checks: CheckSet, end: datetime, expected: int, timeout: float):

@@ -40,10 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
-    b"Connection: close\r\n\r\nok"
-)
+from bench.targets import Answer  # noqa: E402 - needs ROOT on sys.path when run as a script
 
 
 @dataclass
@@ -67,20 +64,6 @@ class Result:
 # --- The server (another process) -------------------------------------------------------------
 
 
-class _Answer(asyncio.Protocol):
-    """Answers the first request on a connection, then closes it."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        self.seen = b""
-
-    def data_received(self, data: bytes) -> None:
-        self.seen += data
-        if b"\r\n\r\n" in self.seen:
-            self.transport.write(RESPONSE)
-            self.transport.close()
-
-
 def serve(port_queue: multiprocessing.Queue, cert_dir: str | None) -> None:
     import uvloop
 
@@ -90,7 +73,7 @@ def serve(port_queue: multiprocessing.Queue, cert_dir: str | None) -> None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(f"{cert_dir}/cert.pem", f"{cert_dir}/key.pem")
         server = await asyncio.get_running_loop().create_server(
-            _Answer, "127.0.0.1", 0, ssl=context, backlog=1024
+            Answer, "127.0.0.1", 0, ssl=context, backlog=1024
         )
         port_queue.put(server.sockets[0].getsockname()[1])
         await server.serve_forever()

@@ -103,13 +103,7 @@ def run(options) -> None:
         client.close()
 
     results["verdicts"] = verdicts(results)
-    if not options.quick:
-        path = support.write_results(NAME, results)
-    report(results)
-    if options.quick:
-        print("\n--quick: a smoke test on a small dataset; no results file written")
-    else:
-        print(f"\nwrote {path.relative_to(support.ROOT)}")
+    support.finish(NAME, results, report, quick=options.quick, smoke="on a small dataset")
 
 
 # --- Dataset ----------------------------------------------------------------------------------

@@ -458,6 +458,17 @@ def _cell(value) -> str:
     return str(value)
 
 
+def finish(name: str, results: dict, report, *, quick: bool, smoke: str) -> None:
+    """Write bench/results/<name>.json (a full run only), print the report and say where the
+    figures went; ``smoke`` says what --quick shrank."""
+    path = None if quick else write_results(name, results)
+    report(results)
+    if path is None:
+        print(f"\n--quick: a smoke test {smoke}; no results file written")
+    else:
+        print(f"\nwrote {path.relative_to(ROOT)}")
+
+
 def write_results(name: str, results: dict) -> Path:
     """Write bench/results/<name>.json (through a .tmp file, so a crash leaves the old one)."""
     RESULTS_DIR.mkdir(exist_ok=True)
