@@ -1,5 +1,8 @@
 """Minimal valid registry objects. Seeded, so failures repeat."""
 
+import json
+from pathlib import Path
+
 import factory
 import factory.random
 from factory.django import DjangoModelFactory
@@ -43,3 +46,17 @@ def make_check(service=None, **fields):
     check = HealthCheck.objects.create(service=service or ServiceFactory(), **fields)
     CheckState.objects.create(health_check=check)
     return check
+
+
+# The seed's example ServiceConfigSchema (../shared/seed), as written.
+SEED_SCHEMA = json.loads((Path(__file__).parent / "fixtures" / "seed_schema.json").read_text())
+
+
+def seed_schema_with_secret() -> dict:
+    """The seed's schema plus an optional secret field, ``db_password``."""
+    return {
+        **SEED_SCHEMA,
+        "field_types": {**SEED_SCHEMA["field_types"], "db_password": "str"},
+        "optional_fields": [*SEED_SCHEMA["optional_fields"], "db_password"],
+        "secret_fields": ["db_password"],
+    }

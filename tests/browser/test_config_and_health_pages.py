@@ -1,9 +1,7 @@
 """The configuration editor in the admin, the drift page and the overview's health column,
 in a real browser."""
 
-import json
 import re
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -16,17 +14,11 @@ from portal.auth import system_actor
 from services import configs, deployments
 from services.models import ConfigVersion, Service
 from tests.browser.support import browser_test, log_in
-from tests.factories import make_check
+from tests.factories import make_check, seed_schema_with_secret
 
 pytestmark = browser_test
 ACTOR = system_actor("browser-tests")
-SEED = json.loads((Path(__file__).parent.parent / "fixtures" / "seed_schema.json").read_text())
-SCHEMA = {
-    **SEED,
-    "field_types": {**SEED["field_types"], "db_password": "str"},
-    "optional_fields": [*SEED["optional_fields"], "db_password"],
-    "secret_fields": ["db_password"],
-}
+SCHEMA = seed_schema_with_secret()
 
 
 @pytest.fixture

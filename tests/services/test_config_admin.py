@@ -1,24 +1,15 @@
 """Editing configuration in the admin: a form from the schema, errors on their fields."""
 
-import json
-from pathlib import Path
-
 import pytest
 
 from portal.auth import system_actor
 from services import configs
 from services.models import ConfigVersion
-from tests.factories import ServiceFactory
+from tests.factories import ServiceFactory, seed_schema_with_secret
 
 pytestmark = pytest.mark.django_db
 ACTOR = system_actor("test")
-SEED = json.loads((Path(__file__).parent.parent / "fixtures" / "seed_schema.json").read_text())
-SCHEMA = {
-    **SEED,
-    "field_types": {**SEED["field_types"], "db_password": "str"},
-    "optional_fields": [*SEED["optional_fields"], "db_password"],
-    "secret_fields": ["db_password"],
-}
+SCHEMA = seed_schema_with_secret()
 
 
 @pytest.fixture

@@ -1,10 +1,8 @@
 """The configuration API as a pipeline uses it."""
 
-import json
 import logging
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -14,10 +12,9 @@ from portal.errors import Conflict
 from services import configs
 from services.models import ConfigSchema, ConfigVersion
 from tests.conftest import ApiClient
-from tests.factories import ServiceFactory
+from tests.factories import SEED_SCHEMA, ServiceFactory, seed_schema_with_secret
 
 pytestmark = pytest.mark.django_db
-SEED = json.loads((Path(__file__).parent.parent / "fixtures" / "seed_schema.json").read_text())
 SECRET = "s3cr3t-pa55word!"
 
 
@@ -40,20 +37,15 @@ def vault(make_token):
 
 
 def with_secret_schema(pipeline, svc):
-    schema = {
-        **SEED,
-        "field_types": {**SEED["field_types"], "db_password": "str"},
-        "optional_fields": [*SEED["optional_fields"], "db_password"],
-        "secret_fields": ["db_password"],
-    }
+    schema = seed_schema_with_secret()
     assert pipeline.call("PUT", f"{svc}/schema", schema).status_code == 201
 
 
 def test_the_seed_schema_and_config_through_the_api(pipeline, svc):
-    res = pipeline.call("PUT", f"{svc}/schema", SEED)
+    res = pipeline.call("PUT", f"{svc}/schema", SEED_SCHEMA)
     assert res.status_code == 201
     assert res.json()["version"] == 1 and res.json()["source_format"] == "seed"
-    assert pipeline.call("PUT", f"{svc}/schema", SEED).status_code == 200  # unchanged
+    assert pipeline.call("PUT", f"{svc}/schema", SEED_SCHEMA).status_code == 200  # unchanged
     res = pipeline.call(
         "POST", svc, {"values": {"api_timeout": 45}, "base_version": 0, "comment": "initial"}
     )
@@ -64,11 +56,11 @@ def test_the_seed_schema_and_config_through_the_api(pipeline, svc):
     assert body["values"]["api_timeout"] == 45 and body["values"]["log_level"] == "INFO"
     schema = pipeline.call("GET", f"{svc}/schema").json()
     assert schema["schema"]["properties"]["api_timeout"]["maximum"] == 300
-    assert schema["source"] == SEED
+    assert schema["source"] == SEED_SCHEMA
 
 
 def test_a_bad_value_is_422_naming_the_field_and_stores_nothing(pipeline, svc):
-    pipeline.call("PUT", f"{svc}/schema", SEED)
+    pipeline.call("PUT", f"{svc}/schema", SEED_SCHEMA)
     res = pipeline.call(
         "POST",
         svc,
@@ -162,7 +154,7 @@ def test_two_concurrent_edits_from_one_base_one_wins_one_gets_409():
 
 
 def test_validate_is_a_dry_run(pipeline, svc):
-    pipeline.call("PUT", f"{svc}/schema", SEED)
+    pipeline.call("PUT", f"{svc}/schema", SEED_SCHEMA)
     ok = pipeline.call("POST", f"{svc}/validate", {"values": {"api_timeout": 5}, "base_version": 0})
     assert ok.status_code == 200 and ok.json()["valid"] is True and not ok.json()["stored"]
     bad = pipeline.call(
@@ -291,6 +283,6 @@ def test_deployments_and_drift(pipeline, svc):
 def test_config_scopes_are_enforced(make_token, svc):
     reader = ApiClient(make_token(["config:read"]).secret)
     assert reader.call("POST", svc, {"values": {}, "base_version": 0}).status_code == 403
-    assert reader.call("PUT", f"{svc}/schema", SEED).status_code == 403
+    assert reader.call("PUT", f"{svc}/schema", SEED_SCHEMA).status_code == 403
     registry_only = ApiClient(make_token(["registry:read"]).secret)
     assert registry_only.call("GET", svc).status_code == 403

@@ -1,18 +1,14 @@
 """Schemas: the seed's form converted, JSON Schema checked, secrets found, defaults merged."""
 
-import json
-from pathlib import Path
-
 import pytest
 
 from portal.errors import InvalidInput
 from services import config_schema
-
-SEED = json.loads((Path(__file__).parent.parent / "fixtures" / "seed_schema.json").read_text())
+from tests.factories import SEED_SCHEMA
 
 
 def test_the_seed_example_converts_to_json_schema():
-    schema, form = config_schema.normalise(SEED)
+    schema, form = config_schema.normalise(SEED_SCHEMA)
     assert form == "seed"
     assert schema["required"] == ["rag_database_url", "api_timeout"]
     props = schema["properties"]

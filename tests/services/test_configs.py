@@ -2,7 +2,6 @@
 
 import io
 import json
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -14,11 +13,10 @@ from portal.errors import Conflict, InvalidInput, Misconfigured, NotFound
 from portal.models import AuditEntry
 from services import configs, deployments, encryption
 from services.models import ConfigVersion
-from tests.factories import ServiceFactory
+from tests.factories import SEED_SCHEMA, ServiceFactory
 
 pytestmark = pytest.mark.django_db
 ACTOR = system_actor("test")
-SEED = json.loads((Path(__file__).parent.parent / "fixtures" / "seed_schema.json").read_text())
 SECRET_SCHEMA = {
     "type": "object",
     "required": ["host"],
@@ -43,7 +41,7 @@ SECRET_SCHEMA = {
 @pytest.fixture
 def legacy():
     ServiceFactory(name="legacy-service")
-    configs.put_schema("legacy-service", SEED, ACTOR)
+    configs.put_schema("legacy-service", SEED_SCHEMA, ACTOR)
     return "legacy-service"
 
 
@@ -223,8 +221,11 @@ def test_rollback_makes_a_new_version_equal_to_an_old_one(db_service):
 def test_a_new_schema_says_whether_the_current_config_still_passes(legacy):
     configs.publish(legacy, {"api_timeout": 200}, 0, ACTOR)
     tighter = {
-        **SEED,
-        "validation_rules": {**SEED["validation_rules"], "api_timeout": {"min": 1, "max": 100}},
+        **SEED_SCHEMA,
+        "validation_rules": {
+            **SEED_SCHEMA["validation_rules"],
+            "api_timeout": {"min": 1, "max": 100},
+        },
     }
     report = configs.put_schema(legacy, tighter, ACTOR)
     assert report["version"] == 2 and report["changed"]
