@@ -56,14 +56,25 @@ def services_overview() -> dict:
     return {"status": word(overall), "checked_at": iso(datetime.now(UTC)), "services": services}
 
 
+def _status_groups() -> list[tuple[int, bool, int]]:
+    """(status, is_critical, how many services) in one grouped query: all the whole
+    estate's status needs, however many services there are."""
+    rows = (
+        Service.objects.values_list("health__status", "is_critical")
+        .annotate(n=Count("id"))
+        .values_list("health__status", "is_critical", "n")
+    )
+    return [(Status.UNKNOWN if st is None else st, critical, n) for st, critical, n in rows]
+
+
 def overall() -> dict:
     """The estate's status and how many services are in each status (for pages)."""
-    rows = Service.objects.values_list("is_critical", "health__status")
-    statuses = [(Status.UNKNOWN if st is None else st, critical) for critical, st in rows]
+    groups = _status_groups()
     counts = {word(s): 0 for s in Status}
-    for status, _ in statuses:
-        counts[word(status)] += 1
-    return {"status": word(overall_status(statuses)), "counts": counts}
+    for status, _, n in groups:
+        counts[word(status)] += n
+    status = overall_status([(st, critical) for st, critical, _ in groups])
+    return {"status": word(status), "counts": counts}
 
 
 _CHECK_FIELDS = (
@@ -230,19 +241,10 @@ def overview_text(health_json: bool) -> str:
     with connection.cursor() as cursor:
         cursor.execute(_HEALTH_JSON_SQL if health_json else _OVERVIEW_SQL)
         body = cursor.fetchone()[0]
-    status = word(_overall_from_groups())
+    status = overall()["status"]
     if health_json:
         from healthchecks.healthjson import status_word
 
         return f'{{"status": "{status_word(status)}", "checks": {body}}}'
     checked_at = iso(datetime.now(UTC))
     return f'{{"status": "{status}", "checked_at": "{checked_at}", "services": {body}}}'
-
-
-def _overall_from_groups() -> int:
-    groups = (
-        Service.objects.values_list("health__status", "is_critical")
-        .annotate(n=Count("id"))
-        .values_list("health__status", "is_critical")
-    )
-    return overall_status([(Status.UNKNOWN if st is None else st, c) for st, c in groups])
