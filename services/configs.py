@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import F
 
 from portal import audit
 from portal.errors import Conflict, InvalidInput, NotFound
@@ -325,38 +325,12 @@ def validity_now(version: ConfigVersion, schema: ConfigSchema | None) -> tuple[b
     return not issues, issues
 
 
-def _version_to_read(name: str, number: int | None) -> ConfigVersion:
-    """The version with its schema's number and the service's current schema (id and
-    number), in one query: reads are what pipelines do most."""
-    chosen = ConfigVersion.objects.filter(service__name=name)
-    chosen = chosen.filter(version=number) if number is not None else chosen.order_by("-version")
-    current = ConfigSchema.objects.filter(service=OuterRef("service_id")).order_by("-version")
-    # The version is picked in a subquery first, so the ones below run for its row alone.
-    version = (
-        ConfigVersion.objects.filter(pk=Subquery(chosen.values("pk")[:1]))
-        .annotate(
-            schema_number=F("schema__version"),
-            current_schema_id=Subquery(current.values("id")[:1]),
-            current_schema_number=Subquery(current.values("version")[:1]),
-        )
-        .first()
-    )
-    if version is None:  # say which is missing: the service, or the version
-        get_version(get_service(name), number, lean=True)
-        # Both exist now: the first version was written in between.
-        return _version_to_read(name, number)
-    return version
-
-
 def read(name: str, number: int | None, *, reveal_secrets: bool, actor) -> dict:
-    version = _version_to_read(name, number)
-    current_id = version.current_schema_id
-    if current_id is None:
-        valid, issues = None, {}
-    elif current_id == version.schema_id:
-        valid, issues = version.valid, version.issues
-    else:  # written under another schema: checked against the current one
-        valid, issues = validity_now(version, ConfigSchema.objects.get(pk=current_id))
+    service = get_service(name)
+    version = get_version(service, number, lean=True)
+    # Its document is loaded (deferred) only when the version was written under another one.
+    schema = service.config_schemas.order_by("-version").only("id", "version").first()
+    valid, issues = validity_now(version, schema)
     if reveal_secrets and version.secret_paths:
         values = reveal(version)
         audit.record(actor, "config.secrets_read", "service", name, {"version": version.version})
@@ -370,7 +344,7 @@ def read(name: str, number: int | None, *, reveal_secrets: bool, actor) -> dict:
         "issues": issues,
         "hash": version.content_hash,
         "schema_version": version.schema_number,
-        "current_schema_version": version.current_schema_number,
+        "current_schema_version": schema.version if schema else None,
         "validation_level": version.validation_level,
         "secret_paths": version.secret_paths,
         "secrets_masked": bool(version.secret_paths) and not reveal_secrets,
