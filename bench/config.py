@@ -377,9 +377,6 @@ def time_steps(shape: Shape, settle: Settle) -> dict:
         "get_service": lambda: configs.get_service(SERVICE),
         "current_version": lambda: configs.current_version(service),
         "  with its schema document joined in": lambda: versions.select_related("schema").first(),
-        "read: version and schema numbers (one query)": lambda: configs._version_to_read(
-            SERVICE, None
-        ),
         "current_schema (whole row)": lambda: configs.current_schema(service),
         "  only id and version": lambda: (
             service.config_schemas.order_by("-version").only("id", "version").first()
