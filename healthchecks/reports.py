@@ -4,6 +4,7 @@ Statuses are precomputed (ServiceHealth, CheckState), so these are plain reads; 
 live evaluation is the portal's own service, ``backend`` (see healthchecks.selfcheck).
 """
 
+import json
 import time
 from datetime import UTC, datetime
 
@@ -91,11 +92,19 @@ _CHECK_FIELDS = (
     "state__consecutive_failures",
     "state__last_outcome",
 )
+_DEPENDENCY_FIELDS = ("depends_on__name", "kind", "depends_on__health__status")
 
 
 def service_detail(name: str) -> dict | None:
-    # Plain rows rather than model instances: a readiness probe polls this, and a check's
-    # own row carries options (encrypted headers) that the document never shows.
+    """A service's status with its checks and dependencies, or None if there is none."""
+    fetch = _detail_rows_postgresql if connection.vendor == "postgresql" else _detail_rows
+    rows = fetch(name)
+    return None if rows is None else _detail_document(*rows)
+
+
+def _detail_rows(name: str):
+    """(service, checks, dependencies) as plain rows: a readiness probe polls this, and a
+    check's own row carries options (encrypted headers) that the document never shows."""
     service = (
         Service.objects.filter(name=name)
         .values("id", "name", "is_critical", "health__status", "health__since")
@@ -103,11 +112,74 @@ def service_detail(name: str) -> dict | None:
     )
     if service is None:
         return None
+    checks = list(
+        HealthCheck.objects.filter(service_id=service["id"]).order_by("name").values(*_CHECK_FIELDS)
+    )
+    dependencies = list(
+        Dependency.objects.filter(service_id=service["id"])
+        .order_by("depends_on__name")
+        .values_list(*_DEPENDENCY_FIELDS)
+    )
+    return service, checks, dependencies
+
+
+# The same rows in one round trip: under load every round trip waits for a busy CPU twice
+# (the database's process, then ours), and the tail latency of a readiness probe follows the
+# number of round trips more than the work done in each.
+_DETAIL_SQL = """
+SELECT sv.id, sv.name, sv.is_critical, h.status, h.since,
+    (SELECT coalesce(json_agg(json_build_array(
+                c.name, c.kind, c.is_critical, c.enabled, c.interval, c.timeout, s.status,
+                s.status_since, s.last_result_at, s.last_response_us, s.consecutive_failures,
+                s.last_outcome) ORDER BY c.name), '[]')::text
+       FROM healthchecks_healthcheck c
+       LEFT JOIN healthchecks_checkstate s ON s.health_check_id = c.id
+      WHERE c.service_id = sv.id),
+    (SELECT coalesce(json_agg(json_build_array(o.name, d.kind, oh.status)
+                              ORDER BY o.name), '[]')::text
+       FROM services_dependency d
+       JOIN services_service o ON o.id = d.depends_on_id
+       LEFT JOIN healthchecks_servicehealth oh ON oh.service_id = o.id
+      WHERE d.service_id = sv.id)
+FROM services_service sv
+LEFT JOIN healthchecks_servicehealth h ON h.service_id = sv.id
+WHERE sv.name = %s
+"""
+_TIMES = {"state__status_since", "state__last_result_at"}
+
+
+def _detail_rows_postgresql(name: str):
+    with connection.cursor() as cursor:
+        cursor.execute(_DETAIL_SQL, [name])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    sid, sname, critical, status, since, checks_json, deps_json = row
+    service = {
+        "id": sid,
+        "name": sname,
+        "is_critical": critical,
+        "health__status": status,
+        "health__since": since,
+    }
+    checks = [
+        {
+            key: _moment(value) if key in _TIMES else value
+            for key, value in zip(_CHECK_FIELDS, values, strict=True)
+        }
+        for values in json.loads(checks_json)
+    ]
+    return service, checks, [tuple(d) for d in json.loads(deps_json)]
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _detail_document(service: dict, checks: list[dict], dependencies: list[tuple]) -> dict:
     now = time.time()
     check_rows = []
-    for check in (
-        HealthCheck.objects.filter(service_id=service["id"]).order_by("name").values(*_CHECK_FIELDS)
-    ):
+    for check in checks:
         status = check["state__status"]
         status = Status.UNKNOWN if status is None else status
         last_at = check["state__last_result_at"]
@@ -137,9 +209,7 @@ def service_detail(name: str) -> dict | None:
         )
     deps = [
         {"service": dep, "kind": kind, "status": word(st if st is not None else Status.UNKNOWN)}
-        for dep, kind, st in Dependency.objects.filter(service_id=service["id"])
-        .order_by("depends_on__name")
-        .values_list("depends_on__name", "kind", "depends_on__health__status")
+        for dep, kind, st in dependencies
     ]
     enabled = [c for c in check_rows if c["enabled"]]
     status, reason = service_status(
@@ -209,39 +279,49 @@ WITH last AS (
 """
 _ISO = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 _WORD = "(ARRAY['unknown', 'healthy', 'degraded', 'unhealthy', 'maintenance'])[status + 1]"
+# The estate's status from the same rows, in the same statement: one round trip in all.
+_GROUPS = """
+SELECT coalesce(json_agg(json_build_array(status, critical, n)), '[]')::text
+FROM (SELECT status, critical, count(*) AS n FROM rows GROUP BY status, critical) AS g
+"""
+# Each entry is a row turned into JSON by json_agg, which looks up how to write each column
+# once per statement; json_build_object would do it for every argument of every row (a third
+# of the statement's time for 1,000 services).
 _OVERVIEW_SQL = (
-    _ROWS_SQL
+    _ROWS_SQL  # noqa: S608 - built from constants only
     + f"""
-SELECT coalesce(json_agg(json_build_object(
-    'name', name, 'status', {_WORD}, 'critical', critical, 'since', {_ISO.format("since")},
-    'last_check_at', {_ISO.format("at")}, 'response_ms', round(us / 1000.0, 3),
-    'reason', reason) ORDER BY name), '[]')::text
-FROM rows
-"""  # noqa: S608 - built from constants only
+SELECT (SELECT coalesce(json_agg(entry ORDER BY entry.name), '[]')::text FROM (
+    SELECT name, {_WORD} AS status, critical, {_ISO.format("since")} AS since,
+           {_ISO.format("at")} AS last_check_at, round(us / 1000.0, 3) AS response_ms, reason
+    FROM rows) AS entry),
+    ({_GROUPS})
+"""  # noqa: S608
 )
 _HEALTH_JSON_SQL = (
-    _ROWS_SQL
+    _ROWS_SQL  # noqa: S608 - built from constants only
     + f"""
-SELECT coalesce(json_object_agg(name || ':status', json_build_array(json_strip_nulls(
-    json_build_object(
-        'componentId', name, 'componentType', 'service',
-        'status', CASE status WHEN 1 THEN 'pass' WHEN 2 THEN 'warn' WHEN 4 THEN 'warn'
-                  ELSE 'fail' END,
-        'observedValue', {_WORD},
-        'time', coalesce({_ISO.format("at")}, {_ISO.format("since")}),
-        'output', nullif(reason, '')))) ORDER BY name), '{{}}')::text
-FROM rows
-"""  # noqa: S608 - built from constants only
+SELECT (SELECT coalesce(json_object_agg(
+        entry."componentId" || ':status', json_build_array(json_strip_nulls(row_to_json(entry)))
+        ORDER BY entry."componentId"), '{{}}')::text FROM (
+    SELECT name AS "componentId", 'service' AS "componentType",
+           CASE status WHEN 1 THEN 'pass' WHEN 2 THEN 'warn' WHEN 4 THEN 'warn'
+                ELSE 'fail' END AS status,
+           {_WORD} AS "observedValue",
+           coalesce({_ISO.format("at")}, {_ISO.format("since")}) AS time,
+           nullif(reason, '') AS output
+    FROM rows) AS entry),
+    ({_GROUPS})
+"""  # noqa: S608
 )
 
 
 def overview_text(health_json: bool) -> str:
-    """The /health/services document as JSON text, built by PostgreSQL (same content as
-    ``services_overview`` / ``healthjson.overview_document``)."""
+    """The /health/services document as JSON text, built by PostgreSQL in one statement
+    (same content as ``services_overview`` / ``healthjson.overview_document``)."""
     with connection.cursor() as cursor:
         cursor.execute(_HEALTH_JSON_SQL if health_json else _OVERVIEW_SQL)
-        body = cursor.fetchone()[0]
-    status = overall()["status"]
+        body, groups = cursor.fetchone()
+    status = word(overall_status([(st, critical) for st, critical, _ in json.loads(groups)]))
     if health_json:
         from healthchecks.healthjson import status_word
 

@@ -171,9 +171,34 @@ def test_prometheus_exposition(client, estate):
     assert "portal_dispatched_checks_total 2.0" in text
 
 
-def test_health_reads_are_open_but_need_no_session(client, estate, django_assert_max_num_queries):
-    with django_assert_max_num_queries(3):
+def test_health_reads_are_open_and_take_one_statement(client, estate, django_assert_num_queries):
+    """No session, no user: and on PostgreSQL each document is one round trip, which is
+    what keeps their latency flat while the engine loads the database."""
+    with django_assert_num_queries(1):
         assert client.get("/health/services").status_code == 200
+    with django_assert_num_queries(1):
+        assert client.get("/health/services", HTTP_ACCEPT=HEALTH_JSON).status_code == 200
+    with django_assert_num_queries(1):
+        assert client.get("/health/service/payments").status_code == 200
+
+
+def test_the_detail_postgresql_reads_matches_the_portable_one(estate):
+    """/health/service/{name} reads its rows in one statement on PostgreSQL; the ORM's three
+    queries (used on SQLite) are the reference for what they hold."""
+    payments, _ = estate
+    record(payments, Status.DEGRADED, errors=["slow"], ms=812.5)
+    make_check(payments.service, name="off", enabled=False)
+    DependencyFactory(service=payments.service, depends_on__name="cache", kind="soft")
+    one_statement = reports._detail_rows_postgresql("payments")
+    portable = reports._detail_rows("payments")
+    assert one_statement == portable
+    _, checks, dependencies = one_statement
+    assert [c["name"] for c in checks] == ["http", "off"]
+    assert checks[0]["state__last_outcome"]["errors"] == ["slow"]
+    assert checks[0]["state__last_response_us"] == 812500
+    assert dependencies == [("cache", "soft", None), ("ledger", "hard", Status.HEALTHY)]
+    assert reports._detail_rows_postgresql("nope") is None is reports._detail_rows("nope")
+    assert reports.service_detail("payments")["status"] == "degraded"
 
 
 def _moment(text):
