@@ -516,12 +516,12 @@ def create_checks(
     options: dict | None = None,
 ) -> CheckSet:
     """``count`` services with one HTTP check each, created in bulk as healthchecks.checks
-    creates them (a HealthCheck and its CheckState). With ``spread`` the first due times are
-    spread evenly over one interval, otherwise they are all ``first_due``."""
+    creates them (a HealthCheck, its CheckState and CheckSchedule). With ``spread`` the first
+    due times are spread evenly over one interval, otherwise they are all ``first_due``."""
     from django.db import transaction
     from django.utils import timezone
 
-    from healthchecks.models import CheckState, HealthCheck
+    from healthchecks.models import CheckSchedule, CheckState, HealthCheck
     from services.models import Service, Team
 
     now = timezone.now()
@@ -542,28 +542,39 @@ def create_checks(
                 retries=0,
                 is_critical=True,
                 options=options or {},
-                next_due_at=first_due
-                + (timedelta(seconds=interval * i / count) if spread else timedelta()),
                 created_at=now,
                 updated_at=now,
             )
-            for i, service in enumerate(services)
+            for service in services
         )
         CheckState.objects.bulk_create(CheckState(health_check=check) for check in checks)
+        schedules = CheckSchedule.objects.bulk_create(
+            CheckSchedule(
+                health_check=check,
+                next_due_at=first_due
+                + (timedelta(seconds=interval * i / count) if spread else timedelta()),
+            )
+            for i, check in enumerate(checks)
+        )
     return CheckSet(
         name=prefix,
         ids=[c.pk for c in checks],
-        first_due={c.pk: c.next_due_at for c in checks},
+        first_due={s.health_check_id: s.next_due_at for s in schedules},
         interval=interval,
         services=[s.name for s in services],
     )
 
 
 def disable(check_sets: list[CheckSet]) -> None:
-    from healthchecks.models import HealthCheck
+    """As healthchecks.checks.save disables checks: off, and off the schedule."""
+    from django.db import transaction
+
+    from healthchecks.models import CheckSchedule, HealthCheck
 
     ids = [i for s in check_sets for i in s.ids]
-    HealthCheck.objects.filter(pk__in=ids).update(enabled=False)
+    with transaction.atomic():
+        HealthCheck.objects.filter(pk__in=ids).update(enabled=False)
+        CheckSchedule.objects.filter(health_check_id__in=ids).delete()
 
 
 def add_services(count: int, prefix: str = "extra") -> None:

@@ -60,12 +60,16 @@ class HealthCheckAdmin(admin.ModelAdmin):
     search_fields = ["name", "service__name", "target"]
     list_select_related = ["service", "state"]
     autocomplete_fields = ["service"]
-    readonly_fields = ["heartbeat_token", "next_due_at", "created_at", "updated_at"]
+    readonly_fields = ["heartbeat_token", "next_due", "created_at", "updated_at"]
 
     @admin.display(description="status", ordering="state__status")
     def status(self, obj):
         state = getattr(obj, "state", None)
         return Status(state.status).label if state else "unknown"
+
+    @admin.display(description="next due")
+    def next_due(self, obj):
+        return checks.next_due_at(obj) or "not scheduled (disabled)"
 
     def save_model(self, request, obj, form, change):
         """Through healthchecks.checks.save, so secrets stay encrypted, a heartbeat gets its

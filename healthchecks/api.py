@@ -27,7 +27,9 @@ def _service(name: str) -> Service:
 
 def _check(service: Service, check_name: str) -> HealthCheck:
     check = (
-        HealthCheck.objects.filter(service=service, name=check_name).select_related("state").first()
+        HealthCheck.objects.filter(service=service, name=check_name)
+        .select_related("state", "schedule")
+        .first()
     )
     if check is None:
         raise NotFound(f"{service.name!r} has no check named {check_name!r}")
@@ -43,7 +45,10 @@ def _out(request, check: HealthCheck) -> dict:
 def list_checks(request: HttpRequest, name: str):
     authorize(request, Scope.REGISTRY_READ, service=name)
     service = _service(name)
-    return [_out(request, c) for c in service.checks.select_related("state").order_by("name")]
+    return [
+        _out(request, c)
+        for c in service.checks.select_related("state", "schedule").order_by("name")
+    ]
 
 
 @router.get("/services/{name}/checks/{check}", response=CheckOut)

@@ -3,11 +3,11 @@ writing, for the API, the admin and the registry manifest alike."""
 
 import secrets as random_tokens
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from django.utils import timezone
 
-from healthchecks.models import CheckKind, CheckState, HealthCheck
+from healthchecks import scheduling
+from healthchecks.models import CheckKind, CheckSchedule, CheckState, HealthCheck
 from healthchecks.probes import ProbeSpec
 from healthchecks.schemas import CheckIn
 from services import encryption
@@ -131,22 +131,28 @@ def write(service_id: int, plans: list[CheckPlan]) -> None:
 
 
 def save(service_id: int, name: str, state: dict, existing: HealthCheck | None, now) -> HealthCheck:
-    check = existing or HealthCheck(
-        service_id=service_id, name=name, created_at=now, next_due_at=now
-    )
+    check = existing or HealthCheck(service_id=service_id, name=name, created_at=now)
     previous_interval = check.interval if existing else None
     for key in (*SCALARS, "is_critical", "options"):
         setattr(check, key, state[key])
     check.secrets = encryption.encrypt(state["secrets"]) if state["secrets"] else ""
     if check.kind == CheckKind.HEARTBEAT and not check.heartbeat_token:
         check.heartbeat_token = random_tokens.token_urlsafe(24)
-    if previous_interval is not None and previous_interval != check.interval:
-        # A new interval applies from now on: no restart, no waiting out the old one.
-        check.next_due_at = min(check.next_due_at, now + timedelta(seconds=check.interval))
     check.updated_at = now
     check.save()
     CheckState.objects.get_or_create(health_check=check)
+    scheduling.reschedule(
+        check, now, interval_changed=previous_interval not in (None, check.interval)
+    )
     return check
+
+
+def next_due_at(check: HealthCheck):
+    """When the check runs next; None while it is disabled."""
+    try:
+        return check.schedule.next_due_at
+    except CheckSchedule.DoesNotExist:
+        return None
 
 
 SPEC_FIELDS = (
@@ -218,5 +224,5 @@ def describe(check: HealthCheck, state: CheckState | None, heartbeat_base: str =
         if state and state.last_response_us is not None
         else None,
         "last_outcome": state.last_outcome if state else {},
-        "next_due_at": check.next_due_at,
+        "next_due_at": next_due_at(check),
     }

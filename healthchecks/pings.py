@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from healthchecks import recording
+from healthchecks import recording, scheduling
 from healthchecks.models import CheckKind, CheckState, HealthCheck
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import ErrorCode, Status
@@ -32,8 +32,7 @@ def receive(token: str, *, failed: bool = False) -> HealthCheck | None:
         if not failed:
             CheckState.objects.filter(health_check=check).update(last_ping_at=now)
         grace = check.options.get("grace", 0)
-        check.next_due_at = now + timedelta(seconds=check.interval + grace)
-        check.save(update_fields=["next_due_at"])
+        scheduling.postpone(check.pk, now + timedelta(seconds=check.interval + grace))
         outcome = (
             ProbeOutcome(
                 Status.UNHEALTHY,

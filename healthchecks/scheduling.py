@@ -1,9 +1,10 @@
 """Claiming due checks: each (check, due time) is handed out exactly once, however many
 dispatchers run.
 
-One statement claims a batch: it locks due rows with ``FOR UPDATE SKIP LOCKED`` (a second
-dispatcher skips them instead of waiting or double-claiming) and moves each row's
-``next_due_at`` one interval on, returning the due time it claimed. Checks are claimed a
+One statement claims a batch: it locks due rows of the schedule (``CheckSchedule``, one row
+per enabled check) with ``SKIP LOCKED`` (a second dispatcher skips them instead of waiting or
+double-claiming) and moves each row's ``next_due_at`` one interval on, returning the due time
+it claimed. Checks are claimed a
 little ahead of time (``horizon``) so a worker can start each probe exactly when it is due.
 """
 
@@ -13,20 +14,18 @@ from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 
-from healthchecks.models import HealthCheck
+from healthchecks.models import CheckSchedule, CheckState, HealthCheck
 
 _CLAIM_SQL = """
 WITH due AS (
-    SELECT id, next_due_at AS due_at
-    FROM healthchecks_healthcheck
-    WHERE enabled AND next_due_at <= %(horizon)s
+    SELECT health_check_id AS id, next_due_at AS due_at
+    FROM healthchecks_checkschedule
+    WHERE next_due_at <= %(horizon)s
     ORDER BY next_due_at
     LIMIT %(limit)s
-    -- NO KEY UPDATE: recording a result holds FOR KEY SHARE on its check (the foreign key)
-    -- until it commits; FOR UPDATE would conflict and skip every check being recorded.
     FOR NO KEY UPDATE SKIP LOCKED
 )
-UPDATE healthchecks_healthcheck AS c
+UPDATE healthchecks_checkschedule AS s
 SET next_due_at = CASE
     -- Far behind (the scheduler was down): run once now, then skip the missed intervals
     -- but keep the check's phase, so checks spread over an interval stay spread out.
@@ -35,9 +34,9 @@ SET next_due_at = CASE
             extract(epoch FROM %(now)s - due.due_at) / c.interval))
     ELSE due.due_at + make_interval(secs => c.interval)
 END
-FROM due
-WHERE c.id = due.id
-RETURNING c.id, due.due_at
+FROM due JOIN healthchecks_healthcheck AS c ON c.id = due.id
+WHERE s.health_check_id = due.id
+RETURNING s.health_check_id, due.due_at
 """
 
 
@@ -62,18 +61,39 @@ def _claim_due_portable(now: datetime, horizon: datetime, limit: int) -> list[Cl
     claims = []
     with transaction.atomic():
         rows = (
-            HealthCheck.objects.filter(enabled=True, next_due_at__lte=horizon)
+            CheckSchedule.objects.filter(next_due_at__lte=horizon)
             .order_by("next_due_at")
-            .values_list("id", "next_due_at", "interval")[:limit]
+            .values_list("health_check_id", "next_due_at", "health_check__interval")[:limit]
         )
         for check_id, due_at, interval in rows:
             missed = max(1, math.ceil((now - due_at).total_seconds() / interval))
             following = due_at + timedelta(seconds=interval * missed)
-            HealthCheck.objects.filter(pk=check_id, next_due_at=due_at).update(
+            CheckSchedule.objects.filter(pk=check_id, next_due_at=due_at).update(
                 next_due_at=following
             )
             claims.append(Claim(due_at, check_id))
     return claims
+
+
+def reschedule(check: HealthCheck, now: datetime, *, interval_changed: bool = False) -> None:
+    """Keep a check's schedule in step with its definition (``checks.save`` calls this):
+    a new or re-enabled check is due now, a disabled one is taken off the schedule, and a new
+    interval applies from now on -- no restart, no waiting out the old interval."""
+    if not check.enabled:
+        CheckSchedule.objects.filter(health_check=check).delete()
+        return
+    schedule, created = CheckSchedule.objects.get_or_create(
+        health_check=check, defaults={"next_due_at": now}
+    )
+    if interval_changed and not created:
+        following = now + timedelta(seconds=check.interval)
+        if schedule.next_due_at > following:
+            CheckSchedule.objects.filter(pk=check.pk).update(next_due_at=following)
+
+
+def postpone(check_id: int, until: datetime) -> None:
+    """Next due at ``until`` (a heartbeat just arrived: nothing to probe before then)."""
+    CheckSchedule.objects.filter(health_check_id=check_id).update(next_due_at=until)
 
 
 def batches(claims: list[Claim], size: int) -> list[list[Claim]]:
@@ -100,19 +120,17 @@ def dispatch(now: datetime, lookahead: float, batch_size: int, send, limit: int 
 
 
 def vacuum_hot_tables() -> list[str]:
-    """VACUUM the checks and their states, which every claim and every result rewrites.
+    """VACUUM the schedule and the check states, which every claim and every result rewrites.
 
     At 1,000 checks a second each row is rewritten every second, and a claim changes an
-    indexed column, so no update is HOT: without a vacuum every minute or so, a table of a few
-    thousand live rows grows by a million dead ones an hour and every read of it (the
-    overview, the claim) slows down with it. The server's autovacuum may be tuned for big
+    indexed column, so no claim is a HOT update: without a vacuum every minute or so, a table
+    of a few thousand live rows grows by a million dead ones an hour and every read of it
+    (the claim, the overview) slows down with it. The server's autovacuum may be tuned for big
     tables, or off, so the portal does not rely on it for these two small, hot tables.
     """
-    from healthchecks.models import CheckState
-
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return []  # SQLite needs no vacuum for this; VACUUM cannot run inside a transaction
-    tables = [HealthCheck._meta.db_table, CheckState._meta.db_table]
+    tables = [CheckSchedule._meta.db_table, CheckState._meta.db_table]
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM (ANALYZE) {', '.join(map(connection.ops.quote_name, tables))}")
     return tables

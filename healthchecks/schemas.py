@@ -77,4 +77,4 @@ class CheckOut(Schema):
     last_result_at: datetime | None
     last_response_ms: float | None
     last_outcome: dict[str, Any]
-    next_due_at: datetime
+    next_due_at: datetime | None  # None while the check is disabled

@@ -36,16 +36,29 @@ class DependencyFactory(DjangoModelFactory):
     depends_on = factory.SubFactory(ServiceFactory)
 
 
-def make_check(service=None, **fields):
-    """A check with its state row, as the registry creates them."""
-    from healthchecks.models import CheckState, HealthCheck
+def make_check(service=None, next_due_at=None, **fields):
+    """A check with its state row and, when enabled, its schedule (due now unless
+    ``next_due_at`` says otherwise), as the registry creates them."""
+    from django.utils import timezone
+
+    from healthchecks.models import CheckSchedule, CheckState, HealthCheck
 
     fields.setdefault("name", f"check-{HealthCheck.objects.count() + 1}")
     fields.setdefault("kind", "http")
     fields.setdefault("target", "http://127.0.0.1:9/")
     check = HealthCheck.objects.create(service=service or ServiceFactory(), **fields)
     CheckState.objects.create(health_check=check)
+    if check.enabled:
+        CheckSchedule.objects.create(health_check=check, next_due_at=next_due_at or timezone.now())
     return check
+
+
+def next_due(check):
+    """The check's next due time as stored now (None: not scheduled)."""
+    from healthchecks.models import CheckSchedule
+
+    row = CheckSchedule.objects.filter(health_check=check).first()
+    return row.next_due_at if row else None
 
 
 # The seed's example ServiceConfigSchema (../shared/seed), as written.

@@ -10,7 +10,7 @@ from healthchecks import healthjson, metrics, recording, reports
 from healthchecks.models import CheckResult, CheckState, HealthCheck
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import ErrorCode, Status
-from tests.factories import DependencyFactory, ServiceFactory, make_check
+from tests.factories import DependencyFactory, ServiceFactory, make_check, next_due
 
 pytestmark = pytest.mark.django_db
 HEALTH_JSON = "application/health+json"
@@ -137,8 +137,7 @@ def test_heartbeats_record_and_silence_turns_unhealthy(client):
     assert res.status_code == 200
     state = CheckState.objects.get(health_check=check)
     assert state.status == Status.HEALTHY and state.last_ping_at is not None
-    check.refresh_from_db()
-    assert check.next_due_at > timezone.now() + timedelta(seconds=85)
+    assert next_due(check) > timezone.now() + timedelta(seconds=85)
     assert client.get("/health/heartbeat/tok-123/fail").status_code == 200
     assert CheckState.objects.get(health_check=check).status == Status.UNHEALTHY
     assert client.get("/health/heartbeat/nope").status_code == 404

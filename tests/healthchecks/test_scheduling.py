@@ -9,8 +9,8 @@ from django.db import connection
 from django.utils import timezone
 
 from healthchecks import scheduling
-from healthchecks.models import HealthCheck
-from tests.factories import ServiceFactory, make_check
+from healthchecks.models import CheckSchedule, CheckState, HealthCheck
+from tests.factories import ServiceFactory, make_check, next_due
 
 pytestmark = pytest.mark.django_db
 
@@ -22,11 +22,9 @@ def test_it_claims_due_checks_and_moves_them_one_interval_on():
     make_check(interval=30, next_due_at=now, enabled=False)
     claims = scheduling.claim_due(now, now + timedelta(seconds=2), 100)
     assert claims == [scheduling.Claim(now - timedelta(seconds=1), due.pk)]
-    due.refresh_from_db()
-    assert due.next_due_at == now + timedelta(seconds=29)
+    assert next_due(due) == now + timedelta(seconds=29)
     assert scheduling.claim_due(now, now + timedelta(seconds=2), 100) == []
-    later.refresh_from_db()
-    assert later.next_due_at == now + timedelta(seconds=10)
+    assert next_due(later) == now + timedelta(seconds=10)
 
 
 def test_it_claims_ahead_within_the_horizon():
@@ -40,9 +38,8 @@ def test_a_check_far_behind_runs_once_then_keeps_its_phase():
     now = timezone.now()
     check = make_check(interval=10, next_due_at=now - timedelta(seconds=3603))
     assert len(scheduling.claim_due(now, now, 100)) == 1
-    check.refresh_from_db()
     # The missed runs are skipped; the next one keeps the old rhythm (3 s before a 10 s mark).
-    assert check.next_due_at == now + timedelta(seconds=7)
+    assert next_due(check) == now + timedelta(seconds=7)
 
 
 def test_changing_the_interval_takes_effect_without_a_restart():
@@ -52,8 +49,53 @@ def test_changing_the_interval_takes_effect_without_a_restart():
     check = make_check(interval=3600, next_due_at=now + timedelta(hours=1))
     state = checks.stored_state(check)
     checks.save(check.service_id, check.name, {**state, "interval": 10}, check, now)
+    assert next_due(check) == now + timedelta(seconds=10)
+
+
+def test_claims_leave_the_checks_own_rows_alone():
+    """The dispatcher rewrites only the schedule: the checks table, which every health read
+    goes through, keeps one row version per check however many claims run."""
+    now = timezone.now()
+    check = make_check(interval=1, next_due_at=now - timedelta(milliseconds=500))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT xmin::text FROM healthchecks_healthcheck WHERE id = %s", [check.pk])
+        (version,) = cursor.fetchone()
+        assert len(scheduling.claim_due(now, now + timedelta(seconds=3), 100)) == 1
+        cursor.execute("SELECT xmin::text FROM healthchecks_healthcheck WHERE id = %s", [check.pk])
+        assert cursor.fetchone() == (version,)
+    assert next_due(check) == now + timedelta(milliseconds=500)
+
+
+def test_disabling_takes_a_check_off_the_schedule_and_enabling_makes_it_due_now():
+    from healthchecks import checks
+
+    now = timezone.now()
+    check = make_check(interval=60, next_due_at=now + timedelta(seconds=30))
+    state = checks.stored_state(check)
+    checks.save(check.service_id, check.name, {**state, "enabled": False}, check, now)
+    assert next_due(check) is None
+    assert scheduling.claim_due(now, now + timedelta(days=1), 100) == []
+    later = now + timedelta(minutes=5)
     check.refresh_from_db()
-    assert check.next_due_at == now + timedelta(seconds=10)
+    checks.save(check.service_id, check.name, {**state, "enabled": True}, check, later)
+    assert next_due(check) == later
+    assert [c.check_id for c in scheduling.claim_due(later, later, 100)] == [check.pk]
+
+
+def test_a_new_check_is_due_at_once_and_has_its_state():
+    from healthchecks import checks
+
+    service, now = ServiceFactory(), timezone.now()
+    state = {**checks.desired_state(_spec(), None)}
+    check = checks.save(service.pk, "api", state, None, now)
+    assert next_due(check) == now
+    assert CheckState.objects.filter(health_check=check).exists()
+
+
+def _spec():
+    from healthchecks.schemas import CheckIn
+
+    return CheckIn(name="api", kind="tcp", target="127.0.0.1:9", interval=30, timeout=2)
 
 
 def test_batches_keep_due_order():
@@ -80,18 +122,17 @@ def test_dispatch_sends_batches_of_ids_and_due_times():
 def test_concurrent_dispatchers_never_claim_the_same_due_time():
     now = timezone.now()
     service = ServiceFactory()
-    HealthCheck.objects.bulk_create(
+    checks = HealthCheck.objects.bulk_create(
         [
             HealthCheck(
-                service=service,
-                name=f"c{i}",
-                kind="tcp",
-                target="127.0.0.1:9",
-                interval=60,
-                next_due_at=now - timedelta(milliseconds=i),
+                service=service, name=f"c{i}", kind="tcp", target="127.0.0.1:9", interval=60
             )
             for i in range(400)
         ]
+    )
+    CheckSchedule.objects.bulk_create(
+        CheckSchedule(health_check=c, next_due_at=now - timedelta(milliseconds=i))
+        for i, c in enumerate(checks)
     )
     barrier, claimed = threading.Barrier(4), []
 
@@ -122,8 +163,7 @@ def test_a_check_that_fell_behind_gets_every_due_time_up_to_the_horizon():
     assert scheduling.dispatch(now, 2.0, 100, sent.append) == 3
     dues = [due for batch in sent for _, due in batch]
     assert dues == [(now + timedelta(milliseconds=ms)).isoformat() for ms in (-500, 500, 1500)]
-    check.refresh_from_db()
-    assert check.next_due_at == now + timedelta(milliseconds=2500)
+    assert next_due(check) == now + timedelta(milliseconds=2500)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -172,16 +212,19 @@ def _vacuum_stats(table: str) -> tuple[int, int]:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_hot_tables_are_vacuumed_even_without_autovacuum():
-    check = make_check(next_due_at=timezone.now())
-    now = timezone.now()
+    first = timezone.now()
+    check = make_check(interval=30, next_due_at=first)
     for _ in range(20):  # as many claims: each leaves a dead row version behind
-        assert scheduling.claim_due(now, now + timedelta(days=1), limit=10)
-    before, _ = _vacuum_stats("healthchecks_healthcheck")
-    assert scheduling.vacuum_hot_tables() == ["healthchecks_healthcheck", "healthchecks_checkstate"]
-    after, dead_after = _vacuum_stats("healthchecks_healthcheck")
+        assert scheduling.claim_due(first, first + timedelta(days=1), limit=10)
+    before, _ = _vacuum_stats("healthchecks_checkschedule")
+    assert scheduling.vacuum_hot_tables() == [
+        "healthchecks_checkschedule",
+        "healthchecks_checkstate",
+    ]
+    after, dead_after = _vacuum_stats("healthchecks_checkschedule")
     assert after == before + 1
     assert dead_after == 0
-    check.refresh_from_db()  # the live row is untouched
+    assert next_due(check) == first + timedelta(seconds=20 * 30)  # the live row is kept
 
 
 def test_no_vacuum_inside_a_transaction(db):

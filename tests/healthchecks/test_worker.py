@@ -15,7 +15,7 @@ from werkzeug import Response
 from healthchecks import tasks
 from healthchecks.models import CheckResult, CheckState
 from healthchecks.status import Status
-from tests.factories import ServiceFactory, make_check
+from tests.factories import ServiceFactory, make_check, next_due
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -55,8 +55,7 @@ def test_the_dispatcher_hands_due_checks_to_a_worker(start_worker, httpserver):
     assert wait_for(lambda: CheckResult.objects.count() == 10)
     assert set(CheckState.objects.values_list("status", flat=True)) == {Status.HEALTHY}
     for check in checks:
-        check.refresh_from_db()
-        assert check.next_due_at > timezone.now()
+        assert next_due(check) > timezone.now()
 
 
 @pytest.fixture
