@@ -138,9 +138,13 @@ async def run_probes(spec, count: int, concurrency: int, mode: str, verify_conte
 
     Modes: "prober" -- one explicit Prober for all (its connector never reuses a
     connection); "probe" -- probe(spec, policy), which shares a Prober per loop; "fresh" -- a
-    new Prober (session and connector) for every probe."""
+    new Prober (session and connector) for every probe; "bare" -- no portal code at all, the
+    issue's peer: one aiohttp session, a new connection per request, status and body read."""
     from healthchecks.netpolicy import NetworkPolicy
     from healthchecks.probes import Prober, Status, probe
+
+    if mode == "bare":
+        return await _bare_aiohttp(spec, count, concurrency)
 
     policy = NetworkPolicy()
     healthy = 0
@@ -164,6 +168,26 @@ async def run_probes(spec, count: int, concurrency: int, mode: str, verify_conte
                 remaining -= 1
                 ok = await one()
                 healthy += ok
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return healthy
+
+
+async def _bare_aiohttp(spec, count: int, concurrency: int) -> int:
+    import aiohttp
+
+    healthy, remaining = 0, count
+    connector = aiohttp.TCPConnector(force_close=True, limit=0, ssl=spec.verify_tls)
+    timeout = aiohttp.ClientTimeout(total=spec.timeout)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def worker() -> None:
+            nonlocal healthy, remaining
+            while remaining > 0:
+                remaining -= 1
+                async with session.get(spec.target) as response:
+                    await response.read()
+                    healthy += response.status < 400
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return healthy
@@ -205,9 +229,11 @@ def scenarios(http_port: int, https_port: int, cert_dir: str):
     https_on = ProbeSpec(3, "http", f"https://127.0.0.1:{https_port}/health", timeout=10)
     trust = ssl.create_default_context(cafile=f"{cert_dir}/cert.pem")
     return [
+        ("http, bare aiohttp (no portal code)", http, "bare", None),
         ("http, shared Prober", http, "prober", None),
         ("http, probe() (Prober per loop)", http, "probe", None),
         ("http, new Prober per probe", http, "fresh", None),
+        ("https verify off, bare aiohttp", https_off, "bare", None),
         ("https verify off, shared Prober", https_off, "prober", None),
         ("https verify on, shared Prober", https_on, "prober", trust),
         ("https verify off, new Prober per probe", https_off, "fresh", None),
