@@ -7,6 +7,7 @@ own database, so when several run, each gets a process of its own.
 
 import argparse
 import importlib
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return options
 
 
+def stop_on_sigterm() -> None:
+    """SIGTERM ends the run as Ctrl-C does, through the ``finally`` blocks that stop the
+    servers and workers a benchmark started (by default it would kill this process alone and
+    leave them running)."""
+
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: list[str]) -> int:
+    stop_on_sigterm()
     options = parse_args(argv)
     names = options.names or list(BENCHMARKS)
     if len(names) == 1:
