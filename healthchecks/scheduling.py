@@ -4,8 +4,8 @@ dispatchers run.
 One statement claims a batch: it locks due rows of the schedule (``CheckSchedule``, one row
 per enabled check) with ``SKIP LOCKED`` (a second dispatcher skips them instead of waiting or
 double-claiming) and moves each row's ``next_due_at`` one interval on, returning the due time
-it claimed. Checks are claimed a
-little ahead of time (``horizon``) so a worker can start each probe exactly when it is due.
+it claimed. Checks are claimed a little ahead of time (``horizon``) so a worker can start
+each probe exactly when it is due.
 """
 
 import math
