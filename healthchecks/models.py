@@ -77,9 +77,8 @@ class CheckSchedule(models.Model):
 
     Apart from ``HealthCheck`` because every claim rewrites it: at a thousand claims a second,
     rewriting the checks' own rows left tens of thousands of dead versions between two
-    vacuums in that table and in each of its indexes, and every health read went through them
-    (the overview took twice as long). This table is two columns wide and only the dispatcher
-    reads it.
+    vacuums in that table and in each of its indexes, and every health read goes through
+    that table. This one is two columns wide and only the dispatcher reads it.
     """
 
     health_check = models.OneToOneField(
