@@ -74,8 +74,12 @@ def overall() -> dict:
     counts = {word(s): 0 for s in Status}
     for status, _, n in groups:
         counts[word(status)] += n
-    status = overall_status([(st, critical) for st, critical, _ in groups])
-    return {"status": word(status), "counts": counts}
+    return {"status": _estate_status(groups), "counts": counts}
+
+
+def _estate_status(groups) -> str:
+    """The whole estate's status word from (status, is_critical, count) groups."""
+    return word(overall_status([(st, critical) for st, critical, _ in groups]))
 
 
 _CHECK_FIELDS = (
@@ -321,7 +325,7 @@ def overview_text(health_json: bool) -> str:
     with connection.cursor() as cursor:
         cursor.execute(_HEALTH_JSON_SQL if health_json else _OVERVIEW_SQL)
         body, groups = cursor.fetchone()
-    status = word(overall_status([(st, critical) for st, critical, _ in json.loads(groups)]))
+    status = _estate_status(json.loads(groups))
     if health_json:
         from healthchecks.healthjson import status_word
 

@@ -180,11 +180,7 @@ def diff_config(
     request: HttpRequest, name: str, from_version: int | None = None, to_version: int | None = None
 ):
     authorize(request, READ, service=name)
-    service = configs.get_service(name)
-    current = configs.get_version(service, lean=True).version
-    to_version = to_version or current
-    from_version = from_version or max(1, to_version - 1)
-    return configs.diff(name, from_version, to_version)
+    return configs.diff(name, from_version, to_version or None)
 
 
 @router.get("/services/{name}/config/schema", response=SchemaOut, by_alias=True)

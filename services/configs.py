@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Max
 
 from portal import audit
 from portal.errors import Conflict, InvalidInput, NotFound
@@ -109,15 +109,10 @@ def current_version(service: Service) -> ConfigVersion | None:
     return service.config_versions.order_by("-version").first()
 
 
-def get_version(
-    service: Service, number: int | None = None, *, lean: bool = False
-) -> ConfigVersion:
-    """The current or a given version, with its schema; ``lean``: with the schema's number
-    alone (``schema_number``), for reads, which never need the schema document itself."""
-    if lean:
-        versions = service.config_versions.annotate(schema_number=F("schema__version"))
-    else:
-        versions = service.config_versions.select_related("schema")
+def get_version(service: Service, number: int | None = None) -> ConfigVersion:
+    """The current or a given version, with its schema's number (``schema_number``) but not
+    the schema document, which no reader of a version needs."""
+    versions = service.config_versions.annotate(schema_number=F("schema__version"))
     if number is None:
         version = versions.order_by("-version").first()
         if version is None:
@@ -298,7 +293,7 @@ def rollback(
 ) -> Outcome:
     """A new version equal to an old one (validated against the current schema)."""
     service = get_service(name)
-    target = get_version(service, to_version, lean=True)
+    target = get_version(service, to_version)
     current = current_version(service)
     base = current.version if base_version is None else base_version
     return publish(
@@ -327,7 +322,7 @@ def validity_now(version: ConfigVersion, schema: ConfigSchema | None) -> tuple[b
 
 def read(name: str, number: int | None, *, reveal_secrets: bool, actor) -> dict:
     service = get_service(name)
-    version = get_version(service, number, lean=True)
+    version = get_version(service, number)
     # Its document is loaded (deferred) only when the version was written under another one.
     schema = service.config_schemas.order_by("-version").only("id", "version").first()
     valid, issues = validity_now(version, schema)
@@ -395,10 +390,17 @@ def summary(changes: dict[str, list]) -> dict[str, list[str]]:
     return {kind: [c["path"] for c in items] for kind, items in changes.items()}
 
 
-def diff(name: str, from_version: int, to_version: int) -> dict:
+def diff(name: str, from_version: int | None = None, to_version: int | None = None) -> dict:
+    """Between two versions; ``to_version`` defaults to the current one and ``from_version``
+    to the one before it."""
     service = get_service(name)
-    old = get_version(service, from_version, lean=True)
-    new = get_version(service, to_version, lean=True)
+    if to_version is None:
+        to_version = service.config_versions.aggregate(n=Max("version"))["n"]
+        if to_version is None:
+            raise NotFound(f"{name!r} has no configuration yet", code="no_config")
+    from_version = from_version or max(1, to_version - 1)
+    old = get_version(service, from_version)
+    new = get_version(service, to_version)
     paths = _union(old.secret_paths, new.secret_paths)
     return {
         "service": name,
