@@ -492,7 +492,7 @@ def time_http(
     # This machine's PostgreSQL runs without autovacuum, so nothing would analyze the 1,000
     # versions just stored and reads would be planned for an empty table; a server with
     # autovacuum (the default) analyzes a table once a tenth of it has changed.
-    analyze()
+    support.analyze()
     reads = {
         "read_json": (reader, base, shape.requests),
         "read_env": (reader, f"{base}?format=env", shape.requests),
@@ -515,13 +515,6 @@ def time_http(
     }
     results["stored_versions"] = state["version"]
     return results
-
-
-def analyze() -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
 
 
 def check_reads(reader, secret_reader, base: str, values: dict, names: list[str]) -> None:

@@ -458,6 +458,16 @@ def _cell(value) -> str:
     return str(value)
 
 
+def analyze() -> None:
+    """ANALYZE the benchmark's database. This machine's PostgreSQL runs without autovacuum,
+    which on a default server analyzes a table soon after a tenth of it has changed; without
+    it, tables a benchmark has just filled are planned as if empty."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
 def finish(name: str, results: dict, report, *, quick: bool, smoke: str) -> None:
     """Write bench/results/<name>.json (a full run only), print the report and say where the
     figures went; ``smoke`` says what --quick shrank."""
