@@ -13,6 +13,7 @@ from healthchecks.schemas import CheckFieldsIn, CheckIn, CheckOut
 from portal.auth import authorize
 from portal.errors import InvalidInput, NotFound
 from portal.models import Scope
+from services.fields import PathName
 from services.models import Service
 
 router = Router(tags=["health checks"])
@@ -65,7 +66,7 @@ def get_check(request: HttpRequest, name: str, check: str):
     "URL or scheme, timeout longer than interval, a target the network policy "
     "refuses, a callable outside the allowed modules) are 422 with per-field reasons.",
 )
-def put_check(request: HttpRequest, name: str, check: str, payload: CheckFieldsIn):
+def put_check(request: HttpRequest, name: str, check: PathName, payload: CheckFieldsIn):
     authorize(request, Scope.HEALTH_WRITE, service=name)
     spec = CheckIn(name=check, **payload.model_dump(exclude_unset=True))
     with transaction.atomic():

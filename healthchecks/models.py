@@ -12,7 +12,7 @@ from django.db import models
 from django.utils import timezone
 
 from healthchecks.status import ErrorCode, Status
-from services.models import Service
+from services.models import NAME_HELP, Service, name_validator
 
 
 class CheckKind(models.TextChoices):
@@ -32,7 +32,7 @@ class HealthCheck(models.Model):
     # A 4-byte key: every raw result row carries it, and rows must stay small.
     id = models.AutoField(primary_key=True)
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="checks")
-    name = models.CharField(max_length=63)
+    name = models.CharField(max_length=63, validators=[name_validator], help_text=NAME_HELP)
     kind = models.CharField(max_length=16, choices=CheckKind.choices)
     target = models.CharField(max_length=1000, blank=True)
     interval = models.PositiveIntegerField(default=default_interval, help_text="Seconds.")

@@ -8,9 +8,13 @@ one when connected (DNS rebinding). ``validate_target`` is the static half, for 
 check definition before it is stored.
 
 Always refused, whatever the settings say: link-local addresses (169.254.0.0/16 holds the cloud
-metadata service 169.254.169.254; fe80::/10), AWS's IPv6 metadata address fd00:ec2::254, the
-unspecified addresses (0.0.0.0/8, ::), broadcast and multicast. IPv4 addresses wrapped in IPv6
-(::ffff:a.b.c.d, 64:ff9b::a.b.c.d) are unwrapped before any rule is applied.
+metadata service 169.254.169.254; fe80::/10), the other clouds' metadata and platform addresses
+(AWS fd00:ec2::254, Alibaba 100.100.100.200, Azure 168.63.129.16), NAT64 local-use prefixes
+(64:ff9b:1::/48, whose IPv4 mapping the portal cannot know), the unspecified addresses
+(0.0.0.0/8, ::), broadcast and multicast. IPv4 addresses wrapped in IPv6 -- mapped
+(::ffff:a.b.c.d), compatible (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d), 6to4 (2002:aabb:ccdd::) and
+Teredo -- are unwrapped and the rules applied to the IPv4 inside. Host names are read without
+a trailing dot, so "169.254.169.254." is the address it spells.
 """
 
 from __future__ import annotations
@@ -37,7 +41,10 @@ ALWAYS_REFUSED: tuple[tuple[IPNetwork, str], ...] = tuple(
     for cidr, why in (
         ("169.254.0.0/16", "link-local/metadata"),
         ("fe80::/10", "link-local"),
-        ("fd00:ec2::254/128", "cloud metadata"),
+        ("fd00:ec2::254/128", "cloud metadata (AWS)"),
+        ("100.100.100.200/32", "cloud metadata (Alibaba Cloud)"),
+        ("168.63.129.16/32", "a cloud platform address (Azure)"),
+        ("64:ff9b:1::/48", "NAT64 local-use (its IPv4 mapping is unknown)"),
         ("0.0.0.0/8", "unspecified"),
         ("::/128", "unspecified"),
         ("255.255.255.255/32", "broadcast"),
@@ -46,6 +53,8 @@ ALWAYS_REFUSED: tuple[tuple[IPNetwork, str], ...] = tuple(
     )
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv4-compatible (deprecated, RFC 4291): ::a.b.c.d; "::" and "::1" are not among them.
+_COMPATIBLE = ipaddress.ip_network("::/96")
 
 KINDS = ("http", "tcp", "postgres", "redis", "heartbeat", "python")
 HTTP_SCHEMES = ("http", "https")
@@ -148,6 +157,9 @@ class NetworkPolicy:
         return self._memo[key]
 
     def _address_refusal(self, address: IPAddress) -> str | None:
+        for network, why in ALWAYS_REFUSED:  # the address as written (NAT64 local-use)
+            if address in network:
+                return f"{address} is {why}: always refused"
         shown = str(address)
         inner = unwrap_ipv4(address)
         if inner is not address:
@@ -178,7 +190,7 @@ class NetworkPolicy:
                 return f"host {name} is denied by HEALTH_DENIED_HOSTS ({pattern!r})"
         if self.allowed_hosts and not any(fnmatch.fnmatchcase(name, p) for p in self.allowed_hosts):
             return f"host {name} is not in HEALTH_ALLOWED_HOSTS"
-        literal = ip_literal(host)
+        literal = ip_literal(name)
         return self.address_refusal(literal) if literal is not None else None
 
     def endpoint_refusal(self, host: str, port: int) -> str | None:
@@ -289,12 +301,18 @@ class PolicyResolver(AbstractResolver):
 
 
 def unwrap_ipv4(address: IPAddress) -> IPAddress:
-    """The IPv4 address inside an IPv4-mapped or NAT64 IPv6 address, else the address."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return address.ipv4_mapped
-        if address in _NAT64:
-            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    """The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4, Teredo's
+    client), else the address: traffic to it ends up at that IPv4 address."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return address
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64 or (address in _COMPATIBLE and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
     return address
 
 
@@ -433,12 +451,12 @@ def check_host_syntax(host: str) -> None:
 
 @functools.lru_cache(maxsize=4096)
 def _host_syntax_problem(host: str) -> str | None:
-    if ip_literal(host) is not None:
-        return None
+    if ip_literal(host) is not None or ip_literal(host.removesuffix(".")) is not None:
+        return None  # an address (a trailing dot changes nothing): the policy judges it
     if not _HOSTNAME.fullmatch(host):
         return f"{host!r} is not a valid host name"
     try:
-        legacy = socket.inet_aton(host)
+        legacy = socket.inet_aton(host.removesuffix("."))
     except OSError:
         return None
     # 127.1, 2130706433, 0x7f.0.0.1: the C library reads them as addresses; refuse the

@@ -5,6 +5,7 @@ Every error leaves here in the shape of ``portal.errors``; nothing else ever rea
 
 import json
 
+import pydantic
 import structlog
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -107,6 +108,17 @@ def on_validation_error(request, exc: ValidationError):
         path = field_path(loc)
         message = err.get("msg", "invalid")
         fields[path] = f"{fields[path]}; {message}" if path in fields else message
+    return _respond(request, 422, error_body("invalid", "the request is not valid", fields=fields))
+
+
+@api.exception_handler(pydantic.ValidationError)
+def on_model_error(request, exc: pydantic.ValidationError):
+    """A value from the request that a handler passed on to a schema (a name from the path
+    put into a manifest item): the caller's error, said per field like any other."""
+    fields: dict[str, str] = {}
+    for err in exc.errors(include_url=False):
+        path = field_path(list(err.get("loc", ())))
+        fields[path] = f"{fields[path]}; {err['msg']}" if path in fields else err["msg"]
     return _respond(request, 422, error_body("invalid", "the request is not valid", fields=fields))
 
 

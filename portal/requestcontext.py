@@ -13,11 +13,11 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 client_ip_var: ContextVar[str] = ContextVar("client_ip", default="")
 
 # Accept a caller's id only if it is short and plain, so it cannot forge log lines.
-_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def choose_request_id(incoming: str | None) -> str:
-    if incoming and _REQUEST_ID_RE.match(incoming):
+    if incoming and _REQUEST_ID_RE.fullmatch(incoming):
         return incoming
     return uuid.uuid4().hex
 

@@ -9,6 +9,7 @@ from portal.errors import InvalidInput, NotFound
 from portal.models import Scope
 from portal.responses import json_response
 from services import lifecycle, queries, registry
+from services.fields import PathName
 from services.graph import DependencyGraph
 from services.models import Team
 from services.schemas import (
@@ -72,7 +73,7 @@ def get_service(request: HttpRequest, name: str):
     description="The same body twice changes nothing the second time and answers "
     '`"result": "unchanged"`. Fields left out keep their stored values.',
 )
-def upsert_service(request: HttpRequest, name: str, payload: ServiceUpsertIn):
+def upsert_service(request: HttpRequest, name: PathName, payload: ServiceUpsertIn):
     actor = authorize(request, WRITE, service=name)
     plan = registry.upsert_service(name, payload, actor)
     body = {
@@ -222,7 +223,7 @@ def list_teams(request: HttpRequest):
     response={200: TeamOut, 201: TeamOut},
     summary="Create or update a team (idempotent)",
 )
-def put_team(request: HttpRequest, name: str, payload: TeamFieldsIn):
+def put_team(request: HttpRequest, name: PathName, payload: TeamFieldsIn):
     actor = authorize(request, WRITE)
     team = TeamIn(name=name, **payload.model_dump(exclude_unset=True))
     plan = registry.apply_manifest(registry.manifest_of(teams=[team]), actor).teams[0]

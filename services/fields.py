@@ -5,8 +5,8 @@ from typing import Annotated
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
-from ninja import Field
-from pydantic import AfterValidator, StrictStr
+from ninja import Field, Path
+from pydantic import AfterValidator, StrictStr, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from services.models import NAME_HELP, NAME_PATTERN, TAG_PATTERN
@@ -17,13 +17,13 @@ _url_validator = URLValidator(schemes=["http", "https"])
 
 
 def _check_name(value: str) -> str:
-    if not _NAME_RE.match(value):
+    if not _NAME_RE.fullmatch(value):
         raise PydanticCustomError("name", f"{value!r} is not a valid name: {NAME_HELP}")
     return value
 
 
 def _check_tag(value: str) -> str:
-    if not _TAG_RE.match(value):
+    if not _TAG_RE.fullmatch(value):
         raise PydanticCustomError(
             "tag", f"{value!r} is not a valid tag: up to 50 of a-z 0-9 . _ : / -"
         )
@@ -39,6 +39,20 @@ def _check_url(value: str) -> str:
     return value
 
 
-Name = Annotated[StrictStr, AfterValidator(_check_name)]
-TagName = Annotated[StrictStr, AfterValidator(_check_tag)]
+# The OpenAPI document states the patterns (in ECMAScript syntax, where "$" is the end); the
+# validators above check them and say what is wrong in words.
+Name = Annotated[
+    StrictStr,
+    AfterValidator(_check_name),
+    WithJsonSchema({"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}),
+]
+TagName = Annotated[
+    StrictStr,
+    AfterValidator(_check_tag),
+    WithJsonSchema({"type": "string", "pattern": "^[a-z0-9][a-z0-9._:/-]{0,49}$"}),
+]
 Url = Annotated[StrictStr, Field(max_length=500), AfterValidator(_check_url)]
+
+
+# A name taken from a URL path: validated like a name in a body, reported as that parameter.
+PathName = Path[Name]

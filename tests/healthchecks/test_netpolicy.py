@@ -81,7 +81,20 @@ def test_bad_settings_fail_loudly(name, value, says):
         ("169.254.169.254", "169.254.169.254 is link-local/metadata: always refused"),
         ("169.254.0.1", "169.254.0.1 is link-local/metadata: always refused"),
         ("fe80::1", "fe80::1 is link-local: always refused"),
-        ("fd00:ec2::254", "fd00:ec2::254 is cloud metadata: always refused"),
+        ("fd00:ec2::254", "fd00:ec2::254 is cloud metadata (AWS): always refused"),
+        ("100.100.100.200", "100.100.100.200 is cloud metadata (Alibaba Cloud): always refused"),
+        ("168.63.129.16", "168.63.129.16 is a cloud platform address (Azure): always refused"),
+        # IPv4-compatible (deprecated form): ::a.b.c.d
+        ("::169.254.169.254", "169.254.169.254 (as ::a9fe:a9fe) is link-local/metadata"),
+        ("64:ff9b:1::a9fe:a9fe", "is NAT64 local-use (its IPv4 mapping is unknown)"),
+        ("64:ff9b:1:ffff::1", "is NAT64 local-use (its IPv4 mapping is unknown)"),
+        # 6to4 carries an IPv4 address in bits 16-47; Teredo its client's, obfuscated.
+        ("2002:a9fe:a9fe::1", "169.254.169.254 (as 2002:a9fe:a9fe::1) is link-local/metadata"),
+        ("2002:6464:64c8::", "100.100.100.200 (as 2002:6464:64c8::) is cloud metadata"),
+        (
+            "2001:0:4136:e378:8000:63bf:5601:5601",
+            "169.254.169.254 (as 2001:0:4136:e378:8000:63bf:5601:5601) is link-local/metadata",
+        ),
         ("0.0.0.0", "0.0.0.0 is unspecified: always refused"),  # noqa: S104
         ("::", ":: is unspecified: always refused"),
         ("224.0.0.251", "224.0.0.251 is multicast: always refused"),
@@ -105,6 +118,25 @@ def test_always_refused_whatever_the_settings(address, reason):
 )
 def test_private_loopback_and_public_are_allowed_by_default(address):
     assert NetworkPolicy().address_refusal(address) is None
+
+
+def test_loopback_is_not_read_as_an_ipv4_compatible_address():
+    """::1 and :: are in the IPv4-compatible range's bits but are IPv6's own addresses."""
+    assert NetworkPolicy().address_refusal("::1") is None
+    assert "unspecified" in NetworkPolicy().address_refusal("::")
+
+
+def test_denied_networks_see_the_ipv4_inside_6to4():
+    rules = policy(DENIED_NETWORKS=["10.66.0.0/16"])
+    assert "denied by HEALTH_DENIED_NETWORKS" in rules.address_refusal("2002:0a42:0101::1")
+
+
+@pytest.mark.parametrize("kind", ["http", "tcp"])
+def test_an_address_with_a_trailing_dot_is_refused_when_saved(kind):
+    target = "http://169.254.169.254./latest" if kind == "http" else "169.254.169.254.:80"
+    assert validate_target(kind, target) == {
+        "target": "169.254.169.254 is link-local/metadata: always refused"
+    }
 
 
 def test_denied_and_allowed_networks():
@@ -226,7 +258,7 @@ def test_valid_targets(kind, target):
         ("http", "http://ops:pw@example.com/", "credentials in the URL are not allowed"),
         ("http", "http://169.254.169.254/latest/", "169.254.169.254 is link-local/metadata"),
         ("http", "http://[::ffff:169.254.169.254]/", "always refused"),
-        ("http", "http://[fd00:ec2::254]/", "fd00:ec2::254 is cloud metadata: always refused"),
+        ("http", "http://[fd00:ec2::254]/", "fd00:ec2::254 is cloud metadata (AWS)"),
         ("http", "http://2130706433/", "'2130706433' is not a canonical address; write 127.0.0.1"),
         ("http", "http://0x7f.1/", "not a canonical address"),
         ("tcp", "db.internal", "expected host:port"),
