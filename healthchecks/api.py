@@ -29,7 +29,7 @@ def _service(name: str) -> Service:
 def _check(service: Service, check_name: str) -> HealthCheck:
     check = (
         HealthCheck.objects.filter(service=service, name=check_name)
-        .select_related("state", "schedule")
+        .select_related("service", "state", "schedule")
         .first()
     )
     if check is None:
@@ -39,7 +39,9 @@ def _check(service: Service, check_name: str) -> HealthCheck:
 
 def _out(request, check: HealthCheck) -> dict:
     base = f"{request.scheme}://{request.get_host()}"
-    return checks.describe(check, getattr(check, "state", None), base)
+    principal = request.auth
+    reveal = principal.has_scope(Scope.HEALTH_WRITE) and principal.may_act_on(check.service.name)
+    return checks.describe(check, getattr(check, "state", None), base, reveal=reveal)
 
 
 @router.get("/services/{name}/checks", response=list[CheckOut])
@@ -48,7 +50,7 @@ def list_checks(request: HttpRequest, name: str):
     service = _service(name)
     return [
         _out(request, c)
-        for c in service.checks.select_related("state", "schedule").order_by("name")
+        for c in service.checks.select_related("service", "state", "schedule").order_by("name")
     ]
 
 

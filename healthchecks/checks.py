@@ -198,7 +198,11 @@ def spec_from_row(row: dict) -> ProbeSpec:
     )
 
 
-def describe(check: HealthCheck, state: CheckState | None, heartbeat_base: str = "") -> dict:
+def describe(
+    check: HealthCheck, state: CheckState | None, heartbeat_base: str = "", *, reveal: bool = False
+) -> dict:
+    """A check as the API shows it. The heartbeat URL is a credential (anyone holding it can
+    report a beat or a failure): ``reveal`` it only to callers who may write the check."""
     from healthchecks.status import Status
 
     return {
@@ -214,7 +218,7 @@ def describe(check: HealthCheck, state: CheckState | None, heartbeat_base: str =
         "options": check.options,
         "has_secrets": bool(check.secrets),
         "heartbeat_url": f"{heartbeat_base}/health/heartbeat/{check.heartbeat_token}"
-        if check.heartbeat_token
+        if check.heartbeat_token and reveal
         else None,
         "status": Status(state.status).label if state else "unknown",
         "status_since": state.status_since if state else None,

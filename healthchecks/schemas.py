@@ -70,7 +70,10 @@ class CheckOut(Schema):
     enabled: bool
     options: dict[str, Any]
     has_secrets: bool
-    heartbeat_url: str | None
+    heartbeat_url: str | None = Field(
+        description="A heartbeat's ping URL (a credential): shown only to callers who may "
+        "write the check (health:write); null otherwise."
+    )
     status: str
     status_since: datetime | None
     consecutive_failures: int

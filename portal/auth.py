@@ -110,7 +110,16 @@ class BearerTokenAuth(HttpBearer):
 
 
 class PortalSessionAuth(SessionAuth):
-    """A logged-in person using the API from the browser (CSRF-checked on writes)."""
+    """A logged-in person using the API from the browser (CSRF-checked on writes).
+
+    CSRF protects a session: a request that carries none (a pipeline that forgot its token)
+    is not checked, so it falls through to 401 with ``WWW-Authenticate: Bearer`` instead of
+    being told to reload a page it never had."""
+
+    def _get_key(self, request: HttpRequest) -> str | None:
+        if not request.user.is_authenticated:
+            return None
+        return super()._get_key(request)
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Principal | None:
         if not request.user.is_authenticated or not request.user.is_active:

@@ -165,6 +165,24 @@ def test_a_heartbeat_check_gets_a_url(ops, payments):
     assert len(token) >= 24
 
 
+def test_only_callers_who_may_write_the_check_see_its_heartbeat_url(
+    ops, payments, reader, make_token, bob, client
+):
+    """The URL is a credential: with it anyone can report a beat or a failure."""
+    ops.call("PUT", "/api/services/payments/checks/nightly", {"kind": "heartbeat"})
+    path = "/api/services/payments/checks"
+    assert ops.call("GET", f"{path}/nightly").json()["heartbeat_url"]
+    assert reader.call("GET", f"{path}/nightly").json()["heartbeat_url"] is None
+    assert reader.call("GET", path).json()[0]["heartbeat_url"] is None
+    elsewhere = make_token(["registry:read", "health:write"], services=["other"])
+    assert ApiClient(elsewhere.secret).call("GET", path).status_code == 403
+    client.force_login(bob)  # a viewer
+    listed = client.get(path).json()
+    assert listed[0]["heartbeat_url"] is None
+    token = HealthCheck.objects.get().heartbeat_token
+    assert token not in client.get(f"{path}/nightly").content.decode()
+
+
 def test_delete_and_list(ops, payments):
     ops.call("PUT", "/api/services/payments/checks/a", {"kind": "tcp", "target": "127.0.0.1:1"})
     ops.call("PUT", "/api/services/payments/checks/b", {"kind": "tcp", "target": "127.0.0.1:2"})

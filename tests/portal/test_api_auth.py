@@ -30,6 +30,21 @@ def test_a_bad_token_is_401():
         assert res.status_code == 401, header
 
 
+@pytest.mark.parametrize("header", [None, "Basic dXNlcjpwdw==", "Token svp_abc", "Bearer "])
+def test_a_write_without_credentials_is_401_not_a_csrf_failure(manifest, header):
+    """A pipeline that forgot its token must be told to authenticate, not to reload a page:
+    CSRF is checked only for requests that carry a session."""
+    client = Client(enforce_csrf_checks=True)
+    headers = {"Authorization": header} if header else {}
+    res = client.post(
+        "/api/registry/apply", manifest, content_type="application/json", headers=headers
+    )
+    assert res.status_code == 401
+    assert res["WWW-Authenticate"] == "Bearer"
+    assert res.json()["error"]["code"] == "unauthorized"
+    assert not Service.objects.exists()
+
+
 def test_an_expired_token_is_401_and_says_so(make_token):
     issued = make_token(["registry:read"], name="old", expires_in=timedelta(days=1))
     with time_machine.travel(timezone.now() + timedelta(days=2)):
