@@ -289,6 +289,9 @@ SERVICE_CONFIG_VALIDATION_LEVEL = env_choice(
 CONFIG_ENCRYPTION_KEYS = env_list("CONFIG_ENCRYPTION_KEYS")
 # Largest configuration document (values or schema) accepted, in bytes of JSON.
 CONFIG_MAX_BYTES = env_int("CONFIG_MAX_BYTES", 262_144, minimum=1024)
+# Longest one validation of a configuration against its schema may run, in seconds; past it
+# the request is refused (422 schema_too_costly) rather than left to stall a worker.
+CONFIG_VALIDATION_SECONDS = env_float("CONFIG_VALIDATION_SECONDS", 2.0)
 HEALTH_CHECK_INTERVAL = env_int("HEALTH_CHECK_INTERVAL", 30, minimum=1)
 # Where checks may point (a health checker fetches URLs users give it: an SSRF engine by
 # design). Comma-separated CIDRs, ports and host patterns; empty "allowed" means any. Always

@@ -26,6 +26,7 @@ from services.schemas import (
     RollbackIn,
     SchemaOut,
     SchemaPutOut,
+    ValidateIn,
 )
 
 router = Router(tags=["configuration"])
@@ -116,9 +117,10 @@ def publish_config(request: HttpRequest, name: str, payload: ConfigIn):
     "/services/{name}/config/validate",
     response=PublishOut,
     summary="Validate a configuration without storing it (dry run)",
-    description="The same body and answers as storing it, but nothing is stored.",
+    description="The same body and answers as storing it, but nothing is stored; "
+    "`base_version` is optional here.",
 )
-def validate_config(request: HttpRequest, name: str, payload: ConfigIn):
+def validate_config(request: HttpRequest, name: str, payload: ValidateIn):
     principal = authorize(request, READ, service=name)
     _limit_size(request)
     outcome = configs.publish(

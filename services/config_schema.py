@@ -4,6 +4,12 @@ A schema is stored as JSON Schema (draft 2020-12). The seed's form -- ``required
 ``optional_fields``, ``field_types`` (``str int float bool list dict``), ``field_defaults``,
 ``validation_rules`` (``min``/``max``/``choices``/``pattern``), ``secret_fields`` -- is
 converted on the way in. A field is secret when its JSON Schema says ``"writeOnly": true``.
+
+A schema is checked whole before it is stored (``normalise``): against the meta-schema, every
+reference resolved, every pattern runnable by RE2, no reference loop that validation would
+follow forever, every secret where the portal can find (and encrypt) it and carrying no value
+of its own, and finally tried on its own defaults within the validation budget. A schema that
+passes can be used for every later read and write of the service's configuration.
 """
 
 import copy
@@ -17,6 +23,7 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from portal.errors import InvalidInput, field_path
+from services import config_validation
 
 SEED_KEYS = {
     "required_fields",
@@ -42,6 +49,33 @@ _RULE_KEYWORDS = {
 }
 _NUMBER_RULES = {"min": "minimum", "max": "maximum"}
 _ROOT = "urn:portal:config-schema"
+# Keywords whose values a schema reader sees: on a secret they would publish it.
+VALUE_KEYWORDS = ("default", "const", "enum", "examples")
+WRITE_ONLY_VALUE_REASON = (
+    "a secret cannot carry a value in its schema (default, const, choices/enum, examples): "
+    "schemas are readable with config:read and are not encrypted; store the value in the "
+    "configuration instead"
+)
+# Subschemas by keyword, draft 2020-12: one subschema, a map of them, a list of them.
+_ONE = (
+    "additionalProperties",
+    "items",
+    "contains",
+    "propertyNames",
+    "not",
+    "if",
+    "then",
+    "else",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+)
+_MAP = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_LIST = ("allOf", "anyOf", "oneOf", "prefixItems")
+# Keywords that apply their subschemas to the same value (no step into the document): a loop
+# through these alone is followed forever.
+_IN_PLACE_ONE = ("not", "if", "then", "else")
+_IN_PLACE_LIST = ("allOf", "anyOf", "oneOf")
+_UNSUPPORTED = ("$dynamicRef", "$dynamicAnchor", "$recursiveRef", "$recursiveAnchor")
 
 
 def is_seed_form(document: dict) -> bool:
@@ -81,6 +115,12 @@ def from_seed_form(document: dict) -> dict:
             errors[f"{key}.{name}"] = "not a declared field"
     for name in set(lists["secret_fields"]) - set(names):
         errors[f"secret_fields.{name}"] = "not a declared field"
+    for name in set(lists["secret_fields"]) & maps["field_defaults"].keys():
+        errors[f"field_defaults.{name}"] = WRITE_ONLY_VALUE_REASON
+    for name in set(lists["secret_fields"]):
+        rules = maps["validation_rules"].get(name)
+        if isinstance(rules, dict) and "choices" in rules:
+            errors[f"validation_rules.{name}.choices"] = WRITE_ONLY_VALUE_REASON
     if errors:
         raise InvalidInput("the schema is not a valid ServiceConfigSchema", fields=errors)
     schema = {"type": "object", "properties": properties, "required": lists["required_fields"]}
@@ -151,14 +191,69 @@ def normalise(document: dict) -> tuple[dict, str]:
         raise InvalidInput(
             "the schema is not valid JSON Schema (draft 2020-12)", fields={where: exc.message}
         ) from None
-    _check_references(schema)
+    except RecursionError:
+        raise InvalidInput(
+            "the schema is nested too deeply", fields={"schema": "nested too deeply"}
+        ) from None
+    for check in (_check_supported, _check_references, _check_patterns, _check_reference_loops):
+        check(schema)
+    paths = secret_paths(schema)
+    _check_secret_values(schema, paths)
+    try_out(schema)
     return schema, form
+
+
+def _subschemas(node, location: tuple = ()):
+    """(location, subschema) for the node and every subschema under it, by keyword."""
+    if not isinstance(node, dict):
+        return
+    yield location, node
+    for key in _ONE:
+        if isinstance(node.get(key), dict):
+            yield from _subschemas(node[key], (*location, key))
+    for key in _MAP:
+        if isinstance(node.get(key), dict):
+            for name, sub in node[key].items():
+                yield from _subschemas(sub, (*location, key, name))
+    for key in _LIST:
+        if isinstance(node.get(key), list):
+            for i, sub in enumerate(node[key]):
+                yield from _subschemas(sub, (*location, key, i))
+
+
+def _refuse(message: str, location, reason: str):
+    raise InvalidInput(message, fields={field_path(list(location)): reason})
+
+
+def _check_supported(schema: dict) -> None:
+    """Dynamic references resolve by the path validation took, which the checks below
+    cannot follow; ``unevaluatedProperties`` would evaluate ``patternProperties`` with
+    Python's backtracking engine (see services.config_validation)."""
+    has_patterns = any("patternProperties" in node for _, node in _subschemas(schema))
+    for location, node in _subschemas(schema):
+        for key in _UNSUPPORTED:
+            if key in node:
+                _refuse(
+                    "the schema uses a keyword the portal does not support",
+                    (*location, key),
+                    "dynamic references are not supported in configuration schemas; use $ref",
+                )
+        if has_patterns and "unevaluatedProperties" in node:
+            _refuse(
+                "the schema combines keywords the portal does not support",
+                (*location, "unevaluatedProperties"),
+                "not supported together with patternProperties; use additionalProperties",
+            )
+
+
+def _resolver(schema: dict):
+    return Registry().with_resource(_ROOT, DRAFT202012.create_resource(schema)).resolver(_ROOT)
 
 
 def _check_references(schema: dict) -> None:
     """Resolve every $ref now, so a dangling one is refused here rather than failing every
     validation later. Nothing is fetched: a reference outside the document is refused."""
-    resolver = Registry().with_resource(_ROOT, DRAFT202012.create_resource(schema)).resolver(_ROOT)
+    resolver = _resolver(schema)
     for ref in _references(schema):
         try:
             resolver.lookup(ref)
@@ -167,6 +262,85 @@ def _check_references(schema: dict) -> None:
                 "the schema has a reference that cannot be resolved",
                 fields={"$ref": f"{ref!r} does not resolve within the schema"},
             ) from None
+
+
+def _check_patterns(schema: dict) -> None:
+    """Every pattern must run on RE2 (linear time): refused here, not at validation."""
+    errors = {}
+    for location, node in _subschemas(schema):
+        found = []
+        if isinstance(node.get("pattern"), str):
+            found.append(((*location, "pattern"), node["pattern"]))
+        for key in node.get("patternProperties") or {}:
+            found.append(((*location, "patternProperties", key), key))
+        for where, pattern in found:
+            try:
+                config_validation.compile_pattern(pattern)
+            except config_validation.PatternError as exc:
+                errors[field_path(list(where))] = str(exc)
+    if errors:
+        raise InvalidInput("the schema has patterns the portal cannot run", fields=errors)
+
+
+def _in_place(node: dict, resolver) -> list[dict]:
+    """The subschemas applied to the same value as ``node`` (references resolved)."""
+    found = [node[key] for key in _IN_PLACE_ONE if isinstance(node.get(key), dict)]
+    for key in _IN_PLACE_LIST:
+        found += [sub for sub in node.get(key) or [] if isinstance(sub, dict)]
+    found += [sub for sub in (node.get("dependentSchemas") or {}).values() if isinstance(sub, dict)]
+    if isinstance(node.get("$ref"), str):
+        target = resolver.lookup(node["$ref"]).contents
+        if isinstance(target, dict):
+            found.append(target)
+    return found
+
+
+def _check_reference_loops(schema: dict) -> None:
+    """Refuse a loop of references (and allOf/anyOf/...) that never steps into the document:
+    ``{"$ref": "#"}`` at the root, or a definition that refers to itself, would be followed
+    until the process runs out of stack on the first value validated."""
+    resolver = _resolver(schema)
+    where = {id(node): location for location, node in _subschemas(schema)}
+    WHITE, GREY, BLACK = 0, 1, 2
+    colour: dict[int, int] = {}
+    for _, root in _subschemas(schema):
+        if colour.get(id(root), WHITE) != WHITE:
+            continue
+        colour[id(root)] = GREY
+        stack = [(root, iter(_in_place(root, resolver)))]
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                colour[id(node)] = BLACK
+                stack.pop()
+                continue
+            state = colour.get(id(child), WHITE)
+            if state == GREY:
+                location = where.get(id(node), ())
+                target = field_path(list(where.get(id(child), ()))) or "#"
+                _refuse(
+                    "the schema refers to itself without end",
+                    (*location, "$ref") if "$ref" in node else location,
+                    f"a loop of references back to {target} that never steps into the "
+                    "document: validating any value would follow it forever",
+                )
+            if state == WHITE:
+                colour[id(child)] = GREY
+                stack.append((child, iter(_in_place(child, resolver))))
+
+
+def try_out(schema: dict) -> None:
+    """Validate the schema's own defaults (and an empty document) with it, within the
+    validation budget: a schema that cannot be evaluated is refused before it is stored."""
+    validator = config_validation.PortalValidator(closed(schema))
+    try:
+        for document in ({}, defaults_of(schema)):
+            config_validation.errors(validator, document)
+    except config_validation.ValidationTooCostly as exc:
+        raise InvalidInput(
+            "the schema cannot be evaluated in bounded time", fields={"schema": str(exc)}
+        ) from None
 
 
 def _references(node):
@@ -180,19 +354,131 @@ def _references(node):
             yield from _references(value)
 
 
-def secret_paths(schema: dict, prefix: tuple = ()) -> list[list[str]]:
-    """Paths of writeOnly leaves; "*" stands for every item of an array."""
-    found: list[list[str]] = []
-    if not isinstance(schema, dict):
-        return found
-    if schema.get("writeOnly") is True:
-        return [list(prefix)]
-    for name, sub in (schema.get("properties") or {}).items():
-        found += secret_paths(sub, (*prefix, name))
-    items = schema.get("items")
-    if isinstance(items, dict):
-        found += secret_paths(items, (*prefix, "*"))
-    return found
+def secret_paths(schema: dict) -> list[list[str]]:
+    """Paths of writeOnly leaves; "*" stands for every item of an array.
+
+    Followed through ``properties``, ``items``/``prefixItems``, references and the keywords
+    that apply to the same value (allOf, anyOf, oneOf, if/then/else, dependentSchemas). A
+    secret the portal could not find by those paths -- under patternProperties or
+    additionalProperties, or inside a structure that refers to itself -- would be stored in
+    clear, so such a schema is refused."""
+    walker = _SecretWalker(schema)
+    walker.walk(schema, (), ())
+    return [list(p) for p in dict.fromkeys(walker.found)]
+
+
+class _SecretWalker:
+    def __init__(self, root: dict):
+        self.resolver = _resolver(root)
+        self.where = {id(node): location for location, node in _subschemas(root)}
+        self.found: list[tuple] = []
+        # (node, path) pairs already walked: subschemas shared through references are walked
+        # once per place in the document, not once per way of reaching them.
+        self.done: set[tuple] = set()
+
+    def walk(self, node, prefix: tuple, on_path: tuple) -> None:
+        if not isinstance(node, dict):
+            return
+        if id(node) in on_path:
+            if self.holds_secret(node, set()):
+                self.refuse(node, "a secret inside a structure that refers to itself")
+            return
+        if (id(node), prefix) in self.done:
+            return
+        self.done.add((id(node), prefix))
+        on_path = (*on_path, id(node))
+        if node.get("writeOnly") is True:
+            self.found.append(prefix)
+            return
+        for name, sub in (node.get("properties") or {}).items():
+            self.walk(sub, (*prefix, name), on_path)
+        for sub in [node.get("items"), *(node.get("prefixItems") or [])]:
+            self.walk(sub, (*prefix, "*"), on_path)
+        for sub in _in_place(node, self.resolver):
+            self.walk(sub, prefix, on_path)
+        for key in ("patternProperties", "additionalProperties", "unevaluatedProperties"):
+            value = node.get(key)
+            subs = value.values() if key == "patternProperties" and value else [value]
+            if any(self.holds_secret(sub, set()) for sub in subs):
+                self.refuse(node, f"a secret under {key}: only named properties can be secret")
+        if self.holds_secret(node.get("contains"), set()):
+            self.refuse(node, "a secret under contains: only named properties can be secret")
+
+    def holds_secret(self, node, seen: set) -> bool:
+        """Whether a writeOnly subschema can be reached from ``node`` by any keyword."""
+        if not isinstance(node, dict) or id(node) in seen:
+            return False
+        seen.add(id(node))
+        for _, sub in _subschemas(node):
+            if sub.get("writeOnly") is True:
+                return True
+            ref = sub.get("$ref")
+            if isinstance(ref, str) and self.holds_secret(self.resolver.lookup(ref).contents, seen):
+                return True
+        return False
+
+    def refuse(self, node: dict, reason: str):
+        _refuse(
+            "the schema declares a secret the portal could not encrypt",
+            self.where.get(id(node), ()),
+            f"{reason}; it would be stored in clear",
+        )
+
+
+def _check_secret_values(schema: dict, paths: list[list[str]]) -> None:
+    """No default, const, enum or examples may hold a secret: the schema document is shown
+    to every reader (``GET .../config/schema``), kept in clear, and defaults are merged into
+    documents before anything is encrypted."""
+    resolver = _resolver(schema)
+    where = {id(node): location for location, node in _subschemas(schema)}
+    done: set[tuple] = set()  # as in _SecretWalker: each place once
+
+    def visit(node, prefix: tuple, on_path: tuple):
+        if not isinstance(node, dict) or id(node) in on_path or (id(node), prefix) in done:
+            return
+        done.add((id(node), prefix))
+        on_path = (*on_path, id(node))
+        inside = [p for p in paths if _covers(p, prefix)]  # a secret at or above this node
+        below = [p[len(prefix) :] for p in paths if len(p) > len(prefix) and _covers(prefix, p)]
+        for key in VALUE_KEYWORDS:
+            if key not in node:
+                continue
+            values = (
+                node[key]
+                if key in ("enum", "examples") and isinstance(node[key], list)
+                else [node[key]]
+            )
+            if inside or any(_holds(value, rest) for value in values for rest in below):
+                _refuse(
+                    "a secret has a value in the schema",
+                    (*where.get(id(node), ()), key),
+                    WRITE_ONLY_VALUE_REASON,
+                )
+        for name, sub in (node.get("properties") or {}).items():
+            visit(sub, (*prefix, name), on_path)
+        for sub in [node.get("items"), *(node.get("prefixItems") or [])]:
+            visit(sub, (*prefix, "*"), on_path)
+        for sub in _in_place(node, resolver):
+            visit(sub, prefix, on_path)
+
+    visit(schema, (), ())
+
+
+def _covers(secret: list | tuple, path: tuple) -> bool:
+    """Whether ``path`` is at or under ``secret`` ("*" matches any item)."""
+    return len(path) >= len(secret) and all(
+        s == "*" or s == p or p == "*" for s, p in zip(secret, path, strict=False)
+    )
+
+
+def _holds(value, path) -> bool:
+    """Whether ``value`` has a leaf at ``path`` ("*": any item of an array)."""
+    if not path:
+        return True
+    head, rest = path[0], path[1:]
+    if head == "*":
+        return isinstance(value, list) and any(_holds(item, rest) for item in value)
+    return isinstance(value, dict) and head in value and _holds(value[head], rest)
 
 
 def defaults_of(schema: dict):
@@ -258,11 +544,12 @@ def closed(schema: dict) -> dict:
 
 
 @lru_cache(maxsize=256)
-def _validator(schema_id: int, schema_json: str) -> Draft202012Validator:
-    return Draft202012Validator(closed(json.loads(schema_json)))
+def _validator(schema_id: int, schema_json: str):
+    return config_validation.PortalValidator(closed(json.loads(schema_json)))
 
 
-def validator_for(schema_row) -> Draft202012Validator:
-    """A compiled validator, cached per stored schema version (rows are immutable; the
-    content is part of the key so a reused primary key cannot return a stale one)."""
+def validator_for(schema_row):
+    """A compiled validator (RE2 patterns, bounded time: services.config_validation),
+    cached per stored schema version (rows are immutable; the content is part of the key so
+    a reused primary key cannot return a stale one)."""
     return _validator(schema_row.pk, json.dumps(schema_row.schema, sort_keys=True))

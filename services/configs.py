@@ -14,7 +14,7 @@ from django.db.models import F, Max
 
 from portal import audit
 from portal.errors import Conflict, InvalidInput, NotFound
-from services import config_schema, encryption
+from services import config_schema, config_validation, encryption
 from services.models import ConfigSchema, ConfigVersion, Service, ValidationLevel
 
 MASK = "********"
@@ -151,9 +151,19 @@ def check(values: dict, schema: ConfigSchema | None, level: str) -> Check:
 
 
 def schema_issues(document: dict, schema: ConfigSchema) -> dict[str, str]:
-    """Field path ("values.db.port") -> reason, never quoting a secret's value."""
+    """Field path ("values.db.port") -> reason, never quoting a secret's value. A schema
+    that cannot be evaluated within the validation budget is an error of the request
+    (InvalidInput on ``schema``), never a stalled worker."""
     issues: dict[str, str] = {}
-    for error in config_schema.validator_for(schema).iter_errors(document):
+    try:
+        found = config_validation.errors(config_schema.validator_for(schema), document)
+    except config_validation.ValidationTooCostly as exc:
+        raise InvalidInput(
+            "the configuration could not be validated against its schema",
+            code="schema_too_costly",
+            fields={"schema": str(exc)},
+        ) from None
+    for error in found:
         for path, reason in _describe(error, schema.secret_paths):
             where = "values" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
             issues[where] = f"{issues[where]}; {reason}" if where in issues else reason
@@ -198,21 +208,26 @@ class Outcome:
 def publish(
     name: str,
     values: dict,
-    base_version: int,
+    base_version: int | None,
     actor,
     *,
     comment: str = "",
     dry_run: bool = False,
     rolled_back_from: int | None = None,
 ) -> Outcome:
-    """Store ``values`` as the next version, if ``base_version`` is still current."""
+    """Store ``values`` as the next version, if ``base_version`` is still current (a dry run
+    may leave it out: it stores nothing that a concurrent write could be lost to)."""
     if not isinstance(values, dict):
         raise InvalidInput("a configuration is a JSON object", fields={"values": "not an object"})
     with transaction.atomic():
         service = get_service(name, lock=True)  # one writer per service at a time
         current = current_version(service)
         number = current.version if current else 0
-        if base_version != number:
+        if base_version is None and not dry_run:
+            raise InvalidInput(
+                "base_version is required to store a version", fields={"base_version": "required"}
+            )
+        if base_version is not None and base_version != number:
             raise Conflict(
                 f"version {base_version} is no longer current: {name!r} is at version {number}; "
                 "read it, reapply your change and send it again",
@@ -309,23 +324,39 @@ def rollback(
 # --- Reading --------------------------------------------------------------------------------
 
 
-def validity_now(version: ConfigVersion, schema: ConfigSchema | None) -> tuple[bool | None, dict]:
+def validity_now(
+    version: ConfigVersion, schema: ConfigSchema | None, level: str
+) -> tuple[bool | None, dict]:
     """Whether a stored version passes the *current* schema (what a reader wants to know).
-    Under the schema it was written with, that is what was recorded then."""
+    Under the schema it was written with, that is what was recorded then -- unless nothing was
+    recorded (written at level "off") and the level now asks for checking. A schema too
+    costly to evaluate leaves the answer open (None) and says why, rather than failing a read."""
     if schema is None:
         return None, {}
-    if version.schema_id == schema.pk:
+    if version.schema_id == schema.pk and (version.valid is not None or level == "off"):
         return version.valid, version.issues
-    issues = schema_issues(reveal(version), schema)
+    return _evaluate(reveal(version), schema)
+
+
+def _evaluate(document: dict, schema: ConfigSchema) -> tuple[bool | None, dict]:
+    try:
+        issues = schema_issues(document, schema)
+    except InvalidInput as exc:
+        return None, exc.fields
     return not issues, issues
 
 
 def read(name: str, number: int | None, *, reveal_secrets: bool, actor) -> dict:
+    """A version as readers see it; version 0 (or, before any version is stored, the current
+    one) is the schema's defaults, as the seed's config manager answers for a service with
+    nothing stored yet."""
     service = get_service(name)
+    if number == 0 or (number is None and current_version(service) is None):
+        return _defaults_document(service)
     version = get_version(service, number)
     # Its document is loaded (deferred) only when the version was written under another one.
     schema = service.config_schemas.order_by("-version").only("id", "version").first()
-    valid, issues = validity_now(version, schema)
+    valid, issues = validity_now(version, schema, level_for(service))
     if reveal_secrets and version.secret_paths:
         values = reveal(version)
         audit.record(actor, "config.secrets_read", "service", name, {"version": version.version})
@@ -334,6 +365,7 @@ def read(name: str, number: int | None, *, reveal_secrets: bool, actor) -> dict:
     return {
         "service": name,
         "version": version.version,
+        "defaults_only": False,
         "values": values,
         "valid": valid,
         "issues": issues,
@@ -347,6 +379,33 @@ def read(name: str, number: int | None, *, reveal_secrets: bool, actor) -> dict:
         "comment": version.comment,
         "rolled_back_from": version.rolled_back_from,
         "created_at": version.created_at,
+    }
+
+
+def _defaults_document(service: Service) -> dict:
+    """Version 0: what the current schema's defaults make up (a schema's secrets carry no
+    defaults, so nothing here is secret)."""
+    schema = current_schema(service)
+    level = level_for(service)
+    values = (config_schema.defaults_of(schema.schema) or {}) if schema else {}
+    valid, issues = (None, {}) if schema is None or level == "off" else _evaluate(values, schema)
+    return {
+        "service": service.name,
+        "version": 0,
+        "defaults_only": True,
+        "values": values,
+        "valid": valid,
+        "issues": issues,
+        "hash": encryption.content_hash(values),
+        "schema_version": schema.version if schema else None,
+        "current_schema_version": schema.version if schema else None,
+        "validation_level": level,
+        "secret_paths": schema.secret_paths if schema else [],
+        "secrets_masked": False,
+        "author": "",
+        "comment": "no version stored yet: the schema's defaults",
+        "rolled_back_from": None,
+        "created_at": None,
     }
 
 
@@ -419,7 +478,9 @@ def _union(a: list, b: list) -> list:
 
 def put_schema(name: str, document: dict, actor, *, comment: str = "") -> dict:
     """Store a new schema version (unless it equals the current one) and re-validate the
-    current configuration against it."""
+    current configuration against it, in one transaction: a schema that cannot be used is
+    refused before anything is stored (``config_schema.normalise``), and if re-validating the
+    current configuration fails, nothing stays stored either."""
     schema_json, form = config_schema.normalise(document)
     with transaction.atomic():
         service = get_service(name, lock=True)
@@ -443,11 +504,11 @@ def put_schema(name: str, document: dict, actor, *, comment: str = "") -> dict:
                 name,
                 {"version": current.version, "format": form, "comment": comment},
             )
-    config = current_version(service)
-    report = None
-    if config is not None:
-        valid, issues = validity_now(config, current)
-        report = {"version": config.version, "valid": valid, "issues": issues}
+        config = current_version(service)
+        report = None
+        if config is not None:
+            valid, issues = validity_now(config, current, level_for(service))
+            report = {"version": config.version, "valid": valid, "issues": issues}
     return {
         "service": name,
         "version": current.version,

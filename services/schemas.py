@@ -199,6 +199,17 @@ class ConfigIn(StrictSchema):
     comment: StrictStr = Field("", max_length=500)
 
 
+class ValidateIn(StrictSchema):
+    values: dict[str, Any]
+    base_version: int | None = Field(
+        None,
+        ge=0,
+        le=2_147_483_647,
+        description="Optional: given, a version that is no longer current answers 409.",
+    )
+    comment: StrictStr = Field("", max_length=500)
+
+
 class RollbackIn(StrictSchema):
     to_version: int = Field(ge=1)
     base_version: int | None = Field(None, ge=0, description="Refuse if no longer current.")
@@ -207,7 +218,8 @@ class RollbackIn(StrictSchema):
 
 class ConfigOut(Schema):
     service: str
-    version: int
+    version: int = Field(description="0: nothing stored yet, the values are the schema's defaults")
+    defaults_only: bool = Field(description="True for version 0 (the schema's defaults)")
     values: dict[str, Any]
     valid: bool | None
     issues: dict[str, str]
@@ -220,7 +232,7 @@ class ConfigOut(Schema):
     author: str
     comment: str
     rolled_back_from: int | None
-    created_at: datetime
+    created_at: datetime | None
 
 
 class PublishOut(Schema):

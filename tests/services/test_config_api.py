@@ -105,12 +105,56 @@ def test_unknown_service_and_missing_versions_are_404(pipeline, svc):
         ).status_code
         == 404
     )
-    res = pipeline.call("GET", svc)
-    assert res.status_code == 404 and res.json()["error"]["code"] == "no_config"
     pipeline.call("POST", svc, {"values": {"a": 1}, "base_version": 0})
     assert pipeline.call("GET", f"{svc}?version=7").status_code == 404
     res = pipeline.call("POST", f"{svc}/rollback", {"to_version": 7})
     assert res.status_code == 404 and res.json()["error"]["code"] == "no_such_version"
+
+
+def test_before_any_version_the_schema_defaults_are_version_0(pipeline, svc):
+    """As the seed's config manager does: a service with nothing stored gets its schema's
+    defaults, marked as such."""
+    res = pipeline.call("GET", svc)
+    assert res.status_code == 200
+    assert res.json()["version"] == 0 and res.json()["defaults_only"] is True
+    assert res.json()["values"] == {} and res.json()["valid"] is None
+    pipeline.call("PUT", f"{svc}/schema", SEED_SCHEMA)
+    document = pipeline.call("GET", svc).json()
+    assert document["values"] == {
+        "rag_database_url": "sqlite:///app.db",
+        "api_timeout": 30,
+        "max_retries": 3,
+        "enable_caching": True,
+        "log_level": "INFO",
+    }
+    assert document["valid"] is True and document["schema_version"] == 1
+    env = pipeline.call("GET", f"{svc}?format=env")
+    assert env["X-Config-Version"] == "0" and "API_TIMEOUT='30'" in env.content.decode()
+    pipeline.call("POST", svc, {"values": {"api_timeout": 5}, "base_version": 0})
+    assert pipeline.call("GET", svc).json()["version"] == 1
+    assert pipeline.call("GET", f"{svc}?version=0").json()["defaults_only"] is True
+
+
+def test_validate_needs_no_base_version_but_checks_one_given(pipeline, svc):
+    pipeline.call("PUT", f"{svc}/schema", SEED_SCHEMA)
+    res = pipeline.call("POST", f"{svc}/validate", {"values": {"api_timeout": 5}})
+    assert res.status_code == 200 and res.json()["valid"] is True
+    assert not ConfigVersion.objects.exists()
+    stale = pipeline.call("POST", f"{svc}/validate", {"values": {}, "base_version": 3})
+    assert stale.status_code == 409
+    assert pipeline.call("POST", svc, {"values": {}}).status_code == 422  # storing needs it
+
+
+def test_a_version_stored_at_level_off_is_judged_once_checking_is_back(pipeline, svc, settings):
+    pipeline.call("PUT", f"{svc}/schema", SEED_SCHEMA)
+    settings.SERVICE_CONFIG_VALIDATION_LEVEL = "off"
+    stored = pipeline.call("POST", svc, {"values": {"api_timeout": "soon"}, "base_version": 0})
+    assert stored.status_code == 201 and stored.json()["valid"] is None
+    assert pipeline.call("GET", svc).json()["valid"] is None  # still off: not judged
+    settings.SERVICE_CONFIG_VALIDATION_LEVEL = "strict"
+    document = pipeline.call("GET", svc).json()
+    assert document["valid"] is False
+    assert "values.api_timeout" in document["issues"]
 
 
 def test_an_oversized_document_is_413(pipeline, svc, settings):
