@@ -4,6 +4,7 @@ Every error leaves here in the shape of ``portal.errors``; nothing else ever rea
 """
 
 import json
+import math
 
 import pydantic
 import structlog
@@ -36,6 +37,14 @@ class MalformedBody(Exception):
     """The body is not a JSON document we accept; the message says why, for the caller."""
 
 
+class UnstorableText(Exception):
+    """Text no database column can hold (NUL, lone surrogates), by field path."""
+
+    def __init__(self, fields: dict[str, str]):
+        super().__init__("text that cannot be stored")
+        self.fields = fields
+
+
 def json_depth_exceeds(document, limit: int) -> bool:
     stack = [(document, 1)]
     while stack:
@@ -52,20 +61,74 @@ def json_depth_exceeds(document, limit: int) -> bool:
     return False
 
 
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "contains a NUL character, which cannot be stored"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (\\ud800-\\udfff), which is not a character"
+    return None
+
+
+def unstorable_text(document) -> dict[str, str]:
+    """Field path -> reason for every key or string PostgreSQL would refuse to store (a 500
+    otherwise, after the handler has done its work)."""
+    found: dict[str, str] = {}
+    stack: list[tuple[object, tuple]] = [(document, ())]
+    while stack and len(found) < 20:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if problem := _text_problem(node):
+                found[field_path(path)] = problem
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if problem := _text_problem(key):
+                    found[field_path((*path, "<key>"))] = problem
+                stack.append((value, (*path, key)))
+        elif isinstance(node, list):
+            stack.extend((item, (*path, i)) for i, item in enumerate(node))
+    return found
+
+
+def _no_constant(name: str):
+    raise MalformedBody(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise MalformedBody(f"the number {text[:40]} is out of range")
+    return value
+
+
 class JsonParser(Parser):
+    """Standard JSON only (no NaN or Infinity, no number that overflows a double), nested at
+    most API_MAX_JSON_DEPTH deep, and text a database can store."""
+
     def parse_body(self, request: HttpRequest):
         try:
-            document = json.loads(request.body)
+            document = json.loads(
+                request.body, parse_constant=_no_constant, parse_float=_finite_float
+            )
         except json.JSONDecodeError as exc:
             raise MalformedBody(
                 f"the body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
             ) from None
         except UnicodeDecodeError:
             raise MalformedBody("the body is not UTF-8 text") from None
+        except RecursionError:
+            raise MalformedBody(
+                f"the JSON document is nested deeper than {settings.API_MAX_JSON_DEPTH} levels"
+            ) from None
+        except ValueError as exc:  # an integer of more digits than Python converts
+            raise MalformedBody(f"the body is not acceptable JSON: {exc}") from None
         if json_depth_exceeds(document, settings.API_MAX_JSON_DEPTH):
             raise MalformedBody(
                 f"the JSON document is nested deeper than {settings.API_MAX_JSON_DEPTH} levels"
             )
+        if problems := unstorable_text(document):
+            raise UnstorableText(problems)
         return document
 
 
@@ -137,6 +200,9 @@ def on_http_error(request, exc: HttpError):
     cause = exc.__cause__
     if isinstance(cause, MalformedBody):
         return _respond(request, 400, error_body("malformed_body", str(cause)))
+    if isinstance(cause, UnstorableText):
+        body = error_body("invalid", "the body holds text that cannot be stored", cause.fields)
+        return _respond(request, 422, body)
     if isinstance(cause, RequestDataTooBig):
         limit = settings.API_MAX_BODY_BYTES
         return _respond(

@@ -85,6 +85,13 @@ def error_body(
     return {"error": error}
 
 
+def wants_json(request) -> bool:
+    """API clients, probes and scrapers get errors as JSON; browsers on pages get HTML."""
+    return request.path.startswith(
+        ("/api/", "/health", "/metrics")
+    ) or "application/json" in request.headers.get("Accept", "")
+
+
 def error_response(status: int, code: str, message: str, **kwargs: Any) -> JsonResponse:
     return JsonResponse(error_body(code, message, **kwargs), status=status)
 

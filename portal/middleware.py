@@ -1,11 +1,13 @@
-"""Request-wide middleware: request ids with the access log, and the body-size limit."""
+"""Request-wide middleware: request ids with the access log, the body-size limit, and text
+in the URL that nothing can store."""
 
 import time
 
 import structlog
 from django.conf import settings
+from django.http import HttpResponseBadRequest
 
-from portal.errors import error_response
+from portal.errors import error_response, wants_json
 from portal.requestcontext import choose_request_id, client_ip_var, request_id_var
 
 access_log = structlog.get_logger("portal.access")
@@ -20,6 +22,24 @@ def _who(request) -> str:
     if user is not None and user.is_authenticated:
         return f"user:{user.get_username()}"
     return "anonymous"
+
+
+def as_error_shape(request, response):
+    """Django's bare 405 (``require_GET`` and friends) in the error shape API clients and
+    probes expect, keeping its Allow header."""
+    if response.status_code != 405 or not wants_json(request):
+        return response
+    if response.get("Content-Type", "").startswith("application/json"):
+        return response
+    allowed = response.get("Allow", "")
+    shaped = error_response(
+        405,
+        "method_not_allowed",
+        f"{request.method} is not allowed here" + (f"; allowed: {allowed}" if allowed else ""),
+    )
+    if allowed:
+        shaped["Allow"] = allowed
+    return shaped
 
 
 class RequestContextMiddleware:
@@ -37,7 +57,7 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         try:
-            response = self.get_response(request)
+            response = as_error_shape(request, self.get_response(request))
             response["X-Request-ID"] = request_id
             match = request.resolver_match
             access_log.info(
@@ -77,3 +97,25 @@ class BodySizeLimitMiddleware:
                 limit=limit,
             )
         return self.get_response(request)
+
+
+class UnstorableUrlTextMiddleware:
+    """Refuse a NUL character in the path or the query (400) before any view sees it: no
+    database column can hold one, so a lookup by that name would end in a 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        fields = {}
+        if "\x00" in request.path:
+            fields["path"] = "contains a NUL character"
+        for key, values in request.GET.lists():
+            if "\x00" in key or any("\x00" in value for value in values):
+                fields[f"query.{key.replace(chr(0), '?')}"] = "contains a NUL character"
+        if not fields:
+            return self.get_response(request)
+        message = "the URL contains a NUL character"
+        if wants_json(request):
+            return error_response(400, "bad_request", message, fields=fields)
+        return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")

@@ -57,6 +57,7 @@ MIDDLEWARE = [
     # and every request gets one access-log line.
     "portal.middleware.RequestContextMiddleware",
     "portal.middleware.BodySizeLimitMiddleware",
+    "portal.middleware.UnstorableUrlTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

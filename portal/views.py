@@ -5,7 +5,7 @@ from django.shortcuts import render
 from django.templatetags.static import static
 from django.views.decorators.http import require_GET
 
-from portal.errors import error_response
+from portal.errors import error_response, wants_json
 
 
 @require_GET
@@ -31,15 +31,8 @@ def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
     return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
-def _wants_json(request: HttpRequest) -> bool:
-    path = request.path
-    return path.startswith(
-        ("/api/", "/health", "/metrics")
-    ) or "application/json" in request.headers.get("Accept", "")
-
-
 def _error(request, status: int, code: str, message: str, template: str):
-    if _wants_json(request):
+    if wants_json(request):
         return error_response(status, code, message)
     return render(request, template, {"message": message}, status=status)
 

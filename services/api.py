@@ -156,10 +156,10 @@ def impact(request: HttpRequest, name: str):
 
 
 @router.get("/services/{name}/transitions", response=list[TransitionOut])
-def list_transitions(request: HttpRequest, name: str, limit: int = 100):
+def list_transitions(request: HttpRequest, name: str, limit: int = Query(100, ge=1, le=1000)):
     authorize(request, READ, service=name)
     service = queries.get_service(name)
-    return list(service.transitions.all()[: max(1, min(limit, 1000))])
+    return list(service.transitions.all()[:limit])
 
 
 @router.post(

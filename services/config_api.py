@@ -5,7 +5,7 @@ from typing import Any, Literal
 from django.conf import settings
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse
-from ninja import Body, Router, Status
+from ninja import Body, Path, Query, Router, Status
 
 from portal.auth import authorize
 from portal.errors import InvalidInput, NotFound, PayloadTooLarge
@@ -13,6 +13,7 @@ from portal.models import Scope
 from portal.responses import json_response
 from services import configs, deployments
 from services.dotenv import leaves, to_dotenv
+from services.fields import MAX_INT32
 from services.schemas import (
     ConfigIn,
     ConfigOut,
@@ -65,7 +66,7 @@ def _publish_body(name: str, outcome) -> dict:
 def read_config(
     request: HttpRequest,
     name: str,
-    version: int | None = None,
+    version: int | None = Query(None, ge=0, le=MAX_INT32),
     format: Literal["json", "env"] = "json",
     prefix: str = "",
 ):
@@ -147,7 +148,7 @@ def rollback_config(request: HttpRequest, name: str, payload: RollbackIn):
 
 
 @router.get("/services/{name}/config/versions", response=list[ConfigVersionOut])
-def list_config_versions(request: HttpRequest, name: str, limit: int = 100):
+def list_config_versions(request: HttpRequest, name: str, limit: int = Query(100, ge=1, le=1000)):
     authorize(request, READ, service=name)
     service = configs.get_service(name)
     rows = service.config_versions.annotate(schema_number=F("schema__version")).order_by("-version")
@@ -163,12 +164,14 @@ def list_config_versions(request: HttpRequest, name: str, limit: int = 100):
             "rolled_back_from": v.rolled_back_from,
             "created_at": v.created_at,
         }
-        for v in rows[: max(1, min(limit, 1000))]
+        for v in rows[:limit]
     ]
 
 
 @router.get("/services/{name}/config/versions/{number}", response=ConfigOut)
-def read_config_version(request: HttpRequest, name: str, number: int):
+def read_config_version(
+    request: HttpRequest, name: str, number: int = Path(..., ge=0, le=MAX_INT32)
+):
     principal = authorize(request, READ, service=name)
     return configs.read(name, number, reveal_secrets=principal.has_scope(SECRETS), actor=principal)
 
@@ -179,14 +182,19 @@ def read_config_version(request: HttpRequest, name: str, number: int):
     summary="What changed between two versions (secrets named, never shown)",
 )
 def diff_config(
-    request: HttpRequest, name: str, from_version: int | None = None, to_version: int | None = None
+    request: HttpRequest,
+    name: str,
+    from_version: int | None = Query(None, ge=1, le=MAX_INT32),
+    to_version: int | None = Query(None, ge=1, le=MAX_INT32),
 ):
     authorize(request, READ, service=name)
     return configs.diff(name, from_version, to_version or None)
 
 
 @router.get("/services/{name}/config/schema", response=SchemaOut, by_alias=True)
-def read_schema(request: HttpRequest, name: str, version: int | None = None):
+def read_schema(
+    request: HttpRequest, name: str, version: int | None = Query(None, ge=1, le=MAX_INT32)
+):
     authorize(request, READ, service=name)
     service = configs.get_service(name)
     rows = service.config_schemas.order_by("-version")
@@ -235,10 +243,10 @@ def report_deployment(request: HttpRequest, name: str, payload: DeploymentIn):
 
 
 @router.get("/services/{name}/deployments", response=list[DeploymentOut])
-def list_deployments(request: HttpRequest, name: str, limit: int = 50):
+def list_deployments(request: HttpRequest, name: str, limit: int = Query(50, ge=1, le=500)):
     authorize(request, Scope.REGISTRY_READ, service=name)
     service = configs.get_service(name)
-    return [_deployment_dict(name, d) for d in service.deployments.all()[: max(1, min(limit, 500))]]
+    return [_deployment_dict(name, d) for d in service.deployments.all()[:limit]]
 
 
 @router.get("/services/{name}/config/drift", response=DriftOut)

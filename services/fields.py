@@ -56,3 +56,7 @@ Url = Annotated[StrictStr, Field(max_length=500), AfterValidator(_check_url)]
 
 # A name taken from a URL path: validated like a name in a body, reported as that parameter.
 PathName = Path[Name]
+
+# Numbers that reach an integer column (versions, offsets): anything larger is refused (422)
+# instead of overflowing the column (a 500).
+MAX_INT32 = 2_147_483_647

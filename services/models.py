@@ -176,8 +176,10 @@ class ConfigVersion(models.Model):
     version = models.PositiveIntegerField()
     values = models.JSONField()
     secret_paths = models.JSONField(default=list)
+    # RESTRICT, not PROTECT: a schema cannot be deleted while versions use it, except
+    # together with them (deleting the service deletes both).
     schema = models.ForeignKey(
-        ConfigSchema, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        ConfigSchema, null=True, blank=True, on_delete=models.RESTRICT, related_name="+"
     )
     validation_level = models.CharField(max_length=8, choices=ValidationLevel.choices)
     valid = models.BooleanField(null=True, help_text="Null: stored without validation.")

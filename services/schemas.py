@@ -12,7 +12,7 @@ from ninja import Field, Schema
 from pydantic import ConfigDict, StrictBool, StrictStr
 
 from healthchecks.schemas import CheckIn
-from services.fields import Name, TagName, Url
+from services.fields import MAX_INT32, Name, TagName, Url
 from services.models import DependencyKind, LifecycleStatus
 
 
@@ -185,7 +185,7 @@ class ServiceFilter(Schema):
 
 class PageParams(Schema):
     limit: int = Field(settings.API_PAGE_SIZE, ge=1, le=settings.API_PAGE_SIZE_MAX)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_INT32)
 
 
 # --- Configuration ---------------------------------------------------------------------------
@@ -194,7 +194,7 @@ class PageParams(Schema):
 class ConfigIn(StrictSchema):
     values: dict[str, Any]
     base_version: int = Field(
-        ge=0, description="The version this edit started from; 0 for the first."
+        ge=0, le=MAX_INT32, description="The version this edit started from; 0 for the first."
     )
     comment: StrictStr = Field("", max_length=500)
 
@@ -204,15 +204,17 @@ class ValidateIn(StrictSchema):
     base_version: int | None = Field(
         None,
         ge=0,
-        le=2_147_483_647,
+        le=MAX_INT32,
         description="Optional: given, a version that is no longer current answers 409.",
     )
     comment: StrictStr = Field("", max_length=500)
 
 
 class RollbackIn(StrictSchema):
-    to_version: int = Field(ge=1)
-    base_version: int | None = Field(None, ge=0, description="Refuse if no longer current.")
+    to_version: int = Field(ge=1, le=MAX_INT32)
+    base_version: int | None = Field(
+        None, ge=0, le=MAX_INT32, description="Refuse if no longer current."
+    )
     comment: StrictStr = Field("", max_length=500)
 
 
@@ -299,7 +301,7 @@ class SchemaOut(Schema):
 class DeploymentIn(StrictSchema):
     version: StrictStr = Field(min_length=1, max_length=100)
     status: Literal["in_progress", "succeeded", "failed", "rolled_back"] = "succeeded"
-    config_version: int | None = Field(None, ge=1)
+    config_version: int | None = Field(None, ge=1, le=MAX_INT32)
     config_hash: StrictStr = Field("", max_length=64)
     link: Url = ""
 
