@@ -17,7 +17,7 @@ from django.utils import timezone
 from healthchecks import checks
 from healthchecks.models import HealthCheck
 from portal import audit
-from portal.errors import Conflict, InvalidInput, NotFound
+from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.graph import DependencyGraph, format_cycle
 from services.models import (
     Dependency,
@@ -67,6 +67,7 @@ class ServicePlan:
     tags: list[str]
     dependencies: dict[str, str]
     changes: dict = field(default_factory=dict)  # field -> [old, new]
+    old_dependencies: dict[str, str] = field(default_factory=dict)
     checks: list | None = None  # healthchecks.checks.CheckPlan items, when checks were given
 
     @property
@@ -110,8 +111,39 @@ def apply_manifest(
         lock_registry()
         planner = _Planner(manifest, mode, single)
         result = planner.plan()
+        check_reach(result, actor)
         _write(result, actor)
     return result
+
+
+def check_reach(result: "ApplyResult", actor) -> None:
+    """A caller limited to some services (a token with ``services``) changes only those:
+    not teams, which other services share, and no dependency edge whose other end lies
+    outside its reach -- an edge onto a service changes that service's dependents, its
+    impact, and whether it may be deleted or stopped."""
+    may_act_on = getattr(actor, "may_act_on", None)
+    if may_act_on is None or getattr(actor, "services", None) is None:
+        return
+    teams = [plan.spec.name for plan in result.teams if plan.outcome != "unchanged"]
+    if teams:
+        raise Forbidden(
+            f"{actor} is limited to services and may not change teams: {', '.join(teams)}",
+            teams=teams,
+        )
+    outside = sorted(
+        {
+            other
+            for plan in result.services
+            for other, kind in plan.dependencies.items() ^ plan.old_dependencies.items()
+            if not may_act_on(other)
+        }
+    )
+    if outside:
+        raise Forbidden(
+            f"{actor} may not add or remove dependency edges to services outside its reach: "
+            f"{', '.join(outside)}",
+            services=outside,
+        )
 
 
 class _Planner:
@@ -238,6 +270,7 @@ class _Planner:
         else:
             deps = dict(old_deps)
         plan = ServicePlan(spec.name, self.path(i), existing, team, scalars, tags, deps)
+        plan.old_dependencies = dict(old_deps)
         if existing is not None:
             plan.changes = self.diff(plan, existing, old_deps)
         if "checks" in given:

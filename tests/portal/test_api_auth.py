@@ -75,6 +75,56 @@ def test_a_token_limited_to_services_sees_and_changes_only_those(make_token):
     assert res.json()["error"]["services"] == ["theirs"]
 
 
+def test_a_token_limited_to_a_service_cannot_change_shared_teams(make_token):
+    core = TeamFactory(name="core", display_name="Core")
+    ServiceFactory(name="mine", team=core), ServiceFactory(name="theirs", team=core)
+    client = ApiClient(make_token(["registry:read", "registry:write"], services=["mine"]).secret)
+    res = client.call("PUT", "/api/teams/core", {"display_name": "Taken over"})
+    assert res.status_code == 403 and res.json()["error"]["teams"] == ["core"]
+    manifest = {"teams": [{"name": "core", "contact": "#mine"}], "services": [{"name": "mine"}]}
+    assert client.call("POST", "/api/registry/apply", manifest).status_code == 403
+    new_team = {"teams": [{"name": "mine-team"}], "services": [{"name": "mine"}]}
+    assert client.call("POST", "/api/registry/apply", new_team).status_code == 403
+    core.refresh_from_db()
+    assert (core.display_name, core.contact) == ("Core", "")
+    # Its own service may still move to an existing team: that changes only its service.
+    TeamFactory(name="other")
+    res = client.call("PATCH", "/api/services/mine", {"team": "other"})
+    assert res.status_code == 200
+
+
+def test_a_token_limited_to_a_service_cannot_touch_edges_outside_its_reach(make_token):
+    TeamFactory(name="core")
+    mine, theirs = ServiceFactory(name="mine"), ServiceFactory(name="theirs")
+    ServiceFactory(name="also-mine")
+    limited = make_token(["registry:read", "registry:write"], services=["mine", "also-mine"])
+    client = ApiClient(limited.secret)
+    res = client.call("PUT", "/api/services/mine/dependencies/theirs", {"kind": "hard"})
+    assert res.status_code == 403 and res.json()["error"]["services"] == ["theirs"]
+    res = client.call("PATCH", "/api/services/mine", {"dependencies": ["theirs"]})
+    assert res.status_code == 403
+    manifest = {"services": [{"name": "mine", "dependencies": ["theirs"]}]}
+    assert client.call("POST", "/api/registry/apply", manifest).status_code == 403
+    assert not mine.dependency_links.exists()
+    # Edges between its own services are its own business.
+    res = client.call("PUT", "/api/services/mine/dependencies/also-mine", {"kind": "soft"})
+    assert res.status_code == 200
+    # An edge to the outside set up by someone else stays; re-applying it unchanged is fine,
+    # removing it is not.
+    from services.models import Dependency
+
+    Dependency.objects.create(service=mine, depends_on=theirs)
+    same = {
+        "services": [
+            {"name": "mine", "dependencies": ["theirs", {"service": "also-mine", "kind": "soft"}]}
+        ]
+    }
+    assert client.call("POST", "/api/registry/apply", same).status_code == 200
+    res = client.call("DELETE", "/api/services/mine/dependencies/theirs")
+    assert res.status_code == 403
+    assert Dependency.objects.filter(service=mine, depends_on=theirs).exists()
+
+
 def test_using_a_token_records_when(make_token):
     issued = make_token(["registry:read"])
     ApiClient(issued.secret).call("GET", "/api/services")
