@@ -166,11 +166,13 @@ def list_transitions(request: HttpRequest, name: str, limit: int = Query(100, ge
     "/services/{name}/transitions",
     response=TransitionResultOut,
     summary="Move a service to another lifecycle status",
-    description="An illegal transition is 409 with the allowed ones.",
+    description="An illegal transition is 409 with the allowed ones; starting while hard "
+    "dependencies are not running, or stopping while hard dependents run, is 409 with the "
+    "services in the way (`blocking`) unless `force` is true.",
 )
 def transition_service(request: HttpRequest, name: str, payload: TransitionIn):
     actor = authorize(request, WRITE, service=name)
-    outcome = lifecycle.transition(name, payload.to, payload.reason, actor)
+    outcome = lifecycle.transition(name, payload.to, payload.reason, actor, force=payload.force)
     status = outcome.service.lifecycle_status
     return {
         "service": name,

@@ -11,6 +11,11 @@
 ``registered -> running`` exists for services that were already up before they were
 registered. Asking for the status a service already has changes nothing and records nothing,
 so a pipeline may repeat its last step safely.
+
+Dependencies order the moves, as the seed's registry starts services: a service starts (or
+runs) only while its hard dependencies are up (running or degraded), and stops only while no
+hard dependent is up or starting. ``force`` overrides both, and the audit row says so and what
+it overrode.
 """
 
 from dataclasses import dataclass
@@ -20,8 +25,9 @@ from django.utils import timezone
 
 from portal import audit
 from portal.errors import Conflict, NotFound
+from services.models import Dependency, DependencyKind, LifecycleTransition, Service
 from services.models import LifecycleStatus as S
-from services.models import LifecycleTransition, Service
+from services.registry import lock_registry
 
 ALLOWED: dict[str, tuple[str, ...]] = {
     S.REGISTERED: (S.STARTING, S.RUNNING, S.STOPPED),
@@ -34,8 +40,37 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 }
 
 
+# A hard dependency must be in one of these before its dependent starts or runs...
+UP = (S.RUNNING, S.DEGRADED)
+# ...and no hard dependent may be in one of these when a service stops.
+ACTIVE = (S.STARTING, S.RUNNING, S.DEGRADED)
+
+
 def allowed_next(status: str) -> list[str]:
     return [str(s) for s in ALLOWED[status]]
+
+
+def blocking(service: Service, to: str) -> tuple[str, list[dict]]:
+    """What stands in the way of moving ``service`` to ``to``: (error code, services with
+    their lifecycle status); no services when nothing does."""
+    hard = DependencyKind.HARD
+    if to in (S.STARTING, S.RUNNING):
+        rows = Dependency.objects.filter(service=service, kind=hard).exclude(
+            depends_on__lifecycle_status__in=UP
+        )
+        found = rows.values_list("depends_on__name", "depends_on__lifecycle_status")
+        return "dependencies_not_running", _named(found)
+    if to in (S.STOPPING, S.STOPPED):
+        rows = Dependency.objects.filter(
+            depends_on=service, kind=hard, service__lifecycle_status__in=ACTIVE
+        )
+        found = rows.values_list("service__name", "service__lifecycle_status")
+        return "has_running_dependents", _named(found)
+    return "", []
+
+
+def _named(rows) -> list[dict]:
+    return [{"service": name, "lifecycle_status": status} for name, status in sorted(rows)]
 
 
 @dataclass(frozen=True)
@@ -45,8 +80,9 @@ class TransitionOutcome:
     transition: LifecycleTransition | None
 
 
-def transition(name: str, to: str, reason: str, actor) -> TransitionOutcome:
+def transition(name: str, to: str, reason: str, actor, *, force: bool = False) -> TransitionOutcome:
     with transaction.atomic():
+        lock_registry()  # the registry's lock first, as every write that reads the graph
         service = Service.objects.select_for_update().filter(name=name).first()
         if service is None:
             raise NotFound(f"no service named {name!r}")
@@ -60,6 +96,20 @@ def transition(name: str, to: str, reason: str, actor) -> TransitionOutcome:
                 code="illegal_transition",
                 current=current,
                 allowed=allowed,
+            )
+        code, blockers = blocking(service, to)
+        if blockers and not force:
+            names = ", ".join(f"{b['service']} ({b['lifecycle_status']})" for b in blockers)
+            why = (
+                "its hard dependencies are not running"
+                if code == "dependencies_not_running"
+                else "hard dependents are still running"
+            )
+            raise Conflict(
+                f"{name!r} cannot go to {to}: {why}: {names}; move them first, or send "
+                '"force": true',
+                code=code,
+                blocking=blockers,
             )
         now = timezone.now()
         service.lifecycle_status = to
@@ -78,6 +128,10 @@ def transition(name: str, to: str, reason: str, actor) -> TransitionOutcome:
             "service.transition",
             "service",
             name,
-            {"lifecycle_status": [current, to], "reason": reason},
+            {
+                "lifecycle_status": [current, to],
+                "reason": reason,
+                **({"forced": True, "overrode": blockers} if force and blockers else {}),
+            },
         )
     return TransitionOutcome(service, changed=True, transition=record)

@@ -83,6 +83,11 @@ class ManifestIn(StrictSchema):
 class TransitionIn(StrictSchema):
     to: LifecycleStatus
     reason: StrictStr = Field("", max_length=2000)
+    force: StrictBool = Field(
+        False,
+        description="Move even though hard dependencies are not running (start) or hard "
+        "dependents still run (stop); recorded in the audit log.",
+    )
 
 
 class DependencyOut(Schema):
