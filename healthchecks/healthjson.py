@@ -20,6 +20,14 @@ def status_word(status: str) -> str:
     return _STATUS[status]
 
 
+def dependency_effect(kind: str, status: str) -> str:
+    """A dependency's entry says what it does to *this* service, by the service's own rules
+    (healthchecks.status.service_status): only an unhealthy hard dependency counts, and it
+    degrades the service (warn). Its own status stays in observedValue. So no entry is ever
+    worse than the document's status -- a client taking the worst entry gets the same answer."""
+    return "warn" if kind == "hard" and status == "unhealthy" else "pass"
+
+
 def service_document(detail: dict) -> dict:
     checks: dict[str, list] = {}
     for check in detail["checks"]:
@@ -39,13 +47,15 @@ def service_document(detail: dict) -> dict:
         measurement = "heartbeat" if check["kind"] == "heartbeat" else "responseTime"
         checks[f"{check['name']}:{measurement}"] = [entry]
     for dep in detail["dependencies"]:
+        effect = dependency_effect(dep["kind"], dep["status"])
         checks[f"{dep['service']}:dependency"] = [
             {
                 "componentId": dep["service"],
                 "componentType": "service",
-                "status": status_word(dep["status"]),
+                "status": effect,
                 "observedValue": dep["status"],
-                "output": f"{dep['kind']} dependency",
+                "output": f"{dep['kind']} dependency, {dep['status']}"
+                + (": degrades this service" if effect == "warn" else ""),
             }
         ]
     document = {

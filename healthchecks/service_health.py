@@ -27,6 +27,12 @@ def recompute(service_ids: set[int], now=None) -> list[StatusChange]:
     return changes
 
 
+def on_dependencies_changed(sender, service_ids: set[int], **kwargs) -> None:
+    """The registry rewired these services: their derived status (and the reason, which
+    names unhealthy hard dependencies) follows now, not at the next change of a check."""
+    recompute(set(service_ids))
+
+
 def _recompute_batch(ids: list[int], now, changes: list) -> set[int]:
     ServiceHealth.objects.bulk_create(
         [ServiceHealth(service_id=i, since=now) for i in ids], ignore_conflicts=True

@@ -18,6 +18,7 @@ from healthchecks import checks
 from healthchecks.models import HealthCheck
 from portal import audit
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services import signals
 from services.graph import DependencyGraph, format_cycle
 from services.models import (
     Dependency,
@@ -377,11 +378,10 @@ def _write(result: ApplyResult, actor) -> None:
     _write_tags(
         [p for p in created + updated if p.outcome == "created" or "tags" in p.changes], ids
     )
-    _write_dependencies(
-        [p for p in created + updated if p.outcome == "created" or "dependencies" in p.changes],
-        ids,
-        now,
-    )
+    rewired = [
+        p for p in created + updated if p.outcome == "created" or "dependencies" in p.changes
+    ]
+    _write_dependencies(rewired, ids, now)
     for plan in result.services:
         if plan.checks:
             checks.write(ids[plan.name], plan.checks)
@@ -417,6 +417,10 @@ def _write(result: ApplyResult, actor) -> None:
     for plan in updated:
         entries.append(audit.entry(actor, "service.update", "service", plan.name, plan.changes))
     audit.record_many(entries)
+    if rewired:
+        signals.dependencies_changed.send(
+            sender=Service, service_ids={ids[p.name] for p in rewired}
+        )
 
 
 def _write_teams(plans: list[TeamPlan], actor, entries: list) -> None:

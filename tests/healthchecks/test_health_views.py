@@ -228,3 +228,59 @@ def test_the_overview_postgresql_builds_matches_the_portable_one(estate):
             k: v for k, v in want.items() if k != "time"
         }
         assert _moment(entry.get("time")) == _moment(want.get("time"))
+
+
+def test_removing_a_hard_dependency_clears_the_reason_it_gave(client, estate, make_token):
+    """The registry changed, no check did: the derived status follows the registry."""
+    from tests.conftest import ApiClient
+
+    _payments, ledger = estate
+    record(ledger, Status.UNHEALTHY, errors=["connection refused"])
+    by_name = {s["name"]: s for s in client.get("/health/services").json()["services"]}
+    assert by_name["payments"]["reason"] == "hard dependency unhealthy: ledger"
+    api = ApiClient(make_token(["registry:read", "registry:write"]).secret)
+    manifest = {"services": [{"name": "payments", "dependencies": []}]}
+    assert api.call("POST", "/api/registry/apply", manifest).status_code == 200
+    by_name = {s["name"]: s for s in client.get("/health/services").json()["services"]}
+    assert by_name["payments"]["status"] == "healthy" and by_name["payments"]["reason"] == ""
+    # And adding it back brings the reason back at once.
+    api.call("PUT", "/api/services/payments/dependencies/ledger", {"kind": "hard"})
+    by_name = {s["name"]: s for s in client.get("/health/services").json()["services"]}
+    assert by_name["payments"]["reason"] == "hard dependency unhealthy: ledger"
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "entry"),
+    [
+        ("soft", "unknown", "pass"),
+        ("soft", "unhealthy", "pass"),
+        ("hard", "unknown", "pass"),
+        ("hard", "degraded", "pass"),
+        ("hard", "unhealthy", "warn"),
+    ],
+)
+def test_a_dependency_entry_in_health_json_follows_the_services_rules(kind, status, entry):
+    detail = {
+        "name": "payments",
+        "status": "degraded" if entry == "warn" else "healthy",
+        "reason": "",
+        "warnings": [],
+        "checks": [],
+        "dependencies": [{"service": "ledger", "kind": kind, "status": status}],
+    }
+    document = healthjson.service_document(detail)
+    dependency = document["checks"]["ledger:dependency"][0]
+    assert dependency["status"] == entry and dependency["observedValue"] == status
+    worst = max((e[0]["status"] for e in document["checks"].values()), key="pass warn fail".find)
+    assert "pass warn fail".find(worst) <= "pass warn fail".find(document["status"])
+
+
+def test_an_unknown_soft_dependency_does_not_fail_a_warn_document(client, estate):
+    payments, _ = estate
+    soft = DependencyFactory(service=payments.service, depends_on__name="cache", kind="soft")
+    record(payments, Status.DEGRADED)
+    doc = client.get("/health/service/payments", HTTP_ACCEPT=HEALTH_JSON).json()
+    assert doc["status"] == "warn"
+    assert doc["checks"]["cache:dependency"][0]["status"] == "pass"
+    assert doc["checks"]["cache:dependency"][0]["observedValue"] == "unknown"
+    assert soft.kind == "soft"

@@ -1,0 +1,12 @@
+"""What the registry tells the apps built on it, without knowing them.
+
+Health sits on top of the registry (it imports services, never the reverse), so when the
+registry changes something health derives from, it says so here and health listens.
+"""
+
+from django.dispatch import Signal
+
+# Sent inside the writing transaction with ``service_ids``: the services whose dependencies
+# were created, changed or removed. A service's derived health depends on its hard
+# dependencies, so health recomputes them (healthchecks.apps).
+dependencies_changed = Signal()
