@@ -60,6 +60,7 @@ def run(options) -> None:
     support.setup_django(url)
 
     from portal import gc_tuning, tokens
+    from portal.auth import system_actor
 
     # In-process figures are taken with the garbage collector set up as the web and worker
     # processes set it up (portal/wsgi.py, portal/celery.py): with CPython's defaults, full
@@ -67,9 +68,15 @@ def run(options) -> None:
     gc_tuning.tune()
     seed_services()
     tokens_by_role = {
-        "write": tokens.issue_token("bench-write", ["config:read", "config:write"]).secret,
-        "read": tokens.issue_token("bench-read", ["config:read"]).secret,
-        "secrets": tokens.issue_token("bench-secrets", ["config:read", "config:secrets"]).secret,
+        "write": tokens.issue_token(
+            "bench-write", ["config:read", "config:write"], issuer=system_actor("bench")
+        ).secret,
+        "read": tokens.issue_token(
+            "bench-read", ["config:read"], issuer=system_actor("bench")
+        ).secret,
+        "secrets": tokens.issue_token(
+            "bench-secrets", ["config:read", "config:secrets"], issuer=system_actor("bench")
+        ).secret,
     }
     settle = functools.partial(support.settle, options.wait_idle)
     results = {

@@ -74,10 +74,13 @@ def run(options) -> None:
     support.setup_django(url)
 
     from portal import tokens
+    from portal.auth import system_actor
 
     dataset = seed(shape, rng)
     print(f"seeded in {dataset.seconds:.1f} s", flush=True)
-    token = tokens.issue_token("bench", ["registry:read", "registry:write"]).secret
+    token = tokens.issue_token(
+        "bench", ["registry:read", "registry:write"], issuer=system_actor("bench")
+    ).secret
     results = {
         "benchmark": NAME,
         "machine": support.machine_info(url),

@@ -8,7 +8,8 @@ from django.utils import timezone
 from healthchecks import checks
 from healthchecks.models import HealthCheck, Incident, ServiceHealth, StatusChange
 from healthchecks.status import Status
-from portal.admin_base import RecordAdmin
+from portal.admin_base import RecordAdmin, ScopedAdmin
+from portal.models import Scope
 
 
 class HealthCheckForm(forms.ModelForm):
@@ -44,7 +45,8 @@ class HealthCheckForm(forms.ModelForm):
 
 
 @admin.register(HealthCheck)
-class HealthCheckAdmin(admin.ModelAdmin):
+class HealthCheckAdmin(ScopedAdmin):
+    read_scope, write_scope = Scope.REGISTRY_READ, Scope.HEALTH_WRITE
     form = HealthCheckForm
     list_display = [
         "name",
@@ -60,7 +62,12 @@ class HealthCheckAdmin(admin.ModelAdmin):
     search_fields = ["name", "service__name", "target"]
     list_select_related = ["service", "state"]
     autocomplete_fields = ["service"]
-    readonly_fields = ["heartbeat_token", "next_due", "created_at", "updated_at"]
+    readonly_fields = ["next_due", "created_at", "updated_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        """A heartbeat's token is its credential: shown only to who may write the check."""
+        shown = ["heartbeat_token"] if self.holds(request, self.write_scope) else []
+        return [*shown, *self.readonly_fields]
 
     @admin.display(description="status", ordering="state__status")
     def status(self, obj):
@@ -84,6 +91,7 @@ class HealthCheckAdmin(admin.ModelAdmin):
 
 @admin.register(ServiceHealth)
 class ServiceHealthAdmin(RecordAdmin):
+    read_scope = Scope.REGISTRY_READ
     list_display = ["service", "status", "since", "reason"]
     list_filter = ["status"]
     search_fields = ["service__name"]
@@ -92,6 +100,7 @@ class ServiceHealthAdmin(RecordAdmin):
 
 @admin.register(StatusChange)
 class StatusChangeAdmin(RecordAdmin):
+    read_scope = Scope.REGISTRY_READ
     list_display = ["at", "service", "health_check", "from_status", "to_status", "cause"]
     list_filter = ["to_status"]
     search_fields = ["service__name", "cause"]
@@ -101,6 +110,7 @@ class StatusChangeAdmin(RecordAdmin):
 
 @admin.register(Incident)
 class IncidentAdmin(RecordAdmin):
+    read_scope = Scope.REGISTRY_READ
     list_display = ["service", "opened_at", "closed_at", "worst_status", "duration", "cause"]
     list_filter = ["worst_status", ("closed_at", admin.EmptyFieldListFilter)]
     search_fields = ["service__name", "cause"]

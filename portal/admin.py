@@ -1,8 +1,11 @@
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 
-from portal import tokens
+from portal import audit, tokens
 from portal.admin_base import RecordAdmin
+from portal.auth import Role, request_principal, role_of
+from portal.errors import Forbidden
 from portal.models import ApiToken, AuditEntry, Heartbeat, Scope
 
 
@@ -27,8 +30,16 @@ class ApiTokenForm(forms.ModelForm):
         return sorted({name.strip() for name in raw.split(",") if name.strip()})
 
 
+def _is_admin(request) -> bool:
+    return role_of(request.user) == Role.ADMIN
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are an admin's to make, change and revoke (whatever model permissions a
+    person was given by hand), through portal.tokens: nobody grants a scope or a service they
+    do not hold, and every change is audited."""
+
     form = ApiTokenForm
     list_display = ["name", "prefix", "scope_list", "expires_at", "last_used_at", "is_active"]
     list_filter = ["is_active"]
@@ -39,20 +50,49 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def scope_list(self, obj: ApiToken) -> str:
         return ", ".join(obj.scopes)
 
+    def has_view_permission(self, request, obj=None):
+        return _is_admin(request) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request):
+        return _is_admin(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return _is_admin(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return _is_admin(request) and super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "name"] if obj else self.readonly_fields
+
     def save_model(self, request, obj, form, change):
-        if change:
-            super().save_model(request, obj, form, change)
-            return
-        secret = tokens.new_secret()
-        obj.prefix = secret[: len(tokens.TOKEN_PREFIX) + 6]
-        obj.secret_hash = tokens.hash_secret(secret)
-        obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        issuer = request_principal(request)
+        data = form.cleaned_data
+        try:
+            if change:
+                changes = {k: data[k] for k in ("scopes", "services", "expires_at", "is_active")}
+                tokens.update_token(ApiToken.objects.get(pk=obj.pk), changes, issuer=issuer)
+                return
+            issued = tokens.issue_token(
+                data["name"],
+                data["scopes"],
+                services=data["services"],
+                expires_at=data["expires_at"],
+                issuer=issuer,
+                created_by=request.user,
+            )
+        except Forbidden as exc:  # more than the issuer holds: nothing was saved
+            raise PermissionDenied(exc.message) from None
+        obj.pk = issued.token.pk
         messages.warning(
             request,
-            f"The secret of token {obj.name!r} is {secret} -- copy it now, it is not stored "
-            "and will not be shown again.",
+            f"The secret of token {obj.name!r} is {issued.secret} -- copy it now, it is not "
+            "stored and will not be shown again.",
         )
+
+    def delete_model(self, request, obj):
+        audit.record(request_principal(request), "token.delete", "token", obj.name)
+        super().delete_model(request, obj)
 
 
 @admin.register(AuditEntry)

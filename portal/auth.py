@@ -86,6 +86,15 @@ def user_principal(user) -> Principal:
     )
 
 
+def request_principal(request: HttpRequest) -> Principal:
+    """The logged-in person as a principal, once per request (the admin asks for every
+    permission check; a role costs a query)."""
+    principal = getattr(request, "_portal_principal", None)
+    if principal is None or principal.user_id != request.user.pk:
+        principal = request._portal_principal = user_principal(request.user)
+    return principal
+
+
 def token_principal(token) -> Principal:
     return Principal(
         kind="token",

@@ -9,7 +9,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from portal.errors import InvalidInput
+from portal import audit
+from portal.errors import Forbidden, InvalidInput
 from portal.models import ApiToken, Scope
 
 TOKEN_PREFIX = "svp_"  # noqa: S105 (a marker, not a secret)
@@ -41,6 +42,25 @@ def check_scopes(scopes: list[str]) -> list[str]:
     return sorted(set(scopes))
 
 
+def check_grant(issuer, scopes: list[str], services: list[str]) -> None:
+    """Nobody hands out more than they hold: every scope of the token must be one of the
+    issuer's, and an issuer limited to some services may only issue tokens limited to
+    (some of) those."""
+    beyond = sorted(set(scopes) - set(issuer.scopes))
+    if beyond:
+        raise Forbidden(
+            f"{issuer} cannot grant scopes it does not hold: {', '.join(beyond)}",
+            fields={"scopes": f"not yours to grant: {', '.join(beyond)}"},
+        )
+    if issuer.services is not None:
+        outside = sorted(set(services) - issuer.services) if services else ["every service"]
+        if outside:
+            raise Forbidden(
+                f"{issuer} cannot grant services outside its reach: {', '.join(outside)}",
+                fields={"services": f"not yours to grant: {', '.join(outside)}"},
+            )
+
+
 @transaction.atomic
 def issue_token(
     name: str,
@@ -48,23 +68,57 @@ def issue_token(
     *,
     services: list[str] | None = None,
     expires_in: timedelta | None = None,
+    expires_at=None,
+    issuer,
     created_by=None,
 ) -> IssuedToken:
+    """Make a token; ``issuer`` (a principal) must hold every scope and service it grants.
+    The audit row names the issuer, never the secret."""
     if not name.strip():
         raise InvalidInput("a token needs a name", fields={"name": "empty"})
     if ApiToken.objects.filter(name=name).exists():
         raise InvalidInput("name taken", fields={"name": f"a token named {name!r} exists"})
+    scopes = check_scopes(scopes)
+    services = sorted(set(services or []))
+    check_grant(issuer, scopes, services)
     secret = new_secret()
     token = ApiToken.objects.create(
         name=name,
         prefix=secret[: len(TOKEN_PREFIX) + 6],
         secret_hash=hash_secret(secret),
-        scopes=check_scopes(scopes),
-        services=sorted(set(services or [])),
-        expires_at=timezone.now() + expires_in if expires_in else None,
+        scopes=scopes,
+        services=services,
+        expires_at=expires_at or (timezone.now() + expires_in if expires_in else None),
         created_by=created_by,
     )
+    audit.record(
+        issuer,
+        "token.create",
+        "token",
+        name,
+        {"scopes": scopes, "services": services, "expires_at": str(token.expires_at or "")},
+    )
     return IssuedToken(token=token, secret=secret)
+
+
+@transaction.atomic
+def update_token(token: ApiToken, changes: dict, *, issuer) -> ApiToken:
+    """Change a token's scopes, services, expiry or activity (revocation), within what the
+    issuer may grant; audited."""
+    scopes = check_scopes(changes.get("scopes", token.scopes))
+    services = sorted(set(changes.get("services", token.services)))
+    check_grant(issuer, scopes, services)
+    before = {f: getattr(token, f) for f in ("scopes", "services", "expires_at", "is_active")}
+    token.scopes, token.services = scopes, services
+    for attr in ("expires_at", "is_active"):
+        if attr in changes:
+            setattr(token, attr, changes[attr])
+    token.save(update_fields=["scopes", "services", "expires_at", "is_active"])
+    after = {f: getattr(token, f) for f in before}
+    diff = {f: [str(before[f]), str(after[f])] for f in before if before[f] != after[f]}
+    action = "token.revoke" if before["is_active"] and not token.is_active else "token.update"
+    audit.record(issuer, action, "token", token.name, diff)
+    return token
 
 
 def find_token(secret: str) -> ApiToken | None:

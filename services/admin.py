@@ -11,10 +11,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from portal import audit
-from portal.admin_base import RecordAdmin
-from portal.auth import user_principal
+from portal.admin_base import RecordAdmin, ScopedAdmin
+from portal.auth import request_principal
 from portal.errors import Conflict, InvalidInput, PortalError
+from portal.models import Scope
 from services import configs, lifecycle, registry
 from services.config_forms import ConfigForm
 from services.graph import DependencyGraph, format_cycle
@@ -29,7 +29,9 @@ from services.models import (
     Tag,
     Team,
 )
-from services.schemas import DependencyIn, ServiceUpsertIn
+from services.schemas import DependencyIn, ServiceUpsertIn, TeamIn
+
+READ, WRITE = Scope.REGISTRY_READ, Scope.REGISTRY_WRITE
 
 
 def _cycle_error(service_name: str, dependencies: dict[str, str]) -> str | None:
@@ -77,38 +79,40 @@ class TransitionInline(admin.TabularInline):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(ScopedAdmin):
+    read_scope, write_scope = READ, WRITE
     list_display = ["name", "display_name", "contact", "created_at"]
     search_fields = ["name", "display_name", "contact"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # Teams are named in manifests and tokens: a rename would be a new team.
+        return ["name"] if obj else []
+
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        audit.record(
-            user_principal(request.user),
-            "team.update" if change else "team.create",
-            "team",
-            obj.name,
-            {f: form.cleaned_data[f] for f in form.changed_data},
-        )
+        """Through the registry's write path, like the API's team upsert (audited there)."""
+        team = TeamIn(name=obj.name, **{f: getattr(obj, f) for f in registry.TEAM_FIELDS})
+        registry.apply_manifest(registry.manifest_of(teams=[team]), request_principal(request))
+        obj.pk = Team.objects.get(name=obj.name).pk
 
 
 @admin.register(Tag)
-class TagAdmin(admin.ModelAdmin):
+class TagAdmin(ScopedAdmin):
+    read_scope, write_scope = READ, WRITE
     search_fields = ["name"]
 
 
-@admin.action(description="Mark selected services running")
+@admin.action(description="Mark selected services running", permissions=["change"])
 def mark_running(modeladmin, request, queryset):
     _transition_all(request, queryset, LifecycleStatus.RUNNING)
 
 
-@admin.action(description="Mark selected services stopped")
+@admin.action(description="Mark selected services stopped", permissions=["change"])
 def mark_stopped(modeladmin, request, queryset):
     _transition_all(request, queryset, LifecycleStatus.STOPPED)
 
 
 def _transition_all(request, queryset, to: str) -> None:
-    actor = user_principal(request.user)
+    actor = request_principal(request)
     for name in queryset.values_list("name", flat=True):
         try:
             lifecycle.transition(name, to, "set in the admin", actor)
@@ -117,7 +121,8 @@ def _transition_all(request, queryset, to: str) -> None:
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(ScopedAdmin):
+    read_scope, write_scope = READ, WRITE
     list_display = [
         "name",
         "display_name",
@@ -213,16 +218,16 @@ class ServiceAdmin(admin.ModelAdmin):
         )
         name = form.instance.name
         try:
-            registry.upsert_service(name, spec, user_principal(request.user))
+            registry.upsert_service(name, spec, request_principal(request))
         except PortalError as exc:  # only a race with another writer gets here
             messages.error(request, f"Not saved: {exc.message}")
         form.instance.pk = Service.objects.filter(name=name).values_list("pk", flat=True).first()
 
     def delete_model(self, request, obj):
-        registry.delete_service(obj.name, user_principal(request.user))
+        registry.delete_service(obj.name, request_principal(request))
 
     def delete_queryset(self, request, queryset):
-        actor = user_principal(request.user)
+        actor = request_principal(request)
         for name in queryset.values_list("name", flat=True):
             try:
                 registry.delete_service(name, actor)
@@ -249,7 +254,8 @@ class DependencyForm(forms.ModelForm):
 
 
 @admin.register(Dependency)
-class DependencyAdmin(admin.ModelAdmin):
+class DependencyAdmin(ScopedAdmin):
+    read_scope, write_scope = READ, WRITE
     form = DependencyForm
     list_display = ["service", "depends_on", "kind", "created_at"]
     list_filter = ["kind", "service__team"]
@@ -258,7 +264,7 @@ class DependencyAdmin(admin.ModelAdmin):
     autocomplete_fields = ["service", "depends_on"]
 
     def save_model(self, request, obj, form, change):
-        actor = user_principal(request.user)
+        actor = request_principal(request)
         if change and {"service", "depends_on"} & set(form.changed_data):
             old = Dependency.objects.select_related("service", "depends_on").get(pk=obj.pk)
             registry.remove_dependency(old.service.name, old.depends_on.name, actor)
@@ -267,7 +273,7 @@ class DependencyAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         registry.remove_dependency(
-            obj.service.name, obj.depends_on.name, user_principal(request.user)
+            obj.service.name, obj.depends_on.name, request_principal(request)
         )
 
 
@@ -275,9 +281,19 @@ class DependencyAdmin(admin.ModelAdmin):
 
 
 def config_view(model_admin, request, object_id):
-    """Edit a service's configuration through a form generated from its schema."""
+    """Edit a service's configuration through a form generated from its schema. Seeing it
+    needs ``config:read``; saving needs ``config:write`` and the right to change the service,
+    as through the API (a viewer sees the form read-only)."""
     service = get_object_or_404(Service, pk=object_id)
-    if not model_admin.has_change_permission(request, service):
+    principal = request_principal(request)
+    if not (
+        model_admin.has_view_permission(request, service) and principal.has_scope(Scope.CONFIG_READ)
+    ):
+        raise PermissionDenied
+    may_write = model_admin.has_change_permission(request, service) and principal.has_scope(
+        Scope.CONFIG_WRITE
+    )
+    if request.method == "POST" and not may_write:
         raise PermissionDenied
     schema = configs.current_schema(service)
     current = configs.current_version(service)
@@ -288,13 +304,16 @@ def config_view(model_admin, request, object_id):
         "base_version": base,
     }
     form = ConfigForm(request.POST or None, **form_kwargs)
+    if not may_write:
+        for field in form.fields.values():
+            field.disabled = True
     if request.method == "POST" and form.is_valid():
         try:
             outcome = configs.publish(
                 service.name,
                 form.values(),
                 form.cleaned_data["base_version"],
-                user_principal(request.user),
+                principal,
                 comment=form.cleaned_data["comment"],
             )
         except InvalidInput as exc:
@@ -322,6 +341,7 @@ def config_view(model_admin, request, object_id):
         "schema": schema,
         "current": current,
         "level": configs.level_for(service),
+        "may_write": may_write,
         "versions": service.config_versions.order_by("-version")[:20],
     }
     return TemplateResponse(request, "admin/services/service/config.html", context)
@@ -329,6 +349,7 @@ def config_view(model_admin, request, object_id):
 
 class ConfigVersionAdmin(RecordAdmin):
     deletable = False  # versions are immutable history
+    read_scope = Scope.CONFIG_READ
     list_display = [
         "service",
         "version",
@@ -380,7 +401,16 @@ class ConfigVersionAdmin(RecordAdmin):
         ]
         return format_html("<pre>{}</pre>", "\n".join(lines) or "no change")
 
-    @admin.action(description="Roll back to the selected version (makes a new version)")
+    def has_rollback_permission(self, request) -> bool:
+        """Rolling back writes a new version: ``config:write``, as through the API."""
+        return self.holds(request, Scope.CONFIG_WRITE) and request.user.has_perm(
+            "services.change_service"
+        )
+
+    @admin.action(
+        description="Roll back to the selected version (makes a new version)",
+        permissions=["rollback"],
+    )
     def roll_back_to_this_version(self, request, queryset):
         if queryset.count() != 1:
             messages.error(request, "Select exactly one version to roll back to.")
@@ -388,7 +418,7 @@ class ConfigVersionAdmin(RecordAdmin):
         version = queryset.select_related("service").get()
         try:
             outcome = configs.rollback(
-                version.service.name, version.version, user_principal(request.user)
+                version.service.name, version.version, request_principal(request)
             )
         except PortalError as exc:
             messages.error(request, f"Not rolled back: {exc.message} {exc.fields or ''}")
@@ -409,6 +439,7 @@ admin.site.register(ConfigVersion, ConfigVersionAdmin)
 @admin.register(ConfigSchema)
 class ConfigSchemaAdmin(RecordAdmin):
     deletable = False
+    read_scope = Scope.CONFIG_READ
     list_display = ["service", "version", "source_format", "author", "comment", "created_at"]
     list_filter = ["source_format"]
     search_fields = ["service__name", "author"]
@@ -417,6 +448,7 @@ class ConfigSchemaAdmin(RecordAdmin):
 
 @admin.register(Deployment)
 class DeploymentAdmin(RecordAdmin):
+    read_scope = READ
     list_display = ["service", "version", "status", "config_version", "actor", "created_at"]
     list_filter = ["status", "service__team"]
     search_fields = ["service__name", "version", "actor"]

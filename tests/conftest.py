@@ -12,6 +12,7 @@ from django.db import connection
 from django.test import Client
 
 from portal import tokens
+from portal.auth import system_actor
 from services import encryption
 
 
@@ -113,11 +114,16 @@ class ApiClient(Client):
         return self.generic(method.upper(), path, **kwargs)
 
 
+ISSUER = system_actor("tests")
+
+
 @pytest.fixture
 def make_token(db):
     def make(scopes, *, services=None, name=None, expires_in=None):
         name = name or f"token-{len(scopes)}-{tokens.new_secret()[-8:]}"
-        return tokens.issue_token(name, list(scopes), services=services, expires_in=expires_in)
+        return tokens.issue_token(
+            name, list(scopes), services=services, expires_in=expires_in, issuer=ISSUER
+        )
 
     return make
 

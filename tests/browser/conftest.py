@@ -157,9 +157,9 @@ def registry_data(transactional_db):
     )
     actor = system_actor("browser-tests")
     registry.apply_manifest(manifest, actor)
-    for name, path in {
-        "payments": ["running"],
+    for name, path in {  # dependencies first: a service runs only while they do
         "auth": ["running"],
+        "payments": ["running"],
         "gateway": ["running", "degraded"],
         "cdn-purger": ["stopped"],
     }.items():

@@ -3,6 +3,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 
 from portal import tokens
+from portal.auth import system_actor
 from portal.errors import PortalError
 from portal.models import Scope
 
@@ -47,6 +48,7 @@ class Command(BaseCommand):
                 scopes,
                 services=services,
                 expires_in=timedelta(days=expires_days) if expires_days else None,
+                issuer=system_actor("create_api_token"),
             )
         except PortalError as exc:
             details = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())

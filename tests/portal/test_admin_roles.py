@@ -1,0 +1,143 @@
+"""The admin for each role: the role groups hold the permissions their roles promise (a
+migration gives them), and the admin never allows what the same person's API scopes refuse --
+even when model permissions were granted by hand beyond the role."""
+
+import pytest
+from django.contrib.auth.models import Group, Permission, User
+
+from healthchecks.models import HealthCheck
+from portal.models import ApiToken, AuditEntry
+from services.models import ConfigVersion, Service, Team
+from tests.conftest import ApiClient
+from tests.factories import ServiceFactory, TeamFactory, make_check
+
+pytestmark = pytest.mark.django_db
+
+
+def staff(username: str, role: str, *extra_permissions: str) -> User:
+    user = User.objects.create_user(username, f"{username}@example.invalid", "pw", is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    for dotted in extra_permissions:
+        app_label, codename = dotted.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return user
+
+
+@pytest.fixture
+def web():
+    return ServiceFactory(name="web", team=TeamFactory(name="core"))
+
+
+def login(client, user):
+    client.force_login(user)
+    return client
+
+
+def config_url(service) -> str:
+    return f"/admin/services/service/{service.pk}/config/"
+
+
+def config_post(base_version=0, **values) -> dict:
+    return {
+        "base_version": base_version,
+        "comment": "",
+        "extra_values": str(values or {}).replace("'", '"'),
+    }
+
+
+def test_the_role_groups_hold_what_their_roles_promise():
+    def perms(role):
+        group = Group.objects.get(name=role)
+        return {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()}
+
+    viewer, operator, admin = perms("viewer"), perms("operator"), perms("admin")
+    assert {"services.view_service", "healthchecks.view_healthcheck"} <= viewer
+    assert not {p for p in viewer if not p.split(".")[1].startswith("view_")}
+    assert "portal.view_apitoken" not in viewer
+    assert {
+        "services.change_service",
+        "services.add_dependency",
+        "healthchecks.change_healthcheck",
+    } <= operator
+    assert not {"portal.add_apitoken", "services.change_team", "auth.change_user"} & operator
+    assert {"portal.add_apitoken", "services.change_team", "auth.change_user"} <= admin
+
+
+def test_a_viewer_reads_the_admin_and_changes_nothing(client, web):
+    login(client, staff("vera", "viewer"))
+    assert "Services" in client.get("/admin/").content.decode()
+    page = client.get(f"/admin/services/service/{web.pk}/change/")
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    form = client.get(config_url(web))
+    assert form.status_code == 200 and "config-read-only" in form.content.decode()
+    assert client.post(config_url(web), config_post(a=1)).status_code == 403
+    assert not ConfigVersion.objects.exists()
+    assert client.get("/admin/portal/apitoken/").status_code == 403
+
+
+def test_a_viewer_with_model_permissions_granted_by_hand_still_cannot_write(client, web):
+    """The outside review's case: viewer + model permissions saved a config and made a
+    token with config:secrets. The scopes of the role decide."""
+    vera = staff(
+        "vera",
+        "viewer",
+        "services.change_service",
+        "portal.add_apitoken",
+        "portal.view_apitoken",
+        "portal.change_apitoken",
+    )
+    login(client, vera)
+    assert client.post(config_url(web), config_post(a=1)).status_code == 403
+    assert not ConfigVersion.objects.exists()
+    assert client.get("/admin/portal/apitoken/add/").status_code == 403
+    token = {"name": "mine", "scopes": ["config:read", "config:secrets"], "services": ""}
+    assert client.post("/admin/portal/apitoken/add/", token).status_code == 403
+    assert not ApiToken.objects.exists()
+    change = {"name": "web", "team": web.team.pk, "description": "changed"}
+    assert client.post(f"/admin/services/service/{web.pk}/change/", change).status_code == 403
+    assert Service.objects.get(name="web").description == ""
+
+
+def test_an_operator_edits_services_configs_and_checks_but_not_tokens_or_teams(client, web):
+    olga = staff("olga", "operator")
+    login(client, olga)
+    res = client.post(config_url(web), config_post(a=1))
+    assert res.status_code == 302
+    assert ConfigVersion.objects.get().author == "user:olga"
+    assert client.get("/admin/healthchecks/healthcheck/add/").status_code == 200
+    assert client.get("/admin/portal/apitoken/add/").status_code == 403
+    assert client.get("/admin/services/team/add/").status_code == 403
+    assert client.post("/admin/services/team/add/", {"name": "mine"}).status_code == 403
+    assert not Team.objects.filter(name="mine").exists()
+
+
+def test_an_admin_makes_tokens_and_the_making_is_audited(client, web):
+    ada = staff("ada", "admin")
+    login(client, ada)
+    token = {"name": "deploy", "scopes": ["registry:read"], "services": "web", "is_active": "on"}
+    res = client.post("/admin/portal/apitoken/add/", token, follow=True)
+    assert res.status_code == 200
+    row = ApiToken.objects.get(name="deploy")
+    assert row.scopes == ["registry:read"] and row.services == ["web"]
+    entry = AuditEntry.objects.get(action="token.create")
+    assert entry.actor == "user:ada" and entry.target == "deploy"
+    secret = next(m.message for m in res.context["messages"]).split(" is ")[1].split(" ")[0]
+    assert ApiClient(secret).call("GET", "/api/services/web").status_code == 200
+    revoke = {"scopes": ["registry:read"], "services": "web"}  # is_active unticked
+    client.post(f"/admin/portal/apitoken/{row.pk}/change/", revoke)
+    assert not ApiToken.objects.get(name="deploy").is_active
+    assert AuditEntry.objects.filter(action="token.revoke", target="deploy").exists()
+
+
+def test_a_heartbeat_token_is_shown_only_to_who_may_write_the_check(client, web):
+    check = make_check(web, name="nightly", kind="heartbeat", target="", heartbeat_token="t" * 32)
+    login(client, staff("vera", "viewer"))
+    page = client.get(f"/admin/healthchecks/healthcheck/{check.pk}/change/").content.decode()
+    assert "t" * 32 not in page
+    client.logout()
+    login(client, staff("olga", "operator"))
+    page = client.get(f"/admin/healthchecks/healthcheck/{check.pk}/change/").content.decode()
+    assert "t" * 32 in page
+    assert HealthCheck.objects.count() == 1
