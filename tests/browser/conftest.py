@@ -124,6 +124,18 @@ def pytest_runtest_call(item):
 
 
 @pytest.fixture
+def role_groups(transactional_db):
+    """The role groups with their permissions, made by the function their migration runs:
+    the flush between live-server tests empties them and, with live_server, pytest-django's
+    serialized rollback does not bring them back."""
+    from django.apps import apps
+
+    from portal.roles import grant_role_permissions
+
+    grant_role_permissions(apps)
+
+
+@pytest.fixture
 def user(transactional_db):
     return User.objects.create_user("carol", "carol@example.invalid", PASSWORD)
 

@@ -4,8 +4,8 @@ import pytest
 
 PASSWORD = "correct-horse-battery-staple"
 
-# Every browser test runs against the live server, so its data must be committed; the
-# serialized rollback restores what migrations created (the role groups) after each flush.
+# Every browser test runs against the live server, so its data must be committed. (The role
+# groups migrations create do not survive the flush between them: see role_groups.)
 browser_test = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
