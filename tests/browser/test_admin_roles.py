@@ -40,7 +40,7 @@ def test_a_viewer_reads_services_and_configurations_but_has_no_save(page, paymen
     expect(page.get_by_role("button", name="Save a new version")).to_have_count(0)
 
 
-def test_an_operator_edits_a_service_and_its_configuration(page, payments):
+def test_an_operator_edits_a_service_and_its_configuration(page, page_problems, payments):
     staff("olga", "operator")
     log_in(page, "olga", path=f"/admin/services/service/{payments.pk}/change/")
     page.get_by_label("Description").fill("Takes the money")
@@ -56,6 +56,7 @@ def test_an_operator_edits_a_service_and_its_configuration(page, payments):
     assert ConfigVersion.objects.get().author == "user:olga"
     page.goto("/admin/portal/apitoken/add/")
     expect(page.get_by_role("heading", name="403")).to_be_visible()
+    assert [p for p in page_problems.take() if "403 (Forbidden)" not in p] == []
 
 
 def test_an_admin_makes_a_token_and_sees_its_secret_once(page, registry_data):
