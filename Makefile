@@ -28,16 +28,26 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# Where `make run` listens: `make run PORT=9000`, or `make run ADDR=0.0.0.0:8000`.
+PORT ?= 8000
+ADDR ?= 127.0.0.1:$(PORT)
+# The demo's checks probe the portal's own /demo/ targets, where the web server listens (an
+# address that listens everywhere is reached on loopback).
+DEMO_ADDR = $(subst [::],[::1],$(subst 0.0.0.0,127.0.0.1,$(ADDR)))
+
 # Embedded mode unless DATABASE_URL / REDIS_URL are set: SQLite and a filesystem broker in var/.
+# portal.devenv first records the mode (and DEBUG, a key) in .env for commands in other shells.
 run: export DEBUG ?= true
+run: export DEMO_BASE_URL ?= http://$(DEMO_ADDR)
 run: install
+	$(PY) -m portal.devenv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py register_self
 	$(PY) manage.py load_demo
-	$(PY) manage.py runportal
+	$(PY) manage.py runportal --addr $(ADDR)
 
 test: install-dev
-	DEBUG=true DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
+	PORTAL_ENV_FILE= DEBUG=true DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
 	REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
 	$(PY) -m pytest $(ARGS)
 
@@ -47,7 +57,7 @@ lint: install-dev
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 
 bench: install-dev
-	DEBUG=true DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
+	PORTAL_ENV_FILE= DEBUG=true DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
 	REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" $(PY) bench/run.py $(ARGS)
 
 clean:

@@ -22,6 +22,7 @@ from healthchecks import checks, metrics, probes, recording
 from healthchecks.models import CheckResult, HealthCheck
 from healthchecks.netpolicy import NetworkPolicy
 from healthchecks.scheduling import Claim
+from healthchecks.status import ErrorCode, Status
 
 try:
     import uvloop
@@ -73,9 +74,14 @@ def run_batch(items) -> dict:
     )
     specs = {row["id"]: checks.spec_from_row(row) for row in rows}
     todo = [c for c in todo if c.check_id in specs]
+    missed = [c for c in todo if is_missed(c, specs[c.check_id], time.time())]
+    if missed:
+        record_resiliently([missed_result(c, specs[c.check_id]) for c in missed])
+        todo = [c for c in todo if c not in missed]
     stats = {
         "claimed": len(claims),
-        "skipped": len(claims) - len(todo),
+        "skipped": len(claims) - len(todo) - len(missed),
+        "missed": len(missed),
         "probed": 0,
         "changed": 0,
         "slack_ms": slack_ms,
@@ -87,6 +93,26 @@ def run_batch(items) -> dict:
         probed, changed = asyncio.run(runner.run(todo), loop_factory=factory)
         stats.update(probed=probed, changed=changed)
     return stats
+
+
+def is_missed(claim: Claim, spec: probes.ProbeSpec, now: float) -> bool:
+    """A slot whose check's next slot is already due: probing it now would answer a question
+    nobody asked any more (and report a worker's loss as a late probe)."""
+    return now - claim.due_at.timestamp() > spec.interval
+
+
+def missed_result(claim: Claim, spec: probes.ProbeSpec) -> recording.Result:
+    now = timezone.now()
+    late = (now - claim.due_at).total_seconds()
+    outcome = probes.ProbeOutcome(
+        Status.UNKNOWN,
+        error_code=ErrorCode.MISSED,
+        errors=[
+            f"slot missed: it reached a worker {late:.0f}s after it was due, past the check's "
+            f"{spec.interval:g}s interval (a worker was lost mid-batch?); not probed"
+        ],
+    )
+    return recording.Result(claim.check_id, claim.due_at, now, outcome)
 
 
 class _BatchRunner:
@@ -117,8 +143,8 @@ class _BatchRunner:
         return self.probed, self.changed
 
     async def _one(self, prober: probes.Prober, claim: Claim, limit: asyncio.Semaphore) -> None:
-        delay = claim.due_at.timestamp() - time.time()
-        if delay > 0:
+        # The loop's clock and the wall clock differ by a little: never start early.
+        while (delay := claim.due_at.timestamp() - time.time()) > 0:
             await asyncio.sleep(delay)
         async with limit:
             started = timezone.now()
@@ -158,9 +184,10 @@ def record_resiliently(chunk: list[recording.Result]) -> int:
         changed = recording.record(chunk)
     except IntegrityError:
         changed = recording.record(chunk)
+    probed = [r for r in chunk if r.outcome.error_code != ErrorCode.MISSED]
     metrics.observe_batch(
-        [r.outcome.status for r in chunk],
-        [r.outcome.response_ms / 1000 for r in chunk],
+        [metrics.result_label(r.outcome.status, r.outcome.error_code) for r in chunk],
+        [r.outcome.response_ms / 1000 for r in probed],
         [max(0.0, r.lag_ms / 1000) for r in chunk],
     )
     return changed

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from healthchecks.models import CheckResult, CheckRollup, HealthCheck, ResultDetail
 from healthchecks.reports import check_status_counts, iso, status_counts
-from healthchecks.status import Status
+from healthchecks.status import ErrorCode, Status
 
 # Upper bounds of the latency buckets, in microseconds; the last bucket is open-ended.
 BUCKETS = [
@@ -59,7 +59,8 @@ class BadRange(ValueError):
 def rollup_hours(since: datetime, until: datetime | None = None) -> int:
     """(Re)compute hourly rollups for every hour from ``since``'s hour; idempotent."""
     start = since.replace(minute=0, second=0, microsecond=0)
-    raw = CheckResult.objects.filter(at__gte=start)
+    # A missed slot was never probed: it counts neither for nor against the target.
+    raw = CheckResult.objects.filter(at__gte=start).exclude(error_code=ErrorCode.MISSED)
     if until is not None:
         raw = raw.filter(at__lt=until)
     bucket_counts = {
@@ -295,10 +296,11 @@ def metrics_summary() -> dict:
     if connection.vendor == "postgresql":
         lag, latency, count = _pg_percentiles(window, timezone.now())
     else:
-        rows = list(recent.values_list("lag_ms", "response_us"))
-        count = len(rows)
+        rows = list(recent.values_list("lag_ms", "response_us", "error_code"))
+        probed = [r for r in rows if r[2] != ErrorCode.MISSED]
+        count = len(probed)
         lag = _percentiles([r[0] for r in rows], 1)
-        latency = _percentiles([r[1] for r in rows], 0.001)
+        latency = _percentiles([r[1] for r in probed], 0.001)
     return {
         "services": status_counts(),
         "checks": check_status_counts(),
@@ -312,15 +314,18 @@ def metrics_summary() -> dict:
 
 
 def _pg_percentiles(window: int, now: datetime):
+    # Lag counts every slot, missed ones included; latency and throughput only probes.
     sql = """
-        SELECT count(*),
+        SELECT count(*) FILTER (WHERE error_code <> %s),
                percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY lag_ms),
                percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY response_us)
+                   FILTER (WHERE error_code <> %s)
         FROM healthchecks_checkresult
         WHERE at >= %s AND at <= %s
     """
+    missed = int(ErrorCode.MISSED)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [now - timedelta(seconds=window), now])
+        cursor.execute(sql, [missed, missed, now - timedelta(seconds=window), now])
         count, lags, latencies = cursor.fetchone()
     names = ("p50", "p95", "p99")
     lag = dict(zip(names, lags or [None] * 3, strict=True))

@@ -15,7 +15,7 @@ from django.conf import settings
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from healthchecks.status import Status
+from healthchecks.status import ErrorCode, Status
 from portal import heartbeats
 from services.models import Service
 
@@ -51,14 +51,20 @@ def count(name: str, amount: int = 1) -> None:
         log.debug("metrics not counted", error=str(exc))
 
 
-def observe_batch(statuses: list[int], latencies_s: list[float], lags_s: list[float]) -> None:
-    """Count one flush of results: by status, and into the latency and lag histograms."""
+def result_label(status: int, error_code: int) -> str:
+    """How a recorded result is counted: its status, or "missed" for a slot not probed."""
+    return "missed" if error_code == ErrorCode.MISSED else Status(status).label
+
+
+def observe_batch(labels: list[str], latencies_s: list[float], lags_s: list[float]) -> None:
+    """Count one flush of results: by label (result_label), and into the latency and lag
+    histograms."""
     client = _client()
-    if client is None or not statuses:
+    if client is None or not labels:
         return
     increments: dict[str, float] = {}
-    for status in statuses:
-        key = f"counter:checks:{Status(status).label}"
+    for label in labels:
+        key = f"counter:checks:{label}"
         increments[key] = increments.get(key, 0) + 1
     for prefix, values, bounds in (
         ("latency", latencies_s, LATENCY_BOUNDS),

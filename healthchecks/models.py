@@ -133,7 +133,9 @@ class CheckResult(models.Model):
     response_us = models.IntegerField(default=0)
     status = models.SmallIntegerField(choices=Status.choices)
     error_code = models.SmallIntegerField(choices=ErrorCode.choices, default=ErrorCode.NONE)
-    lag_ms = models.SmallIntegerField(default=0, help_text="Probe start minus due time.")
+    # Four bytes: the row keeps its size (it was padded to eight bytes), and a slot minutes
+    # late is recorded as such rather than capped at 32.767 s.
+    lag_ms = models.IntegerField(default=0, help_text="Probe start minus due time.")
 
     def __str__(self) -> str:
         return f"{self.health_check_id}@{self.at:%H:%M:%S} {Status(self.status).label}"

@@ -16,7 +16,9 @@ from django.utils import timezone
 from healthchecks import service_health
 from healthchecks.models import CheckResult, CheckState, HealthCheck, ResultDetail, StatusChange
 from healthchecks.probes import ProbeOutcome
-from healthchecks.status import Status, next_check_status
+from healthchecks.status import ErrorCode, Status, next_check_status
+
+MAX_INT32 = 2**31 - 1
 
 
 @dataclass
@@ -28,8 +30,13 @@ class Result:
 
     @property
     def lag_ms(self) -> int:
+        """Probe start minus due time, as it was: a slot ten minutes late says 600,000 ms."""
         lag = (self.started_at - self.due_at).total_seconds() * 1000
-        return max(-32768, min(32767, round(lag)))
+        return max(-MAX_INT32, min(MAX_INT32, round(lag)))
+
+    @property
+    def missed(self) -> bool:
+        return self.outcome.error_code == ErrorCode.MISSED
 
     def outcome_json(self) -> dict:
         o = self.outcome
@@ -79,8 +86,8 @@ def record(results: list[Result]) -> int:
         changes, advanced = [], {}
         for result in sorted(results, key=lambda r: r.due_at):
             state, check = states.get(result.check_id), checks.get(result.check_id)
-            if state is None or not _is_newer(state, result):
-                continue  # deleted while its probe ran, or already reflected
+            if state is None or not _is_newer(state, result) or result.missed:
+                continue  # deleted while its probe ran, already reflected, or not probed
             change = _advance(state, check, result)
             advanced[state.pk] = state
             if change is not None:
@@ -96,7 +103,7 @@ _INSERT_RESULTS_SQL = """
 INSERT INTO healthchecks_checkresult (at, health_check_id, response_us, status, error_code,
                                       lag_ms)
 SELECT * FROM unnest(%s::timestamptz[], %s::int[], %s::int[], %s::smallint[], %s::smallint[],
-                     %s::smallint[])
+                     %s::int[])
 ON CONFLICT DO NOTHING
 """
 _UPDATE_STATES_SQL = """

@@ -20,7 +20,12 @@ class CheckFieldsIn(Schema):
     kind: CheckKind
     target: StrictStr = Field("", max_length=1000)
     interval: int = Field(default_factory=lambda: settings.HEALTH_CHECK_INTERVAL, ge=1, le=86_400)
-    timeout: float = Field(5.0, gt=0, le=300)
+    timeout: float = Field(
+        5.0,
+        gt=0,
+        le=settings.HEALTH_CHECK_TIMEOUT_MAX,
+        description="Seconds for the whole probe, at most the interval and 60.",
+    )
     retries: int = Field(0, ge=0, le=100)
     latency_threshold_ms: int | None = Field(None, ge=1, le=600_000)
     critical: StrictBool = True

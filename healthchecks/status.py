@@ -33,6 +33,10 @@ class ErrorCode(models.IntegerChoices):
     NO_HEARTBEAT = 10, "no heartbeat"
     CONNECTION = 11, "connection error"
     INTERNAL = 12, "probe error"
+    # Not a probe: the slot reached a worker after the check's next slot was already due
+    # (a worker lost mid-batch, its batch handed out again). Kept in the history, it says
+    # nothing about the target: the check's state and uptime leave it out.
+    MISSED = 13, "slot missed"
 
 
 def is_usable(status: int) -> bool:

@@ -40,8 +40,10 @@ def dispatch_due_checks() -> int:
     autoretry_for=(OperationalError, InterfaceError),
     retry_backoff=True,
     max_retries=5,
-    soft_time_limit=300,
-    time_limit=330,
+    # Within the broker's visibility timeout (portal.settings), so a batch still running is
+    # never handed to a second worker.
+    soft_time_limit=settings.HEALTH_BATCH_SECONDS_MAX,
+    time_limit=settings.HEALTH_BATCH_SECONDS_MAX + 10,
 )
 def probe_batch(items: list, sent_at: float | None = None) -> dict:
     """Probe and record one batch of (check id, due time) pairs. Idempotent: a rerun
@@ -53,7 +55,7 @@ def probe_batch(items: list, sent_at: float | None = None) -> dict:
     return stats
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, acks_late=False)
 def roll_up_history() -> dict:
     now = timezone.now()
     hours = history.rollup_hours(now - timedelta(hours=2))
@@ -61,18 +63,18 @@ def roll_up_history() -> dict:
     return {"hours": hours, "days": days}
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, acks_late=False)
 def prune_history() -> dict:
     deleted = history.prune()
     log.info("pruned history", **deleted)
     return deleted
 
 
-@shared_task(ignore_result=True, expires=60)
+@shared_task(ignore_result=True, expires=60, acks_late=False)
 def vacuum_hot_tables() -> list[str]:
     return scheduling.vacuum_hot_tables()
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, acks_late=False)
 def ensure_service_health() -> None:
     service_health.ensure_rows()

@@ -10,6 +10,7 @@ import pydantic
 import structlog
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db.utils import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -17,6 +18,7 @@ from ninja.parser import Parser
 
 from portal.auth import BearerTokenAuth, PortalSessionAuth
 from portal.errors import PortalError, error_body, field_path
+from portal.middleware import database_unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -217,6 +219,13 @@ def on_http_error(request, exc: HttpError):
 @api.exception_handler(Http404)
 def on_not_found(request, exc):
     return _respond(request, 404, error_body("not_found", "not found"))
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def on_database_unavailable(request, exc: Exception):
+    log.warning("database unavailable", path=request.path, error=f"{type(exc).__name__}")
+    return database_unavailable(request)
 
 
 @api.exception_handler(Exception)

@@ -5,12 +5,14 @@ import time
 
 import structlog
 from django.conf import settings
-from django.http import HttpResponseBadRequest
+from django.db.utils import InterfaceError, OperationalError
+from django.http import HttpResponse, HttpResponseBadRequest
 
 from portal.errors import error_response, wants_json
 from portal.requestcontext import choose_request_id, client_ip_var, request_id_var
 
 access_log = structlog.get_logger("portal.access")
+log = structlog.get_logger(__name__)
 
 
 def _who(request) -> str:
@@ -119,3 +121,42 @@ class UnstorableUrlTextMiddleware:
         if wants_json(request):
             return error_response(400, "bad_request", message, fields=fields)
         return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+
+
+DATABASE_RETRY_AFTER = "5"
+
+
+def database_unavailable(request):
+    """503 with Retry-After: the portal cannot reach its database (refused, hung past the
+    connect timeout, out of pooled connections, a statement past its timeout). Not the
+    caller's fault and not a bug; said plainly, in the shape the caller reads."""
+    message = "the portal's database is unavailable; try again shortly"
+    if wants_json(request):
+        response = error_response(503, "database_unavailable", message)
+    else:
+        response = HttpResponse(
+            message + "\n", status=503, content_type="text/plain; charset=utf-8"
+        )
+    response["Retry-After"] = DATABASE_RETRY_AFTER
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """Views that meet an unreachable database answer 503 (see database_unavailable) instead
+    of a 500 page; the error is logged once as a warning with its cause."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        log.warning("database unavailable", path=request.path, error=_one_line(exception))
+        return database_unavailable(request)
+
+
+def _one_line(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"

@@ -5,11 +5,13 @@ Every variable read here is listed, with its default, in README.md ("Settings") 
 defaults (a generated-looking but fixed secret key, plain HTTP, no HSTS).
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from dotenv import load_dotenv
 
 from portal.env import (
     env_bool,
@@ -22,6 +24,12 @@ from portal.env import (
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# A local .env fills in what the environment does not set: `make run` writes one (DEBUG, a
+# generated key, the database and broker it runs on), so commands typed in another shell see
+# the same portal. The environment always wins; PORTAL_ENV_FILE="" reads none (the tests).
+ENV_FILE = os.environ.get("PORTAL_ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE:
+    load_dotenv(ENV_FILE, override=False)
 # Local state of the embedded mode: SQLite file, filesystem broker, beat schedule.
 VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
 
@@ -68,6 +76,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it sees the exceptions of the views themselves.
+    "portal.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -97,12 +107,43 @@ if not env_str("DATABASE_URL"):
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'portal.sqlite3'}",
-        # Persistent connections, re-checked before use so that web and workers survive a
-        # PostgreSQL restart without being restarted themselves.
+        # Connections are re-checked before use, so web and workers survive a PostgreSQL
+        # restart without being restarted themselves.
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
         conn_health_checks=True,
     )
 }
+# PostgreSQL: each process holds at most DB_POOL_SIZE connections, whatever serves it (a
+# threaded runserver kept one per request thread and ran the server out of connections);
+# a request waits up to DB_POOL_TIMEOUT seconds for one -- all busy, or the server not
+# answering -- then gets a 503.
+# Connecting gives up after DB_CONNECT_TIMEOUT seconds and a statement after
+# DB_STATEMENT_TIMEOUT, so a hung or unreachable server costs a request seconds, not the
+# worker's whole timeout. (`migrate` lifts the statement timeout: portal.apps.)
+DB_POOL_SIZE = env_int("DB_POOL_SIZE", 4, minimum=1)
+DB_POOL_TIMEOUT = env_float("DB_POOL_TIMEOUT", 3.0)
+DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 3, minimum=1)
+DB_STATEMENT_TIMEOUT = env_float("DB_STATEMENT_TIMEOUT", 30.0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections instead
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "pool": {
+                "min_size": 1,
+                "max_size": DB_POOL_SIZE,
+                "timeout": DB_POOL_TIMEOUT,
+                "max_idle": 60,  # connections above min_size close after a minute unused
+            },
+            "connect_timeout": DB_CONNECT_TIMEOUT,
+            "options": f"-c statement_timeout={round(DB_STATEMENT_TIMEOUT * 1000)}",
+            # A server that vanished without closing its connections is noticed in about a
+            # minute instead of the system's two hours.
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded mode runs web, worker and beat on one SQLite file: WAL lets readers and the
     # one writer proceed together, and the timeout makes a busy writer wait instead of fail.
@@ -130,14 +171,26 @@ else:
 # --- Celery -----------------------------------------------------------------------------------
 # Read by portal/celery.py through config_from_object(namespace="CELERY").
 
+# A probe batch runs at most the dispatcher's lookahead plus the longest check timeout (the
+# API allows 60 s) plus its recording; its task is stopped past that.
+HEALTH_DISPATCH_LOOKAHEAD = env_float("HEALTH_DISPATCH_LOOKAHEAD", 2.0)
+HEALTH_CHECK_TIMEOUT_MAX = 60
+HEALTH_BATCH_SECONDS_MAX = round(HEALTH_DISPATCH_LOOKAHEAD + HEALTH_CHECK_TIMEOUT_MAX + 15)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
-    # A message a dead worker held is handed out again after this many seconds (a killed
-    # pool process is requeued at once; this covers a whole machine gone). Longer than any
-    # batch can run (lookahead plus the longest timeout).
+    # A message a vanished worker held (the whole machine gone, or the worker's main process
+    # killed; a killed pool process is requeued at once) is handed out again this long after
+    # it was delivered, checked every 5 s. Just longer than a batch can run, so a live batch
+    # is never handed out twice, and a dead worker's checks wait about a minute and a half
+    # rather than ten (slots missed meanwhile are recorded as missed: healthchecks.engine).
+    # Only probe batches and the dispatcher acknowledge late; housekeeping tasks do not.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600, minimum=60)
+        "visibility_timeout": env_int(
+            "CELERY_VISIBILITY_TIMEOUT", HEALTH_BATCH_SECONDS_MAX + 15, minimum=5
+        ),
+        "unacked_restore_interval": 5,
+        "unacked_restore_throttle": 1,
     }
 else:
     # Embedded broker: kombu's filesystem transport, so `make run` needs nothing installed.
@@ -309,7 +362,6 @@ HEALTH_DENIED_HOSTS = env_list("HEALTH_DENIED_HOSTS")
 # each probe at its due time) and sends them in batches of HEALTH_BATCH_SIZE. A worker runs at
 # most HEALTH_PROBE_CONCURRENCY probes at once and records every HEALTH_FLUSH_SECONDS or
 # HEALTH_FLUSH_SIZE results.
-HEALTH_DISPATCH_LOOKAHEAD = env_float("HEALTH_DISPATCH_LOOKAHEAD", 2.0)
 HEALTH_BATCH_SIZE = env_int("HEALTH_BATCH_SIZE", 500, minimum=1)
 HEALTH_PROBE_CONCURRENCY = env_int("HEALTH_PROBE_CONCURRENCY", 500, minimum=1)
 HEALTH_FLUSH_SECONDS = env_float("HEALTH_FLUSH_SECONDS", 0.25)

@@ -57,8 +57,8 @@ def start_worker():
         pytest.fail("worker tests need REDIS_URL (make test sets it)")
     started = []
 
-    def start(queues: list[str]) -> subprocess.Popen:
-        env = {**os.environ, "DEBUG": "true", "DATABASE_URL": test_database_url()}
+    def start(queues: list[str], **environ: str) -> subprocess.Popen:
+        env = {**os.environ, "DEBUG": "true", "DATABASE_URL": test_database_url(), **environ}
         worker = subprocess.Popen(
             [
                 sys.executable,
@@ -79,12 +79,15 @@ def start_worker():
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: a test may kill it whole
         )
         started.append(worker)
         return worker
 
     yield start
     for worker in started:
+        if worker.poll() is not None:
+            continue
         worker.terminate()
         try:
             worker.wait(timeout=20)

@@ -8,6 +8,7 @@ from django.utils import timezone
 from healthchecks import recording
 from healthchecks.models import (
     CheckResult,
+    CheckRollup,
     CheckState,
     Incident,
     ResultDetail,
@@ -131,3 +132,28 @@ def test_a_deleted_check_is_skipped():
     pending = result(check, 0)
     check.delete()
     assert recording.record([pending]) == 0
+
+
+def test_a_slot_ten_minutes_late_records_its_true_lag():
+    check = make_check()
+    due = T0
+    late = recording.Result(
+        check.pk, due, due + timedelta(seconds=603), ProbeOutcome(Status.HEALTHY)
+    )
+    recording.record([late])
+    assert CheckResult.objects.get().lag_ms == 603_000
+
+
+def test_a_missed_slot_is_history_but_neither_state_nor_uptime():
+    from healthchecks import history
+
+    check = make_check()
+    recording.record([result(check, 0)])
+    missed = ProbeOutcome(Status.UNKNOWN, error_code=ErrorCode.MISSED, errors=["slot missed"])
+    due = T0 + timedelta(seconds=30)
+    recording.record([recording.Result(check.pk, due, due + timedelta(seconds=90), missed)])
+    assert CheckResult.objects.count() == 2
+    state = CheckState.objects.get(health_check=check)
+    assert state.status == Status.HEALTHY and state.last_due_at == T0
+    history.rollup_hours(T0 - timedelta(hours=1))
+    assert sum(CheckRollup.objects.values_list("count", flat=True)) == 1

@@ -3,7 +3,9 @@ mid-batch."""
 
 import os
 import signal
+import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from healthchecks import tasks
-from healthchecks.models import CheckResult, CheckState
-from healthchecks.status import Status
+from healthchecks.models import CheckResult, CheckState, ResultDetail
+from healthchecks.status import ErrorCode, Status
 from tests.factories import ServiceFactory, make_check, next_due
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -106,6 +108,56 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_the_batch_runs_again(
     assert len(slow_calls) == 2
     assert sum(1 for entry in httpserver.log if entry[0].path == "/ok") == fast_hits == 5
     assert CheckState.objects.get(health_check=slowpoke).status == Status.HEALTHY
+
+
+def test_a_worker_lost_whole_has_its_batch_redelivered_and_late_slots_recorded_missed(
+    start_worker, threaded_server
+):
+    """The worker's main process dies with its pool (a machine gone): the broker hands the
+    batch out again after its visibility timeout (10 s here), and the new worker records the
+    slot of a 2-second check as missed -- its next slots were already due -- while it probes
+    the 60-second check late, with its true lag."""
+    hang = threading.Event()
+
+    def slow(request):
+        hang.wait(30)
+        return Response("finally")
+
+    threaded_server.expect_request("/slow").respond_with_handler(slow)
+    threaded_server.expect_request("/ok").respond_with_data("fine")
+    service = ServiceFactory()
+    hanging = make_check(
+        service, name="hanging", target=threaded_server.url_for("/slow"), timeout=20, interval=60
+    )
+    quick = make_check(
+        service, name="quick", target=threaded_server.url_for("/ok"), timeout=1, interval=2
+    )
+    hourly = make_check(
+        service, name="hourly", target=threaded_server.url_for("/ok"), timeout=1, interval=60
+    )
+    fast_options = {"CELERY_VISIBILITY_TIMEOUT": "10"}
+    first = start_worker(["probes"], **fast_options)
+    due = timezone.now() + timedelta(seconds=1)
+    # The quick and hourly checks are due a little after the hanging one starts, so the
+    # worker is killed before it probes them.
+    items = [(hanging.pk, due.isoformat())] + [
+        (c.pk, (due + timedelta(seconds=3)).isoformat()) for c in (quick, hourly)
+    ]
+    tasks.probe_batch.apply_async(args=[items])
+    assert wait_for(lambda: threaded_server.log, timeout=30)  # the hanging probe has started
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    hang.set()
+    start_worker(["probes"], **fast_options)
+    assert wait_for(lambda: CheckResult.objects.count() == 3, timeout=60)
+    missed = CheckResult.objects.get(health_check=quick)
+    assert missed.status == Status.UNKNOWN and missed.error_code == ErrorCode.MISSED
+    assert missed.lag_ms > 5_000
+    detail = ResultDetail.objects.get(health_check=quick)
+    assert detail.outcome["errors"][0].startswith("slot missed")
+    assert CheckState.objects.get(health_check=quick).last_result_at is None  # not a probe
+    late = CheckResult.objects.get(health_check=hourly)
+    assert late.status == Status.HEALTHY and late.lag_ms > 5_000
 
 
 def test_workers_recover_when_postgresql_drops_their_connections(start_worker, httpserver):

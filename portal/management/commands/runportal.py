@@ -21,6 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=2, help="Worker processes")
 
     def handle(self, *args, addr, concurrency, **options):
+        # Beat keeps its schedule file in VAR_DIR in both modes; the embedded mode's settings
+        # create the folder, the PostgreSQL + Redis mode needs it too.
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         ensure_broker_folders()
         python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
         commands = {
