@@ -15,9 +15,17 @@ class Command(BaseCommand):
         "(idempotent). With DEBUG on, also a demo login admin/admin."
     )
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--base-url",
+            default=None,
+            help="Where the demo checks find the /demo/ targets: the web server's address "
+            "(default: DEMO_BASE_URL). `make run PORT=...` passes its own.",
+        )
+
+    def handle(self, *args, base_url=None, **options):
         actor = system_actor("load_demo")
-        manifest = demo_manifest(settings.DEMO_BASE_URL)
+        manifest = demo_manifest((base_url or settings.DEMO_BASE_URL).rstrip("/"))
         result = registry.apply_manifest(ManifestIn.model_validate(manifest), actor)
         for name in result.as_dict()["created"]:
             for status in DEMO_LIFECYCLE.get(name, []):

@@ -1,0 +1,221 @@
+"""Running the portal as the README says: `make run` on PostgreSQL and Redis from a fresh
+checkout, commands typed in a second shell, the address it listens on, and the number of
+database connections a process may hold."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from portal.models import ApiToken
+from tests.conftest import test_database_url as database_url
+from tests.healthchecks.servers import closed_port
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MANAGE = str(settings.BASE_DIR / "manage.py")
+
+
+def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"exited with {process.returncode}"
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.25)
+    pytest.fail(f"{url} did not answer")
+
+
+def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> int:
+    process.send_signal(sig)
+    try:
+        return process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        return process.wait()
+
+
+def shell_env(**values: str) -> dict:
+    """A new shell's environment: PATH and HOME, nothing the test process set up."""
+    return {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), **values}
+
+
+def test_runportal_on_postgresql_and_redis_starts_in_a_fresh_checkout(tmp_path):
+    """`make run` with DATABASE_URL and REDIS_URL stopped at once: beat could not create its
+    schedule file in a var/ that only the embedded mode made."""
+    var = tmp_path / "fresh-checkout" / "var"  # does not exist yet
+    port = closed_port()
+    env = shell_env(
+        PORTAL_ENV_FILE="",
+        DEBUG="true",
+        DATABASE_URL=database_url(),
+        REDIS_URL=settings.REDIS_URL,
+        PORTAL_VAR_DIR=str(var),
+    )
+    portal = subprocess.Popen(
+        [sys.executable, MANAGE, "runportal", "--addr", f"127.0.0.1:{port}", "--concurrency=1"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/health/", portal)
+        deadline = time.monotonic() + 30
+        while not list(var.glob("celerybeat-schedule*")) and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert list(var.glob("celerybeat-schedule*")), "beat wrote no schedule"
+        time.sleep(3)  # web, worker and beat all still running
+        assert portal.poll() is None, portal.stderr.read()
+    finally:
+        assert stop(portal, signal.SIGINT) == 0
+
+
+def test_a_readme_command_in_a_second_shell_sees_the_running_portal(tmp_path):
+    """After `make run` (here: its first step, which writes .env), `manage.py
+    create_api_token` typed in a new shell -- no DEBUG, no DATABASE_URL in its environment --
+    works, stores the token where the portal runs, and prints only the secret on stdout."""
+    env_file = tmp_path / ".env"
+    first = shell_env(
+        PORTAL_ENV_FILE=str(env_file),
+        DATABASE_URL=database_url(),
+        REDIS_URL=settings.REDIS_URL,
+    )
+    subprocess.run([sys.executable, "-m", "portal.devenv"], env=first, check=True)
+    second = shell_env(PORTAL_ENV_FILE=str(env_file))
+    made = subprocess.run(
+        [sys.executable, MANAGE, "create_api_token", "ci", "--scopes", "registry:read"],
+        cwd=tmp_path,
+        env=second,
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    assert secret.startswith("svp_") and "\n" not in secret
+    assert ApiToken.objects.filter(name="ci").exists()
+
+
+def test_a_command_that_fails_says_why_on_stderr_and_exits_non_zero(tmp_path):
+    no_env_file = shell_env(PORTAL_ENV_FILE="")
+    failed = subprocess.run(
+        [sys.executable, MANAGE, "create_api_token", "ci", "--scopes", "registry:read"],
+        cwd=tmp_path,
+        env=no_env_file,
+        capture_output=True,
+        text=True,
+    )
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert failed.stderr.startswith("manage.py: SECRET_KEY (or SECRET_KEY_FILE) must be set")
+    assert "Traceback" not in failed.stderr
+
+
+def test_make_run_moves_the_web_server_and_the_demo_targets_together():
+    plan = subprocess.run(
+        ["make", "-n", "run", "PORT=9123"], cwd=settings.BASE_DIR, capture_output=True, text=True
+    ).stdout
+    assert "load_demo --base-url http://127.0.0.1:9123" in plan
+    assert "runportal --addr 127.0.0.1:9123" in plan
+    plan = subprocess.run(
+        ["make", "-n", "run", "ADDR=0.0.0.0:9000"],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+    ).stdout
+    # Listening everywhere, the demo's checks reach it on loopback (0.0.0.0 is refused).
+    assert "load_demo --base-url http://127.0.0.1:9000" in plan
+    assert "runportal --addr 0.0.0.0:9000" in plan
+
+
+def database_connections(application: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [application]
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_threaded_server_holds_at_most_its_pool_of_connections(make_token):
+    """runserver answers each request on a thread of its own; with persistent connections
+    every thread kept one and 250 requests ran PostgreSQL out of them. The pool bounds a
+    process at DB_POOL_SIZE, and requests beyond it wait their turn."""
+    application = "portal-pool-test"
+    port = closed_port()
+    env = shell_env(
+        PORTAL_ENV_FILE="",
+        DEBUG="true",
+        DATABASE_URL=database_url(),
+        REDIS_URL=settings.REDIS_URL,
+        DB_POOL_SIZE="4",
+        PGAPPNAME=application,
+        LOG_LEVEL="warning",
+    )
+    server = subprocess.Popen(
+        [sys.executable, MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    secret = make_token(["registry:read"]).secret
+    peak, done = [0], threading.Event()
+
+    def watch():
+        try:
+            while not done.is_set():
+                peak[0] = max(peak[0], database_connections(application))
+                time.sleep(0.02)
+        finally:
+            connection.close()  # this thread's own
+
+    def call(i: int) -> int:
+        path = "/api/services" if i % 2 else "/health/services"
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {secret}"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/health/", server)
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            statuses = list(pool.map(call, range(250)))
+        done.set()
+        watcher.join()
+        assert statuses == [200] * 250
+        assert 1 <= peak[0] <= 4, peak[0]
+    finally:
+        done.set()
+        stop(server)
+        connection.close()
+
+
+def test_the_env_file_make_run_writes_keeps_what_people_wrote(tmp_path):
+    from portal import devenv
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("# mine\nHEALTH_CHECK_INTERVAL=5\n")
+    devenv.update(env_file, {"DATABASE_URL": "postgres://a@b/c"})
+    first = env_file.read_text()
+    key = next(line for line in first.splitlines() if line.startswith("SECRET_KEY="))
+    assert "# mine\nHEALTH_CHECK_INTERVAL=5\n" in first and "DATABASE_URL=postgres://a@b/c" in first
+    devenv.update(env_file, {})  # embedded this time: the block follows, the key stays
+    second = env_file.read_text()
+    assert key in second and "DATABASE_URL=postgres" not in second
+    assert second.count("SECRET_KEY=") == 1 and second.count("DEBUG=") == 1
+    assert oct(Path(env_file).stat().st_mode & 0o777) == "0o600"
