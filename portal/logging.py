@@ -19,11 +19,16 @@ _SHARED_PROCESSORS = [
 ]
 
 
-class DropDemoTargets(logging.Filter):
-    """The demo targets (/demo/...) fail on purpose; their 5xx are not errors worth a line."""
+class QuietExpected(logging.Filter):
+    """Drop lines that say nothing the access log does not, and would cry wolf: the
+    development server's own line per request (``portal.access`` has one for every request,
+    with its status; runserver logs each 5xx -- a readiness answer of 503 included -- as an
+    error), and Django's error line for the demo targets, which fail on purpose."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "/demo/" not in str(getattr(record, "msg", ""))
+        if record.name == "django.server" and hasattr(record, "status_code"):
+            return False
+        return not (record.name == "django.request" and "/demo/" in record.getMessage())
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
@@ -47,12 +52,12 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
                     ],
                 }
             },
-            "filters": {"drop_demo": {"()": DropDemoTargets}},
+            "filters": {"quiet": {"()": QuietExpected}},
             "handlers": {
                 "console": {
                     "class": "logging.StreamHandler",
                     "formatter": "structured",
-                    "filters": ["drop_demo"],
+                    "filters": ["quiet"],
                 },
             },
             "root": {"handlers": ["console"], "level": level},

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -219,3 +220,51 @@ def test_the_env_file_make_run_writes_keeps_what_people_wrote(tmp_path):
     assert key in second and "DATABASE_URL=postgres" not in second
     assert second.count("SECRET_KEY=") == 1 and second.count("DEBUG=") == 1
     assert oct(Path(env_file).stat().st_mode & 0o777) == "0o600"
+
+
+def test_expected_503s_are_not_logged_as_errors_on_the_development_console(tmp_path):
+    """A readiness answer of 503 and the demo targets failing on purpose are answers, not
+    faults: the console shows them once, in the access log, and no error line."""
+    from django.utils import timezone
+
+    from healthchecks import recording
+    from healthchecks.probes import ProbeOutcome
+    from healthchecks.status import Status
+    from tests.factories import ServiceFactory, make_check
+
+    check = make_check(ServiceFactory(name="down-one"), name="http")
+    now = timezone.now()
+    outcome = ProbeOutcome(Status.UNHEALTHY, errors=["refused"])
+    recording.record([recording.Result(check.pk, now, now, outcome)])
+    port = closed_port()
+    log = tmp_path / "console.log"
+    env = shell_env(
+        PORTAL_ENV_FILE="",
+        DEBUG="true",
+        LOG_FORMAT="console",
+        DATABASE_URL=database_url(),
+        REDIS_URL=settings.REDIS_URL,
+    )
+    with log.open("w") as sink:
+        server = subprocess.Popen(
+            [sys.executable, MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=sink,
+            stderr=sink,
+            start_new_session=True,
+        )
+        try:
+            wait_until_up(f"http://127.0.0.1:{port}/health/", server)
+            for path in ("/health/service/down-one", "/demo/down", "/demo/flaky"):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10)
+                except urllib.error.HTTPError as error:
+                    assert error.code == 503
+        finally:
+            stop(server)
+            connection.close()
+    lines = log.read_text().splitlines()
+    assert [line for line in lines if "error" in line.lower()] == []
+    access = [line for line in lines if "portal.access" in line and "status=503" in line]
+    assert any("path=/health/service/down-one" in line for line in access), lines
