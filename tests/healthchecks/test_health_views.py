@@ -154,7 +154,7 @@ def test_metrics_summarise_counts_throughput_lag_and_latency(client, estate):
 
 
 def test_prometheus_exposition(client, estate):
-    metrics.observe_batch([Status.HEALTHY, Status.UNHEALTHY], [0.004, 0.3], [0.002, 0.04])
+    metrics.observe_batch(["healthy", "unhealthy"], [0.004, 0.3], [0.002, 0.04])
     metrics.count("dispatched", 2)
     res = client.get("/metrics")
     assert res.status_code == 200
