@@ -154,7 +154,8 @@ def test_metrics_summarise_counts_throughput_lag_and_latency(client, estate):
 
 
 def test_prometheus_exposition(client, estate):
-    metrics.observe_batch(["healthy", "unhealthy"], [0.004, 0.3], [0.002, 0.04])
+    labels = ["healthy", "unhealthy", metrics.result_label(Status.UNKNOWN, ErrorCode.MISSED)]
+    metrics.observe_batch(labels, [0.004, 0.3], [0.002, 0.04, 0.0])
     metrics.count("dispatched", 2)
     res = client.get("/metrics")
     assert res.status_code == 200
@@ -164,9 +165,10 @@ def test_prometheus_exposition(client, estate):
     assert 'portal_service_up{service="idle"} 0.0' in text
     assert 'portal_heartbeat_age_seconds{component="dispatcher"} +Inf' in text
     assert 'portal_checks_total{status="unhealthy"} 1.0' in text
+    assert 'portal_checks_total{status="missed"} 1.0' in text
     assert 'portal_check_latency_seconds_bucket{le="0.005"} 1.0' in text
     assert 'portal_check_latency_seconds_bucket{le="+Inf"} 2.0' in text
-    assert 'portal_scheduler_lag_seconds_bucket{le="0.05"} 2.0' in text
+    assert 'portal_scheduler_lag_seconds_bucket{le="0.05"} 3.0' in text
     assert "portal_dispatched_checks_total 2.0" in text
 
 
