@@ -364,8 +364,8 @@ def time_steps(shape: Shape, settle: Settle) -> dict:
     """Where a store and a read of the 200-key configuration spend their time: the queries
     (with and without the schema documents they load) and the Python steps of
     ``configs.publish``, ``configs.read`` and the env rendering, each timed alone."""
-    from portal import tokens
-    from services import config_api, config_schema, configs, dotenv, encryption
+    from portal import encryption, tokens
+    from services import config_api, config_schema, configs, dotenv
 
     service = configs.get_service(SERVICE)
     version, schema = configs.current_version(service), configs.current_schema(service)

@@ -3,16 +3,20 @@ incidents and status changes are read-only."""
 
 from django import forms
 from django.contrib import admin
-from django.utils import timezone
 
 from healthchecks import checks
 from healthchecks.models import HealthCheck, Incident, ServiceHealth, StatusChange
 from healthchecks.status import Status
 from portal.admin_base import RecordAdmin, ScopedAdmin
+from portal.auth import request_principal
+from portal.errors import PortalError
 from portal.models import Scope
 
 
 class HealthCheckForm(forms.ModelForm):
+    """The model's fields, validated as the API validates a check (``checks.fields_from``):
+    the reasons come back on the fields they belong to."""
+
     class Meta:
         model = HealthCheck
         fields = [
@@ -33,14 +37,15 @@ class HealthCheckForm(forms.ModelForm):
         data = super().clean()
         if self.errors:
             return data
-        state = {
-            "kind": data["kind"],
-            "target": data.get("target", ""),
-            "interval": data["interval"],
-            "timeout": data["timeout"],
-        }
-        for field, reason in checks.definition_errors(state).items():
-            self.add_error(field if field in self.fields else None, reason)
+        service = data.get("service") or self.instance.service
+        name = data.get("name") or self.instance.name
+        try:
+            self.check_fields = checks.fields_from(data)
+            checks.validate_one(service.name, name, self.check_fields)
+        except PortalError as exc:
+            for field, reason in exc.fields.items() or {None: exc.message}.items():
+                where = {"critical": "is_critical"}.get(field, field)
+                self.add_error(where if where in self.fields else None, f"{field}: {reason}")
         return data
 
 
@@ -64,11 +69,6 @@ class HealthCheckAdmin(ScopedAdmin):
     autocomplete_fields = ["service"]
     readonly_fields = ["next_due", "created_at", "updated_at"]
 
-    def get_readonly_fields(self, request, obj=None):
-        """A heartbeat's token is its credential: shown only to who may write the check."""
-        shown = ["heartbeat_token"] if self.holds(request, self.write_scope) else []
-        return [*shown, *self.readonly_fields]
-
     @admin.display(description="status", ordering="state__status")
     def status(self, obj):
         state = getattr(obj, "state", None)
@@ -78,15 +78,27 @@ class HealthCheckAdmin(ScopedAdmin):
     def next_due(self, obj):
         return checks.next_due_at(obj) or "not scheduled (disabled)"
 
+    def get_readonly_fields(self, request, obj=None):
+        """A heartbeat's token is its credential: shown only to who may write the check. A
+        check's service and name are its identity (pipelines name it): fixed once made."""
+        shown = ["heartbeat_token"] if self.holds(request, self.write_scope) else []
+        identity = ["service", "name"] if obj else []
+        return [*identity, *shown, *self.readonly_fields]
+
     def save_model(self, request, obj, form, change):
-        """Through healthchecks.checks.save, so secrets stay encrypted, a heartbeat gets its
-        token and a new interval applies at once."""
-        existing = HealthCheck.objects.get(pk=obj.pk) if change else None
-        state = checks.stored_state(existing) if existing else {"secrets": {}}
-        for key in (*checks.SCALARS, "is_critical", "options"):
-            state[key] = getattr(obj, key)
-        saved = checks.save(obj.service_id, obj.name, state, existing, timezone.now())
-        obj.pk = saved.pk
+        """Through healthchecks.checks, like the API: validated, scheduled, audited; secrets
+        (headers, password) the form does not show are kept."""
+        actor = request_principal(request)
+        checks.put_one(obj.service.name, obj.name, form.check_fields, actor)
+        obj.pk = HealthCheck.objects.get(service=obj.service, name=obj.name).pk
+
+    def delete_model(self, request, obj):
+        checks.delete_one(obj.service.name, obj.name, request_principal(request))
+
+    def delete_queryset(self, request, queryset):
+        actor = request_principal(request)
+        for service, name in queryset.values_list("service__name", "name"):
+            checks.delete_one(service, name, actor)
 
 
 @admin.register(ServiceHealth)

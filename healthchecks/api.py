@@ -2,28 +2,21 @@
 
 import asyncio
 
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Router, Status
 
 from healthchecks import checks, netpolicy, probes, recording
 from healthchecks.models import CheckState, HealthCheck
-from healthchecks.schemas import CheckFieldsIn, CheckIn, CheckOut
+from healthchecks.schemas import CheckFieldsIn, CheckOut
 from portal.auth import authorize
-from portal.errors import InvalidInput, NotFound
+from portal.errors import NotFound
+from portal.fields import PathName
 from portal.models import Scope
-from services.fields import PathName
 from services.models import Service
+from services.queries import get_service
 
 router = Router(tags=["health checks"])
-
-
-def _service(name: str) -> Service:
-    service = Service.objects.filter(name=name).first()
-    if service is None:
-        raise NotFound(f"no service named {name!r}")
-    return service
 
 
 def _check(service: Service, check_name: str) -> HealthCheck:
@@ -47,7 +40,7 @@ def _out(request, check: HealthCheck) -> dict:
 @router.get("/services/{name}/checks", response=list[CheckOut])
 def list_checks(request: HttpRequest, name: str):
     authorize(request, Scope.REGISTRY_READ, service=name)
-    service = _service(name)
+    service = get_service(name)
     return [
         _out(request, c)
         for c in service.checks.select_related("service", "state", "schedule").order_by("name")
@@ -57,7 +50,7 @@ def list_checks(request: HttpRequest, name: str):
 @router.get("/services/{name}/checks/{check}", response=CheckOut)
 def get_check(request: HttpRequest, name: str, check: str):
     authorize(request, Scope.REGISTRY_READ, service=name)
-    return _out(request, _check(_service(name), check))
+    return _out(request, _check(get_service(name), check))
 
 
 @router.put(
@@ -69,26 +62,16 @@ def get_check(request: HttpRequest, name: str, check: str):
     "refuses, a callable outside the allowed modules) are 422 with per-field reasons.",
 )
 def put_check(request: HttpRequest, name: str, check: PathName, payload: CheckFieldsIn):
-    authorize(request, Scope.HEALTH_WRITE, service=name)
-    spec = CheckIn(name=check, **payload.model_dump(exclude_unset=True))
-    with transaction.atomic():
-        service = Service.objects.select_for_update().filter(name=name).first()
-        if service is None:
-            raise NotFound(f"no service named {name!r}")
-        existing = HealthCheck.objects.filter(service=service, name=check).first()
-        plans, errors = checks.plan([spec], [existing] if existing else [], "")
-        errors = {k.removeprefix("checks[0]."): v for k, v in errors.items()}
-        if errors:
-            raise InvalidInput("the check is not valid; nothing was changed", fields=errors)
-        checks.write(service.pk, [p for p in plans if p.name == check])
-    created = existing is None or existing.kind != spec.kind
-    return Status(201 if created else 200, _out(request, _check(service, check)))
+    actor = authorize(request, Scope.HEALTH_WRITE, service=name)
+    written = checks.put_one(name, check, payload, actor)
+    created = written.outcome == "created"
+    return Status(201 if created else 200, _out(request, _check(get_service(name), check)))
 
 
 @router.delete("/services/{name}/checks/{check}", response={204: None})
 def delete_check(request: HttpRequest, name: str, check: str):
-    authorize(request, Scope.HEALTH_WRITE, service=name)
-    _check(_service(name), check).delete()
+    actor = authorize(request, Scope.HEALTH_WRITE, service=name)
+    checks.delete_one(name, check, actor)
     return HttpResponse(status=204)
 
 
@@ -99,7 +82,7 @@ def delete_check(request: HttpRequest, name: str, check: str):
 )
 def run_check(request: HttpRequest, name: str, check: str):
     authorize(request, Scope.HEALTH_WRITE, service=name)
-    row = _check(_service(name), check)
+    row = _check(get_service(name), check)
     spec = checks.probe_spec(row, getattr(row, "state", None))
     started = timezone.now()
     outcome = asyncio.run(probes.probe(spec, netpolicy.NetworkPolicy.from_settings()))

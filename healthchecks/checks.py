@@ -1,16 +1,26 @@
 """Check definitions: validation, planning (created / updated / unchanged / removed) and
-writing, for the API, the admin and the registry manifest alike."""
+writing -- the one write path of checks, for the API, the admin, the manifest and the portal's
+own checks alike. Each entry point plans and validates, writes in one transaction, and audits
+what it changed: ``put_one`` (one check, created or updated), ``delete_one``,
+``replace_all`` (a service's whole set), and ``plan`` + ``write`` for a caller composing a
+larger transaction (a manifest).
+"""
 
 import secrets as random_tokens
 from dataclasses import dataclass, field
 
+import pydantic
+from django.db import transaction
 from django.utils import timezone
 
 from healthchecks import scheduling
 from healthchecks.models import CheckKind, CheckSchedule, CheckState, HealthCheck
 from healthchecks.probes import ProbeSpec
-from healthchecks.schemas import CheckIn
-from services import encryption
+from healthchecks.schemas import CheckFieldsIn, CheckIn
+from portal import audit, encryption
+from portal.errors import InvalidInput, NotFound, field_path
+from services.models import Service
+from services.queries import get_service
 
 SCALARS = ("kind", "target", "interval", "timeout", "retries", "latency_threshold_ms", "enabled")
 OPTIONS = {
@@ -18,6 +28,7 @@ OPTIONS = {
     CheckKind.HEARTBEAT: ("grace",),
 }
 SECRETS = ("headers", "password")
+AUDIT_ACTIONS = {"created": "check.create", "updated": "check.update", "removed": "check.delete"}
 NETWORK_KINDS = (CheckKind.HTTP, CheckKind.TCP, CheckKind.POSTGRES, CheckKind.REDIS)
 
 
@@ -121,13 +132,90 @@ def plan(
     return plans, errors
 
 
-def write(service_id: int, plans: list[CheckPlan]) -> None:
+def put_one(service_name: str, check_name: str, fields: CheckFieldsIn, actor) -> CheckPlan:
+    """Create or update one check: fields given replace, fields left out keep their values;
+    another kind than the stored one replaces the check whole."""
+    spec = CheckIn(name=check_name, **fields.model_dump(exclude_unset=True))
+    with transaction.atomic():
+        service = _locked_service(service_name)
+        existing = list(HealthCheck.objects.filter(service=service, name=check_name))
+        plans, errors = plan([spec], existing, "")
+        if errors:
+            errors = {k.removeprefix("checks[0]."): v for k, v in errors.items()}
+            raise InvalidInput("the check is not valid; nothing was changed", fields=errors)
+        write(service.pk, service.name, plans, actor)
+    return next(p for p in plans if p.outcome != "removed")
+
+
+def delete_one(service_name: str, check_name: str, actor) -> None:
+    with transaction.atomic():
+        service = _locked_service(service_name)
+        check = HealthCheck.objects.filter(service=service, name=check_name).first()
+        if check is None:
+            raise NotFound(f"{service_name!r} has no check named {check_name!r}")
+        write(service.pk, service.name, [CheckPlan(check_name, "", check, None)], actor)
+
+
+def replace_all(service_name: str, specs: list[CheckIn], actor) -> list[CheckPlan]:
+    """Make a service's checks exactly ``specs`` (matched by name)."""
+    with transaction.atomic():
+        service = _locked_service(service_name)
+        plans, errors = plan(specs, list(HealthCheck.objects.filter(service=service)), "")
+        if errors:
+            raise InvalidInput("the checks are not valid; nothing was changed", fields=errors)
+        write(service.pk, service.name, plans, actor)
+    return plans
+
+
+def validate_one(service_name: str, check_name: str, fields: CheckFieldsIn) -> None:
+    """What ``put_one`` would refuse, without writing (the admin's form shows it)."""
+    spec = CheckIn(name=check_name, **fields.model_dump(exclude_unset=True))
+    service = get_service(service_name)
+    existing = list(HealthCheck.objects.filter(service=service, name=check_name))
+    _, errors = plan([spec], existing, "")
+    if errors:
+        errors = {k.removeprefix("checks[0]."): v for k, v in errors.items()}
+        raise InvalidInput("the check is not valid", fields=errors)
+
+
+def fields_from(data: dict) -> CheckFieldsIn:
+    """A check's fields from the model's (the admin's form): its options are fields of their
+    own in the API's shape. Secrets are not among them, so they are kept."""
+    options = data.get("options") or {}
+    if not isinstance(options, dict):
+        raise InvalidInput("options must be an object", fields={"options": "not an object"})
+    values = {name: data[name] for name in SCALARS if name in data}
+    values["critical"] = data.get("is_critical", True)
+    try:
+        return CheckFieldsIn(**values, **options)
+    except pydantic.ValidationError as exc:
+        raise InvalidInput(
+            "the check is not valid",
+            fields={field_path(e["loc"]): e["msg"] for e in exc.errors(include_url=False)},
+        ) from None
+
+
+def _locked_service(name: str) -> Service:
+    """The service, its row locked: one writer of its checks at a time."""
+    return get_service(name, queryset=Service.objects.select_for_update())
+
+
+def write(service_id: int, service_name: str, plans: list[CheckPlan], actor) -> None:
+    """Write plans (from ``plan``), with an audit row per check created, changed or removed
+    (what changed is named; secrets by name only)."""
     now = timezone.now()
     removed = [p.existing.pk for p in plans if p.outcome == "removed"]
     HealthCheck.objects.filter(pk__in=removed).delete()
+    entries = []
     for item in plans:
         if item.outcome in ("created", "updated"):
             save(service_id, item.name, item.state, item.existing, now)
+        if item.outcome != "unchanged":
+            changes = {"fields": item.changes} if item.outcome == "updated" else {}
+            target = f"{service_name}/{item.name}"
+            action = AUDIT_ACTIONS[item.outcome]
+            entries.append(audit.entry(actor, action, "check", target, changes))
+    audit.record_many(entries)
 
 
 def save(service_id: int, name: str, state: dict, existing: HealthCheck | None, now) -> HealthCheck:

@@ -12,7 +12,8 @@ from django.db import models
 from django.utils import timezone
 
 from healthchecks.status import ErrorCode, Status
-from services.models import NAME_HELP, Service, name_validator
+from portal.fields import NAME_HELP, name_validator
+from services.models import Service
 
 
 class CheckKind(models.TextChoices):

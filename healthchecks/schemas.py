@@ -8,7 +8,7 @@ from ninja import Field, Schema
 from pydantic import ConfigDict, StrictBool, StrictStr, field_validator
 
 from healthchecks.models import CheckKind
-from services.fields import Name
+from portal.fields import Name
 
 
 class CheckFieldsIn(Schema):

@@ -8,10 +8,14 @@ very workers whose absence it has to report.
 
 import time
 
+from django.db import transaction
 from django.utils import timezone
 
-from healthchecks import builtin, reports
+from healthchecks import builtin, checks, reports
+from healthchecks.schemas import CheckIn
 from healthchecks.status import Status, service_status
+from services import registry
+from services.schemas import ServiceIn, TeamIn
 
 NAME = "backend"
 TEAM = "portal"
@@ -103,12 +107,9 @@ def detail() -> dict:
 
 
 def register(actor) -> None:
-    """Register the portal as the service ``backend`` with its checks (idempotent)."""
-    from healthchecks.schemas import CheckIn
-    from services import registry
-    from services.schemas import ManifestIn, ServiceIn, TeamIn
-
-    manifest = ManifestIn.model_construct(
+    """Register the portal as the service ``backend`` with its checks (idempotent), through
+    the registry's write path and the checks' own, in one transaction."""
+    manifest = registry.manifest_of(
         teams=[TeamIn(name=TEAM, display_name="Service portal")],
         services=[
             ServiceIn(
@@ -117,18 +118,13 @@ def register(actor) -> None:
                 display_name="Service portal (this site)",
                 is_critical=True,
                 description="The portal itself: web, database, Redis, Celery workers and beat.",
-                checks=[
-                    CheckIn(
-                        name=name,
-                        kind="python",
-                        target=path,
-                        interval=30,
-                        timeout=5,
-                        critical=critical,
-                    )
-                    for name, path, critical in CHECKS
-                ],
             )
         ],
     )
-    registry.apply_manifest(manifest, actor)
+    specs = [
+        CheckIn(name=name, kind="python", target=path, interval=30, timeout=5, critical=critical)
+        for name, path, critical in CHECKS
+    ]
+    with transaction.atomic():
+        registry.apply_manifest(manifest, actor)
+        checks.replace_all(NAME, specs, actor)

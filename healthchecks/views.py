@@ -8,8 +8,10 @@ from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from healthchecks import healthjson, history, pings, reports, selfcheck
+from healthchecks.metrics import exposition
 from healthchecks.status import Status, is_usable
 from portal.errors import error_response
 
@@ -75,3 +77,9 @@ def heartbeat(request: HttpRequest, token: str, signal: str = ""):
     if check is None:
         return error_response(404, "not_found", "no heartbeat check has this token")
     return HttpResponse("OK\n", content_type="text/plain")
+
+
+@require_GET
+def prometheus_metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text exposition (open, like the health reads)."""
+    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)

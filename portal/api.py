@@ -238,6 +238,7 @@ def on_unexpected(request, exc: Exception):
     )
 
 
+api.add_router("/", "manifest.api.router")
 api.add_router("/", "services.api.router")
 api.add_router("/", "services.config_api.router")
 api.add_router("/", "healthchecks.api.router")

@@ -55,9 +55,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "ninja",  # serves the API docs' assets locally instead of from a CDN
+    # In layers: the core, the registry on it, health on both, and the parts that compose
+    # them on top (import-linter holds them to it: pyproject.toml).
     "portal",
     "services",
     "healthchecks",
+    "manifest",
+    "pages",
 ]
 
 MIDDLEWARE = [
@@ -285,7 +289,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "services:overview"
+LOGIN_REDIRECT_URL = "pages:overview"
 LOGOUT_REDIRECT_URL = "login"
 
 # --- Internationalisation and static files ---------------------------------------------------

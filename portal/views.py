@@ -1,6 +1,6 @@
 """Site-wide views: the liveness probe and error pages that speak JSON to API clients."""
 
-from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import render
 from django.templatetags.static import static
 from django.views.decorators.http import require_GET
@@ -12,16 +12,6 @@ from portal.errors import error_response, wants_json
 def liveness(request: HttpRequest) -> JsonResponse:
     """The process answers: no database, no Redis (readiness lives at /health/service/...)."""
     return JsonResponse({"status": "pass"})
-
-
-@require_GET
-def prometheus_metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus text exposition (open, like the health reads)."""
-    from prometheus_client import CONTENT_TYPE_LATEST
-
-    from healthchecks.metrics import exposition
-
-    return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
 @require_GET

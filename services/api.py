@@ -1,110 +1,32 @@
 """Registry API: thin handlers over services.registry, services.lifecycle and services.graph."""
 
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from ninja import Query, Router, Status
 
-from portal.auth import authorize, authorize_services
+from portal.auth import authorize
 from portal.errors import InvalidInput, NotFound
+from portal.fields import PathName
 from portal.models import Scope
 from portal.responses import json_response
 from services import lifecycle, queries, registry
-from services.fields import PathName
 from services.graph import DependencyGraph
 from services.models import Team
 from services.schemas import (
-    ApplyOut,
     DependencyKindIn,
     DependencyOut,
     ImpactOut,
-    ManifestIn,
     OrderOut,
-    PageParams,
-    ServiceFieldsIn,
-    ServiceFilter,
-    ServiceIn,
-    ServiceOut,
-    ServicePageOut,
-    ServiceUpsertIn,
     TeamFieldsIn,
     TeamIn,
     TeamOut,
     TransitionIn,
     TransitionOut,
     TransitionResultOut,
-    UpsertOut,
 )
 
 router = Router(tags=["registry"])
 READ, WRITE = Scope.REGISTRY_READ, Scope.REGISTRY_WRITE
-
-
-@router.get("/services", response=ServicePageOut, summary="List services")
-def list_services(request: HttpRequest, filters: Query[ServiceFilter], page: Query[PageParams]):
-    principal = authorize(request, READ)
-    queryset = queries.visible_to(principal, queries.filter_services(filters))
-    body = {
-        "items": queries.service_dicts(queryset[page.offset : page.offset + page.limit]),
-        "count": queryset.count(),
-        "limit": page.limit,
-        "offset": page.offset,
-    }
-    # Built from plain rows already in the documented shape: skip re-validating every item.
-    return json_response(body)
-
-
-@router.post("/services", response={201: ServiceOut}, summary="Register a service")
-def create_service(request: HttpRequest, payload: ServiceIn):
-    actor = authorize(request, WRITE, service=payload.name)
-    registry.create_service(payload, actor)
-    return Status(201, queries.service_document(payload.name))
-
-
-@router.get("/services/{name}", response=ServiceOut, summary="Get a service")
-def get_service(request: HttpRequest, name: str):
-    authorize(request, READ, service=name)
-    return queries.service_document(name)
-
-
-@router.put(
-    "/services/{name}",
-    response={200: UpsertOut, 201: UpsertOut},
-    summary="Create or update a service (idempotent)",
-    description="The same body twice changes nothing the second time and answers "
-    '`"result": "unchanged"`. Fields left out keep their stored values.',
-)
-def upsert_service(request: HttpRequest, name: PathName, payload: ServiceUpsertIn):
-    actor = authorize(request, WRITE, service=name)
-    plan = registry.upsert_service(name, payload, actor)
-    body = {
-        "result": plan.outcome,
-        "changed_fields": sorted(plan.changes),
-        "service": queries.service_document(name),
-    }
-    return Status(201 if plan.outcome == "created" else 200, body)
-
-
-@router.patch("/services/{name}", response=UpsertOut, summary="Change some fields of a service")
-def patch_service(request: HttpRequest, name: str, payload: ServiceFieldsIn):
-    actor = authorize(request, WRITE, service=name)
-    plan = registry.patch_service(name, payload, actor)
-    return {
-        "result": plan.outcome,
-        "changed_fields": sorted(plan.changes),
-        "service": queries.service_document(name),
-    }
-
-
-@router.delete(
-    "/services/{name}",
-    response={204: None},
-    summary="Delete a service",
-    description="Refused with 409 and the dependents listed while other services need it.",
-)
-def delete_service(request: HttpRequest, name: str):
-    actor = authorize(request, WRITE, service=name)
-    registry.delete_service(name, actor)
-    return HttpResponse(status=204)
 
 
 @router.get("/services/{name}/dependencies", response=list[DependencyOut])
@@ -180,18 +102,6 @@ def transition_service(request: HttpRequest, name: str, payload: TransitionIn):
         "changed": outcome.changed,
         "allowed_next": lifecycle.allowed_next(status),
     }
-
-
-@router.post(
-    "/registry/apply",
-    response=ApplyOut,
-    summary="Apply a manifest atomically",
-    description="All or nothing. Dependencies may name services later in the "
-    "manifest. Answers which services were created, updated and unchanged.",
-)
-def apply_manifest(request: HttpRequest, payload: ManifestIn):
-    actor = authorize_services(request, WRITE, [s.name for s in payload.services])
-    return registry.apply_manifest(payload, actor).as_dict()
 
 
 @router.get("/registry/startup-order", response=OrderOut, summary="Start order: dependencies first")

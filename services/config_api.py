@@ -9,11 +9,11 @@ from ninja import Body, Path, Query, Router, Status
 
 from portal.auth import authorize
 from portal.errors import InvalidInput, NotFound, PayloadTooLarge
+from portal.fields import MAX_INT32
 from portal.models import Scope
 from portal.responses import json_response
 from services import configs, deployments
 from services.dotenv import leaves, to_dotenv
-from services.fields import MAX_INT32
 from services.schemas import (
     ConfigIn,
     ConfigOut,

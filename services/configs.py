@@ -12,9 +12,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max
 
-from portal import audit
+from portal import audit, encryption
 from portal.errors import Conflict, InvalidInput, NotFound
-from services import config_schema, config_validation, encryption
+from services import config_schema, config_validation
 from services.models import ConfigSchema, ConfigVersion, Service, ValidationLevel
 
 MASK = "********"

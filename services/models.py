@@ -1,14 +1,7 @@
-from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-# DNS-label shaped, so a name can be a hostname, a Kubernetes object or a dotenv prefix.
-# \Z, not $: "$" also matches before a final newline, so "svc-a\n" would pass.
-NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z"
-NAME_HELP = "Lower-case letters, digits and hyphens; starts and ends with a letter or digit."
-name_validator = RegexValidator(NAME_PATTERN, NAME_HELP)
-TAG_PATTERN = r"^[a-z0-9][a-z0-9._:/-]{0,49}\Z"
-tag_validator = RegexValidator(TAG_PATTERN, "Lower-case letters, digits and . _ : / -")
+from portal.fields import name_validator, tag_validator
 
 
 class Team(models.Model):

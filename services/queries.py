@@ -50,10 +50,17 @@ def visible_to(principal, queryset: QuerySet[Service]) -> QuerySet[Service]:
     return queryset
 
 
-def get_service(name: str) -> Service:
-    service = Service.objects.filter(name=name).first()
+def no_such_service(name: str) -> NotFound:
+    """The one answer for a service that does not exist -- or that the caller may not see
+    (portal.auth answers the same, so a token learns nothing of what lies outside it)."""
+    return NotFound(f"no service named {name!r}", code="not_found")
+
+
+def get_service(name: str, *, queryset: QuerySet[Service] | None = None) -> Service:
+    """The service named ``name`` (from ``queryset``, e.g. one that locks the row)."""
+    service = (Service.objects if queryset is None else queryset).filter(name=name).first()
     if service is None:
-        raise NotFound(f"no service named {name!r}")
+        raise no_such_service(name)
     return service
 
 

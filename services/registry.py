@@ -5,6 +5,10 @@ teams and dependencies, classifies each service as created / updated / unchanged
 cycle), and only when the whole plan is valid *writes* it in one transaction with bulk
 statements. So a manifest is all or nothing, dependencies may point at services later in the
 same manifest, and applying the same manifest twice changes nothing the second time.
+
+The parts above the registry (a manifest with checks: the ``manifest`` app) use the same
+steps -- ``lock_registry``, ``plan``, ``check_reach``, ``write`` -- inside a transaction of
+their own, beside their own plans.
 """
 
 from collections import defaultdict
@@ -14,8 +18,6 @@ from typing import Literal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from healthchecks import checks
-from healthchecks.models import HealthCheck
 from portal import audit
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services import signals
@@ -69,7 +71,6 @@ class ServicePlan:
     dependencies: dict[str, str]
     changes: dict = field(default_factory=dict)  # field -> [old, new]
     old_dependencies: dict[str, str] = field(default_factory=dict)
-    checks: list | None = None  # healthchecks.checks.CheckPlan items, when checks were given
 
     @property
     def outcome(self) -> str:
@@ -110,11 +111,23 @@ def apply_manifest(
     refuses missing ones; ``single`` reports field paths without the ``services[0].`` prefix."""
     with transaction.atomic():
         lock_registry()
-        planner = _Planner(manifest, mode, single)
-        result = planner.plan()
+        result = plan(manifest, mode=mode, single=single)
         check_reach(result, actor)
-        _write(result, actor)
+        write(result, actor)
     return result
+
+
+def plan(
+    manifest: ManifestIn,
+    *,
+    mode: Mode = "upsert",
+    single: bool = False,
+    more_errors: dict[str, str] | None = None,
+) -> "ApplyResult":
+    """What applying ``manifest`` would do, or InvalidInput with every reason at once (and
+    ``more_errors``: a composing caller's own, so the caller gets one answer). Call it under
+    ``lock_registry``."""
+    return _Planner(manifest, mode, single, more_errors or {}).plan()
 
 
 def check_reach(result: "ApplyResult", actor) -> None:
@@ -148,11 +161,11 @@ def check_reach(result: "ApplyResult", actor) -> None:
 
 
 class _Planner:
-    def __init__(self, manifest: ManifestIn, mode: Mode, single: bool):
+    def __init__(self, manifest: ManifestIn, mode: Mode, single: bool, errors: dict):
         self.manifest = manifest
         self.mode = mode
         self.single = single
-        self.errors: dict[str, str] = {}
+        self.errors: dict[str, str] = dict(errors)
 
     def path(self, index: int, attribute: str = "") -> str:
         base = "" if self.single else f"services[{index}]"
@@ -175,11 +188,6 @@ class _Planner:
             service__name__in=existing
         ).values_list("service__name", "depends_on__name", "kind"):
             current_deps[service_name][dep_name] = kind
-        self.existing_checks = defaultdict(list)
-        for check in HealthCheck.objects.filter(service__name__in=existing).select_related(
-            "service"
-        ):
-            self.existing_checks[check.service.name].append(check)
         known_teams = set(
             Team.objects.filter(
                 name__in={s.team for s in self.manifest.services if s.team}
@@ -274,18 +282,6 @@ class _Planner:
         plan.old_dependencies = dict(old_deps)
         if existing is not None:
             plan.changes = self.diff(plan, existing, old_deps)
-        if "checks" in given:
-            prefix = "" if self.single else f"{self.path(i)}."
-            plan.checks, errors = checks.plan(
-                spec.checks, self.existing_checks.get(spec.name, []), prefix
-            )
-            self.errors.update(errors)
-            moved = {
-                o: [c.name for c in plan.checks if c.outcome == o]
-                for o in ("created", "updated", "removed")
-            }
-            if existing is not None and any(moved.values()):
-                plan.changes["checks"] = {o: names for o, names in moved.items() if names}
         return plan
 
     def normalise_dependencies(self, i: int, spec: ServiceIn) -> dict[str, str]:
@@ -349,7 +345,8 @@ class _Planner:
             )
 
 
-def _write(result: ApplyResult, actor) -> None:
+def write(result: ApplyResult, actor) -> None:
+    """Write a plan (from ``plan``, under ``lock_registry``), with its audit rows."""
     now = timezone.now()
     entries = []
     _write_teams(result.teams, actor, entries)
@@ -382,9 +379,6 @@ def _write(result: ApplyResult, actor) -> None:
         p for p in created + updated if p.outcome == "created" or "dependencies" in p.changes
     ]
     _write_dependencies(rewired, ids, now)
-    for plan in result.services:
-        if plan.checks:
-            checks.write(ids[plan.name], plan.checks)
     LifecycleTransition.objects.bulk_create(
         [
             LifecycleTransition(

@@ -11,8 +11,7 @@ from django.conf import settings
 from ninja import Field, Schema
 from pydantic import ConfigDict, StrictBool, StrictStr
 
-from healthchecks.schemas import CheckIn
-from services.fields import MAX_INT32, Name, TagName, Url
+from portal.fields import MAX_INT32, Name, TagName, Url
 from services.models import DependencyKind, LifecycleStatus
 
 
@@ -59,11 +58,6 @@ class ServiceFieldsIn(StrictSchema):
         default_factory=list,
         max_length=500,
         description='A plain name is a hard dependency; {"service", "kind"} sets the kind.',
-    )
-    checks: list[CheckIn] = Field(
-        default_factory=list,
-        max_length=100,
-        description="Health checks; given, they are the service's whole set (matched by name).",
     )
 
 

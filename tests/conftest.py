@@ -11,9 +11,8 @@ from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test import Client
 
-from portal import tokens
+from portal import encryption, tokens
 from portal.auth import system_actor
-from services import encryption
 
 
 @pytest.fixture(autouse=True, scope="session")

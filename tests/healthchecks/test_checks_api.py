@@ -4,7 +4,7 @@ import pytest
 
 from healthchecks.models import CheckResult, CheckState, HealthCheck
 from healthchecks.status import Status
-from services import encryption
+from portal import encryption
 from tests.conftest import ApiClient
 from tests.factories import ServiceFactory
 

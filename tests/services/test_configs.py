@@ -8,10 +8,11 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.db import connection
 
+from portal import encryption
 from portal.auth import system_actor
 from portal.errors import Conflict, InvalidInput, Misconfigured, NotFound
 from portal.models import AuditEntry
-from services import configs, deployments, encryption
+from services import configs, deployments
 from services.models import ConfigVersion
 from tests.factories import SEED_SCHEMA, ServiceFactory
 

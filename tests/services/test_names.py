@@ -49,7 +49,7 @@ def test_the_model_validators_refuse_it_too():
     """The admin's forms validate through the models' validators."""
     from django.core.exceptions import ValidationError
 
-    from services.models import name_validator, tag_validator
+    from portal.fields import name_validator, tag_validator
 
     with pytest.raises(ValidationError):
         name_validator("svc-a\n")

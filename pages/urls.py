@@ -1,8 +1,8 @@
 from django.urls import path
 
-from services import views
+from pages import views
 
-app_name = "services"
+app_name = "pages"
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("config/drift", views.drift, name="drift"),

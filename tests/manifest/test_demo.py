@@ -5,7 +5,7 @@ import io
 import pytest
 from django.core.management import call_command
 
-from services.demo import DEMO_LIFECYCLE, DEMO_MANIFEST
+from manifest.demo import DEMO_LIFECYCLE, DEMO_MANIFEST
 from services.models import Service
 
 pytestmark = pytest.mark.django_db

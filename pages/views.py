@@ -1,4 +1,4 @@
-"""Pages of the registry."""
+"""The pages people browse: the overview of every service and its health, and drift."""
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
@@ -41,7 +41,7 @@ def overview(request):
         "teams": Team.objects.values_list("name", flat=True),
         "statuses": LifecycleStatus.values,
     }
-    return render_page(request, "services/overview.html", "service-table", context)
+    return render_page(request, "pages/overview.html", "service-table", context)
 
 
 @login_required
@@ -49,4 +49,4 @@ def overview(request):
 def drift(request):
     """Services whose last successful deployment applied another configuration than the
     current one."""
-    return render(request, "services/drift.html", {"rows": deployments.drifting_services()})
+    return render(request, "pages/drift.html", {"rows": deployments.drifting_services()})

@@ -2,11 +2,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from manifest import apply as manifests
+from manifest.demo import DEMO_CONFIGS, DEMO_LIFECYCLE, DEMO_SCHEMA, demo_manifest
+from manifest.schemas import ManifestIn
 from portal.auth import system_actor
-from services import configs, deployments, lifecycle, registry
-from services.demo import DEMO_CONFIGS, DEMO_LIFECYCLE, DEMO_SCHEMA, demo_manifest
+from services import configs, deployments, lifecycle
 from services.models import Service
-from services.schemas import ManifestIn
 
 
 class Command(BaseCommand):
@@ -26,7 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args, base_url=None, **options):
         actor = system_actor("load_demo")
         manifest = demo_manifest((base_url or settings.DEMO_BASE_URL).rstrip("/"))
-        result = registry.apply_manifest(ManifestIn.model_validate(manifest), actor)
+        result = manifests.apply(ManifestIn.model_validate(manifest), actor)
         for name in result.as_dict()["created"]:
             for status in DEMO_LIFECYCLE.get(name, []):
                 lifecycle.transition(name, status, "demo data", actor)

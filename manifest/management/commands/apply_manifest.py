@@ -6,10 +6,10 @@ import yaml
 from django.core.management.base import BaseCommand, CommandError
 from pydantic import ValidationError
 
+from manifest import apply as manifests
+from manifest.schemas import ManifestIn
 from portal.auth import system_actor
 from portal.errors import PortalError, field_path
-from services import registry
-from services.schemas import ManifestIn
 
 
 def read_manifest(path: str) -> ManifestIn:
@@ -39,7 +39,7 @@ class Command(BaseCommand):
     def handle(self, *args, path, **options):
         manifest = read_manifest(path)
         try:
-            result = registry.apply_manifest(manifest, system_actor("apply_manifest")).as_dict()
+            result = manifests.apply(manifest, system_actor("apply_manifest")).as_dict()
         except PortalError as exc:
             lines = [f"  {k}: {v}" for k, v in exc.fields.items()]
             raise CommandError("\n".join([exc.message, *lines])) from None

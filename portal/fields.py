@@ -1,15 +1,22 @@
-"""Validated name, tag and URL types shared by the API schemas of every app."""
+"""Names, tags and URLs: the validators of the models and the types of the API schemas of
+every app, defined once."""
 
 import re
 from typing import Annotated
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import URLValidator
+from django.core.validators import RegexValidator, URLValidator
 from ninja import Field, Path
 from pydantic import AfterValidator, StrictStr, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from services.models import NAME_HELP, NAME_PATTERN, TAG_PATTERN
+# DNS-label shaped, so a name can be a hostname, a Kubernetes object or a dotenv prefix.
+# \Z, not $: "$" also matches before a final newline, so "svc-a\n" would pass.
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z"
+NAME_HELP = "Lower-case letters, digits and hyphens; starts and ends with a letter or digit."
+name_validator = RegexValidator(NAME_PATTERN, NAME_HELP)
+TAG_PATTERN = r"^[a-z0-9][a-z0-9._:/-]{0,49}\Z"
+tag_validator = RegexValidator(TAG_PATTERN, "Lower-case letters, digits and . _ : / -")
 
 _NAME_RE = re.compile(NAME_PATTERN)
 _TAG_RE = re.compile(TAG_PATTERN)

@@ -1,0 +1,15 @@
+"""The health engine's URLs outside /health/: Prometheus' /metrics and, in development, the
+demo targets. Included by portal.urls by name, so the core imports no app."""
+
+from django.conf import settings
+from django.urls import path
+
+from healthchecks import demo, views
+
+urlpatterns = [path("metrics", views.prometheus_metrics, name="metrics")]
+
+if settings.DEMO_ENDPOINTS:
+    urlpatterns += [
+        path("demo/switch/<str:name>", demo.switch),
+        path("demo/<str:name>", demo.target),
+    ]
