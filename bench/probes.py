@@ -177,7 +177,7 @@ async def _bare_aiohttp(spec, count: int, concurrency: int) -> int:
     import aiohttp
 
     healthy, remaining = 0, count
-    connector = aiohttp.TCPConnector(force_close=True, limit=0, ssl=spec.verify_tls)
+    connector = aiohttp.TCPConnector(force_close=True, limit=0, ssl=spec.options["verify_tls"])
     timeout = aiohttp.ClientTimeout(total=spec.timeout)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
@@ -220,13 +220,13 @@ def _loop_factory(name: str):
 
 
 def scenarios(http_port: int, https_port: int, cert_dir: str):
-    from healthchecks.probes import ProbeSpec
+    from healthchecks.probes import make_spec
 
-    http = ProbeSpec(1, "http", f"http://127.0.0.1:{http_port}/health", timeout=10)
-    https_off = ProbeSpec(
+    http = make_spec(1, "http", f"http://127.0.0.1:{http_port}/health", timeout=10)
+    https_off = make_spec(
         2, "http", f"https://127.0.0.1:{https_port}/health", timeout=10, verify_tls=False
     )
-    https_on = ProbeSpec(3, "http", f"https://127.0.0.1:{https_port}/health", timeout=10)
+    https_on = make_spec(3, "http", f"https://127.0.0.1:{https_port}/health", timeout=10)
     trust = ssl.create_default_context(cafile=f"{cert_dir}/cert.pem")
     return [
         ("http, bare aiohttp (no portal code)", http, "bare", None),

@@ -6,6 +6,7 @@ from django.contrib import admin
 
 from healthchecks import checks
 from healthchecks.models import HealthCheck, Incident, ServiceHealth, StatusChange
+from healthchecks.probes import KINDS
 from healthchecks.status import Status
 from portal.admin_base import RecordAdmin, ScopedAdmin
 from portal.auth import request_principal
@@ -16,6 +17,8 @@ from portal.models import Scope
 class HealthCheckForm(forms.ModelForm):
     """The model's fields, validated as the API validates a check (``checks.fields_from``):
     the reasons come back on the fields they belong to."""
+
+    kind = forms.ChoiceField(choices=[(kind.name, kind.label) for kind in KINDS.values()])
 
     class Meta:
         model = HealthCheck

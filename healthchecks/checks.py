@@ -14,8 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from healthchecks import scheduling
-from healthchecks.models import CheckKind, CheckSchedule, CheckState, HealthCheck
-from healthchecks.probes import ProbeSpec
+from healthchecks.models import CheckSchedule, CheckState, HealthCheck
+from healthchecks.probes import KINDS, ProbeSpec, target_errors
 from healthchecks.schemas import CheckFieldsIn, CheckIn
 from portal import audit, encryption
 from portal.errors import InvalidInput, NotFound, field_path
@@ -23,36 +23,24 @@ from services.models import Service
 from services.queries import get_service
 
 SCALARS = ("kind", "target", "interval", "timeout", "retries", "latency_threshold_ms", "enabled")
-OPTIONS = {
-    CheckKind.HTTP: ("method", "expected_status", "verify_tls", "max_body_bytes", "max_redirects"),
-    CheckKind.HEARTBEAT: ("grace",),
-}
-SECRETS = ("headers", "password")
 AUDIT_ACTIONS = {"created": "check.create", "updated": "check.update", "removed": "check.delete"}
-NETWORK_KINDS = (CheckKind.HTTP, CheckKind.TCP, CheckKind.POSTGRES, CheckKind.REDIS)
 
 
 def definition_errors(state: dict, prefix: str = "") -> dict[str, str]:
     """Per-field reasons a definition (its stored form) cannot be used, beyond what its
-    schema already checks."""
-    from healthchecks import netpolicy, probes  # the probe stack loads only when needed
-
+    schema already checks: the timeout against the interval, and the target as its kind
+    reads it (and, for network kinds, as the network policy judges it)."""
     errors: dict[str, str] = {}
-    kind, target = state["kind"], state["target"]
+    kind, target = KINDS[state["kind"]], state["target"]
     if state["timeout"] > state["interval"]:
         errors[f"{prefix}timeout"] = (
             f"{state['timeout']:g}s is longer than the interval ({state['interval']}s)"
         )
-    if kind in NETWORK_KINDS:
-        if not target:
-            errors[f"{prefix}target"] = "required for this kind"
-        else:
-            for name, reason in netpolicy.validate_target(kind, target).items():
-                errors[f"{prefix}{name}"] = reason
-    elif kind == CheckKind.PYTHON:
-        reason = probes.validate_callable_path(target)
-        if reason:
-            errors[f"{prefix}target"] = reason
+    if kind.network and not target:
+        errors[f"{prefix}target"] = "required for this kind"
+    elif kind.network or kind.check_target is not None:
+        for name, reason in target_errors(kind.name, target).items():
+            errors[f"{prefix}{name}"] = reason
     return errors
 
 
@@ -66,11 +54,12 @@ def desired_state(spec: CheckIn, existing: HealthCheck | None) -> dict:
 
     state = {n: current[n] if keep(n) else getattr(spec, n) for n in SCALARS}
     state["is_critical"] = current["is_critical"] if keep("critical") else spec.critical
+    kind = KINDS[spec.kind]
     state["options"] = {
         n: current["options"].get(n, getattr(spec, n)) if keep(n) else getattr(spec, n)
-        for n in OPTIONS.get(spec.kind, ())
+        for n in kind.option_names()
     }
-    secrets = {n: current["secrets"].get(n) if keep(n) else getattr(spec, n) for n in SECRETS}
+    secrets = {n: current["secrets"].get(n) if keep(n) else getattr(spec, n) for n in kind.secrets}
     state["secrets"] = {k: v for k, v in secrets.items() if v}
     return state
 
@@ -224,7 +213,7 @@ def save(service_id: int, name: str, state: dict, existing: HealthCheck | None, 
     for key in (*SCALARS, "is_critical", "options"):
         setattr(check, key, state[key])
     check.secrets = encryption.encrypt(state["secrets"]) if state["secrets"] else ""
-    if check.kind == CheckKind.HEARTBEAT and not check.heartbeat_token:
+    if KINDS[check.kind].pushed and not check.heartbeat_token:
         check.heartbeat_token = random_tokens.token_urlsafe(24)
     check.updated_at = now
     check.save()
@@ -265,24 +254,19 @@ def probe_spec(check: HealthCheck, state: CheckState | None) -> ProbeSpec:
 def spec_from_row(row: dict) -> ProbeSpec:
     """A probe spec from a plain row of SPEC_FIELDS (workers load a batch with values())."""
     secrets = encryption.decrypt(row["secrets"]) if row["secrets"] else {}
-    options = row["options"]
     last_ping = row["state__last_ping_at"]
+    kind = KINDS.get(row["kind"])  # an unknown kind is the prober's to report
+    defaults = {k: v for k, v in kind.defaults().items() if k not in kind.secrets} if kind else {}
     return ProbeSpec(
         check_id=row["id"],
         kind=row["kind"],
         target=row["target"],
         timeout=row["timeout"],
         latency_threshold_ms=row["latency_threshold_ms"],
-        method=options.get("method", "GET"),
-        expected_status=tuple(options.get("expected_status", ())),
-        headers=secrets.get("headers", {}),
-        verify_tls=options.get("verify_tls", True),
-        max_body_bytes=options.get("max_body_bytes", 65_536),
-        max_redirects=options.get("max_redirects", 5),
-        password=secrets.get("password", ""),
-        last_ping_at=last_ping.timestamp() if last_ping else None,
         interval=float(row["interval"]),
-        grace=float(options.get("grace", 0)),
+        options={**defaults, **row["options"]},
+        secrets=secrets,
+        last_ping_at=last_ping.timestamp() if last_ping else None,
     )
 
 

@@ -4,7 +4,7 @@ A health checker connects wherever its users point it, so it is an SSRF engine b
 policy is enforced at connect time, *after* DNS resolution: ``NetworkPolicy.resolve`` looks the
 name up itself, checks every address, and returns only allowed ones, which the probes then
 connect to -- so a name cannot resolve to an allowed address when checked and to a forbidden
-one when connected (DNS rebinding). ``validate_target`` is the static half, for refusing a bad
+one when connected (DNS rebinding). ``endpoint_refusal`` is the static half, for refusing a bad
 check definition before it is stored.
 
 Always refused, whatever the settings say: link-local addresses (169.254.0.0/16 holds the cloud
@@ -56,7 +56,6 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # IPv4-compatible (deprecated, RFC 4291): ::a.b.c.d; "::" and "::1" are not among them.
 _COMPATIBLE = ipaddress.ip_network("::/96")
 
-KINDS = ("http", "tcp", "postgres", "redis", "heartbeat", "python")
 HTTP_SCHEMES = ("http", "https")
 REDIS_SCHEMES = {"redis": False, "rediss": True}  # scheme -> TLS
 # DSN parameters a check may set. Others are refused: ``service``/``servicefile`` could point
@@ -241,32 +240,6 @@ class NetworkPolicy:
             raise PolicyError(f"{host} resolves only to refused addresses: {refused[0]}")
         return allowed
 
-    def validate_target(self, kind: str, target: str) -> dict[str, str]:
-        """Field -> reason for a check definition the engine would refuse; {} when fine.
-
-        Static: no DNS, no connection (a name may still resolve to a refused address later,
-        which the probe reports)."""
-        if kind not in KINDS:
-            return {"kind": f"unknown check kind {kind!r} (one of {', '.join(KINDS)})"}
-        if kind == "heartbeat":
-            return {}
-        if kind == "python":
-            from healthchecks.probes import validate_callable_path
-
-            reason = validate_callable_path(target)
-            return {"target": reason} if reason else {}
-        try:
-            endpoint = parse_endpoint(kind, target)
-        except TargetError as exc:
-            return {"target": str(exc)}
-        reason = self.endpoint_refusal(endpoint.host, endpoint.port)
-        return {"target": reason} if reason else {}
-
-
-def validate_target(kind: str, target: str, policy: NetworkPolicy | None = None) -> dict[str, str]:
-    """``NetworkPolicy.validate_target`` with the policy of the settings by default."""
-    return (policy or NetworkPolicy.from_settings()).validate_target(kind, target)
-
 
 class PolicyResolver(AbstractResolver):
     """aiohttp's resolver, through the policy: a name resolves only to allowed addresses.
@@ -329,20 +302,6 @@ def format_host_port(host: str, port: int) -> str:
 
 
 # --- Reading targets --------------------------------------------------------------------------
-
-
-def parse_endpoint(kind: str, target: str) -> Endpoint:
-    """The endpoint of a network check's target; TargetError when it is malformed."""
-    if kind == "http":
-        url = parse_http_url(target)
-        return Endpoint(url.raw_host or "", url.port or 0, tls=url.scheme == "https")
-    if kind == "tcp":
-        return parse_host_port(target)
-    if kind == "postgres":
-        return parse_postgres_dsn(target).endpoint
-    if kind == "redis":
-        return parse_redis_url(target).endpoint
-    raise TargetError(f"{kind} checks have no network target")
 
 
 def parse_http_url(target: str) -> URL:

@@ -11,9 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from healthchecks import recording, scheduling
-from healthchecks.models import CheckKind, CheckState, HealthCheck
-from healthchecks.probes import ProbeOutcome
+from healthchecks.models import CheckState, HealthCheck
+from healthchecks.probes import KINDS, ProbeOutcome
 from healthchecks.status import ErrorCode, Status
+
+PUSHED = [kind.name for kind in KINDS.values() if kind.pushed]
 
 
 def receive(token: str, *, failed: bool = False) -> HealthCheck | None:
@@ -23,7 +25,7 @@ def receive(token: str, *, failed: bool = False) -> HealthCheck | None:
     with transaction.atomic():
         check = (
             HealthCheck.objects.select_for_update()
-            .filter(heartbeat_token=token, kind=CheckKind.HEARTBEAT)
+            .filter(heartbeat_token=token, kind__in=PUSHED)
             .first()
         )
         if check is None:

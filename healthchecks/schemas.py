@@ -1,20 +1,25 @@
-"""API shapes of checks and health documents."""
+"""API shapes of checks and health documents.
+
+A check's fields are the ones every kind has, plus the options of every kind of check
+(healthchecks.probes.kinds), each with its own constraints, defaults and descriptions: a new
+kind brings its options with it.
+"""
 
 from datetime import datetime
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from django.conf import settings
 from ninja import Field, Schema
-from pydantic import ConfigDict, StrictBool, StrictStr, field_validator
+from pydantic import ConfigDict, StrictBool, StrictStr, create_model
 
-from healthchecks.models import CheckKind
+from healthchecks.probes import KINDS
 from portal.fields import Name
 
+CheckKind = StrEnum("CheckKind", {name.upper(): name for name in KINDS})
 
-class CheckFieldsIn(Schema):
-    """A check without its name. Times are seconds. Fields left out keep their stored
-    values (new checks get the defaults)."""
 
+class CommonCheckFields(Schema):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     kind: CheckKind
@@ -30,33 +35,25 @@ class CheckFieldsIn(Schema):
     latency_threshold_ms: int | None = Field(None, ge=1, le=600_000)
     critical: StrictBool = True
     enabled: StrictBool = True
-    # HTTP
-    method: Literal["GET", "HEAD"] = "GET"
-    expected_status: list[int] = Field(default_factory=list, max_length=50)
-    headers: dict[str, StrictStr] = Field(default_factory=dict, description="Kept encrypted.")
-    verify_tls: StrictBool = True
-    max_body_bytes: int = Field(65_536, ge=0, le=10_485_760)
-    max_redirects: int = Field(5, ge=0, le=20)
-    # PostgreSQL / Redis
-    password: StrictStr = Field("", max_length=500, description="Kept encrypted.")
-    # Heartbeat
-    grace: int = Field(0, ge=0, le=86_400, description="Extra seconds before a missed beat.")
 
-    @field_validator("expected_status")
-    @classmethod
-    def _status_codes(cls, codes: list[int]) -> list[int]:
-        bad = [c for c in codes if not 100 <= c <= 599]
-        if bad:
-            raise ValueError(f"not HTTP status codes: {bad}")
-        return sorted(set(codes))
 
-    @field_validator("headers")
-    @classmethod
-    def _header_names(cls, headers: dict[str, str]) -> dict[str, str]:
-        for name, value in headers.items():
-            if not name or any(c in name for c in ":\r\n ") or "\n" in value or "\r" in value:
-                raise ValueError(f"bad header {name!r}")
-        return headers
+def _options_of_every_kind() -> dict[str, tuple]:
+    """The option fields of all kinds, in the registry's order; kinds that share an option
+    (a password) share its definition."""
+    fields: dict[str, tuple] = {}
+    for kind in KINDS.values():
+        for name, info in (kind.options.model_fields if kind.options else {}).items():
+            fields.setdefault(name, (info.annotation, info))
+    return fields
+
+
+CheckFieldsIn = create_model(
+    "CheckFieldsIn",
+    __base__=CommonCheckFields,
+    __doc__="A check without its name. Times are seconds. Fields left out keep their stored "
+    "values (new checks get the defaults).",
+    **_options_of_every_kind(),
+)
 
 
 class CheckIn(CheckFieldsIn):

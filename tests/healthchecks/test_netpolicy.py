@@ -14,8 +14,8 @@ from healthchecks.netpolicy import (
     PolicyError,
     PolicyResolver,
     ResolveError,
-    validate_target,
 )
+from healthchecks.probes import target_errors as validate_target
 
 
 class Source:

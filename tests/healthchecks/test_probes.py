@@ -13,7 +13,14 @@ import uvloop
 from werkzeug import Request, Response
 
 from healthchecks.netpolicy import NetworkPolicy
-from healthchecks.probes import ProbeOutcome, Prober, ProbeSpec, probe, validate_callable_path
+from healthchecks.probes import (
+    ProbeOutcome,
+    Prober,
+    ProbeSpec,
+    make_spec,
+    probe,
+    validate_callable_path,
+)
 from healthchecks.status import ErrorCode, Status
 from tests.healthchecks import servers
 from tests.healthchecks.servers import ScriptedServer
@@ -25,7 +32,7 @@ SECRET = "Bearer s3cr3t-t0ken-never-shown"
 
 def spec(kind: str, target: str, **options) -> ProbeSpec:
     options.setdefault("timeout", 3.0)
-    return ProbeSpec(check_id=1, kind=kind, target=target, **options)
+    return make_spec(1, kind, target, **options)
 
 
 def run(probe_spec: ProbeSpec, **prober_options) -> ProbeOutcome:
@@ -484,10 +491,7 @@ def test_200_concurrent_probes_on_one_loop():
     with ScriptedServer(
         servers.answer(body=b'{"status": "pass"}', content_type="application/json")
     ) as server:
-        specs = [
-            ProbeSpec(check_id=n, kind="http", target=server.url(f"/c/{n}"), timeout=20)
-            for n in range(200)
-        ]
+        specs = [make_spec(n, "http", server.url(f"/c/{n}"), timeout=20) for n in range(200)]
         policy = NetworkPolicy.from_settings()
 
         async def through_probe() -> list[ProbeOutcome]:
