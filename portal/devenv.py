@@ -2,7 +2,9 @@
 ``manage.py create_api_token``) sees the same portal as the one running: development mode, the
 same secret key, the same database and broker.
 
-``make run`` calls ``python -m portal.devenv`` before anything else. It adds what is missing --
+``make run`` calls ``python -m portal.devenv`` before anything else. It first makes sure the
+database and broker it was given answer (and says what to do when they do not), then adds
+what is missing --
 ``DEBUG=true``, a generated ``SECRET_KEY``, readable console logs -- and rewrites one block of
 its own with the ``DATABASE_URL`` and ``REDIS_URL`` it was started with (none: the embedded
 SQLite file and filesystem broker). Lines a person wrote are kept as they are. Settings read
@@ -19,6 +21,7 @@ import secrets
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -71,9 +74,46 @@ def _without_block(text: str) -> str:
     return "\n".join(kept) + "\n"
 
 
+def unreachable(environ: Mapping[str, str]) -> str | None:
+    """Why the database or the broker `make run` was given cannot be used, said so a person
+    knows what to do (None when both answer). Migrations would otherwise fail with a
+    connection pool's timeout after a page of tracebacks."""
+    database = environ.get("DATABASE_URL", "")
+    if database.startswith(("postgres://", "postgresql://")):
+        import psycopg
+
+        try:
+            psycopg.connect(database, connect_timeout=3).close()
+        except psycopg.Error as exc:
+            reason = " ".join(str(exc).split())
+            parts = urlsplit(database)
+            name = parts.path.lstrip("/")
+            if f'database "{name}" does not exist' in reason:
+                return (
+                    f"DATABASE_URL names the database {name!r}, which does not exist on "
+                    f"{parts.hostname}:{parts.port or 5432}; create it (e.g. `createdb -h "
+                    f"{parts.hostname} -U {parts.username or 'postgres'} {name}`) and run "
+                    "make run again"
+                )
+            return f"cannot connect to PostgreSQL (DATABASE_URL): {reason}"
+    broker = environ.get("REDIS_URL", "")
+    if broker:
+        import redis
+
+        try:
+            redis.Redis.from_url(broker, socket_connect_timeout=3, socket_timeout=3).ping()
+        except redis.RedisError as exc:
+            return f"cannot reach Redis (REDIS_URL): {exc}"
+    return None
+
+
 def main() -> None:
     default = Path(__file__).resolve().parent.parent / ".env"
     path = Path(os.environ.get("PORTAL_ENV_FILE") or default)
+    problem = unreachable(os.environ)
+    if problem:
+        sys.stderr.write(f"make run: {problem}\n")
+        sys.exit(1)
     notes = update(path, os.environ)
     database = "PostgreSQL" if os.environ.get("DATABASE_URL") else "SQLite in var/"
     broker = "Redis" if os.environ.get("REDIS_URL") else "a filesystem broker in var/"

@@ -23,11 +23,14 @@ class QuietExpected(logging.Filter):
     """Drop lines that say nothing the access log does not, and would cry wolf: the
     development server's own line per request (``portal.access`` has one for every request,
     with its status; runserver logs each 5xx -- a readiness answer of 503 included -- as an
-    error), and Django's error line for the demo targets, which fail on purpose."""
+    error), Django's error line for the demo targets, which fail on purpose, and kombu's
+    warning that the embedded mode's filesystem broker has no host name."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == "django.server" and hasattr(record, "status_code"):
             return False
+        if record.name == "kombu.connection" and "No hostname was supplied" in str(record.msg):
+            return False  # the embedded mode's filesystem broker has no host, by design
         return not (record.name == "django.request" and "/demo/" in record.getMessage())
 
 

@@ -1,6 +1,7 @@
 """A configuration as a dotenv file a shell can ``source``.
 
-Keys are upper-cased, nested keys joined with ``_`` (``database.port`` -> ``DATABASE_PORT``),
+Keys come in sorted order, upper-cased, nested keys joined with ``_`` (``database.port`` ->
+``DATABASE_PORT``),
 characters other than letters, digits and ``_`` become ``_``. Values are single-quoted the
 POSIX-shell way, so nothing in them is expanded; arrays and objects are written as JSON.
 Secrets the caller may not read are left out, with a comment saying so.
@@ -36,9 +37,12 @@ def env_value(value) -> str:
 
 
 def leaves(document, prefix=()):
+    """(path, value) of every leaf, keys in sorted order: PostgreSQL's jsonb does not keep the
+    order a document was sent in (SQLite's JSON does), and a file a pipeline diffs or a
+    person reads should not change with the database underneath."""
     if isinstance(document, dict) and document:
-        for key, value in document.items():
-            yield from leaves(value, (*prefix, key))
+        for key in sorted(document):
+            yield from leaves(document[key], (*prefix, key))
     else:
         yield prefix, document
 

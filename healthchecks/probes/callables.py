@@ -12,6 +12,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from django.db import connections
+
 from healthchecks.netpolicy import TargetError
 from healthchecks.probes.kinds import Kind
 from healthchecks.probes.outcome import (
@@ -44,7 +46,7 @@ async def probe_python(prober: Prober, run: Run) -> None:
             # A thread of our own: a hung check must not starve DNS (default executor).
             # On timeout the thread runs on; only the probe stops waiting.
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(_python_executor(), func)
+            result = await loop.run_in_executor(_python_executor(), _releasing, func)
             if inspect.isawaitable(result):
                 result = await result
     except Exception as exc:
@@ -113,6 +115,15 @@ def _under_prefix(path: str, prefix: str) -> bool:
     if not prefix:
         return False
     return path.startswith(prefix if prefix.endswith(".") else prefix + ".")
+
+
+def _releasing(func: Callable[[], Any]) -> Any:
+    """Call ``func``, then give back the database connections it took in this thread: the
+    executor's threads live on, and a connection each would drain the process's pool."""
+    try:
+        return func()
+    finally:
+        connections.close_all()
 
 
 @functools.cache

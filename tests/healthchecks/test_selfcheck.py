@@ -58,3 +58,26 @@ def test_redis_down_degrades_the_portal_and_health_reads_go_on(client, alive, se
     assert any("redis" in e for e in res.json()["errors"])
     assert client.get("/health/services").status_code == 200
     assert client.get("/health/metrics").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_python_checks_give_back_their_database_connections(settings):
+    """They run in the prober's threads, which live on: a connection kept by each drained the
+    process's pool (4) and the next checks failed waiting for one."""
+    import asyncio
+
+    from django.db import connections
+
+    from healthchecks.probes import Prober, make_spec
+
+    heartbeats.beat("worker")
+    specs = [make_spec(i, "python", "healthchecks.builtin.workers", timeout=5) for i in range(24)]
+
+    async def run_all():
+        async with Prober() as prober:  # at once: every thread of the executor takes a turn
+            return await asyncio.gather(*(prober.probe(spec) for spec in specs))
+
+    outcomes = asyncio.run(run_all())
+    assert [o.errors for o in outcomes if o.status != 1] == []
+    assert settings.DB_POOL_SIZE == 4
+    connections.close_all()

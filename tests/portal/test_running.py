@@ -268,3 +268,16 @@ def test_expected_503s_are_not_logged_as_errors_on_the_development_console(tmp_p
     assert [line for line in lines if "error" in line.lower()] == []
     access = [line for line in lines if "portal.access" in line and "status=503" in line]
     assert any("path=/health/service/down-one" in line for line in access), lines
+
+
+def test_make_run_says_what_to_do_when_its_database_does_not_exist(tmp_path):
+    env_file = tmp_path / ".env"
+    url = database_url().rsplit("/", 1)[0] + "/no_such_portal_database"
+    first = shell_env(PORTAL_ENV_FILE=str(env_file), DATABASE_URL=url)
+    done = subprocess.run(
+        [sys.executable, "-m", "portal.devenv"], env=first, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert "'no_such_portal_database', which does not exist" in done.stderr
+    assert "createdb" in done.stderr and "Traceback" not in done.stderr
+    assert not env_file.exists()

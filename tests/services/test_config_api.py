@@ -135,6 +135,14 @@ def test_before_any_version_the_schema_defaults_are_version_0(pipeline, svc):
     assert pipeline.call("GET", f"{svc}?version=0").json()["defaults_only"] is True
 
 
+def test_the_env_format_lists_keys_in_sorted_order(pipeline, svc):
+    """jsonb keeps keys in its own order (shorter first): the file must not depend on it."""
+    values = {"timeout": 30, "currency": "EUR", "db": {"port": 5432, "host": "x"}}
+    pipeline.call("POST", svc, {"values": values, "base_version": 0})
+    text = pipeline.call("GET", f"{svc}?format=env").content.decode()
+    assert text.splitlines() == ["CURRENCY='EUR'", "DB_HOST='x'", "DB_PORT='5432'", "TIMEOUT='30'"]
+
+
 def test_validate_needs_no_base_version_but_checks_one_given(pipeline, svc):
     pipeline.call("PUT", f"{svc}/schema", SEED_SCHEMA)
     res = pipeline.call("POST", f"{svc}/validate", {"values": {"api_timeout": 5}})

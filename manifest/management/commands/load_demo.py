@@ -7,7 +7,6 @@ from manifest.demo import DEMO_CONFIGS, DEMO_LIFECYCLE, DEMO_SCHEMA, demo_manife
 from manifest.schemas import ManifestIn
 from portal.auth import system_actor
 from services import configs, deployments, lifecycle
-from services.models import Service
 
 
 class Command(BaseCommand):
@@ -33,9 +32,9 @@ class Command(BaseCommand):
                 lifecycle.transition(name, status, "demo data", actor)
         if "payments" in result.as_dict()["created"]:
             self._demo_config(actor)
+        created = result.as_dict()["created"]
         self.stdout.write(
-            f"Demo registry: {Service.objects.count()} services "
-            f"({len(result.as_dict()['created'])} new)."
+            f"Demo registry: {len(manifest['services'])} services ({len(created)} new)."
         )
         if settings.DEBUG:
             self._demo_user()
