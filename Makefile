@@ -53,7 +53,8 @@ test: install-dev
 lint: install-dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/lint-imports
+	PORTAL_ENV_FILE= DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 
 bench: install-dev
 	PORTAL_ENV_FILE= DEBUG=true DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
