@@ -1,0 +1,52 @@
+"""The layers hold (docs/architecture.md): `make lint`'s import contracts pass on the code as it
+is, and fail on a copy with one import that breaks a layer or makes a cycle."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE = Path(__file__).resolve().parent.parent
+APPS = ("portal", "services", "healthchecks", "manifest", "pages")
+LINT = str(Path(sys.executable).parent / "lint-imports")
+
+
+def lint(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [LINT, "--config", str(root / "pyproject.toml")],
+        cwd=root,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.fixture
+def copy(tmp_path) -> Path:
+    for app in APPS:
+        shutil.copytree(BASE / app, tmp_path / app, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(BASE / "pyproject.toml", tmp_path)
+    return tmp_path
+
+
+def test_the_code_keeps_its_layers():
+    result = lint(BASE)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "broken"),
+    [
+        ("services/registry.py", "import healthchecks.models", "Apps import one way"),
+        ("portal/errors.py", "from services import queries", "Apps import one way"),
+        ("healthchecks/netpolicy.py", "import healthchecks.probes", "No import cycles"),
+    ],
+)
+def test_an_import_that_breaks_a_layer_fails_lint(copy, module, line, broken):
+    path = copy / module
+    path.write_text(path.read_text() + f"\n{line}  # noqa\n")
+    result = lint(copy)
+    assert result.returncode != 0
+    assert f"{broken}" in result.stdout and "BROKEN" in result.stdout
