@@ -6,9 +6,11 @@ class HealthchecksConfig(AppConfig):
     verbose_name = "Health checks"
 
     def ready(self) -> None:
-        from healthchecks import service_health
+        from healthchecks import checks, service_health
+        from portal import encryption
         from services import signals
 
         signals.dependencies_changed.connect(
             service_health.on_dependencies_changed, dispatch_uid="health-on-dependencies"
         )
+        encryption.register_encrypted("healthchecks.HealthCheck.secrets", checks.rotate_secrets)

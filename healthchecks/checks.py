@@ -224,6 +224,18 @@ def save(service_id: int, name: str, state: dict, existing: HealthCheck | None, 
     return check
 
 
+def rotate_secrets(batch_size: int = 500) -> int:
+    """Re-encrypt every check's secrets (headers, passwords) with the first key."""
+    changed = 0
+    rows = HealthCheck.objects.exclude(secrets="").order_by("pk").values_list("pk", "secrets")
+    for pk, token in rows.iterator(chunk_size=batch_size):
+        rotated = encryption.rotate(token)
+        if rotated != token:
+            HealthCheck.objects.filter(pk=pk).update(secrets=rotated)
+            changed += 1
+    return changed
+
+
 def next_due_at(check: HealthCheck):
     """When the check runs next; None while it is disabled."""
     try:

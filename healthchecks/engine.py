@@ -23,6 +23,7 @@ from healthchecks.models import CheckResult, HealthCheck
 from healthchecks.netpolicy import NetworkPolicy
 from healthchecks.scheduling import Claim
 from healthchecks.status import ErrorCode, Status
+from portal.errors import Misconfigured
 
 try:
     import uvloop
@@ -72,7 +73,9 @@ def run_batch(items) -> dict:
     rows = HealthCheck.objects.filter(pk__in={c.check_id for c in todo}, enabled=True).values(
         *checks.SPEC_FIELDS
     )
-    specs = {row["id"]: checks.spec_from_row(row) for row in rows}
+    specs, unreadable = _specs(rows)
+    if unreadable:  # a check whose secrets cannot be read fails alone, never its batch
+        record_resiliently([unreadable_result(c) for c in todo if c.check_id in unreadable])
     todo = [c for c in todo if c.check_id in specs]
     missed = [c for c in todo if is_missed(c, specs[c.check_id], time.time())]
     if missed:
@@ -82,6 +85,7 @@ def run_batch(items) -> dict:
         "claimed": len(claims),
         "skipped": len(claims) - len(todo) - len(missed),
         "missed": len(missed),
+        "unreadable": len(unreadable),
         "probed": 0,
         "changed": 0,
         "slack_ms": slack_ms,
@@ -93,6 +97,32 @@ def run_batch(items) -> dict:
         probed, changed = asyncio.run(runner.run(todo), loop_factory=factory)
         stats.update(probed=probed, changed=changed)
     return stats
+
+
+def _specs(rows) -> tuple[dict[int, probes.ProbeSpec], set[int]]:
+    """Probe specs by check id, and the ids of checks whose secrets no configured key
+    decrypts (a key dropped before ``rotate_config_secrets`` ran)."""
+    specs, unreadable = {}, set()
+    for row in rows:
+        try:
+            specs[row["id"]] = checks.spec_from_row(row)
+        except Misconfigured:
+            unreadable.add(row["id"])
+    return specs, unreadable
+
+
+def unreadable_result(claim: Claim) -> recording.Result:
+    """Unknown, not unhealthy: the portal cannot probe the target, which says nothing of it."""
+    outcome = probes.ProbeOutcome(
+        Status.UNKNOWN,
+        error_code=ErrorCode.INTERNAL,
+        errors=[
+            "the check's secrets cannot be decrypted with the configured keys: an operator must "
+            "restore the key they were encrypted with (CONFIG_ENCRYPTION_KEYS or SECRET_KEY)"
+        ],
+    )
+    now = timezone.now()
+    return recording.Result(claim.check_id, claim.due_at, now, outcome)
 
 
 def is_missed(claim: Claim, spec: probes.ProbeSpec, now: float) -> bool:

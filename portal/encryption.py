@@ -1,15 +1,23 @@
-"""Encryption of secret configuration values at rest (Fernet, with key rotation).
+"""Encryption of secrets at rest (Fernet, with key rotation): configuration secrets, check
+credentials, and whatever else an app stores encrypted.
 
 Keys come from CONFIG_ENCRYPTION_KEYS; the first one encrypts and every one decrypts, so a
-key is rotated by putting the new one first, re-encrypting (``rotate``), then dropping the
-old. A key derived from SECRET_KEY is always the last to try, so a deployment that starts
-without explicit keys can move to them later.
+key is rotated by putting the new one first, re-encrypting every stored secret
+(``rotate_all``: `manage.py rotate_config_secrets`), then dropping the old. A key derived from
+SECRET_KEY is always the last to try, so a deployment that starts without explicit keys can
+move to them later.
+
+Every app that stores something encrypted registers how to re-encrypt it
+(``register_encrypted``, from its AppConfig.ready): the one list rotation walks, so no
+secret is left behind on an old key.
 """
 
 import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 
 import structlog
@@ -73,6 +81,27 @@ def decrypt(token: str):
 def rotate(token: str) -> str:
     """Re-encrypt with the first key."""
     return _fernet().rotate(token.encode()).decode()
+
+
+@dataclass(frozen=True)
+class EncryptedColumn:
+    """A column that holds secrets, and how to re-encrypt all of them (returns how many rows
+    changed)."""
+
+    name: str  # "app.Model.field", as the rotation reports it
+    rotate_all: Callable[[], int]
+
+
+ENCRYPTED: dict[str, EncryptedColumn] = {}
+
+
+def register_encrypted(name: str, rotate_all: Callable[[], int]) -> None:
+    ENCRYPTED[name] = EncryptedColumn(name, rotate_all)
+
+
+def rotate_all() -> dict[str, int]:
+    """Re-encrypt every registered column with the first key: rows changed, by column."""
+    return {column.name: column.rotate_all() for column in ENCRYPTED.values()}
 
 
 @cache
