@@ -14,6 +14,7 @@ from healthchecks import healthjson, history, pings, reports, selfcheck
 from healthchecks.metrics import exposition
 from healthchecks.status import Status, is_usable
 from portal.errors import error_response
+from services.queries import no_such_service
 
 
 def _respond(request, document: dict, health_document: dict, status: int = 200):
@@ -27,6 +28,11 @@ def _respond(request, document: dict, health_document: dict, status: int = 200):
     # access log records it; Django's error log would repeat it on every readiness poll.
     response._has_been_logged = True
     return response
+
+
+def _not_found(name: str):
+    missing = no_such_service(name)
+    return error_response(missing.status, missing.code, missing.message)
 
 
 @require_GET
@@ -47,7 +53,7 @@ def service(request: HttpRequest, name: str):
     probe and a deploy gate."""
     detail = selfcheck.detail() if name == selfcheck.NAME else reports.service_detail(name)
     if detail is None:
-        return error_response(404, "not_found", f"no service named {name!r}")
+        return _not_found(name)
     usable = is_usable(Status[detail["status"].upper()])
     return _respond(request, detail, healthjson.service_document(detail), 200 if usable else 503)
 
@@ -64,7 +70,7 @@ def service_history(request: HttpRequest, name: str):
     except history.BadRange as exc:
         return error_response(422, "invalid", str(exc), fields=exc.fields)
     except Http404:
-        return error_response(404, "not_found", f"no service named {name!r}")
+        return _not_found(name)
 
 
 @csrf_exempt

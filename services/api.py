@@ -5,7 +5,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from portal.auth import authorize
-from portal.errors import InvalidInput, NotFound
+from portal.errors import InvalidInput
 from portal.fields import PathName
 from portal.models import Scope
 from portal.responses import json_response
@@ -72,7 +72,7 @@ def impact(request: HttpRequest, name: str):
     authorize(request, READ, service=name)
     graph = DependencyGraph.load()
     if name not in graph.needs:
-        raise NotFound(f"no service named {name!r}")
+        raise queries.no_such_service(name)
     # Thousands of items for a deep graph: returned as built, not re-validated one by one.
     return json_response(graph.impact(name))
 

@@ -14,7 +14,7 @@ from django.db.models import F, Max
 
 from portal import audit, encryption
 from portal.errors import Conflict, InvalidInput, NotFound
-from services import config_schema, config_validation
+from services import config_schema, config_validation, queries
 from services.models import ConfigSchema, ConfigVersion, Service, ValidationLevel
 
 MASK = "********"
@@ -89,11 +89,8 @@ def masked(version: ConfigVersion) -> dict:
 
 
 def get_service(name: str, *, lock: bool = False) -> Service:
-    queryset = Service.objects.select_for_update() if lock else Service.objects
-    service = queryset.filter(name=name).first()
-    if service is None:
-        raise NotFound(f"no service named {name!r}")
-    return service
+    """The service, its row locked with ``lock`` (one writer of its configuration at a time)."""
+    return queries.get_service(name, queryset=Service.objects.select_for_update() if lock else None)
 
 
 def level_for(service: Service) -> str:

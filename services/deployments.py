@@ -26,6 +26,9 @@ def report(
     actor,
 ) -> Deployment:
     with transaction.atomic():
+        # The registry's lock before the service's row, as every write that may reach the
+        # registry (this one sets deployed_version through it): one order, no deadlock.
+        registry.lock_registry()
         service = get_service(name, lock=True)
         if config_version is not None:
             applied = service.config_versions.filter(version=config_version).first()

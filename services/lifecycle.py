@@ -24,9 +24,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal import audit
-from portal.errors import Conflict, NotFound
+from portal.errors import Conflict
 from services.models import Dependency, DependencyKind, LifecycleTransition, Service
 from services.models import LifecycleStatus as S
+from services.queries import get_service
 from services.registry import lock_registry
 
 ALLOWED: dict[str, tuple[str, ...]] = {
@@ -83,9 +84,7 @@ class TransitionOutcome:
 def transition(name: str, to: str, reason: str, actor, *, force: bool = False) -> TransitionOutcome:
     with transaction.atomic():
         lock_registry()  # the registry's lock first, as every write that reads the graph
-        service = Service.objects.select_for_update().filter(name=name).first()
-        if service is None:
-            raise NotFound(f"no service named {name!r}")
+        service = get_service(name, queryset=Service.objects.select_for_update())
         current = service.lifecycle_status
         if to == current:
             return TransitionOutcome(service, changed=False, transition=None)

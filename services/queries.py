@@ -68,7 +68,7 @@ def service_document(name: str) -> dict:
     """The API document of one service (the shape of ``service_dicts``); NotFound if none."""
     documents = service_dicts(Service.objects.filter(name=name))
     if not documents:
-        raise NotFound(f"no service named {name!r}")
+        raise no_such_service(name)
     return documents[0]
 
 

@@ -31,6 +31,7 @@ from services.models import (
     Tag,
     Team,
 )
+from services.queries import get_service
 from services.schemas import DependencyIn, ManifestIn, ServiceIn, TeamIn
 
 SCALAR_FIELDS = (
@@ -527,8 +528,7 @@ def remove_dependency(name: str, depends_on: str, actor) -> ServicePlan:
 
 
 def current_dependencies(name: str) -> dict[str, str]:
-    if not Service.objects.filter(name=name).exists():
-        raise NotFound(f"no service named {name!r}")
+    get_service(name)
     return dict(
         Dependency.objects.filter(service__name=name).values_list("depends_on__name", "kind")
     )
@@ -545,9 +545,7 @@ def _replace_dependencies(name: str, deps: dict[str, str], actor) -> ServicePlan
 def delete_service(name: str, actor) -> None:
     with transaction.atomic():
         lock_registry()
-        service = Service.objects.filter(name=name).first()
-        if service is None:
-            raise NotFound(f"no service named {name!r}")
+        service = get_service(name)
         dependents = list(
             Dependency.objects.filter(depends_on=service)
             .order_by("service__name")
