@@ -1,13 +1,10 @@
 """Check definitions and "run this check now": thin handlers over healthchecks.checks."""
 
-import asyncio
-
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from ninja import Router, Status
 
-from healthchecks import checks, netpolicy, probes, recording
-from healthchecks.models import CheckState, HealthCheck
+from healthchecks import checks
+from healthchecks.models import HealthCheck
 from healthchecks.schemas import CheckFieldsIn, CheckOut
 from portal.auth import authorize
 from portal.errors import NotFound
@@ -81,11 +78,7 @@ def delete_check(request: HttpRequest, name: str, check: str):
     summary="Run a check now and record the result",
 )
 def run_check(request: HttpRequest, name: str, check: str):
-    authorize(request, Scope.HEALTH_WRITE, service=name)
+    actor = authorize(request, Scope.HEALTH_WRITE, service=name)
     row = _check(get_service(name), check)
-    spec = checks.probe_spec(row, getattr(row, "state", None))
-    started = timezone.now()
-    outcome = asyncio.run(probes.probe(spec, netpolicy.NetworkPolicy.from_settings()))
-    CheckState.objects.get_or_create(health_check=row)
-    recording.record([recording.Result(row.pk, started, started, outcome)])
+    checks.run_now(row, actor)
     return _out(request, _check(row.service, check))

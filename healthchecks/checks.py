@@ -6,6 +6,7 @@ what it changed: ``put_one`` (one check, created or updated), ``delete_one``,
 larger transaction (a manifest).
 """
 
+import asyncio
 import secrets as random_tokens
 from dataclasses import dataclass, field
 
@@ -13,9 +14,10 @@ import pydantic
 from django.db import transaction
 from django.utils import timezone
 
-from healthchecks import scheduling
+from healthchecks import recording, scheduling
 from healthchecks.models import CheckSchedule, CheckState, HealthCheck
-from healthchecks.probes import KINDS, ProbeSpec, target_errors
+from healthchecks.netpolicy import NetworkPolicy
+from healthchecks.probes import KINDS, ProbeOutcome, ProbeSpec, probe, target_errors
 from healthchecks.schemas import CheckFieldsIn, CheckIn
 from portal import audit, encryption
 from portal.errors import InvalidInput, NotFound, field_path
@@ -222,6 +224,19 @@ def save(service_id: int, name: str, state: dict, existing: HealthCheck | None, 
         check, now, interval_changed=previous_interval not in (None, check.interval)
     )
     return check
+
+
+def run_now(check: HealthCheck, actor) -> ProbeOutcome:
+    """Probe a check now (not on its schedule), record the result like any other, and audit
+    who asked: it is a person's act, and it writes history."""
+    spec = probe_spec(check, getattr(check, "state", None))
+    started = timezone.now()
+    outcome = asyncio.run(probe(spec, NetworkPolicy.from_settings()))
+    CheckState.objects.get_or_create(health_check=check)
+    recording.record([recording.Result(check.pk, started, started, outcome)])
+    target = f"{check.service.name}/{check.name}"
+    audit.record(actor, "check.run", "check", target, {"status": outcome.status.label})
+    return outcome
 
 
 def rotate_secrets(batch_size: int = 500) -> int:

@@ -13,8 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from healthchecks import healthjson, history, pings, reports, selfcheck
 from healthchecks.metrics import exposition
 from healthchecks.status import Status, is_usable
-from portal.errors import error_response
-from services.queries import no_such_service
+from portal.errors import error_response, no_such_service
 
 
 def _respond(request, document: dict, health_document: dict, status: int = 200):

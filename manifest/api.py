@@ -58,7 +58,7 @@ def list_services(request: HttpRequest, filters: Query[ServiceFilter], page: Que
     operation_id=_id("create_service"),
 )
 def create_service(request: HttpRequest, payload: ServiceIn):
-    actor = authorize(request, WRITE, service=payload.name)
+    actor = authorize(request, WRITE, service=payload.name, naming=True)
     manifests.create_service(payload, actor)
     return Status(201, queries.service_document(payload.name))
 

@@ -18,7 +18,7 @@ from ninja.security import HttpBearer
 from ninja.security.session import SessionAuth
 
 from portal import tokens
-from portal.errors import Forbidden
+from portal.errors import Forbidden, no_such_service
 from portal.models import Scope
 
 
@@ -138,13 +138,21 @@ class PortalSessionAuth(SessionAuth):
         return principal
 
 
-def authorize(request: HttpRequest, scope: str, service: str | None = None) -> Principal:
-    """The caller, if it holds ``scope`` (and may act on ``service``); Forbidden otherwise."""
+def authorize(
+    request: HttpRequest, scope: str, service: str | None = None, *, naming: bool = False
+) -> Principal:
+    """The caller, if it holds ``scope`` (Forbidden otherwise) and may act on ``service``.
+    A service outside a token's reach answers as if it did not exist (404: no leak of what
+    lies outside); ``naming`` is for a request that names a service to create, where a 403
+    says so without telling whether it exists."""
     principal: Principal = request.auth
     if not principal.has_scope(scope):
         raise Forbidden(f"{principal} lacks the scope '{scope}'", required_scope=str(scope))
     if service is not None and not principal.may_act_on(service):
-        raise Forbidden(f"{principal} may not act on the service {service!r}", service=service)
+        if naming:
+            message = f"{principal} may not act on the service {service!r}"
+            raise Forbidden(message, service=service)
+        raise no_such_service(service)
     return principal
 
 

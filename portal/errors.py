@@ -74,6 +74,12 @@ class Misconfigured(PortalError):
     status, code = 500, "misconfigured"
 
 
+def no_such_service(name: str) -> NotFound:
+    """The one answer for a service that does not exist -- or that the caller may not see
+    (portal.auth answers the same, so a token learns nothing of what lies outside it)."""
+    return NotFound(f"no service named {name!r}")
+
+
 def error_body(
     code: str, message: str, fields: dict[str, str] | None = None, **extra: Any
 ) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections import defaultdict
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from portal.errors import NotFound
+from portal.errors import no_such_service
 from services.models import Dependency, Service
 from services.schemas import ServiceFilter
 
@@ -48,12 +48,6 @@ def visible_to(principal, queryset: QuerySet[Service]) -> QuerySet[Service]:
     if principal is not None and principal.services is not None:
         return queryset.filter(name__in=principal.services)
     return queryset
-
-
-def no_such_service(name: str) -> NotFound:
-    """The one answer for a service that does not exist -- or that the caller may not see
-    (portal.auth answers the same, so a token learns nothing of what lies outside it)."""
-    return NotFound(f"no service named {name!r}", code="not_found")
 
 
 def get_service(name: str, *, queryset: QuerySet[Service] | None = None) -> Service:

@@ -65,8 +65,17 @@ def test_a_token_limited_to_services_sees_and_changes_only_those(make_token):
     ServiceFactory(name="mine"), ServiceFactory(name="theirs")
     client = ApiClient(make_token(["registry:read", "registry:write"], services=["mine"]).secret)
     assert [s["name"] for s in client.call("GET", "/api/services").json()["items"]] == ["mine"]
-    assert client.call("GET", "/api/services/theirs").status_code == 403
-    assert client.call("PATCH", "/api/services/theirs", {"description": "x"}).status_code == 403
+    # Outside its reach a service answers as if it did not exist: nothing leaks.
+    hidden = client.call("GET", "/api/services/theirs")
+    assert hidden.status_code == 404
+    assert hidden.json()["error"] == {
+        **hidden.json()["error"],
+        "message": "no service named 'theirs'",
+    }
+    assert client.call("GET", "/api/services/nothing-here").json()["error"]["message"] == (
+        "no service named 'nothing-here'"
+    )
+    assert client.call("PATCH", "/api/services/theirs", {"description": "x"}).status_code == 404
     assert client.call("PATCH", "/api/services/mine", {"description": "x"}).status_code == 200
     res = client.call(
         "POST", "/api/registry/apply", {"services": [{"name": "mine"}, {"name": "theirs"}]}
