@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from django.db import connection
 from django.db.models import Count, Max
 
+from healthchecks import healthjson
 from healthchecks.models import CheckState, HealthCheck, ServiceHealth
 from healthchecks.status import Status, is_stale, overall_status, service_status
 from services.models import Dependency, DependencyKind, Service
@@ -282,7 +283,18 @@ WITH last AS (
 )
 """
 _ISO = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
-_WORD = "(ARRAY['unknown', 'healthy', 'degraded', 'unhealthy', 'maintenance'])[status + 1]"
+# The status rules as SQL, built from the same tables Python uses (Status, healthjson):
+# a change there changes the statement too.
+_WORD = (
+    "CASE status "
+    + " ".join(f"WHEN {int(s)} THEN '{s.label}'" for s in Status)
+    + f" ELSE '{Status.UNKNOWN.label}' END"
+)
+_HEALTH_JSON_WORD = (
+    "CASE status "
+    + " ".join(f"WHEN {int(s)} THEN '{healthjson.status_word(s.label)}'" for s in Status)
+    + " ELSE 'fail' END"
+)
 # The estate's status from the same rows, in the same statement: one round trip in all.
 _GROUPS = """
 SELECT coalesce(json_agg(json_build_array(status, critical, n)), '[]')::text
@@ -308,8 +320,7 @@ SELECT (SELECT coalesce(json_object_agg(
         entry."componentId" || ':status', json_build_array(json_strip_nulls(row_to_json(entry)))
         ORDER BY entry."componentId"), '{{}}')::text FROM (
     SELECT name AS "componentId", 'service' AS "componentType",
-           CASE status WHEN 1 THEN 'pass' WHEN 2 THEN 'warn' WHEN 4 THEN 'warn'
-                ELSE 'fail' END AS status,
+           {_HEALTH_JSON_WORD} AS status,
            {_WORD} AS "observedValue",
            coalesce({_ISO.format("at")}, {_ISO.format("since")}) AS time,
            nullif(reason, '') AS output
@@ -327,8 +338,6 @@ def overview_text(health_json: bool) -> str:
         body, groups = cursor.fetchone()
     status = _estate_status(json.loads(groups))
     if health_json:
-        from healthchecks.healthjson import status_word
-
-        return f'{{"status": "{status_word(status)}", "checks": {body}}}'
+        return f'{{"status": "{healthjson.status_word(status)}", "checks": {body}}}'
     checked_at = iso(datetime.now(UTC))
     return f'{{"status": "{status}", "checked_at": "{checked_at}", "services": {body}}}'

@@ -8,7 +8,8 @@ from portal import encryption
 from tests.conftest import ApiClient
 from tests.factories import ServiceFactory
 
-pytestmark = pytest.mark.django_db
+# Also on SQLite: these parts have an embedded-mode branch of their own.
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from healthchecks.models import CheckResult, CheckState, ServiceHealth
 from healthchecks.status import Status
 from tests.factories import ServiceFactory, make_check
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Also on SQLite: these parts have an embedded-mode branch of their own.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sqlite]
 
 
 def claims_for(checks, due):

@@ -12,7 +12,8 @@ from healthchecks.probes import ProbeOutcome
 from healthchecks.status import ErrorCode, Status
 from tests.factories import DependencyFactory, ServiceFactory, make_check, next_due
 
-pytestmark = pytest.mark.django_db
+# Also on SQLite: these parts have an embedded-mode branch of their own.
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 HEALTH_JSON = "application/health+json"
 
 
@@ -172,6 +173,7 @@ def test_prometheus_exposition(client, estate):
     assert "portal_dispatched_checks_total 2.0" in text
 
 
+@pytest.mark.postgresql
 def test_health_reads_are_open_and_take_one_statement(client, estate, django_assert_num_queries):
     """No session, no user: and on PostgreSQL each document is one round trip, which is
     what keeps their latency flat while the engine loads the database."""
@@ -183,6 +185,7 @@ def test_health_reads_are_open_and_take_one_statement(client, estate, django_ass
         assert client.get("/health/service/payments").status_code == 200
 
 
+@pytest.mark.postgresql
 def test_the_detail_postgresql_reads_matches_the_portable_one(estate):
     """/health/service/{name} reads its rows in one statement on PostgreSQL; the ORM's three
     queries (used on SQLite) are the reference for what they hold."""
@@ -206,6 +209,7 @@ def _moment(text):
     return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+@pytest.mark.postgresql
 def test_the_overview_postgresql_builds_matches_the_portable_one(estate):
     """/health/services comes out of one SQL statement on PostgreSQL; the Python path (used
     on SQLite) is the reference for its content."""

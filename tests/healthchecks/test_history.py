@@ -9,7 +9,8 @@ from healthchecks.models import CheckResult, CheckRollup, ResultDetail
 from healthchecks.status import Status
 from tests.factories import ServiceFactory, make_check
 
-pytestmark = pytest.mark.django_db
+# Also on SQLite: these parts have an embedded-mode branch of their own.
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 NOW = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
 
 

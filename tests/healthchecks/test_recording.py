@@ -19,7 +19,8 @@ from healthchecks.probes import ProbeOutcome
 from healthchecks.status import ErrorCode, Status
 from tests.factories import DependencyFactory, ServiceFactory, make_check
 
-pytestmark = pytest.mark.django_db
+# Also on SQLite: these parts have an embedded-mode branch of their own.
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 T0 = timezone.now().replace(microsecond=0)
 
 

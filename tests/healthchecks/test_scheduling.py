@@ -12,7 +12,8 @@ from healthchecks import scheduling
 from healthchecks.models import CheckSchedule, CheckState, HealthCheck
 from tests.factories import ServiceFactory, make_check, next_due
 
-pytestmark = pytest.mark.django_db
+# Also on SQLite: these parts have an embedded-mode branch of their own.
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 
 def test_it_claims_due_checks_and_moves_them_one_interval_on():
@@ -52,6 +53,7 @@ def test_changing_the_interval_takes_effect_without_a_restart():
     assert next_due(check) == now + timedelta(seconds=10)
 
 
+@pytest.mark.postgresql
 def test_claims_leave_the_checks_own_rows_alone():
     """The dispatcher rewrites only the schedule: the checks table, which every health read
     goes through, keeps one row version per check however many claims run."""
@@ -119,6 +121,7 @@ def test_dispatch_sends_batches_of_ids_and_due_times():
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.postgresql
 def test_concurrent_dispatchers_never_claim_the_same_due_time():
     now = timezone.now()
     service = ServiceFactory()
@@ -167,6 +170,7 @@ def test_a_check_that_fell_behind_gets_every_due_time_up_to_the_horizon():
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.postgresql
 def test_recording_a_result_does_not_hide_its_check_from_the_dispatcher():
     """Inserting a result takes a key-share lock on its check until commit; the claim must
     not treat that as "being claimed elsewhere"."""
@@ -211,6 +215,7 @@ def _vacuum_stats(table: str) -> tuple[int, int]:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.postgresql
 def test_the_hot_tables_are_vacuumed_even_without_autovacuum():
     first = timezone.now()
     check = make_check(interval=30, next_due_at=first)

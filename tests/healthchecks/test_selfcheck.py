@@ -7,7 +7,8 @@ from healthchecks.models import HealthCheck
 from portal import heartbeats
 from services.models import Service
 
-pytestmark = pytest.mark.django_db
+# Also on SQLite: these parts have an embedded-mode branch of their own.
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 
 @pytest.fixture

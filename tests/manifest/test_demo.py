@@ -8,7 +8,8 @@ from django.core.management import call_command
 from manifest.demo import DEMO_LIFECYCLE, DEMO_MANIFEST
 from services.models import Service
 
-pytestmark = pytest.mark.django_db
+# Also on SQLite: these parts have an embedded-mode branch of their own.
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 
 def test_it_loads_and_loads_again(settings):

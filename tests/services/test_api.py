@@ -9,7 +9,8 @@ from django.test.utils import CaptureQueriesContext
 from services.models import Service
 from tests.factories import DependencyFactory, ServiceFactory, TeamFactory
 
-pytestmark = pytest.mark.django_db
+# Also on SQLite: these parts have an embedded-mode branch of their own.
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 
 
 def test_it_lists_services_with_filters_and_pages(api):

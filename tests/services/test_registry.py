@@ -10,7 +10,8 @@ from services.models import Dependency, LifecycleTransition, Service, Team
 from services.schemas import ManifestIn, ServiceFieldsIn, ServiceIn
 from tests.factories import DependencyFactory, ServiceFactory, TeamFactory
 
-pytestmark = pytest.mark.django_db
+# Also on SQLite: these parts have an embedded-mode branch of their own.
+pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
 ACTOR = system_actor("test")
 
 
