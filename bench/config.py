@@ -337,7 +337,7 @@ def time_diff_in_process(shape: Shape, versions: dict, settle: Settle) -> dict:
             samples.append(support.timed(configs.diff, name, a, b)[0])
     service = configs.get_service(name)
     old, new = configs.get_version(service, a), configs.get_version(service, b)
-    paths = configs._union(old.secret_paths, new.secret_paths)
+    paths = configs.merged_paths(old.secret_paths, new.secret_paths)
     revealed_old, revealed_new = configs.reveal(old), configs.reveal(new)
     parts = {"load_versions": [], "reveal_both": [], "diff_documents": []}
 
@@ -365,7 +365,7 @@ def time_steps(shape: Shape, settle: Settle) -> dict:
     (with and without the schema documents they load) and the Python steps of
     ``configs.publish``, ``configs.read`` and the env rendering, each timed alone."""
     from portal import encryption, tokens
-    from services import config_api, config_schema, configs, dotenv
+    from services import config_schema, configs, dotenv
 
     service = configs.get_service(SERVICE)
     version, schema = configs.current_version(service), configs.current_schema(service)
@@ -376,7 +376,7 @@ def time_steps(shape: Shape, settle: Settle) -> dict:
     versions = service.config_versions.order_by("-version")
 
     def env_hidden():  # what services.config_api.read_config computes for format=env
-        return config_api._hidden_leaves(document)
+        return configs.hidden_env_leaves(document)
 
     hidden = env_hidden()
     steps = {
@@ -389,10 +389,10 @@ def time_steps(shape: Shape, settle: Settle) -> dict:
             service.config_schemas.order_by("-version").only("id", "version").first()
         ),
         "reveal (decrypt secrets)": lambda: configs.reveal(version),
-        "_keep_masked_secrets (current version revealed)": lambda: configs._keep_masked_secrets(
+        "keep_masked_secrets (current version revealed)": lambda: configs.keep_masked_secrets(
             effective, effective, paths
         ),
-        "check (defaults + validation)": lambda: configs.check(effective, schema, "strict"),
+        "validate (defaults + validation)": lambda: configs.validate(effective, schema, "strict"),
         "  validator_for (cache lookup)": lambda: config_schema.validator_for(schema),
         "  jsonschema iter_errors": lambda: list(validator.iter_errors(effective)),
         "content_hash": lambda: encryption.content_hash(effective),

@@ -9,6 +9,8 @@ prefix may run.
 
 import asyncio
 
+import psycopg
+import redis as redis_lib
 from django.conf import settings
 from django.db import connection
 
@@ -53,8 +55,6 @@ def database() -> dict:
 
 
 async def _ping(params: dict) -> None:
-    import psycopg
-
     async with asyncio.timeout(DATABASE_PING_SECONDS):
         conn = await psycopg.AsyncConnection.connect(autocommit=True, **params)
         try:
@@ -66,8 +66,6 @@ async def _ping(params: dict) -> None:
 def redis() -> dict:
     if not settings.REDIS_URL:
         return {"status": "healthy", "details": {"mode": "embedded broker, no Redis"}}
-    import redis as redis_lib
-
     try:
         client = redis_lib.Redis.from_url(
             settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5

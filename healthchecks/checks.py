@@ -19,6 +19,7 @@ from healthchecks.models import CheckSchedule, CheckState, HealthCheck
 from healthchecks.netpolicy import NetworkPolicy
 from healthchecks.probes import KINDS, ProbeOutcome, ProbeSpec, probe, target_errors
 from healthchecks.schemas import CheckFieldsIn, CheckIn
+from healthchecks.status import Status
 from portal import audit, encryption
 from portal.errors import InvalidInput, NotFound, field_path
 from services.models import Service
@@ -302,8 +303,6 @@ def describe(
 ) -> dict:
     """A check as the API shows it. The heartbeat URL is a credential (anyone holding it can
     report a beat or a failure): ``reveal`` it only to callers who may write the check."""
-    from healthchecks.status import Status
-
     return {
         "name": check.name,
         "kind": check.kind,

@@ -20,6 +20,7 @@ from django.utils import timezone
 from healthchecks.models import CheckResult, CheckRollup, HealthCheck, ResultDetail
 from healthchecks.reports import check_status_counts, iso, status_counts
 from healthchecks.status import ErrorCode, Status
+from services.models import Service
 
 # Upper bounds of the latency buckets, in microseconds; the last bucket is open-ended.
 BUCKETS = [
@@ -363,11 +364,8 @@ def service_history(name: str, params) -> dict:
     up to 14 days, daily beyond."""
     start, end = parse_range(params)
     checks = dict(HealthCheck.objects.filter(service__name=name).values_list("id", "name"))
-    if not checks:
-        from services.models import Service
-
-        if not Service.objects.filter(name=name).exists():
-            raise Http404(name)
+    if not checks and not Service.objects.filter(name=name).exists():
+        raise Http404(name)
     wanted = params.get("check")
     if wanted:
         checks = {i: n for i, n in checks.items() if n == wanted}

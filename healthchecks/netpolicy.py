@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from django.core.exceptions import ImproperlyConfigured
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
 from yarl import URL
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -349,9 +351,6 @@ def parse_host_port(target: str) -> Endpoint:
 
 def parse_postgres_dsn(target: str) -> PostgresTarget:
     """A DSN without password: ``postgresql://user@host:port/db`` (or ``key=value`` form)."""
-    from psycopg import ProgrammingError
-    from psycopg.conninfo import conninfo_to_dict
-
     text = target.strip()
     if _has_password(text):
         raise TargetError(PASSWORD_ADVICE)

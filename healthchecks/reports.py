@@ -102,12 +102,12 @@ _DEPENDENCY_FIELDS = ("depends_on__name", "kind", "depends_on__health__status")
 
 def service_detail(name: str) -> dict | None:
     """A service's status with its checks and dependencies, or None if there is none."""
-    fetch = _detail_rows_postgresql if connection.vendor == "postgresql" else _detail_rows
+    fetch = detail_rows_in_one_statement if connection.vendor == "postgresql" else detail_rows
     rows = fetch(name)
     return None if rows is None else _detail_document(*rows)
 
 
-def _detail_rows(name: str):
+def detail_rows(name: str):
     """(service, checks, dependencies) as plain rows: a readiness probe polls this, and a
     check's own row carries options (encrypted headers) that the document never shows."""
     service = (
@@ -153,7 +153,8 @@ WHERE sv.name = %s
 _TIMES = {"state__status_since", "state__last_result_at"}
 
 
-def _detail_rows_postgresql(name: str):
+def detail_rows_in_one_statement(name: str):
+    """``detail_rows`` in one round trip (PostgreSQL)."""
     with connection.cursor() as cursor:
         cursor.execute(_DETAIL_SQL, [name])
         row = cursor.fetchone()

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from healthchecks.models import CheckState, Incident, ServiceHealth, StatusChange
 from healthchecks.status import Status, service_status
-from services.models import Dependency, DependencyKind, Service
+from services.models import Dependency, DependencyKind
 
 
 def recompute(service_ids: set[int], now=None) -> list[StatusChange]:
@@ -126,11 +126,3 @@ def _track_incidents(service_changes: list[StatusChange], now) -> None:
     Incident.objects.bulk_create(new)
     Incident.objects.bulk_update(worse, ["worst_status", "cause"])
     Incident.objects.bulk_update(closed, ["closed_at"])
-
-
-def ensure_rows() -> None:
-    """A ServiceHealth row for every service (new services start unknown)."""
-    missing = Service.objects.filter(health__isnull=True).values_list("id", flat=True)
-    ServiceHealth.objects.bulk_create(
-        [ServiceHealth(service_id=i) for i in missing], ignore_conflicts=True
-    )

@@ -12,10 +12,6 @@ class Status(models.IntegerChoices):
     UNHEALTHY = 3, "unhealthy"
     MAINTENANCE = 4, "maintenance"
 
-    @property
-    def word(self) -> str:
-        return self.label
-
 
 class ErrorCode(models.IntegerChoices):
     """Why a probe failed, stored per raw result (the text lives with the latest result)."""

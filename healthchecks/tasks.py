@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.utils import InterfaceError, OperationalError
 from django.utils import timezone
 
-from healthchecks import engine, history, metrics, scheduling, service_health
+from healthchecks import engine, history, metrics, scheduling
 from portal import heartbeats
 
 log = structlog.get_logger(__name__)
@@ -73,8 +73,3 @@ def prune_history() -> dict:
 @shared_task(ignore_result=True, expires=60, acks_late=False)
 def vacuum_hot_tables() -> list[str]:
     return scheduling.vacuum_hot_tables()
-
-
-@shared_task(ignore_result=True, acks_late=False)
-def ensure_service_health() -> None:
-    service_health.ensure_rows()

@@ -1,12 +1,11 @@
 from django.apps import AppConfig
+from django.db import connections
 from django.db.models.signals import pre_migrate
 
 
 def lift_statement_timeout(sender, using="default", **kwargs) -> None:
     """Migrations may rewrite big tables for minutes: DB_STATEMENT_TIMEOUT guards requests
     and tasks, not `migrate`, so its session runs without one."""
-    from django.db import connections
-
     connection = connections[using]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

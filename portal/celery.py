@@ -5,6 +5,9 @@ from pathlib import Path
 
 from celery import Celery
 from celery.signals import celeryd_after_setup, setup_logging, worker_process_init
+from django.conf import settings
+
+from portal import gc_tuning
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -21,9 +24,7 @@ def keep_django_logging(**kwargs) -> None:
 @worker_process_init.connect
 def tune_gc(**kwargs) -> None:
     """Each pool process, once Django is loaded: see portal.gc_tuning."""
-    from portal.gc_tuning import tune
-
-    tune()
+    gc_tuning.tune()
 
 
 PROBE_QUEUE = "probes"
@@ -39,8 +40,6 @@ def probe_niceness(queues, niceness: int) -> int:
 @celeryd_after_setup.connect
 def lower_probe_priority(sender, instance, **kwargs) -> None:
     """Runs in the worker's main process before its pool forks: the children inherit it."""
-    from django.conf import settings
-
     queues = instance.app.amqp.queues.consume_from
     increment = probe_niceness(queues, settings.HEALTH_PROBE_WORKER_NICENESS)
     if increment:

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
+import redis
 from dotenv import dotenv_values
 
 BEGIN = "# >>> written by `make run`: the database and broker it last ran on"
@@ -80,8 +82,6 @@ def unreachable(environ: Mapping[str, str]) -> str | None:
     connection pool's timeout after a page of tracebacks."""
     database = environ.get("DATABASE_URL", "")
     if database.startswith(("postgres://", "postgresql://")):
-        import psycopg
-
         try:
             psycopg.connect(database, connect_timeout=3).close()
         except psycopg.Error as exc:
@@ -98,8 +98,6 @@ def unreachable(environ: Mapping[str, str]) -> str | None:
             return f"cannot connect to PostgreSQL (DATABASE_URL): {reason}"
     broker = environ.get("REDIS_URL", "")
     if broker:
-        import redis
-
         try:
             redis.Redis.from_url(broker, socket_connect_timeout=3, socket_timeout=3).ping()
         except redis.RedisError as exc:

@@ -13,6 +13,8 @@ person do what the role's scopes forbid through the API.
 
 from fnmatch import fnmatchcase
 
+from django.contrib.auth.management import create_permissions
+
 VIEWER = ["services.view_*", "healthchecks.view_*", "portal.view_heartbeat"]
 OPERATOR = [
     *VIEWER,
@@ -35,8 +37,6 @@ ROLE_PERMISSIONS = {"viewer": VIEWER, "operator": OPERATOR, "admin": ADMIN}
 def grant_role_permissions(apps) -> None:
     """Give each role group exactly its permissions (for migrations: ``apps`` is theirs).
     Permissions are created first: on a new database they appear only after migrate."""
-    from django.contrib.auth.management import create_permissions
-
     for app_config in apps.get_app_configs():
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)

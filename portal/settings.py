@@ -382,4 +382,3 @@ HEALTH_HOURLY_RETENTION_DAYS = env_int("HEALTH_HOURLY_RETENTION_DAYS", 35, minim
 HEALTH_DAILY_RETENTION_DAYS = env_int("HEALTH_DAILY_RETENTION_DAYS", 400, minimum=1)
 # Python checks may only name callables under these module prefixes.
 HEALTH_CALLABLE_PREFIXES = env_list("HEALTH_CALLABLE_PREFIXES", ["healthchecks.builtin."])
-ENABLE_HEALTH_AUTOMATION = env_bool("ENABLE_HEALTH_AUTOMATION", True)

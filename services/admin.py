@@ -323,11 +323,11 @@ def config_view(model_admin, request, object_id):
         else:
             if not outcome.stored:
                 messages.info(request, "Nothing changed: the configuration is the same.")
-            elif outcome.check.valid is False:
+            elif outcome.validation.valid is False:
                 messages.warning(
                     request,
                     f"Saved version {outcome.version.version}, which does "
-                    f"not match the schema: {outcome.check.issues}",
+                    f"not match the schema: {outcome.validation.issues}",
                 )
             else:
                 messages.success(request, f"Saved configuration version {outcome.version.version}.")

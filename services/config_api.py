@@ -13,7 +13,7 @@ from portal.fields import MAX_INT32
 from portal.models import Scope
 from portal.responses import json_response
 from services import configs, deployments
-from services.dotenv import leaves, to_dotenv
+from services.dotenv import to_dotenv
 from services.schemas import (
     ConfigIn,
     ConfigOut,
@@ -49,8 +49,8 @@ def _publish_body(name: str, outcome) -> dict:
         "version": version.version if version else None,
         "changed": outcome.changed,
         "stored": outcome.stored,
-        "valid": outcome.check.valid,
-        "warnings": outcome.check.issues,
+        "valid": outcome.validation.valid,
+        "warnings": outcome.validation.issues,
         "validation_level": outcome.level,
         "hash": version.content_hash if version else "",
     }
@@ -76,7 +76,7 @@ def read_config(
     if format == "env":
         if prefix and not prefix.replace("_", "").isalnum():
             raise InvalidInput("bad prefix", fields={"prefix": "letters, digits and _ only"})
-        hidden = set() if reveal else _hidden_leaves(document)
+        hidden = set() if reveal else configs.hidden_env_leaves(document)
         text = to_dotenv(document["values"], hidden=hidden, prefix=prefix)
         response = HttpResponse(text, content_type="text/plain; charset=utf-8")
         response["X-Config-Version"] = str(document["version"])
@@ -84,17 +84,6 @@ def read_config(
         return response
     # The values are the stored document; re-validating them item by item would only cost.
     return json_response(document)
-
-
-def _hidden_leaves(document: dict) -> set[tuple]:
-    """dotenv leaves that are, or contain, a secret the caller may not read."""
-    secrets = configs.secret_leaves(document["values"], document["secret_paths"])
-    prefixes = {secret[:i] for secret in secrets for i in range(1, len(secret) + 1)}
-    return {
-        path
-        for path, _ in leaves(document["values"])
-        if path in prefixes or any(path[:i] in secrets for i in range(1, len(path)))
-    }
 
 
 @router.post(

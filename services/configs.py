@@ -15,6 +15,7 @@ from django.db.models import F, Max
 from portal import audit, encryption
 from portal.errors import Conflict, InvalidInput, NotFound
 from services import config_schema, config_validation, queries
+from services.dotenv import leaves
 from services.models import ConfigSchema, ConfigVersion, Service, ValidationLevel
 
 MASK = "********"
@@ -85,6 +86,17 @@ def masked(version: ConfigVersion) -> dict:
     return map_secrets(version.values, version.secret_paths, lambda _value, _path: MASK)
 
 
+def hidden_env_leaves(document: dict) -> set[tuple]:
+    """dotenv leaves that are, or contain, a secret the caller may not read."""
+    secrets = secret_leaves(document["values"], document["secret_paths"])
+    prefixes = {secret[:i] for secret in secrets for i in range(1, len(secret) + 1)}
+    return {
+        path
+        for path, _ in leaves(document["values"])
+        if path in prefixes or any(path[:i] in secrets for i in range(1, len(path)))
+    }
+
+
 # --- Looking things up ----------------------------------------------------------------------
 
 
@@ -127,24 +139,26 @@ def get_version(service: Service, number: int | None = None) -> ConfigVersion:
 
 
 @dataclass
-class Check:
+class ValidationResult:
+    """A document with its schema's defaults merged in, and whether it passed."""
+
     effective: dict
     valid: bool | None
     issues: dict[str, str] = field(default_factory=dict)
 
 
-def check(values: dict, schema: ConfigSchema | None, level: str) -> Check:
+def validate(values: dict, schema: ConfigSchema | None, level: str) -> ValidationResult:
     """Merge the schema's defaults into ``values`` and validate at ``level``.
 
     Without a schema, or at level "off", nothing is checked and ``valid`` is None.
     """
     if schema is None:
-        return Check(effective=values, valid=None)
+        return ValidationResult(effective=values, valid=None)
     effective = config_schema.merge_defaults(schema.schema, values)
     if level == ValidationLevel.OFF:
-        return Check(effective=effective, valid=None)
+        return ValidationResult(effective=effective, valid=None)
     issues = schema_issues(effective, schema)
-    return Check(effective=effective, valid=not issues, issues=issues)
+    return ValidationResult(effective=effective, valid=not issues, issues=issues)
 
 
 def schema_issues(document: dict, schema: ConfigSchema) -> dict[str, str]:
@@ -196,7 +210,7 @@ def _describe(error, secret_paths):
 @dataclass
 class Outcome:
     version: ConfigVersion | None  # the new (or, when unchanged, the current) version
-    check: Check
+    validation: ValidationResult
     changed: bool
     level: str
     stored: bool
@@ -235,8 +249,8 @@ def publish(
         level = level_for(service)
         paths = schema.secret_paths if schema else []
         stored = reveal(current) if current is not None else {}
-        values = _keep_masked_secrets(values, stored, paths)
-        result = check(values, schema, level)
+        values = keep_masked_secrets(values, stored, paths)
+        result = validate(values, schema, level)
         if result.issues and level == ValidationLevel.STRICT:
             raise InvalidInput(
                 "the configuration does not match the schema; nothing was stored",
@@ -272,7 +286,7 @@ def publish(
     return Outcome(version, result, changed=True, level=level, stored=True)
 
 
-def _keep_masked_secrets(values: dict, stored: dict, paths) -> dict:
+def keep_masked_secrets(values: dict, stored: dict, paths) -> dict:
     """A secret sent back as the mask keeps the stored secret (``stored`` is the current
     version in clear); a mask with nothing stored behind it is an error (it would store the
     mask itself)."""
@@ -457,7 +471,7 @@ def diff(name: str, from_version: int | None = None, to_version: int | None = No
     from_version = from_version or max(1, to_version - 1)
     old = get_version(service, from_version)
     new = get_version(service, to_version)
-    paths = _union(old.secret_paths, new.secret_paths)
+    paths = merged_paths(old.secret_paths, new.secret_paths)
     return {
         "service": name,
         "from_version": old.version,
@@ -466,7 +480,8 @@ def diff(name: str, from_version: int | None = None, to_version: int | None = No
     }
 
 
-def _union(a: list, b: list) -> list:
+def merged_paths(a: list, b: list) -> list:
+    """The secret paths of two versions together (a diff hides a leaf secret in either)."""
     return [list(p) for p in sorted({tuple(p) for p in a} | {tuple(p) for p in b})]
 
 

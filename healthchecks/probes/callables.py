@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from django.conf import settings
 from django.db import connections
 
 from healthchecks.netpolicy import TargetError
@@ -70,8 +71,6 @@ def validate_callable_path(path: str) -> str | None:
 def load_callable(path: str) -> Callable[[], Any]:
     """The callable at ``path``, only under settings.HEALTH_CALLABLE_PREFIXES (checked
     before anything is imported), and offered by its module (see _check_exported)."""
-    from django.conf import settings
-
     prefixes = list(settings.HEALTH_CALLABLE_PREFIXES)
     if not _DOTTED.fullmatch(path or ""):
         raise TargetError(f"{path!r} is not a dotted path like package.module.function")

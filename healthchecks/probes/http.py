@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import aiohttp
+from cryptography import x509
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from yarl import URL
 
@@ -431,8 +432,6 @@ def _record_tls_expiry(outcome: ProbeOutcome) -> None:
 @functools.lru_cache(maxsize=1024)
 def _certificate_not_after(der: bytes) -> float:
     """Epoch seconds the certificate expires at (cached: most probes see the same few)."""
-    from cryptography import x509
-
     return x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp()
 
 

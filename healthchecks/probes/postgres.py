@@ -3,6 +3,7 @@ connects to ``hostaddr``), with the password kept apart from the target."""
 
 import math
 
+import psycopg
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from healthchecks.netpolicy import Endpoint, parse_postgres_dsn
@@ -21,8 +22,6 @@ class PasswordOption(BaseModel):
 
 
 async def probe_postgres(prober: Prober, run: Run) -> None:
-    import psycopg  # the web processes need it only to probe
-
     spec = run.spec
     target = parse_target(parse_postgres_dsn, spec.target)
     endpoint = target.endpoint

@@ -193,15 +193,15 @@ def test_the_detail_postgresql_reads_matches_the_portable_one(estate):
     record(payments, Status.DEGRADED, errors=["slow"], ms=812.5)
     make_check(payments.service, name="off", enabled=False)
     DependencyFactory(service=payments.service, depends_on__name="cache", kind="soft")
-    one_statement = reports._detail_rows_postgresql("payments")
-    portable = reports._detail_rows("payments")
+    one_statement = reports.detail_rows_in_one_statement("payments")
+    portable = reports.detail_rows("payments")
     assert one_statement == portable
     _, checks, dependencies = one_statement
     assert [c["name"] for c in checks] == ["http", "off"]
     assert checks[0]["state__last_outcome"]["errors"] == ["slow"]
     assert checks[0]["state__last_response_us"] == 812500
     assert dependencies == [("cache", "soft", None), ("ledger", "hard", Status.HEALTHY)]
-    assert reports._detail_rows_postgresql("nope") is None is reports._detail_rows("nope")
+    assert reports.detail_rows_in_one_statement("nope") is None is reports.detail_rows("nope")
     assert reports.service_detail("payments")["status"] == "degraded"
 
 

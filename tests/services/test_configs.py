@@ -100,8 +100,8 @@ def test_a_missing_required_field_without_default_is_named():
 def test_lenient_stores_marks_invalid_and_warns(legacy, settings):
     settings.SERVICE_CONFIG_VALIDATION_LEVEL = "lenient"
     outcome = configs.publish(legacy, {"api_timeout": 0}, 0, ACTOR)
-    assert outcome.stored and outcome.check.valid is False
-    assert "values.api_timeout" in outcome.check.issues
+    assert outcome.stored and outcome.validation.valid is False
+    assert "values.api_timeout" in outcome.validation.issues
     doc = configs.read(legacy, None, reveal_secrets=False, actor=ACTOR)
     assert doc["valid"] is False and "values.api_timeout" in doc["issues"]
 
@@ -111,7 +111,7 @@ def test_off_stores_without_checking_and_a_service_can_override_the_level(legacy
         config_validation_level="off"
     )
     outcome = configs.publish(legacy, {"api_timeout": "not a number"}, 0, ACTOR)
-    assert outcome.stored and outcome.check.valid is None and outcome.level == "off"
+    assert outcome.stored and outcome.validation.valid is None and outcome.level == "off"
 
 
 def test_a_stale_base_version_is_refused_with_the_current_number(legacy):
