@@ -106,6 +106,7 @@ class HealthCheckAdmin(ScopedAdmin):
 
 @admin.register(ServiceHealth)
 class ServiceHealthAdmin(RecordAdmin):
+    deletable = False  # derived history: it changes only as the checks do
     read_scope = Scope.REGISTRY_READ
     list_display = ["service", "status", "since", "reason"]
     list_filter = ["status"]
@@ -115,6 +116,7 @@ class ServiceHealthAdmin(RecordAdmin):
 
 @admin.register(StatusChange)
 class StatusChangeAdmin(RecordAdmin):
+    deletable = False  # derived history: it changes only as the checks do
     read_scope = Scope.REGISTRY_READ
     list_display = ["at", "service", "health_check", "from_status", "to_status", "cause"]
     list_filter = ["to_status"]
@@ -125,6 +127,7 @@ class StatusChangeAdmin(RecordAdmin):
 
 @admin.register(Incident)
 class IncidentAdmin(RecordAdmin):
+    deletable = False  # derived history: it changes only as the checks do
     read_scope = Scope.REGISTRY_READ
     list_display = ["service", "opened_at", "closed_at", "worst_status", "duration", "cause"]
     list_filter = ["worst_status", ("closed_at", admin.EmptyFieldListFilter)]

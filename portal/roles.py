@@ -6,8 +6,8 @@ Its permissions here describe the same role for the admin, and the admin checks 
 person do what the role's scopes forbid through the API.
 
 - viewer: sees the registry, configurations and health records.
-- operator: also edits services, their dependencies and checks, adds tags, reads the audit
-  log (configurations are edited from the service's page, with ``config:write``).
+- operator: also edits services, their dependencies and checks, reads the audit log
+  (configurations are edited from the service's page, with ``config:write``).
 - admin: everything, users and groups included (tokens are created by admins only).
 """
 
@@ -24,7 +24,6 @@ OPERATOR = [
     "services.add_dependency",
     "services.change_dependency",
     "services.delete_dependency",
-    "services.add_tag",
     "healthchecks.add_healthcheck",
     "healthchecks.change_healthcheck",
     "healthchecks.delete_healthcheck",

@@ -94,10 +94,25 @@ class TeamAdmin(ScopedAdmin):
         registry.apply_manifest(registry.manifest_of(teams=[team]), request_principal(request))
         obj.pk = Team.objects.get(name=obj.name).pk
 
+    def delete_model(self, request, obj):
+        registry.delete_team(obj.name, request_principal(request))
+
+    def delete_queryset(self, request, queryset):
+        actor = request_principal(request)
+        for name in queryset.values_list("name", flat=True):
+            try:
+                registry.delete_team(name, actor)
+            except PortalError as exc:
+                messages.error(request, exc.message)
+
 
 @admin.register(Tag)
-class TagAdmin(ScopedAdmin):
-    read_scope, write_scope = READ, WRITE
+class TagAdmin(RecordAdmin):
+    """Tags come and go with the services that carry them (set through the registry, in a
+    service's form or a manifest); listed here to be found, not edited apart."""
+
+    read_scope = READ
+    deletable = False
     search_fields = ["name"]
 
 

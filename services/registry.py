@@ -542,6 +542,24 @@ def _replace_dependencies(name: str, deps: dict[str, str], actor) -> ServicePlan
     ]
 
 
+def delete_team(name: str, actor) -> None:
+    """Delete a team that no service belongs to (409 naming them otherwise)."""
+    with transaction.atomic():
+        lock_registry()
+        team = Team.objects.filter(name=name).first()
+        if team is None:
+            raise NotFound(f"no team named {name!r}")
+        members = sorted(team.services.values_list("name", flat=True))
+        if members:
+            raise Conflict(
+                f"team {name!r} still has services: {', '.join(members)}; move them first",
+                code="has_services",
+                services=members,
+            )
+        team.delete()
+        audit.record(actor, "team.delete", "team", name)
+
+
 def delete_service(name: str, actor) -> None:
     with transaction.atomic():
         lock_registry()

@@ -3,8 +3,11 @@
 import pytest
 
 from portal import tokens
+from portal.auth import system_actor
+from portal.errors import Conflict
 from portal.models import ApiToken, AuditEntry
-from services.models import Dependency, Service
+from services import registry
+from services.models import Dependency, Service, Team
 from tests.factories import DependencyFactory, ServiceFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
@@ -126,3 +129,24 @@ def test_a_token_made_in_the_admin_shows_its_secret_once(admin_client):
         secret
         not in admin_client.get(f"/admin/portal/apitoken/{token.pk}/change/").content.decode()
     )
+
+
+def test_deleting_a_team_goes_through_the_registry_and_is_audited(admin_client):
+    busy, empty = TeamFactory(name="busy"), TeamFactory(name="empty")
+    ServiceFactory(name="web", team=busy)
+    admin_client.post(f"/admin/services/team/{empty.pk}/delete/", {"post": "yes"})
+    assert not Team.objects.filter(name="empty").exists()
+    assert AuditEntry.objects.filter(action="team.delete", target="empty").exists()
+    data = {"action": "delete_selected", "_selected_action": [busy.pk], "post": "yes"}
+    res = admin_client.post("/admin/services/team/", data, follow=True)
+    assert "Cannot delete team" in res.content.decode()  # Django names the services first
+    assert Team.objects.filter(name="busy").exists()
+    with pytest.raises(Conflict, match="still has services: web"):
+        registry.delete_team("busy", system_actor("test"))
+
+
+def test_tags_and_derived_health_are_read_only_in_the_admin(admin_client):
+    assert admin_client.get("/admin/services/tag/add/").status_code == 403
+    assert admin_client.get("/admin/healthchecks/incident/").status_code == 200
+    page = admin_client.get("/admin/healthchecks/incident/").content.decode()
+    assert "delete_selected" not in page
