@@ -18,7 +18,7 @@ from django.db import close_old_connections, connection
 from django.db.utils import IntegrityError, InterfaceError, OperationalError
 from django.utils import timezone
 
-from healthchecks import checks, metrics, probes, recording
+from healthchecks import checks, metrics, probes, recording, trust
 from healthchecks.models import CheckResult, HealthCheck
 from healthchecks.netpolicy import NetworkPolicy
 from healthchecks.scheduling import Claim
@@ -95,7 +95,13 @@ def run_batch(items) -> dict:
         runner = _BatchRunner(specs, NetworkPolicy.from_settings())
         factory = uvloop.new_event_loop if uvloop else None
         probed, changed = asyncio.run(runner.run(todo), loop_factory=factory)
-        stats.update(probed=probed, changed=changed)
+        stats.update(
+            probed=probed,
+            changed=changed,
+            on_time=runner.on_time,
+            overloaded=runner.overloaded,
+            loop_lag_max_ms=round(runner.watch.worst() * 1000),
+        )
     return stats
 
 
@@ -152,6 +158,9 @@ class _BatchRunner:
         self.buffer: list[recording.Result] = []
         self.changed = 0
         self.probed = 0
+        self.overloaded = 0  # outcomes not believed: the checker was behind (healthchecks.trust)
+        self.on_time = 0  # probes started within HEALTH_ON_TIME_MS of their due time
+        self.watch = trust.LoopWatch()
         # One thread records: one database connection, flushes in order.
         self.recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
 
@@ -159,10 +168,12 @@ class _BatchRunner:
         limit = asyncio.Semaphore(settings.HEALTH_PROBE_CONCURRENCY)
         done = asyncio.Event()
         flusher = asyncio.create_task(self._flush_periodically(done))
+        self.watch.start()
         try:
             async with probes.Prober(self.policy) as prober:
                 await asyncio.gather(*(self._one(prober, claim, limit) for claim in todo))
         finally:
+            await self.watch.stop()
             # Never cancel the flusher: cancelling it while it waits for the recording
             # thread would drop the chunk it handed over. Tell it to stop and let it finish.
             done.set()
@@ -176,11 +187,20 @@ class _BatchRunner:
         # The loop's clock and the wall clock differ by a little: never start early.
         while (delay := claim.due_at.timestamp() - time.time()) > 0:
             await asyncio.sleep(delay)
+        spec = self.specs[claim.check_id]
         async with limit:
-            started = timezone.now()
-            outcome = await prober.probe(self.specs[claim.check_id])
+            started, began = timezone.now(), time.monotonic()
+            outcome = await prober.probe(spec)
+        lag_ms = self.watch.lag_since(began) * 1000
+        judged = trust.verdict(outcome, spec, lag_ms, settings.HEALTH_CHECKER_LAG_MS)
+        if not judged.trusted:
+            outcome = trust.distrusted(outcome, judged.reason)
+            self.overloaded += 1
         self.probed += 1
-        self.buffer.append(recording.Result(claim.check_id, claim.due_at, started, outcome))
+        result = recording.Result(claim.check_id, claim.due_at, started, outcome)
+        if result.lag_ms <= settings.HEALTH_ON_TIME_MS:
+            self.on_time += 1
+        self.buffer.append(result)
         if len(self.buffer) >= settings.HEALTH_FLUSH_SIZE:
             await self._flush()
 
@@ -214,7 +234,7 @@ def record_resiliently(chunk: list[recording.Result]) -> int:
         changed = recording.record(chunk)
     except IntegrityError:
         changed = recording.record(chunk)
-    probed = [r for r in chunk if r.outcome.error_code != ErrorCode.MISSED]
+    probed = [r for r in chunk if r.observed]
     metrics.observe_batch(
         [metrics.result_label(r.outcome.status, r.outcome.error_code) for r in chunk],
         [r.outcome.response_ms / 1000 for r in probed],

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from healthchecks.models import CheckResult, CheckRollup, HealthCheck, ResultDetail
 from healthchecks.reports import check_status_counts, iso, status_counts
-from healthchecks.status import ErrorCode, Status
+from healthchecks.status import NOT_OBSERVATIONS, Status
 from services.models import Service
 
 # Upper bounds of the latency buckets, in microseconds; the last bucket is open-ended.
@@ -60,8 +60,9 @@ class BadRange(ValueError):
 def rollup_hours(since: datetime, until: datetime | None = None) -> int:
     """(Re)compute hourly rollups for every hour from ``since``'s hour; idempotent."""
     start = since.replace(minute=0, second=0, microsecond=0)
-    # A missed slot was never probed: it counts neither for nor against the target.
-    raw = CheckResult.objects.filter(at__gte=start).exclude(error_code=ErrorCode.MISSED)
+    # A missed slot or a result the checker could not vouch for counts neither for nor
+    # against the target.
+    raw = CheckResult.objects.filter(at__gte=start).exclude(error_code__in=NOT_OBSERVATIONS)
     if until is not None:
         raw = raw.filter(at__lt=until)
     bucket_counts = {
@@ -298,7 +299,7 @@ def metrics_summary() -> dict:
         lag, latency, count = _pg_percentiles(window, timezone.now())
     else:
         rows = list(recent.values_list("lag_ms", "response_us", "error_code"))
-        probed = [r for r in rows if r[2] != ErrorCode.MISSED]
+        probed = [r for r in rows if r[2] not in NOT_OBSERVATIONS]
         count = len(probed)
         lag = _percentiles([r[0] for r in rows], 1)
         latency = _percentiles([r[1] for r in probed], 0.001)
@@ -315,18 +316,18 @@ def metrics_summary() -> dict:
 
 
 def _pg_percentiles(window: int, now: datetime):
-    # Lag counts every slot, missed ones included; latency and throughput only probes.
+    # Lag counts every slot, missed ones included; latency and throughput only observations.
     sql = """
-        SELECT count(*) FILTER (WHERE error_code <> %s),
+        SELECT count(*) FILTER (WHERE error_code <> ALL(%s)),
                percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY lag_ms),
                percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY response_us)
-                   FILTER (WHERE error_code <> %s)
+                   FILTER (WHERE error_code <> ALL(%s))
         FROM healthchecks_checkresult
         WHERE at >= %s AND at <= %s
     """
-    missed = int(ErrorCode.MISSED)
+    skipped = sorted(int(code) for code in NOT_OBSERVATIONS)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [missed, missed, now - timedelta(seconds=window), now])
+        cursor.execute(sql, [skipped, skipped, now - timedelta(seconds=window), now])
         count, lags, latencies = cursor.fetchone()
     names = ("p50", "p95", "p99")
     lag = dict(zip(names, lags or [None] * 3, strict=True))

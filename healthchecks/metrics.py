@@ -52,8 +52,13 @@ def count(name: str, amount: int = 1) -> None:
 
 
 def result_label(status: int, error_code: int) -> str:
-    """How a recorded result is counted: its status, or "missed" for a slot not probed."""
-    return "missed" if error_code == ErrorCode.MISSED else Status(status).label
+    """How a recorded result is counted: its status, or "missed" for a slot not probed, or
+    "overloaded" for an outcome the checker's own overload made untrustworthy."""
+    if error_code == ErrorCode.MISSED:
+        return "missed"
+    if error_code == ErrorCode.CHECKER_OVERLOADED:
+        return "overloaded"
+    return Status(status).label
 
 
 def observe_batch(labels: list[str], latencies_s: list[float], lags_s: list[float]) -> None:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from healthchecks import service_health
 from healthchecks.models import CheckResult, CheckState, HealthCheck, ResultDetail, StatusChange
 from healthchecks.probes import ProbeOutcome
-from healthchecks.status import ErrorCode, Status, next_check_status
+from healthchecks.status import NOT_OBSERVATIONS, Status, next_check_status
 
 MAX_INT32 = 2**31 - 1
 
@@ -35,8 +35,10 @@ class Result:
         return max(-MAX_INT32, min(MAX_INT32, round(lag)))
 
     @property
-    def missed(self) -> bool:
-        return self.outcome.error_code == ErrorCode.MISSED
+    def observed(self) -> bool:
+        """Whether the result observed the target (not a missed slot, not an outcome the
+        checker's own overload made untrustworthy)."""
+        return self.outcome.error_code not in NOT_OBSERVATIONS
 
     def outcome_json(self) -> dict:
         o = self.outcome
@@ -86,8 +88,8 @@ def record(results: list[Result]) -> int:
         changes, advanced = [], {}
         for result in sorted(results, key=lambda r: r.due_at):
             state, check = states.get(result.check_id), checks.get(result.check_id)
-            if state is None or not _is_newer(state, result) or result.missed:
-                continue  # deleted while its probe ran, already reflected, or not probed
+            if state is None or not _is_newer(state, result) or not result.observed:
+                continue  # deleted while its probe ran, already reflected, or not observed
             change = _advance(state, check, result)
             advanced[state.pk] = state
             if change is not None:

@@ -33,6 +33,14 @@ class ErrorCode(models.IntegerChoices):
     # (a worker lost mid-batch, its batch handed out again). Kept in the history, it says
     # nothing about the target: the check's state and uptime leave it out.
     MISSED = 13, "slot missed"
+    # Not believed: a timeout or a slow answer seen while the checker itself was behind
+    # (healthchecks.trust). History, not an observation of the target.
+    CHECKER_OVERLOADED = 14, "checker overloaded"
+
+
+# Results kept in the history that say nothing about the target: they move no state, count in
+# no uptime, open no incident.
+NOT_OBSERVATIONS = frozenset({ErrorCode.MISSED, ErrorCode.CHECKER_OVERLOADED})
 
 
 def is_usable(status: int) -> bool:

@@ -370,6 +370,12 @@ HEALTH_BATCH_SIZE = env_int("HEALTH_BATCH_SIZE", 500, minimum=1)
 HEALTH_PROBE_CONCURRENCY = env_int("HEALTH_PROBE_CONCURRENCY", 500, minimum=1)
 HEALTH_FLUSH_SECONDS = env_float("HEALTH_FLUSH_SECONDS", 0.25)
 HEALTH_FLUSH_SIZE = env_int("HEALTH_FLUSH_SIZE", 500, minimum=1)
+# A probe that times out, or answers slower than its threshold, while the checker's own event
+# loop fell this far behind (ms) is not believed: recorded unknown, "checker overloaded"
+# (healthchecks.trust). A probe that starts within HEALTH_ON_TIME_MS of its due time is on
+# time (the figure the dispatcher's back-pressure and /metrics watch).
+HEALTH_CHECKER_LAG_MS = env_int("HEALTH_CHECKER_LAG_MS", 250, minimum=10)
+HEALTH_ON_TIME_MS = env_int("HEALTH_ON_TIME_MS", 250, minimum=10)
 # A worker that consumes the probes queue lowers its CPU priority by this much (nice), so that
 # probing at full rate does not slow the web processes sharing the machine; 0 leaves it alone.
 HEALTH_PROBE_WORKER_NICENESS = env_int("HEALTH_PROBE_WORKER_NICENESS", 10, minimum=0)
