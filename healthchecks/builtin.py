@@ -14,7 +14,11 @@ import redis as redis_lib
 from django.conf import settings
 from django.db import connection
 
+from healthchecks import capacity
 from portal import heartbeats
+
+# A minute of the engine's reports: long enough that a second's hiccup is not an incident.
+CAPACITY_WINDOW = 60.0
 
 
 def always_healthy() -> bool:
@@ -103,6 +107,25 @@ def workers() -> dict:
     # heartbeat task: either proves a worker is consuming.
     window = settings.BEAT_HEARTBEAT_SECONDS * 3
     return _age_check(("worker", "beat"), window, window * 3, "Celery workers")
+
+
+def probe_capacity() -> dict:
+    """Can the probe workers start what comes due on time? When they cannot -- the engine
+    sheds load, or outcomes are not believed -- the portal says so, as itself: the targets'
+    statuses stay what the probes could vouch for."""
+    seen = capacity.pressure(CAPACITY_WINDOW)
+    if seen is None:
+        return {"status": "healthy", "details": {"measured": "no (embedded mode, no Redis)"}}
+    metrics = {
+        "due_per_s": round(seen.due_per_s, 1),
+        "started_on_time_per_s": round(seen.on_time_per_s, 1),
+        "skipped_per_s": round(seen.skipped_per_s, 1),
+        "overloaded_per_s": round(seen.overloaded_per_s, 1),
+        "loop_lag_ms": seen.loop_lag_ms,
+    }
+    if seen.behind or seen.skipped_per_s or seen.overloaded_per_s:
+        return {"status": "degraded", "metrics": metrics, "errors": [seen.describe()]}
+    return {"status": "healthy", "metrics": metrics}
 
 
 def scheduler() -> dict:

@@ -15,6 +15,7 @@ from django.conf import settings
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from healthchecks import capacity
 from healthchecks.status import ErrorCode, Status
 from portal import heartbeats
 from services.models import Service
@@ -58,6 +59,8 @@ def result_label(status: int, error_code: int) -> str:
         return "missed"
     if error_code == ErrorCode.CHECKER_OVERLOADED:
         return "overloaded"
+    if error_code == ErrorCode.SKIPPED:
+        return "skipped"
     return Status(status).label
 
 
@@ -149,6 +152,41 @@ class PortalCollector:
         yield _histogram(
             "portal_scheduler_lag_seconds", "Probe start minus due time", raw, "lag", LAG_BOUNDS
         )
+        yield from _capacity()
+
+
+def _capacity():
+    """The engine's own load over the last seconds (healthchecks.capacity)."""
+    seen = capacity.pressure()
+    if seen is None:
+        return
+    gauges = [
+        ("portal_probe_due_per_second", "Check slots coming due", seen.due_per_s),
+        ("portal_probe_sent_per_second", "Slots sent to the probe workers", seen.sent_per_s),
+        ("portal_probe_skipped_per_second", "Slots kept back (overload)", seen.skipped_per_s),
+        ("portal_probe_started_on_time_per_second", "Probes started on time", seen.on_time_per_s),
+        (
+            "portal_probe_loop_lag_seconds",
+            "Worst event-loop lag of a batch",
+            seen.loop_lag_ms / 1000,
+        ),
+    ]
+    if seen.on_time_ratio is not None:
+        gauges.append(
+            ("portal_probe_on_time_ratio", "Share of probes started on time", seen.on_time_ratio)
+        )
+    if seen.checks_per_cpu_s is not None:
+        gauges.append(
+            (
+                "portal_probe_capacity_per_process",
+                "Estimated checks per second one probe process runs with a core to itself",
+                seen.checks_per_cpu_s,
+            )
+        )
+    for name, doc, value in gauges:
+        family = GaugeMetricFamily(name, f"{doc} (last {seen.seconds:g} s)")
+        family.add_metric([], value)
+        yield family
 
 
 def _histogram(name: str, doc: str, raw: dict, prefix: str, bounds: list[float]):

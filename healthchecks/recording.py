@@ -16,7 +16,7 @@ from django.utils import timezone
 from healthchecks import service_health
 from healthchecks.models import CheckResult, CheckState, HealthCheck, ResultDetail, StatusChange
 from healthchecks.probes import ProbeOutcome
-from healthchecks.status import NOT_OBSERVATIONS, Status, next_check_status
+from healthchecks.status import NOT_OBSERVATIONS, ErrorCode, Status, next_check_status
 
 MAX_INT32 = 2**31 - 1
 
@@ -153,7 +153,14 @@ def _write_states(states: list[CheckState]) -> None:
         cursor.execute(_UPDATE_STATES_SQL, [list(c) for c in columns])
 
 
-def _insert_history(results: list[Result]) -> None:
+def record_skipped(claims, at: datetime) -> None:
+    """History rows for slots the dispatcher kept back: unknown, ``SKIPPED``, no state moved
+    (a plain insert: an overloaded engine is not asked for more than that)."""
+    outcome = ProbeOutcome(Status.UNKNOWN, error_code=ErrorCode.SKIPPED)
+    _insert_history([Result(c.check_id, c.due_at, at, outcome) for c in claims], details=False)
+
+
+def _insert_history(results: list[Result], *, details: bool = True) -> None:
     if connection.vendor == "postgresql":
         rows = [
             (
@@ -171,7 +178,8 @@ def _insert_history(results: list[Result]) -> None:
                 cursor.execute(_INSERT_RESULTS_SQL, [list(c) for c in zip(*rows, strict=True)])
     else:
         _insert_history_portable(results)
-    _insert_details(results)
+    if details:
+        _insert_details(results)
 
 
 def _insert_history_portable(results: list[Result]) -> None:

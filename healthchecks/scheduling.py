@@ -9,7 +9,7 @@ each probe exactly when it is due.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
@@ -36,7 +36,7 @@ SET next_due_at = CASE
 END
 FROM due JOIN healthchecks_healthcheck AS c ON c.id = due.id
 WHERE s.health_check_id = due.id
-RETURNING s.health_check_id, due.due_at
+RETURNING s.health_check_id, due.due_at, c.is_critical
 """
 
 
@@ -44,6 +44,7 @@ RETURNING s.health_check_id, due.due_at
 class Claim:
     due_at: datetime
     check_id: int
+    critical: bool = field(default=False, compare=False)
 
 
 def claim_due(now: datetime, horizon: datetime, limit: int) -> list[Claim]:
@@ -52,7 +53,7 @@ def claim_due(now: datetime, horizon: datetime, limit: int) -> list[Claim]:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(_CLAIM_SQL, {"now": now, "horizon": horizon, "limit": limit})
             rows = cursor.fetchall()
-        return sorted(Claim(due_at, check_id) for check_id, due_at in rows)
+        return sorted(Claim(due_at, check_id, critical) for check_id, due_at, critical in rows)
     return _claim_due_portable(now, horizon, limit)
 
 
@@ -63,15 +64,20 @@ def _claim_due_portable(now: datetime, horizon: datetime, limit: int) -> list[Cl
         rows = (
             CheckSchedule.objects.filter(next_due_at__lte=horizon)
             .order_by("next_due_at")
-            .values_list("health_check_id", "next_due_at", "health_check__interval")[:limit]
+            .values_list(
+                "health_check_id",
+                "next_due_at",
+                "health_check__interval",
+                "health_check__is_critical",
+            )[:limit]
         )
-        for check_id, due_at, interval in rows:
+        for check_id, due_at, interval, critical in rows:
             missed = max(1, math.ceil((now - due_at).total_seconds() / interval))
             following = due_at + timedelta(seconds=interval * missed)
             CheckSchedule.objects.filter(pk=check_id, next_due_at=due_at).update(
                 next_due_at=following
             )
-            claims.append(Claim(due_at, check_id))
+            claims.append(Claim(due_at, check_id, critical))
     return claims
 
 
@@ -102,21 +108,43 @@ def batches(claims: list[Claim], size: int) -> list[list[Claim]]:
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
-def dispatch(now: datetime, lookahead: float, batch_size: int, send, limit: int = 5000) -> int:
+@dataclass(frozen=True)
+class Dispatched:
+    claimed: int
+    sent: int
+    skipped: list[Claim]
+
+
+def dispatch(
+    now: datetime,
+    lookahead: float,
+    batch_size: int,
+    send,
+    limit: int = 5000,
+    budget: int | None = None,
+) -> Dispatched:
     """Claim everything due by now + ``lookahead`` seconds and hand it to ``send`` in
-    batches of (check id, due time ISO) pairs; returns how many were claimed.
+    batches of (check id, due time ISO) pairs.
 
     Claims are repeated until a round finds nothing: one statement claims a row once, so a
     check that fell behind (beat's tick drifted, or its row was busy) is handed each of its
     due times up to the horizon and catches up instead of staying late for good.
+
+    With a ``budget`` (the workers are behind: healthchecks.capacity), only that many are
+    sent -- critical checks first, then the earliest -- and the rest are returned as skipped:
+    claimed all the same, so their next due time has moved on and they are not made up.
     """
     horizon = now + timedelta(seconds=lookahead)
-    total = 0
+    claimed: list[Claim] = []
     while claims := claim_due(now, horizon, limit):
-        for batch in batches(claims, batch_size):
-            send([(c.check_id, c.due_at.isoformat()) for c in batch])
-        total += len(claims)
-    return total
+        claimed += claims
+    skipped: list[Claim] = []
+    if budget is not None and len(claimed) > budget:
+        ranked = sorted(claimed, key=lambda c: (not c.critical, c.due_at))
+        claimed, skipped = sorted(ranked[:budget]), ranked[budget:]
+    for batch in batches(claimed, batch_size):
+        send([(c.check_id, c.due_at.isoformat()) for c in batch])
+    return Dispatched(claimed=len(claimed) + len(skipped), sent=len(claimed), skipped=skipped)
 
 
 def vacuum_hot_tables() -> list[str]:

@@ -25,6 +25,7 @@ CHECKS = [
     ("redis", "healthchecks.builtin.redis", False),
     ("workers", "healthchecks.builtin.workers", False),
     ("scheduler", "healthchecks.builtin.scheduler", False),
+    ("capacity", "healthchecks.builtin.probe_capacity", False),
 ]
 
 
@@ -42,10 +43,14 @@ LIVE = {
     "redis": builtin.redis,
     "workers": builtin.workers,
     "scheduler": builtin.scheduler,
+    "capacity": builtin.probe_capacity,
 }
 
 
-NEEDS_DATABASE = {"workers", "scheduler"}  # read from heartbeats in the database
+NEEDS_DATABASE = {
+    "workers",
+    "scheduler",
+}  # capacity is read from Redis  # read from heartbeats in the database
 
 
 def _not_checked(reason: str):

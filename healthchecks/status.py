@@ -36,11 +36,14 @@ class ErrorCode(models.IntegerChoices):
     # Not believed: a timeout or a slow answer seen while the checker itself was behind
     # (healthchecks.trust). History, not an observation of the target.
     CHECKER_OVERLOADED = 14, "checker overloaded"
+    # Not sent: the workers could not start everything due on time, and the dispatcher kept
+    # this slot back (healthchecks.capacity). The check runs again at its next slot.
+    SKIPPED = 15, "skipped (overload)"
 
 
 # Results kept in the history that say nothing about the target: they move no state, count in
 # no uptime, open no incident.
-NOT_OBSERVATIONS = frozenset({ErrorCode.MISSED, ErrorCode.CHECKER_OVERLOADED})
+NOT_OBSERVATIONS = frozenset({ErrorCode.MISSED, ErrorCode.CHECKER_OVERLOADED, ErrorCode.SKIPPED})
 
 
 def is_usable(status: int) -> bool:

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.utils import InterfaceError, OperationalError
 from django.utils import timezone
 
-from healthchecks import engine, history, metrics, scheduling
+from healthchecks import capacity, engine, history, metrics, recording, scheduling
 from portal import heartbeats
 
 log = structlog.get_logger(__name__)
@@ -20,19 +20,28 @@ def dispatch_due_checks() -> int:
     """Beat sends this every HEALTH_DISPATCH_SECONDS. Expired copies are dropped: a
     backlog of dispatches after an outage must not pile up (one run claims everything)."""
     started = timezone.now()
-    claimed = scheduling.dispatch(
+    budget = capacity.budget_for_run(settings.HEALTH_DISPATCH_SECONDS)
+    done = scheduling.dispatch(
         started,
         settings.HEALTH_DISPATCH_LOOKAHEAD,
         settings.HEALTH_BATCH_SIZE,
         send=lambda batch: probe_batch.apply_async(args=[batch], kwargs={"sent_at": time.time()}),
+        budget=budget,
     )
+    if done.skipped:
+        recording.record_skipped(done.skipped, timezone.now())
+        metrics.count("checks:skipped", len(done.skipped))
+    capacity.report_run(due=done.claimed, sent=done.sent, skipped=len(done.skipped))
     heartbeats.beat(
         "dispatcher",
-        claimed=claimed,
+        claimed=done.claimed,
+        sent=done.sent,
+        skipped=len(done.skipped),
+        budget=budget,
         took_ms=round((timezone.now() - started).total_seconds() * 1000, 1),
     )
-    metrics.count("dispatched", claimed)
-    return claimed
+    metrics.count("dispatched", done.sent)
+    return done.sent
 
 
 @shared_task(
@@ -49,7 +58,9 @@ def probe_batch(items: list, sent_at: float | None = None) -> dict:
     """Probe and record one batch of (check id, due time) pairs. Idempotent: a rerun
     (redelivery after a crash, or a retry) skips what was already recorded."""
     queued_ms = round((time.time() - sent_at) * 1000) if sent_at else None
+    cpu = time.process_time()
     stats = {**engine.run_batch(items), "queued_ms": queued_ms}
+    capacity.report_batch(stats, time.process_time() - cpu)
     heartbeats.beat("worker", **stats)
     log.info("probe batch", **stats)
     return stats

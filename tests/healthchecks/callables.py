@@ -61,3 +61,10 @@ async def async_slow() -> bool:
 
 def _private() -> bool:
     return True
+
+
+async def stall_the_loop() -> bool:
+    """A check that blocks its worker's event loop for 1.5 s (test only): what a starved
+    checker looks like to the other probes of its batch."""
+    time.sleep(1.5)
+    return True

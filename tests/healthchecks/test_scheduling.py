@@ -115,7 +115,7 @@ def test_dispatch_sends_batches_of_ids_and_due_times():
     for i in range(5):
         make_check(service, name=f"c{i}", next_due_at=now)
     sent = []
-    assert scheduling.dispatch(now, 2.0, 2, sent.append) == 5
+    assert scheduling.dispatch(now, 2.0, 2, sent.append).sent == 5
     assert [len(b) for b in sent] == [2, 2, 1]
     assert all(isinstance(cid, int) and isinstance(due, str) for b in sent for cid, due in b)
 
@@ -163,7 +163,7 @@ def test_a_check_that_fell_behind_gets_every_due_time_up_to_the_horizon():
     now = timezone.now()
     check = make_check(interval=1, next_due_at=now - timedelta(milliseconds=500))
     sent = []
-    assert scheduling.dispatch(now, 2.0, 100, sent.append) == 3
+    assert scheduling.dispatch(now, 2.0, 100, sent.append).sent == 3
     dues = [due for batch in sent for _, due in batch]
     assert dues == [(now + timedelta(milliseconds=ms)).isoformat() for ms in (-500, 500, 1500)]
     assert next_due(check) == now + timedelta(milliseconds=2500)

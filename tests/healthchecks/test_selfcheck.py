@@ -23,6 +23,7 @@ def test_register_self_is_idempotent():
     backend = Service.objects.get(name="backend")
     assert backend.is_critical and backend.team.name == "portal"
     assert sorted(HealthCheck.objects.filter(service=backend).values_list("name", flat=True)) == [
+        "capacity",
         "database",
         "redis",
         "scheduler",
@@ -41,6 +42,7 @@ def test_backend_is_healthy_when_everything_runs(client, alive):
         "redis": "healthy",
         "workers": "healthy",
         "scheduler": "healthy",
+        "capacity": "healthy",
     }
 
 
