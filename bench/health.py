@@ -53,7 +53,7 @@ DESCRIPTION = "the health-check engine at 1,000 checks/s: throughput, lag, API, 
 DATABASE = "portal_bench_health"
 REDIS_INDEX = 10
 SEED = 20240603
-PHASES = ("http", "https", "slow", "history")
+PHASES = ("http", "https", "slow", "history", "capacity", "contended")
 
 TARGETS = {
     "http_checks_per_s": 1000,
@@ -68,6 +68,8 @@ TARGETS = {
     "rollup_bytes_per_result": 2.0,
     "uptime_90d_all_ms": 150.0,
     "uptime_one_ms": 5.0,
+    "cpu_over_bare_probe": 2.0,  # engine CPU per check, all processes, over the bare probe's
+    "normal_after_hog_s": 30.0,
 }
 CHUNK = 100  # API requests per block (each block's machine load is recorded)
 BENCH_PROCESS = "bench (API client, sampler)"
@@ -88,10 +90,23 @@ class Shape:
     uptime_repeats: int  # services_uptime("90d") calls
     probe_processes: int  # the probe worker's prefork pool (celery -c)
     target_processes: int  # target server processes sharing the ports (SO_REUSEPORT)
+    # The overload phases (bench.contended).
+    capacity_warmup: float = 10  # seconds before each capacity step's measured window
+    capacity_step: float = 30  # measured seconds per rate
+    capacity_step_rate: int = 500  # checks per second added per step
+    capacity_max_rate: int = 6000
+    contended_rate: int = 0  # 0: twice http_rate
+    contended_before: float = 60  # quiet seconds measured before the hog starts
+    hog_seconds: float = 120
+    contended_after: float = 60  # seconds measured after the hog stops
 
 
 FULL = Shape(600, 30, 180, 1000, 500, 100, 10, 60, 300, 9000, 30, 8, 1)
-QUICK = Shape(60, 15, 60, 1000, 500, 100, 10, 10, 100, 9000, 10, 8, 1)
+QUICK = Shape(
+    60, 15, 60, 1000, 500, 100, 10, 10, 100, 9000, 10, 8, 1,
+    capacity_step=15, capacity_max_rate=2000, contended_before=20, hog_seconds=40,
+    contended_after=45,
+)  # fmt: skip
 
 
 def add_arguments(parser) -> None:
@@ -105,6 +120,8 @@ def add_arguments(parser) -> None:
     group.add_argument("--https-rate", type=int, help="checks per second over HTTPS")
     group.add_argument("--probe-processes", type=int, help="celery -c of the probe worker")
     group.add_argument("--target-processes", type=int, help="target server processes")
+    group.add_argument("--contended-rate", type=int, help="checks per second, contended phase")
+    group.add_argument("--hog-seconds", type=float, help="how long the contended phase's hog runs")
     group.add_argument(
         "--keep-logs",
         action="store_true",
@@ -127,6 +144,8 @@ def shape_from(options) -> Shape:
         "https_rate": getattr(options, "https_rate", None),
         "probe_processes": getattr(options, "probe_processes", None),
         "target_processes": getattr(options, "target_processes", None),
+        "contended_rate": getattr(options, "contended_rate", None),
+        "hog_seconds": getattr(options, "hog_seconds", None),
     }
     return replace(shape, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -190,11 +209,19 @@ def run(options) -> None:
             "wait_idle_s": options.wait_idle,
             "settings": engine_settings(),
         }
+        from bench import contended
+
+        runners = {
+            "http": phase_http,
+            "https": phase_https,
+            "slow": phase_slow,
+            "history": phase_history,
+            "capacity": contended.phase_capacity,
+            "contended": contended.phase_contended,
+        }
         for phase in phases:
             print(f"\n--- phase {phase} ---", flush=True)
-            {"http": phase_http, "https": phase_https, "slow": phase_slow}.get(
-                phase, phase_history
-            )(bench)
+            runners[phase](bench)
     results = bench.results
     results["verdicts"] = verdicts(results)
     support.finish(
@@ -1449,6 +1476,27 @@ def verdicts(results: dict) -> dict:
             history["uptime_one_service_all_windows"]["p99_ms"],
             TARGETS["uptime_one_ms"],
         )
+    if "capacity" in results:
+        capacity = results["capacity"]
+        check("quiet_capacity_per_s", capacity["quiet_capacity_per_s"], f">= {FULL.http_rate}",
+              (capacity["quiet_capacity_per_s"] or 0) >= FULL.http_rate)  # fmt: skip
+        ratio = (capacity["cpu_ratio_at_http_rate"] or {}).get("ratio")
+        check("cpu_per_check_over_bare_probe", ratio, TARGETS["cpu_over_bare_probe"],
+              ratio is not None and ratio <= TARGETS["cpu_over_bare_probe"])  # fmt: skip
+    if "contended" in results:
+        summary = results["contended"]["summary"]
+        for name in ("results_unhealthy_or_degraded", "target_incidents"):
+            check(f"contended_{name}", summary[name], 0, summary[name] == 0)
+        check("contended_backend_incidents", summary["backend_incidents"], 1,
+              summary["backend_incidents"] == 1)  # fmt: skip
+        check("contended_critical_lag_p99_ms", summary["critical_lag_p99_ms_during"], 1000.0)
+        check("contended_overload_on_metrics", summary["metrics_showed_overload"], True,
+              summary["metrics_showed_overload"])  # fmt: skip
+        check("contended_overload_on_backend", summary["backend_showed_overload"], True,
+              summary["backend_showed_overload"])  # fmt: skip
+        check("contended_normal_after_hog_s", summary["normal_after_hog_s"],
+              TARGETS["normal_after_hog_s"],
+              summary["normal_after_hog_s"] <= TARGETS["normal_after_hog_s"])  # fmt: skip
     return found
 
 

@@ -7,19 +7,23 @@ time (within HEALTH_ON_TIME_MS of their due time), how many outcomes they could 
 slots came due, how many it sent and how many it skipped. Both go to a short Redis list;
 ``pressure`` reads the last few seconds of it.
 
-Back-pressure: while probes start late (fewer than ON_TIME_TARGET of them on time), the
-dispatcher sends only what the workers were seen to start on time -- critical checks first,
-then the earliest -- and skips the rest of the slots (recorded as ``skipped (overload)``:
-their checks run again at their next slot, which stretches their interval). While probes
-start on time again it sends more each run, until it sends all that is due. A skipped slot
-is not made up later, so returning capacity brings no catch-up burst.
+Back-pressure: while probes start late (fewer than ON_TIME_TARGET of them on time over the
+last DECIDE_WINDOW seconds), the dispatcher sends only what the workers were seen to start on
+time -- critical checks first, then the earliest -- and skips the rest of the slots (recorded
+as ``skipped (overload)``: their checks run again at their next slot, which stretches their
+interval). While probes start on time again it sends more each run: a quarter more, but only
+a twentieth more once it nears the budget that last proved too much (its *ceiling*, forgotten
+CEILING_SECONDS after the workers were last behind), so it probes for capacity without
+swinging back into lateness; until it sends all that is due. A skipped slot is not made up
+later, so returning capacity brings no catch-up burst. Workers report as they record (every
+HEALTH_FLUSH_SECONDS), so the dispatcher hears of lateness within a second or so.
 
 Without Redis (the embedded mode) nothing is reported and nothing is shed.
 """
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import redis
 import structlog
@@ -29,10 +33,14 @@ log = structlog.get_logger(__name__)
 WORKERS_KEY = "portal:capacity:workers"
 DISPATCH_KEY = "portal:capacity:dispatch"
 BUDGET_KEY = "portal:capacity:budget"
-KEEP = 500  # reports kept per list (a few minutes at full load)
-WINDOW = 10.0  # seconds of reports the dispatcher looks at
+KEEP = 1000  # reports kept per list (a minute or more at full load)
+WINDOW = 10.0  # seconds of reports /metrics shows
+DECIDE_WINDOW = 3.0  # seconds of reports the dispatcher decides on: it must react fast
 ON_TIME_TARGET = 0.95  # below this share of probes on time, the dispatcher sheds load
-GROWTH = 1.25  # while on time again, each run may send this much more than the last budget
+FAST_GROWTH = 1.25  # on time again: each run may send this much more than the last budget
+SLOW_GROWTH = 1.05  # ... once the budget is within NEAR_CEILING of its ceiling
+NEAR_CEILING = 0.9
+CEILING_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -66,38 +74,69 @@ class Pressure:
 
 
 def pressure_from(workers: list[dict], rounds: list[dict], now: float, window: float) -> Pressure:
-    """A window's pressure from the raw reports (pure: the tests feed it directly)."""
+    """A window's pressure from the raw reports (pure: the tests feed it directly). A list
+    that was full (KEEP reports) may cover less than the window: its rates are taken over
+    the seconds it does cover, not diluted over the whole window."""
+    worker_span, round_span = _covered(workers, now, window), _covered(rounds, now, window)
     workers = [r for r in workers if now - r["t"] <= window]
     rounds = [r for r in rounds if now - r["t"] <= window]
 
-    def rate(reports: list[dict], key: str) -> float:
-        return sum(r.get(key, 0) for r in reports) / window
+    def rate(reports: list[dict], key: str, span: float) -> float:
+        return sum(r.get(key, 0) for r in reports) / span
 
     cpu = sum(r.get("cpu_s", 0.0) for r in workers)
     probed = sum(r.get("probed", 0) for r in workers)
     return Pressure(
         seconds=window,
-        due_per_s=rate(rounds, "due"),
-        sent_per_s=rate(rounds, "sent"),
-        skipped_per_s=rate(rounds, "skipped"),
-        probed_per_s=rate(workers, "probed"),
-        on_time_per_s=rate(workers, "on_time"),
-        overloaded_per_s=rate(workers, "overloaded"),
+        due_per_s=rate(rounds, "due", round_span),
+        sent_per_s=rate(rounds, "sent", round_span),
+        skipped_per_s=rate(rounds, "skipped", round_span),
+        probed_per_s=rate(workers, "probed", worker_span),
+        on_time_per_s=rate(workers, "on_time", worker_span),
+        overloaded_per_s=rate(workers, "overloaded", worker_span),
         loop_lag_ms=max((r.get("loop_lag_max_ms", 0) for r in workers), default=0),
         checks_per_cpu_s=probed / cpu if cpu > 0 else None,
     )
 
 
-def next_budget(pressure: Pressure, budget: int | None, run_seconds: float) -> int | None:
-    """Slots the dispatcher may send in its next run (None: all that is due). Behind: what
-    the workers were seen to start on time in that much time. On time again: more, each run,
-    until the budget covers the demand and is dropped."""
+def _covered(reports: list[dict], now: float, window: float) -> float:
+    if len(reports) < KEEP:
+        return window
+    return max(1.0, min(window, now - min(r["t"] for r in reports)))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The dispatcher's state between runs."""
+
+    limit: int | None = None  # slots one run may send (None: all that is due)
+    ceiling: int | None = None  # the limit in force when the workers last fell behind
+    ceiling_until: float = 0.0  # when the ceiling is forgotten (time.time())
+    behind: bool = False  # the workers were behind at the last run
+
+
+def next_budget(pressure: Pressure, previous: Budget, run_seconds: float, now: float) -> Budget:
+    """The budget of the next run. Behind: what the workers were seen to start on time in
+    that much time (never more than the last budget). On time again: more, each run -- slowly
+    near the ceiling -- until the budget covers the demand and is dropped."""
+    due = pressure.due_per_s * run_seconds
     if pressure.behind:
-        return max(1, int(pressure.on_time_per_s * run_seconds))
-    if budget is None:
-        return None
-    grown = int(budget * GROWTH) + 1
-    return None if grown >= pressure.due_per_s * run_seconds * 1.5 else grown
+        limit = max(1, int(pressure.on_time_per_s * run_seconds))
+        if previous.limit is not None:
+            limit = min(limit, previous.limit)
+        if previous.behind and previous.ceiling is not None:
+            ceiling = previous.ceiling  # the same episode: keep where it tipped over
+        else:
+            ceiling = previous.limit if previous.limit is not None else max(limit, round(due))
+        return Budget(limit, ceiling, now + CEILING_SECONDS, behind=True)
+    if previous.limit is None:
+        return Budget()
+    ceiling = previous.ceiling if now < previous.ceiling_until else None
+    near = ceiling is not None and previous.limit >= NEAR_CEILING * ceiling
+    grown = int(previous.limit * (SLOW_GROWTH if near else FAST_GROWTH)) + 1
+    if grown >= due * 1.5:
+        return Budget()
+    return Budget(grown, ceiling, previous.ceiling_until if ceiling else 0.0)
 
 
 # --- Redis ------------------------------------------------------------------------------------
@@ -126,6 +165,7 @@ def _push(key: str, report: dict) -> None:
 
 
 def report_batch(stats: dict, cpu_s: float) -> None:
+    """A worker's report: counts as it records (``cpu_s`` 0), the batch's CPU at its end."""
     fields = ("probed", "on_time", "overloaded", "loop_lag_max_ms")
     _push(WORKERS_KEY, {"t": time.time(), "cpu_s": cpu_s, **{f: stats.get(f, 0) for f in fields}})
 
@@ -151,19 +191,20 @@ def pressure(window: float = WINDOW) -> Pressure | None:
 
 def budget_for_run(run_seconds: float) -> int | None:
     """The dispatcher's budget for this run, kept in Redis between runs (None: no limit)."""
-    now = pressure()
+    now = pressure(DECIDE_WINDOW)
     if now is None:
         return None
     client = _client()
     try:
         stored = client.get(BUDGET_KEY)
-        budget = next_budget(now, int(stored) if stored else None, run_seconds)
-        if budget is None:
+        previous = Budget(**json.loads(stored)) if stored else Budget()
+        budget = next_budget(now, previous, run_seconds, time.time())
+        if budget == Budget():
             client.delete(BUDGET_KEY)
         else:
-            client.set(BUDGET_KEY, budget, ex=60)
-    except redis.RedisError:
+            client.set(BUDGET_KEY, json.dumps(asdict(budget)), ex=60)
+    except (redis.RedisError, ValueError, TypeError):
         return None
     finally:
         client.close()
-    return budget
+    return budget.limit

@@ -18,7 +18,7 @@ from django.db import close_old_connections, connection
 from django.db.utils import IntegrityError, InterfaceError, OperationalError
 from django.utils import timezone
 
-from healthchecks import checks, metrics, probes, recording, trust
+from healthchecks import capacity, checks, metrics, probes, recording, trust
 from healthchecks.models import CheckResult, HealthCheck
 from healthchecks.netpolicy import NetworkPolicy
 from healthchecks.scheduling import Claim
@@ -163,6 +163,8 @@ class _BatchRunner:
         self.watch = trust.LoopWatch()
         # One thread records: one database connection, flushes in order.
         self.recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
+        self._reported = {"probed": 0, "on_time": 0, "overloaded": 0}
+        self._reported_at = time.monotonic()
 
     async def run(self, todo: list[Claim]) -> tuple[int, int]:
         limit = asyncio.Semaphore(settings.HEALTH_PROBE_CONCURRENCY)
@@ -215,12 +217,30 @@ class _BatchRunner:
     async def _flush(self) -> None:
         chunk, self.buffer = self.buffer, []
         if chunk:
+            progress = self._progress()
             loop = asyncio.get_running_loop()
-            self.changed += await loop.run_in_executor(self.recorder, record_resiliently, chunk)
+            self.changed += await loop.run_in_executor(
+                self.recorder, record_and_report, chunk, progress
+            )
+
+    def _progress(self) -> dict:
+        """What happened since the last report: the dispatcher hears of lateness as the
+        results are recorded, not when the batch ends (healthchecks.capacity)."""
+        now = {"probed": self.probed, "on_time": self.on_time, "overloaded": self.overloaded}
+        progress = {key: value - self._reported[key] for key, value in now.items()}
+        progress["loop_lag_max_ms"] = round(self.watch.lag_since(self._reported_at) * 1000)
+        self._reported, self._reported_at = now, time.monotonic()
+        return progress
 
 
 def _close_connection() -> None:
     connection.close()
+
+
+def record_and_report(chunk: list[recording.Result], progress: dict) -> int:
+    changed = record_resiliently(chunk)
+    capacity.report_batch(progress, 0.0)
+    return changed
 
 
 def record_resiliently(chunk: list[recording.Result]) -> int:

@@ -35,8 +35,9 @@ SET next_due_at = CASE
     ELSE due.due_at + make_interval(secs => c.interval)
 END
 FROM due JOIN healthchecks_healthcheck AS c ON c.id = due.id
+    JOIN services_service AS svc ON svc.id = c.service_id
 WHERE s.health_check_id = due.id
-RETURNING s.health_check_id, due.due_at, c.is_critical
+RETURNING s.health_check_id, due.due_at, c.is_critical OR svc.is_critical
 """
 
 
@@ -44,6 +45,8 @@ RETURNING s.health_check_id, due.due_at, c.is_critical
 class Claim:
     due_at: datetime
     check_id: int
+    # A critical check, or any check of a critical service (the portal's own ``backend``
+    # among them): sent first, and kept when an overloaded engine sheds load.
     critical: bool = field(default=False, compare=False)
 
 
@@ -69,9 +72,11 @@ def _claim_due_portable(now: datetime, horizon: datetime, limit: int) -> list[Cl
                 "next_due_at",
                 "health_check__interval",
                 "health_check__is_critical",
+                "health_check__service__is_critical",
             )[:limit]
         )
-        for check_id, due_at, interval, critical in rows:
+        for check_id, due_at, interval, check_critical, service_critical in rows:
+            critical = check_critical or service_critical
             missed = max(1, math.ceil((now - due_at).total_seconds() / interval))
             following = due_at + timedelta(seconds=interval * missed)
             CheckSchedule.objects.filter(pk=check_id, next_due_at=due_at).update(
@@ -133,6 +138,7 @@ def dispatch(
     With a ``budget`` (the workers are behind: healthchecks.capacity), only that many are
     sent -- critical checks first, then the earliest -- and the rest are returned as skipped:
     claimed all the same, so their next due time has moved on and they are not made up.
+    Critical checks always go in batches of their own, sent before the others.
     """
     horizon = now + timedelta(seconds=lookahead)
     claimed: list[Claim] = []
@@ -142,7 +148,10 @@ def dispatch(
     if budget is not None and len(claimed) > budget:
         ranked = sorted(claimed, key=lambda c: (not c.critical, c.due_at))
         claimed, skipped = sorted(ranked[:budget]), ranked[budget:]
-    for batch in batches(claimed, batch_size):
+    # Critical checks in batches of their own, sent first: the first free worker takes them.
+    critical = [c for c in claimed if c.critical]
+    others = [c for c in claimed if not c.critical]
+    for batch in batches(critical, batch_size) + batches(others, batch_size):
         send([(c.check_id, c.due_at.isoformat()) for c in batch])
     return Dispatched(claimed=len(claimed) + len(skipped), sent=len(claimed), skipped=skipped)
 

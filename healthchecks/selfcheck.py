@@ -20,7 +20,8 @@ from services.schemas import ServiceIn, TeamIn
 NAME = "backend"
 TEAM = "portal"
 CHECKS = [
-    # (check name, callable, critical): only the database is needed to serve.
+    # (check name, callable, critical): only the database is needed to serve. ``backend`` is
+    # a critical service, so an overloaded engine sheds none of these (scheduling.Claim).
     ("database", "healthchecks.builtin.database", True),
     ("redis", "healthchecks.builtin.redis", False),
     ("workers", "healthchecks.builtin.workers", False),
@@ -47,10 +48,8 @@ LIVE = {
 }
 
 
-NEEDS_DATABASE = {
-    "workers",
-    "scheduler",
-}  # capacity is read from Redis  # read from heartbeats in the database
+# Read from heartbeats in the database (capacity is read from Redis).
+NEEDS_DATABASE = {"workers", "scheduler"}
 
 
 def _not_checked(reason: str):

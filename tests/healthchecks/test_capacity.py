@@ -47,18 +47,51 @@ def test_pressure_reads_a_window_of_reports():
     assert seen.describe() == "probe capacity exceeded: 200 due per second, 70 started on time"
 
 
+def test_a_full_list_is_read_over_the_seconds_it_covers():
+    """Busy workers fill the list (KEEP reports) faster than a long window: the rates are
+    those of the seconds it holds, not diluted over the whole window."""
+    now = 1000.0
+    full = [{"t": now - i * 0.05, "probed": 10, "on_time": 10} for i in range(capacity.KEEP)]
+    seen = capacity.pressure_from(full, [], now, 60)
+    covered = now - full[-1]["t"]
+    assert covered < 60
+    assert round(seen.probed_per_s) == round(10 * capacity.KEEP / covered)
+    partial = capacity.pressure_from(full[:10], [], now, 60)
+    assert partial.probed_per_s == 100 / 60
+
+
 def test_the_budget_follows_what_the_workers_start_on_time_and_then_lets_go():
     behind = capacity.pressure_from([{"t": 1, "probed": 100, "on_time": 60}], [], 1, 10)
-    assert capacity.next_budget(behind, None, 1.0) == 6
+    shed = capacity.next_budget(behind, capacity.Budget(), 1.0, now=1)
+    assert (shed.limit, shed.behind) == (6, True)
     on_time = capacity.pressure_from(
         [{"t": 1, "probed": 100, "on_time": 100}], [{"t": 1, "due": 100}], 1, 10
     )
-    budgets, budget = [], 6
-    while budget is not None:
-        budget = capacity.next_budget(on_time, budget, 1.0)
-        budgets.append(budget)
-    assert budgets == [8, 11, 14, None]  # grows, then lets go once it covers the demand
-    assert capacity.next_budget(on_time, None, 1.0) is None
+    limits, budget = [], shed
+    while budget.limit is not None:
+        budget = capacity.next_budget(on_time, budget, 1.0, now=100)  # the ceiling forgotten
+        limits.append(budget.limit)
+    assert limits == [8, 11, 14, None]  # grows, then lets go once it covers the demand
+    assert capacity.next_budget(on_time, capacity.Budget(), 1.0, now=1) == capacity.Budget()
+
+
+def test_near_the_budget_that_proved_too_much_it_grows_slowly():
+    """Capacity fell to ~1,000/s under a 2,000/s demand: the dispatcher sheds, then probes back
+    up quickly to 90 % of where it tipped over and slowly beyond -- until the ceiling is
+    forgotten, CEILING_SECONDS after the workers were last behind."""
+    demand = [{"t": 1, "due": 2000}]
+    behind = capacity.pressure_from([{"t": 1, "probed": 1500, "on_time": 1000}], demand, 1, 1)
+    on_time = capacity.pressure_from([{"t": 1, "probed": 900, "on_time": 900}], demand, 1, 1)
+    budget = capacity.next_budget(behind, capacity.Budget(limit=1200), 1.0, now=0)
+    assert (budget.limit, budget.ceiling) == (1000, 1200)
+    again = capacity.next_budget(behind, budget, 1.0, now=1)  # still behind: same episode
+    assert (again.limit, again.ceiling) == (1000, 1200)
+    steps = [again]
+    for second in range(2, 8):
+        steps.append(capacity.next_budget(on_time, steps[-1], 1.0, now=second))
+    assert [s.limit for s in steps[1:]] == [1251, 1314, 1380, 1450, 1523, 1600]
+    late = capacity.next_budget(on_time, steps[-1], 1.0, now=1 + capacity.CEILING_SECONDS)
+    assert late.ceiling is None and late.limit == int(1600 * capacity.FAST_GROWTH) + 1
 
 
 # --- The dispatcher, the portal's own status, /metrics ---------------------------------------
@@ -66,7 +99,8 @@ def test_the_budget_follows_what_the_workers_start_on_time_and_then_lets_go():
 
 @pytest.mark.django_db
 def test_behind_workers_make_the_dispatcher_keep_back_all_but_the_critical_and_earliest(client):
-    report_workers(probed=100, on_time=30)  # 3 a second on time (of 10 s), 30 % of what ran
+    # 5 a second on time over the dispatcher's window (3 s), 15 % of what ran
+    report_workers(probed=100, on_time=15, seconds=2.5)
     now = timezone.now()
     service = ServiceFactory()
     critical = [
@@ -80,9 +114,9 @@ def test_behind_workers_make_the_dispatcher_keep_back_all_but_the_critical_and_e
         for i in range(6)
     ]
     sent = tasks.dispatch_due_checks()
-    assert sent == 3  # the budget: what the workers started on time in one second
+    assert sent == 5  # the budget: what the workers started on time in one second
     skipped = CheckResult.objects.filter(error_code=ErrorCode.SKIPPED)
-    assert skipped.count() == 5 and set(skipped.values_list("status", flat=True)) == {0}
+    assert skipped.count() == 3 and set(skipped.values_list("status", flat=True)) == {0}
     kept_back = set(skipped.values_list("health_check_id", flat=True))
     assert not kept_back & {c.pk for c in critical}
     assert others[-1].pk not in kept_back  # the earliest of the others was sent

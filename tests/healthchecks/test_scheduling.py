@@ -120,6 +120,29 @@ def test_dispatch_sends_batches_of_ids_and_due_times():
     assert all(isinstance(cid, int) and isinstance(due, str) for b in sent for cid, due in b)
 
 
+def test_critical_checks_go_first_in_batches_of_their_own():
+    """The first free worker takes the critical checks -- and every check of a critical
+    service -- whatever their due order."""
+    now = timezone.now()
+    service = ServiceFactory(is_critical=False)
+    others = [
+        make_check(service, name=f"o{i}", is_critical=False, next_due_at=now - timedelta(seconds=3))
+        for i in range(3)
+    ]
+    important = ServiceFactory(name="important", is_critical=True)
+    critical = [
+        make_check(service, name="c0", is_critical=True, next_due_at=now),
+        make_check(important, name="c1", is_critical=False, next_due_at=now),
+    ]
+    sent = []
+    scheduling.dispatch(now, 2.0, 2, sent.append)
+    assert [{cid for cid, _ in batch} for batch in sent] == [
+        {c.pk for c in critical},
+        {others[0].pk, others[1].pk},
+        {others[2].pk},
+    ]
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.postgresql
 def test_concurrent_dispatchers_never_claim_the_same_due_time():
