@@ -55,7 +55,7 @@ def phase_capacity(bench: health.Bench) -> None:
     try:
         engine.start()
         while rate <= shape.capacity_max_rate:
-            step = _capacity_step(bench, processes, url, rate)
+            step = _capacity_step(bench, processes, url, rate, first=not steps)
             steps.append(step)
             print(
                 f"  {rate}/s: missed {step['missed']}, skipped {step['skipped']}, "
@@ -69,7 +69,7 @@ def phase_capacity(bench: health.Bench) -> None:
     finally:
         engine.stop()
         processes.stop_all()
-    bare = bare_probe_cpu_us(url)
+    bare = bare_probe_cpu_us()
     passing = [s for s in steps if s["ok"]]
     reference = next((s for s in steps if s["rate"] == shape.http_rate), None)
     result = {
@@ -87,8 +87,9 @@ def phase_capacity(bench: health.Bench) -> None:
     )
 
 
-def _capacity_step(bench, processes, url: str, rate: int) -> dict:
-    """One rate for ``capacity_step`` seconds after a warm-up, in the running engine; its
+def _capacity_step(bench, processes, url: str, rate: int, first: bool) -> dict:
+    """One rate for ``capacity_step`` seconds after a warm-up (a longer one for the first
+    step: the pool's processes set up on their first batches), in the running engine; its
     checks are switched off afterwards."""
     from django.db import connections
 
@@ -99,7 +100,7 @@ def _capacity_step(bench, processes, url: str, rate: int) -> dict:
     )
     support.analyze()
     connections.close_all()
-    start = first_due + timedelta(seconds=shape.capacity_warmup)
+    start = first_due + timedelta(seconds=shape.capacity_warmup * (2 if first else 1))
     end = start + timedelta(seconds=shape.capacity_step)
     monitor = health.Monitor(
         {health._label(n): pid for n, pid in processes.pids().items()}, bench.url, checks.ids
@@ -158,15 +159,20 @@ def _ratio(step: dict | None, bare_us: float) -> dict | None:
     return {"engine_us": engine, "bare_us": bare_us, "ratio": round(engine / bare_us, 2)}
 
 
-def bare_probe_cpu_us(url: str) -> float:
+def bare_probe_cpu_us() -> float:
     """bench/probes.py's bare aiohttp + uvloop loop (concurrency 100, a new connection per
-    request; the median of three rounds of 2,000) against the benchmark's target."""
+    request; the median of three rounds of 2,000) against the same minimal server as the
+    engine's target, in a process of its own."""
     from bench import probes
     from healthchecks.probes import make_spec
 
-    spec = make_spec(1, "http", url, timeout=10)
-    options = SimpleNamespace(probes=2000, concurrency=100, rounds=3)
-    return round(probes.measure("bare", "uvloop", spec, options, "bare").cpu_us, 1)
+    server, port = probes.start_server(None)
+    try:
+        spec = make_spec(1, "http", f"http://127.0.0.1:{port}/health", timeout=10)
+        options = SimpleNamespace(probes=2000, concurrency=100, rounds=3)
+        return round(probes.measure("bare", "uvloop", spec, options, "bare").cpu_us, 1)
+    finally:
+        probes.stop_server(server)
 
 
 # --- Contended --------------------------------------------------------------------------------
@@ -174,7 +180,7 @@ def bare_probe_cpu_us(url: str) -> float:
 
 def phase_contended(bench: health.Bench) -> None:
     shape = bench.shape
-    rate = shape.contended_rate or 2 * shape.http_rate
+    rate = contended_rate(bench)
     url = f"http://127.0.0.1:{bench.ports['http']}/health"
     critical_count = rate // CRITICAL_SHARE
     _register_backend()
@@ -233,8 +239,24 @@ def phase_contended(bench: health.Bench) -> None:
     result["incidents"] = incidents(bench.url, started_at)
     result["visible"] = visibility(result.pop("samples"), window["hog_start"], window["hog_stop"])
     result["summary"] = summary(result, sets)
+    seconds = (window["hog_stop"] - window["hog_start"]).total_seconds()
+    result["summary"]["sustained_during_hog_per_s"] = round(
+        result["summary"]["healthy_during"] / seconds, 1
+    )
+    result["summary"]["demand_over_sustained"] = round(
+        rate / max(1.0, result["summary"]["sustained_during_hog_per_s"]), 2
+    )
     bench.results["contended"] = result
     print_contended(result)
+
+
+def contended_rate(bench: health.Bench) -> int:
+    """``--contended-rate``, or the quiet capacity the capacity phase just measured: twice
+    what the machine sustains beside a hog that takes one of its two cores (the phase
+    records the rate it did sustain, to show the ratio), or, without that phase, twice the
+    http phase's rate (the issue's 2,000/s)."""
+    measured = bench.results.get("capacity", {}).get("quiet_capacity_per_s")
+    return bench.shape.contended_rate or measured or 2 * bench.shape.http_rate
 
 
 def _register_backend() -> None:

@@ -91,11 +91,11 @@ class Shape:
     probe_processes: int  # the probe worker's prefork pool (celery -c)
     target_processes: int  # target server processes sharing the ports (SO_REUSEPORT)
     # The overload phases (bench.contended).
-    capacity_warmup: float = 10  # seconds before each capacity step's measured window
+    capacity_warmup: float = 15  # seconds before each capacity step's measured window
     capacity_step: float = 30  # measured seconds per rate
-    capacity_step_rate: int = 500  # checks per second added per step
+    capacity_step_rate: int = 250  # checks per second added per step
     capacity_max_rate: int = 6000
-    contended_rate: int = 0  # 0: twice http_rate
+    contended_rate: int = 0  # 0: the quiet capacity measured (bench.contended.contended_rate)
     contended_before: float = 60  # quiet seconds measured before the hog starts
     hog_seconds: float = 120
     contended_after: float = 60  # seconds measured after the hog stops
@@ -104,7 +104,8 @@ class Shape:
 FULL = Shape(600, 30, 180, 1000, 500, 100, 10, 60, 300, 9000, 30, 8, 1)
 QUICK = Shape(
     60, 15, 60, 1000, 500, 100, 10, 10, 100, 9000, 10, 8, 1,
-    capacity_step=15, capacity_max_rate=2000, contended_before=20, hog_seconds=40,
+    capacity_step=15, capacity_step_rate=500, capacity_max_rate=2000, contended_before=20,
+    hog_seconds=40,
     contended_after=45,
 )  # fmt: skip
 

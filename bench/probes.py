@@ -141,7 +141,8 @@ async def run_probes(spec, count: int, concurrency: int, mode: str, verify_conte
     new Prober (session and connector) for every probe; "bare" -- no portal code at all, the
     issue's peer: one aiohttp session, a new connection per request, status and body read."""
     from healthchecks.netpolicy import NetworkPolicy
-    from healthchecks.probes import Prober, Status, probe
+    from healthchecks.probes import Prober, probe
+    from healthchecks.status import Status
 
     if mode == "bare":
         return await _bare_aiohttp(spec, count, concurrency)

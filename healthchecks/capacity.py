@@ -24,6 +24,7 @@ Without Redis (the embedded mode) nothing is reported and nothing is shed.
 import json
 import time
 from dataclasses import asdict, dataclass
+from functools import cache
 
 import redis
 import structlog
@@ -143,11 +144,14 @@ def next_budget(pressure: Pressure, previous: Budget, run_seconds: float, now: f
 
 
 def _client() -> redis.Redis | None:
-    if not settings.REDIS_URL:
-        return None
-    return redis.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=0.25, socket_connect_timeout=0.25
-    )
+    return _client_for(settings.REDIS_URL) if settings.REDIS_URL else None
+
+
+@cache
+def _client_for(url: str) -> redis.Redis:
+    """One client (and its connection pool) per process: workers report several times a
+    second, and a connection per report cost more than the report."""
+    return redis.Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25)
 
 
 def _push(key: str, report: dict) -> None:
@@ -160,8 +164,6 @@ def _push(key: str, report: dict) -> None:
         ).execute()
     except redis.RedisError as exc:
         log.debug("capacity report lost", error=str(exc))
-    finally:
-        client.close()
 
 
 def report_batch(stats: dict, cpu_s: float) -> None:
@@ -184,8 +186,6 @@ def pressure(window: float = WINDOW) -> Pressure | None:
         rounds = [json.loads(r) for r in client.lrange(DISPATCH_KEY, 0, KEEP - 1)]
     except redis.RedisError:
         return None
-    finally:
-        client.close()
     return pressure_from(workers, rounds, time.time(), window)
 
 
@@ -205,6 +205,4 @@ def budget_for_run(run_seconds: float) -> int | None:
             client.set(BUDGET_KEY, json.dumps(asdict(budget)), ex=60)
     except (redis.RedisError, ValueError, TypeError):
         return None
-    finally:
-        client.close()
     return budget.limit
