@@ -36,6 +36,7 @@ CRITICAL_SHARE = 10  # one check in ten is critical
 RECOVERY_TARGET_S = 30.0
 LATE_MS = 250
 SAMPLE_EVERY = 2.0
+STEADY_S = 10  # "back to normal": the first second that starts this many normal ones in a row
 HOG = "import os\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"
 
 
@@ -333,8 +334,9 @@ def _gauges(text: str) -> dict[str, float]:
 
 
 def recovery(url: str, sets, hog_stop: datetime, end: datetime, rate: int) -> dict:
-    """Second by second (by due time) after the hog stopped: when was the schedule normal again
-    for good -- every slot recorded, none skipped, missed or unbelieved, under 1 % late?"""
+    """Second by second (by due time) after the hog stopped: when was the schedule back to
+    normal -- the first of STEADY_S normal seconds in a row (_normal) -- and how many seconds
+    after that were not (the engine at its quiet capacity meeting some other hiccup)."""
     from healthchecks.status import ErrorCode
 
     ids = [i for s in sets for i in s.ids]
@@ -361,16 +363,25 @@ def recovery(url: str, sets, hog_stop: datetime, end: datetime, rate: int) -> di
         {"s": s, "n": n, "shed": shed, "late": late, "lag_max_ms": top}
         for s, n, shed, late, top in rows
     ]
-    abnormal = [
-        r["s"] for r in seconds if r["n"] < rate * 0.99 or r["shed"] or r["late"] > r["n"] / 100
-    ]
     last_full = int((end - hog_stop).total_seconds()) - 1  # the window's last whole second
-    abnormal = [s for s in abnormal if s < last_full]
+    by_second = {r["s"]: r for r in seconds}
+    normal = [_normal(by_second.get(s), rate) for s in range(last_full)]
+    back = next(
+        (s for s in range(len(normal) - STEADY_S + 1) if all(normal[s : s + STEADY_S])), None
+    )
     return {
-        "normal_after_s": (max(abnormal) + 1) if abnormal else 0,
+        "normal_after_s": back,
+        "abnormal_seconds_later": None if back is None else normal[back:].count(False),
         "per_second": seconds,
         "max_per_second": max((r["n"] for r in seconds), default=0),
     }
+
+
+def _normal(second: dict | None, rate: int) -> bool:
+    """Every slot of the second recorded, none skipped, missed or unbelieved, under 1 % late."""
+    if second is None:
+        return False
+    return second["n"] >= rate * 0.99 and not second["shed"] and second["late"] <= second["n"] / 100
 
 
 def incidents(url: str, since: datetime) -> dict:
@@ -461,6 +472,7 @@ def summary(result: dict, sets) -> dict:
         "healthy_during": sum(count("during", n, status=Status.HEALTHY) for n in ids),
         "expected_during": sum(during[n]["expected"] for n in ids),
         "normal_after_hog_s": result["recovery"]["normal_after_s"],
+        "abnormal_seconds_later": result["recovery"]["abnormal_seconds_later"],
         "metrics_showed_overload": bool(
             (result["visible"]["metrics_skipped_per_s_max"] or 0) > 0
             or (result["visible"]["metrics_on_time_ratio_min"] or 1) < 0.95

@@ -1495,9 +1495,9 @@ def verdicts(results: dict) -> dict:
               summary["metrics_showed_overload"])  # fmt: skip
         check("contended_overload_on_backend", summary["backend_showed_overload"], True,
               summary["backend_showed_overload"])  # fmt: skip
-        check("contended_normal_after_hog_s", summary["normal_after_hog_s"],
-              TARGETS["normal_after_hog_s"],
-              summary["normal_after_hog_s"] <= TARGETS["normal_after_hog_s"])  # fmt: skip
+        back = summary["normal_after_hog_s"]
+        check("contended_normal_after_hog_s", back, TARGETS["normal_after_hog_s"],
+              back is not None and back <= TARGETS["normal_after_hog_s"])  # fmt: skip
     return found
 
 

@@ -113,6 +113,9 @@ def batches(claims: list[Claim], size: int) -> list[list[Claim]]:
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
+CRITICAL_BATCH_SIZE = 50
+
+
 @dataclass(frozen=True)
 class Dispatched:
     claimed: int
@@ -135,25 +138,27 @@ def dispatch(
     check that fell behind (beat's tick drifted, or its row was busy) is handed each of its
     due times up to the horizon and catches up instead of staying late for good.
 
-    With a ``budget`` (the workers are behind: healthchecks.capacity), only that many are
-    sent -- critical checks first, then the earliest -- and the rest are returned as skipped:
+    With a ``budget`` (the workers are behind: healthchecks.capacity), only that many
+    non-critical checks are sent -- the earliest -- and the rest are returned as skipped:
     claimed all the same, so their next due time has moved on and they are not made up.
-    Critical checks always go in batches of their own, sent before the others.
+    Critical checks are never skipped: they go first, in small batches of their own, so the
+    first free workers take them and one starved worker holds only a few.
     """
     horizon = now + timedelta(seconds=lookahead)
     claimed: list[Claim] = []
     while claims := claim_due(now, horizon, limit):
         claimed += claims
-    skipped: list[Claim] = []
-    if budget is not None and len(claimed) > budget:
-        ranked = sorted(claimed, key=lambda c: (not c.critical, c.due_at))
-        claimed, skipped = sorted(ranked[:budget]), ranked[budget:]
-    # Critical checks in batches of their own, sent first: the first free worker takes them.
     critical = [c for c in claimed if c.critical]
-    others = [c for c in claimed if not c.critical]
-    for batch in batches(critical, batch_size) + batches(others, batch_size):
+    others = sorted(c for c in claimed if not c.critical)
+    skipped: list[Claim] = []
+    if budget is not None:
+        room = max(0, budget - len(critical))
+        others, skipped = others[:room], others[room:]  # claims come in due order
+    small = min(batch_size, CRITICAL_BATCH_SIZE)
+    for batch in batches(critical, small) + batches(others, batch_size):
         send([(c.check_id, c.due_at.isoformat()) for c in batch])
-    return Dispatched(claimed=len(claimed) + len(skipped), sent=len(claimed), skipped=skipped)
+    sent = len(critical) + len(others)
+    return Dispatched(claimed=sent + len(skipped), sent=sent, skipped=skipped)
 
 
 def vacuum_hot_tables() -> list[str]:

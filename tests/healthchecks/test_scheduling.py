@@ -143,6 +143,22 @@ def test_critical_checks_go_first_in_batches_of_their_own():
     ]
 
 
+def test_a_budget_never_skips_critical_checks_and_spreads_them_over_small_batches():
+    now = timezone.now()
+    service = ServiceFactory(is_critical=False)
+    for i in range(60):
+        make_check(service, name=f"c{i}", is_critical=True, next_due_at=now)
+    others = [
+        make_check(service, name=f"o{i}", is_critical=False, next_due_at=now - timedelta(seconds=i))
+        for i in range(3)
+    ]
+    sent = []
+    done = scheduling.dispatch(now, 2.0, 500, sent.append, budget=10)
+    assert [len(b) for b in sent] == [scheduling.CRITICAL_BATCH_SIZE, 10]  # critical only
+    assert (done.claimed, done.sent) == (63, 60)
+    assert {c.check_id for c in done.skipped} == {o.pk for o in others}
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.postgresql
 def test_concurrent_dispatchers_never_claim_the_same_due_time():
