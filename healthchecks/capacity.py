@@ -38,6 +38,7 @@ KEEP = 1000  # reports kept per list (a minute or more at full load)
 WINDOW = 10.0  # seconds of reports /metrics shows
 DECIDE_WINDOW = 3.0  # seconds of reports the dispatcher decides on: it must react fast
 ON_TIME_TARGET = 0.95  # below this share of probes on time, the dispatcher sheds load
+MIN_LATE_PER_S = 5.0  # ... if at least this many a second were late
 FAST_GROWTH = 1.25  # on time again: each run may send this much more than the last budget
 SLOW_GROWTH = 1.05  # ... once the budget is within NEAR_CEILING of its ceiling
 NEAR_CEILING = 0.9
@@ -64,14 +65,21 @@ class Pressure:
 
     @property
     def behind(self) -> bool:
+        """Too few probes on time, and enough of them late that throughput is the question:
+        a handful of late probes (a worker starting up, a pause) is not a capacity problem."""
         ratio = self.on_time_ratio
-        return ratio is not None and ratio < ON_TIME_TARGET
+        late_per_s = self.probed_per_s - self.on_time_per_s
+        return ratio is not None and ratio < ON_TIME_TARGET and late_per_s >= MIN_LATE_PER_S
 
     def describe(self) -> str:
         return (
-            f"probe capacity exceeded: {self.due_per_s:,.0f} due per second, "
-            f"{self.on_time_per_s:,.0f} started on time"
+            f"probe capacity exceeded: {_rate(self.due_per_s)} due per second, "
+            f"{_rate(self.on_time_per_s)} started on time"
         )
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
 
 
 def pressure_from(workers: list[dict], rounds: list[dict], now: float, window: float) -> Pressure:

@@ -61,18 +61,31 @@ def test_a_full_list_is_read_over_the_seconds_it_covers():
 
 
 def test_the_budget_follows_what_the_workers_start_on_time_and_then_lets_go():
-    behind = capacity.pressure_from([{"t": 1, "probed": 100, "on_time": 60}], [], 1, 10)
+    behind = capacity.pressure_from([{"t": 1, "probed": 1000, "on_time": 600}], [], 1, 10)
     shed = capacity.next_budget(behind, capacity.Budget(), 1.0, now=1)
-    assert (shed.limit, shed.behind) == (6, True)
+    assert (shed.limit, shed.behind) == (60, True)
     on_time = capacity.pressure_from(
-        [{"t": 1, "probed": 100, "on_time": 100}], [{"t": 1, "due": 100}], 1, 10
+        [{"t": 1, "probed": 1000, "on_time": 1000}], [{"t": 1, "due": 1000}], 1, 10
     )
     limits, budget = [], shed
     while budget.limit is not None:
         budget = capacity.next_budget(on_time, budget, 1.0, now=100)  # the ceiling forgotten
         limits.append(budget.limit)
-    assert limits == [8, 11, 14, None]  # grows, then lets go once it covers the demand
+    assert limits == [76, 96, 121, None]  # grows, then lets go once it covers the demand
     assert capacity.next_budget(on_time, capacity.Budget(), 1.0, now=1) == capacity.Budget()
+
+
+def test_a_handful_of_late_probes_is_not_an_overload():
+    """A worker starting up probes its first batch late: 13 of 20 late in a minute is not a
+    capacity problem (backend stays healthy, nothing is shed); the same share at volume is."""
+    startup = capacity.pressure_from([{"t": 1, "probed": 20, "on_time": 7}], [], 1, 60)
+    assert startup.on_time_ratio < capacity.ON_TIME_TARGET and not startup.behind
+    busy = capacity.pressure_from([{"t": 1, "probed": 2000, "on_time": 700}], [], 1, 60)
+    assert busy.behind
+    small = capacity.pressure_from(
+        [{"t": 1, "probed": 20, "on_time": 7}], [{"t": 1, "due": 60}], 1, 60
+    )
+    assert small.describe() == "probe capacity exceeded: 1.0 due per second, 0.1 started on time"
 
 
 def test_near_the_budget_that_proved_too_much_it_grows_slowly():

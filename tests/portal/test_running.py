@@ -17,8 +17,11 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from healthchecks.models import CheckResult
+from healthchecks.status import ErrorCode, Status
 from portal.models import ApiToken
 from tests.conftest import test_database_url as database_url
+from tests.factories import make_check
 from tests.healthchecks.servers import closed_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -80,6 +83,75 @@ def test_runportal_on_postgresql_and_redis_starts_in_a_fresh_checkout(tmp_path):
         assert list(var.glob("celerybeat-schedule*")), "beat wrote no schedule"
         time.sleep(3)  # web, worker and beat all still running
         assert portal.poll() is None, portal.stderr.read()
+    finally:
+        assert stop(portal, signal.SIGINT) == 0
+
+
+def child_commands(pid: int) -> list[str]:
+    """The command lines of a process's children (Linux /proc)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    commands = []
+    for child in children:
+        try:
+            commands.append(
+                Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            )
+        except OSError:
+            continue
+    return commands
+
+
+def answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=0.5)
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def test_runportal_starts_the_worker_only_once_the_web_answers(tmp_path):
+    """The demo's checks probe targets the web server serves: a worker that started before
+    it listened found them refusing and opened incidents for healthy services (embedded
+    mode, a stranger's trial). No worker runs before the web answers, and a check of the
+    portal's own /health/, due at once, finds it answering on its very first probe."""
+    port = closed_port()
+    url = f"http://127.0.0.1:{port}/health/"
+    check = make_check(target=url, interval=30, timeout=2, next_due_at=None)
+    env = shell_env(
+        PORTAL_ENV_FILE="",
+        DEBUG="true",
+        DATABASE_URL=database_url(),
+        REDIS_URL=settings.REDIS_URL,
+        PORTAL_VAR_DIR=str(tmp_path / "var"),
+    )
+    portal = subprocess.Popen(
+        [sys.executable, MANAGE, "runportal", "--addr", f"127.0.0.1:{port}", "--concurrency=1"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not answers(url):
+            assert time.monotonic() < deadline, "the web did not answer within 60 s"
+            assert portal.poll() is None
+            workers = [c for c in child_commands(portal.pid) if "celery" in c and "worker" in c]
+            assert not workers, "a worker started before the web answered"
+            time.sleep(0.05)
+        deadline = time.monotonic() + 90
+        while not CheckResult.objects.filter(health_check=check).exists():
+            assert time.monotonic() < deadline, "no result within 90 s"
+            assert portal.poll() is None
+            time.sleep(0.5)
+        first = CheckResult.objects.filter(health_check=check).order_by("at").first()
+        assert (first.status, first.error_code) == (Status.HEALTHY, ErrorCode.NONE)
     finally:
         assert stop(portal, signal.SIGINT) == 0
 
