@@ -188,7 +188,7 @@ class ServiceHealth(models.Model):
 
 
 class StatusChange(models.Model):
-    """A check's or a service's status changed (the outbox automation will read)."""
+    """A check's or a service's status changed (the outbox the automation app reads)."""
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="status_changes")
     health_check = models.ForeignKey(
@@ -202,7 +202,15 @@ class StatusChange(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["service", "-at"], name="change_by_service")]
+        indexes = [
+            models.Index(fields=["service", "-at"], name="change_by_service"),
+            # The automation's outbox: service changes not yet acted on.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(processed_at=None, health_check=None),
+                name="change_unprocessed",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{Status(self.from_status).label} -> {Status(self.to_status).label}"

@@ -29,7 +29,7 @@ class Role(StrEnum):
 
 
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
-    Role.VIEWER: frozenset({Scope.REGISTRY_READ, Scope.CONFIG_READ}),
+    Role.VIEWER: frozenset({Scope.REGISTRY_READ, Scope.CONFIG_READ, Scope.AUTOMATION_READ}),
     Role.OPERATOR: frozenset(
         {
             Scope.REGISTRY_READ,
@@ -37,6 +37,8 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             Scope.CONFIG_READ,
             Scope.CONFIG_WRITE,
             Scope.HEALTH_WRITE,
+            Scope.AUTOMATION_READ,
+            Scope.AUTOMATION_WRITE,
         }
     ),
     Role.ADMIN: frozenset(Scope.values),

@@ -12,6 +12,8 @@ class Scope(models.TextChoices):
     CONFIG_WRITE = "config:write", "Change configurations"
     CONFIG_SECRETS = "config:secrets", "Read secret configuration values"
     HEALTH_WRITE = "health:write", "Change checks, run them, report heartbeats"
+    AUTOMATION_READ = "automation:read", "Read alerts and notification channels"
+    AUTOMATION_WRITE = "automation:write", "Acknowledge alerts, change notification channels"
 
 
 class ApiTokenQuerySet(models.QuerySet):

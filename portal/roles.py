@@ -5,8 +5,9 @@ Its permissions here describe the same role for the admin, and the admin checks 
 (portal.admin_base.ScopedAdmin): a permission granted by hand beyond a role does not let a
 person do what the role's scopes forbid through the API.
 
-- viewer: sees the registry, configurations and health records.
-- operator: also edits services, their dependencies and checks, reads the audit log
+- viewer: sees the registry, configurations, health records and alerts.
+- operator: also edits services, their dependencies, checks and notification channels,
+  acknowledges alerts, reads the audit log
   (configurations are edited from the service's page, with ``config:write``).
 - admin: everything, users and groups included (tokens are created by admins only).
 """
@@ -15,7 +16,12 @@ from fnmatch import fnmatchcase
 
 from django.contrib.auth.management import create_permissions
 
-VIEWER = ["services.view_*", "healthchecks.view_*", "portal.view_heartbeat"]
+VIEWER = [
+    "services.view_*",
+    "healthchecks.view_*",
+    "automation.view_*",
+    "portal.view_heartbeat",
+]
 OPERATOR = [
     *VIEWER,
     "services.add_service",
@@ -28,8 +34,11 @@ OPERATOR = [
     "healthchecks.change_healthcheck",
     "healthchecks.delete_healthcheck",
     "portal.view_auditentry",
+    "automation.add_notificationchannel",
+    "automation.change_notificationchannel",
+    "automation.delete_notificationchannel",
 ]
-ADMIN = ["portal.*", "services.*", "healthchecks.*", "auth.*"]
+ADMIN = ["portal.*", "services.*", "healthchecks.*", "automation.*", "auth.*"]
 ROLE_PERMISSIONS = {"viewer": VIEWER, "operator": OPERATOR, "admin": ADMIN}
 
 

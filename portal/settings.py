@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "healthchecks",
     "manifest",
     "pages",
+    "automation",
 ]
 
 MIDDLEWARE = [
@@ -228,6 +229,8 @@ CELERY_TASK_ROUTES = {
     "healthchecks.tasks.dispatch_due_checks": {"queue": "dispatch"},
     # Keeps the claim's table small: runs where the claims run.
     "healthchecks.tasks.vacuum_hot_tables": {"queue": "dispatch"},
+    # Receivers may hang for their timeout: never on a queue the health engine needs.
+    "automation.tasks.*": {"queue": "automation"},
 }
 # Beat holds only fixed housekeeping; per-check schedules live in the database.
 BEAT_HEARTBEAT_SECONDS = env_int("BEAT_HEARTBEAT_SECONDS", 30, minimum=1)
@@ -388,3 +391,27 @@ HEALTH_HOURLY_RETENTION_DAYS = env_int("HEALTH_HOURLY_RETENTION_DAYS", 35, minim
 HEALTH_DAILY_RETENTION_DAYS = env_int("HEALTH_DAILY_RETENTION_DAYS", 400, minimum=1)
 # Python checks may only name callables under these module prefixes.
 HEALTH_CALLABLE_PREFIXES = env_list("HEALTH_CALLABLE_PREFIXES", ["healthchecks.builtin."])
+
+# --- Automation (alerts and notifications: the automation app) --------------------------------
+
+# false: alerts are still opened and resolved, but nothing is sent (each delivery is recorded
+# as skipped, with the reason).
+ENABLE_HEALTH_AUTOMATION = env_bool("ENABLE_HEALTH_AUTOMATION", True)
+# Where people reach the portal: the links in notifications.
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
+# Beat runs the outbox reader this often (seconds).
+AUTOMATION_SECONDS = env_float("AUTOMATION_SECONDS", 2.0)
+CELERY_BEAT_SCHEDULE["process-status-changes"] = {
+    "task": "automation.tasks.process_status_changes",
+    "schedule": AUTOMATION_SECONDS,
+}
+# An alert is announced this long after it opens, so that the services a root cause takes
+# down with it (their own checks may fail first) are folded into its one notification.
+AUTOMATION_GROUP_SECONDS = env_float("AUTOMATION_GROUP_SECONDS", 30.0)
+# Each call to a receiver: at most this long (seconds); at most this many receivers at once
+# per worker process; failed calls retried after AUTOMATION_RETRY_SECONDS, doubling each time,
+# until AUTOMATION_MAX_ATTEMPTS, then recorded as given up.
+AUTOMATION_SEND_TIMEOUT = env_float("AUTOMATION_SEND_TIMEOUT", 10.0)
+AUTOMATION_SEND_CONCURRENCY = env_int("AUTOMATION_SEND_CONCURRENCY", 8, minimum=1)
+AUTOMATION_RETRY_SECONDS = env_float("AUTOMATION_RETRY_SECONDS", 30.0)
+AUTOMATION_MAX_ATTEMPTS = env_int("AUTOMATION_MAX_ATTEMPTS", 5, minimum=1)

@@ -53,7 +53,7 @@ class Command(BaseCommand):
                 "worker",
                 "--loglevel=INFO",
                 f"--concurrency={concurrency}",
-                "--queues=celery,dispatch,probes",
+                "--queues=celery,dispatch,probes,automation",
             ],
             "beat": [python, "-m", "celery", "-A", "portal", "beat", "--loglevel=INFO"],
         }

@@ -1,0 +1,112 @@
+"""Admin for alerts (read, acknowledge) and notification channels (through
+automation.channels, like the API: validated, encrypted, audited; the URL never shown)."""
+
+from django import forms
+from django.contrib import admin, messages
+
+from automation import alerts, channels
+from automation.models import Alert, Delivery, Event, NotificationChannel
+from portal.admin_base import RecordAdmin, ScopedAdmin
+from portal.auth import request_principal
+from portal.errors import PortalError
+from portal.models import Scope
+
+
+class ChannelForm(forms.ModelForm):
+    url = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="An apprise URL (json://host/path, slack://..., mailto://...). Stored "
+        "encrypted and never shown; leave empty to keep the stored one.",
+    )
+    teams = forms.CharField(
+        required=False, help_text="Team names, comma-separated; empty: every team."
+    )
+    events = forms.MultipleChoiceField(
+        choices=Event.choices, widget=forms.CheckboxSelectMultiple, initial=list(Event.values)
+    )
+
+    class Meta:
+        model = NotificationChannel
+        fields = ["name", "url", "teams", "events"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["teams"] = ", ".join(self.instance.teams)
+            self.initial["url"] = ""
+        else:
+            self.fields["url"].required = True
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        url = data.get("url") or (channels.url_of(self.instance) if self.instance.pk else "")
+        teams = [t.strip() for t in (data.get("teams") or "").split(",") if t.strip()]
+        self.channel_in = channels.ChannelIn(url=url, teams=teams, events=data["events"])
+        try:
+            channels.validate(data.get("name") or self.instance.name, self.channel_in)
+        except PortalError as exc:
+            for field, reason in exc.fields.items() or {None: exc.message}.items():
+                self.add_error(field if field in self.fields else None, reason)
+        return data
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(ScopedAdmin):
+    read_scope, write_scope = Scope.AUTOMATION_READ, Scope.AUTOMATION_WRITE
+    form = ChannelForm
+    list_display = ["name", "url_shown", "teams", "events", "updated_at"]
+    search_fields = ["name"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["name", "url_shown"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        channel, _ = channels.put_channel(obj.name, form.channel_in, request_principal(request))
+        obj.pk = channel.pk
+
+    def delete_model(self, request, obj):
+        channels.delete_channel(obj.name, request_principal(request))
+
+    def delete_queryset(self, request, queryset):
+        actor = request_principal(request)
+        for name in queryset.values_list("name", flat=True):
+            channels.delete_channel(name, actor)
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    fields = ["channel_name", "event", "state", "attempts", "not_before", "finished_at", "detail"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(RecordAdmin):
+    deletable = False  # the record of what happened and who was told
+    read_scope = Scope.AUTOMATION_READ
+    list_display = ["service", "status", "opened_at", "resolved_at", "root", "acknowledged_by"]
+    list_filter = ["status", ("resolved_at", admin.EmptyFieldListFilter)]
+    search_fields = ["service__name", "cause"]
+    list_select_related = ["service", "root__service"]
+    date_hierarchy = "opened_at"
+    inlines = [DeliveryInline]
+    actions = ["acknowledge"]
+
+    @admin.action(description="Acknowledge the selected alerts")
+    def acknowledge(self, request, queryset):
+        if not self.holds(request, Scope.AUTOMATION_WRITE):
+            self.message_user(request, "acknowledging needs automation:write", messages.ERROR)
+            return
+        actor = request_principal(request)
+        done = 0
+        for alert_id in queryset.filter(acknowledged_at=None).values_list("id", flat=True):
+            alerts.acknowledge(alert_id, actor)
+            done += 1
+        self.message_user(request, f"{done} alert(s) acknowledged")

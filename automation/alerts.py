@@ -1,0 +1,252 @@
+"""Alerts from the health engine's status changes, with dependency-aware suppression.
+
+The engine writes a StatusChange row for every change of a service's status (an outbox).
+``process_status_changes`` consumes them once: it claims unprocessed rows under a
+transaction-level lock (so two automation workers never act on the same change, nor on
+neighbouring ones out of order), and reconciles alerts with the services' *current* status.
+Acting on the state rather than on each event makes a duplicate or late change harmless.
+
+Suppression: a service that is not healthy while one of its hard dependencies is down is
+folded into the root cause's alert (the deepest down service on that path). Only alerts of
+their own are notified; the root's notification lists the services it impacts. Folded
+services are still checked and their history recorded: this decides notifications only.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from automation.models import Alert, Delivery, DeliveryState, Event, NotificationChannel
+from healthchecks.models import ServiceHealth, StatusChange
+from healthchecks.status import Status
+from portal import audit
+from portal.errors import Conflict, NotFound
+from services.models import Dependency, DependencyKind, Service
+
+BAD = (Status.DEGRADED, Status.UNHEALTHY)
+EVENT_OF = {Status.UNHEALTHY: Event.DOWN, Status.DEGRADED: Event.DEGRADED}
+# Any constant both workers agree on: the advisory lock serialising the outbox's readers.
+_OUTBOX_LOCK = 0x5EC0A1E7
+
+
+@dataclass
+class Processed:
+    changes: int = 0
+    opened: int = 0
+    resolved: int = 0
+    notifications: int = 0
+    busy: bool = False  # another worker held the outbox
+
+
+def process_status_changes(limit: int = 10_000, now=None) -> Processed:
+    """Consume up to ``limit`` service status changes and bring the alerts up to date."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not _outbox_lock():
+            return Processed(busy=True)
+        claimed = list(
+            StatusChange.objects.select_for_update(skip_locked=True)
+            .filter(processed_at=None, health_check=None)
+            .order_by("id")
+            .values_list("id", "service_id")[:limit]
+        )
+        if not claimed:
+            return Processed()
+        StatusChange.objects.filter(id__in=[i for i, _ in claimed]).update(processed_at=now)
+        outcome = reconcile({service_id for _, service_id in claimed}, now)
+        outcome.changes = len(claimed)
+        return outcome
+
+
+def _outbox_lock() -> bool:
+    if connection.vendor != "postgresql":
+        return True  # SQLite: one writer at a time anyway (the embedded mode's one worker)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_OUTBOX_LOCK])
+        return cursor.fetchone()[0]
+
+
+def roots_of(service_id: int, down_dependencies: dict[int, list[int]]) -> set[int]:
+    """The root causes of a service's trouble: following hard dependencies that are down,
+    the down services that have no down hard dependency themselves (pure; the graph is
+    acyclic, a visited set guards anyway). Empty when no hard dependency is down."""
+    roots: set[int] = set()
+    seen: set[int] = set()
+    stack = list(down_dependencies.get(service_id, ()))
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        above = down_dependencies.get(node, ())
+        if above:
+            stack.extend(above)
+        else:
+            roots.add(node)
+    return roots
+
+
+@dataclass
+class _View:
+    """What reconcile reads: statuses and the down hard-dependency edges."""
+
+    health: dict[int, tuple[int, str]] = field(default_factory=dict)
+    down_dependencies: dict[int, list[int]] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
+
+
+def _read(service_ids: set[int]) -> _View:
+    view = _View()
+    for service_id, depends_on_id in Dependency.objects.filter(
+        kind=DependencyKind.HARD, depends_on__health__status=Status.UNHEALTHY
+    ).values_list("service_id", "depends_on_id"):
+        view.down_dependencies.setdefault(service_id, []).append(depends_on_id)
+    wanted = set(service_ids)
+    for service_id in service_ids:
+        wanted |= roots_of(service_id, view.down_dependencies)
+    for service_id, status, reason in ServiceHealth.objects.filter(
+        service_id__in=wanted
+    ).values_list("service_id", "status", "reason"):
+        view.health[service_id] = (status, reason)
+    view.names = dict(Service.objects.filter(id__in=wanted).values_list("id", "name"))
+    return view
+
+
+def reconcile(service_ids: Iterable[int], now=None) -> Processed:
+    """Open, update, fold and resolve alerts so they match the services' current status,
+    and queue the notifications that follow -- in a few statements whatever the number of
+    services (a shared dependency going down moves thousands at once). Runs inside the
+    caller's transaction."""
+    now = now or timezone.now()
+    outcome = Processed()
+    open_alerts = {
+        a.service_id: a for a in Alert.objects.select_for_update().filter(resolved_at=None)
+    }
+    view = _read(set(service_ids) | set(open_alerts))
+    announced = _announced_ids([a.id for a in open_alerts.values()])
+    alerts: dict[int, Alert] = {}
+    new, changed, resolved = [], [], []
+    for service_id in sorted(view.health.keys() | open_alerts.keys()):
+        status, reason = view.health.get(service_id, (Status.UNKNOWN, ""))
+        alert = open_alerts.get(service_id)
+        if status not in BAD:
+            if alert is not None:
+                alert.resolved_at = now
+                resolved.append(alert)
+            continue
+        if alert is None:
+            alert = Alert(service_id=service_id, status=status, cause=reason, opened_at=now)
+            new.append(alert)
+        elif (alert.status, alert.cause) != (status, reason):
+            alert.status, alert.cause = status, reason
+            changed.append(alert)
+        alerts[service_id] = alert
+    Alert.objects.bulk_create(new)
+    Alert.objects.bulk_update(changed, ["status", "cause"], batch_size=500)
+    outcome.opened = len(new)
+    _resolve(resolved, announced, now)
+    outcome.resolved = len(resolved)
+    _fold(alerts, view, announced)
+    to_announce = [a for a in alerts.values() if a.root_id is None and a.status > a.notified_status]
+    for alert in to_announce:
+        outcome.notifications += _queue(alert, EVENT_OF[alert.status], now)
+        alert.notified_status = alert.status
+    Alert.objects.bulk_update(to_announce, ["notified_status"], batch_size=500)
+    return outcome
+
+
+def _fold(alerts: dict[int, Alert], view: _View, announced: set[int]) -> None:
+    """Point each alert at its root cause's alert (or at none). An alert folded before
+    anyone heard of it drops what was queued; if it is ever on its own again, it is
+    announced then."""
+    moved, dropped = [], {}
+    for service_id, alert in alerts.items():
+        roots = roots_of(service_id, view.down_dependencies) & alerts.keys()
+        root = alerts[min(roots, key=view.names.__getitem__)] if roots else None
+        root_id = root.id if root is not None else None
+        if alert.root_id == root_id:
+            continue
+        alert.root = root
+        if root is not None and alert.id not in announced:
+            dropped[alert.id] = view.names[root.service_id]
+            alert.notified_status = Status.UNKNOWN
+        moved.append(alert)
+    Alert.objects.bulk_update(moved, ["root", "notified_status"], batch_size=500)
+    for root_name in set(dropped.values()):
+        ids = [i for i, name in dropped.items() if name == root_name]
+        _skip_pending(ids, f"folded into the alert of {root_name}")
+
+
+def _resolve(resolved: list[Alert], announced: set[int], now) -> None:
+    Alert.objects.bulk_update(resolved, ["resolved_at"], batch_size=500)
+    _skip_pending([a.id for a in resolved], "recovered before it was announced")
+    for alert in resolved:
+        if alert.id in announced:
+            _queue(alert, Event.RECOVERED, now)
+
+
+def _announced_ids(alert_ids: list[int]) -> set[int]:
+    """Alerts some channel has been told of (or is being told of right now)."""
+    return set(
+        Delivery.objects.filter(
+            alert_id__in=alert_ids, state__in=[DeliveryState.SENT, DeliveryState.SENDING]
+        ).values_list("alert_id", flat=True)
+    )
+
+
+def _skip_pending(alert_ids: list[int], why: str) -> None:
+    if alert_ids:
+        Delivery.objects.filter(
+            alert_id__in=alert_ids,
+            state__in=[DeliveryState.PENDING, DeliveryState.RETRYING],
+            event__in=[Event.DOWN, Event.DEGRADED],
+        ).update(state=DeliveryState.SKIPPED, detail=why, finished_at=timezone.now())
+
+
+def _queue(alert: Alert, event: str, now) -> int:
+    """One delivery per channel that wants this event for this service's team. Openings
+    wait AUTOMATION_GROUP_SECONDS, so that the dependents a root cause takes down with it
+    (their own checks may fail first) are folded in before anyone is told."""
+    team = Service.objects.filter(id=alert.service_id).values_list("team__name", flat=True)[0]
+    wait = 0 if event == Event.RECOVERED else settings.AUTOMATION_GROUP_SECONDS
+    rows = [
+        Delivery(
+            alert=alert,
+            channel=channel,
+            channel_name=channel.name,
+            event=event,
+            created_at=now,
+            not_before=now + timedelta(seconds=wait),
+        )
+        for channel in NotificationChannel.objects.all()
+        if event in channel.events and (not channel.teams or team in channel.teams)
+    ]
+    if event == Event.RECOVERED:
+        impacted = sorted(alert.impacted.values_list("service__name", flat=True))
+        for row in rows:
+            row.impacted = impacted
+    Delivery.objects.bulk_create(rows)
+    return len(rows)
+
+
+def acknowledge(alert_id: int, actor) -> Alert:
+    """Someone is on it: recorded (who, when) and audited. Acknowledging twice is a 409."""
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update().select_related("service").filter(id=alert_id).first()
+        )
+        if alert is None:
+            raise NotFound(f"no alert {alert_id}")
+        if alert.acknowledged_at is not None:
+            raise Conflict(
+                f"alert {alert_id} was acknowledged by {alert.acknowledged_by} "
+                f"at {alert.acknowledged_at:%Y-%m-%d %H:%M:%S} UTC"
+            )
+        alert.acknowledged_at, alert.acknowledged_by = timezone.now(), str(actor)[:200]
+        alert.save(update_fields=["acknowledged_at", "acknowledged_by"])
+        audit.record(actor, "acknowledge", "alert", f"{alert.service.name}#{alert.id}")
+    return alert

@@ -1,0 +1,192 @@
+"""Alerts and notification channels: thin handlers over automation.alerts and .channels."""
+
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse
+from ninja import Field, Query, Router, Schema, Status
+
+from automation import alerts, channels
+from automation.models import Alert, DeliveryAttempt, NotificationChannel
+from automation.schemas import AlertDetailOut, AlertOut, ChannelIn, ChannelOut
+from healthchecks.status import Status as Health
+from portal.auth import authorize
+from portal.errors import Forbidden, NotFound
+from portal.fields import MAX_INT32, PathName
+from portal.models import Scope
+
+router = Router(tags=["automation"])
+
+
+class AlertFilters(Schema):
+    open: bool | None = None
+    service: str | None = None
+    limit: int = Field(100, ge=1, le=500)
+    offset: int = Field(0, ge=0, le=MAX_INT32)
+
+
+def _word(status: int) -> str:
+    return "down" if status == Health.UNHEALTHY else Health(status).label
+
+
+def _alert_out(alert: Alert, impacted: list[str]) -> dict:
+    return {
+        "id": alert.id,
+        "service": alert.service.name,
+        "status": _word(alert.status),
+        "open": alert.resolved_at is None,
+        "opened_at": alert.opened_at,
+        "acknowledged_at": alert.acknowledged_at,
+        "acknowledged_by": alert.acknowledged_by,
+        "resolved_at": alert.resolved_at,
+        "cause": alert.cause,
+        "root_cause": alert.root.service.name if alert.root_id else None,
+        "impacted": impacted,
+    }
+
+
+def _visible(request: HttpRequest):
+    principal = request.auth
+    rows = Alert.objects.select_related("service", "root__service")
+    if principal.services is not None:
+        rows = rows.filter(service__name__in=principal.services)
+    return rows
+
+
+def _impacted(alert_ids: list[int]) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
+    for root_id, name in (
+        Alert.objects.filter(root_id__in=alert_ids, resolved_at=None)
+        .order_by("service__name")
+        .values_list("root_id", "service__name")
+    ):
+        found.setdefault(root_id, []).append(name)
+    return found
+
+
+@router.get("/alerts", response=list[AlertOut], summary="Alerts, newest first")
+def list_alerts(request: HttpRequest, filters: Query[AlertFilters]):
+    authorize(request, Scope.AUTOMATION_READ)
+    rows = _visible(request)
+    if filters.open is not None:
+        rows = rows.filter(resolved_at__isnull=filters.open)
+    if filters.service:
+        rows = rows.filter(service__name=filters.service)
+    start, end = filters.offset, filters.offset + filters.limit
+    page = list(rows.order_by("-opened_at", "-id")[start:end])
+    impacted = _impacted([a.id for a in page])
+    return [_alert_out(a, impacted.get(a.id, [])) for a in page]
+
+
+def _get(request: HttpRequest, alert_id: int) -> Alert:
+    alert = _visible(request).filter(id=alert_id).first() if 0 < alert_id <= 2**62 else None
+    if alert is None:
+        raise NotFound(f"no alert {alert_id}")
+    return alert
+
+
+def _detail(alert: Alert) -> dict:
+    deliveries = alert.deliveries.prefetch_related(
+        Prefetch(
+            "attempt_rows",
+            queryset=DeliveryAttempt.objects.order_by("number"),
+        )
+    )
+    body = _alert_out(alert, _impacted([alert.id]).get(alert.id, []))
+    body["deliveries"] = [
+        {
+            "id": d.id,
+            "channel": d.channel_name,
+            "event": d.event,
+            "state": d.state,
+            "created_at": d.created_at,
+            "not_before": d.not_before,
+            "finished_at": d.finished_at,
+            "detail": d.detail,
+            "attempts": [
+                {
+                    "number": a.number,
+                    "started_at": a.started_at,
+                    "finished_at": a.finished_at,
+                    "ok": a.ok,
+                    "http_status": a.http_status,
+                    "error": a.error,
+                }
+                for a in d.attempt_rows.all()
+            ],
+        }
+        for d in deliveries
+    ]
+    return body
+
+
+@router.get("/alerts/{alert_id}", response=AlertDetailOut, summary="An alert and its deliveries")
+def get_alert(request: HttpRequest, alert_id: int):
+    authorize(request, Scope.AUTOMATION_READ)
+    return _detail(_get(request, alert_id))
+
+
+@router.post(
+    "/alerts/{alert_id}/acknowledge",
+    response=AlertDetailOut,
+    summary="Acknowledge an alert (someone is on it); 409 if it already is",
+)
+def acknowledge_alert(request: HttpRequest, alert_id: int):
+    actor = authorize(request, Scope.AUTOMATION_WRITE)
+    alerts.acknowledge(_get(request, alert_id).id, actor)
+    return _detail(_get(request, alert_id))
+
+
+def _channel_out(channel: NotificationChannel) -> dict:
+    return {
+        "name": channel.name,
+        "url": channel.url_shown,
+        "teams": channel.teams,
+        "events": channel.events,
+        "created_at": channel.created_at,
+        "updated_at": channel.updated_at,
+    }
+
+
+def _everywhere(request: HttpRequest, scope: str):
+    """Channels serve every service: a token limited to some services may not change them."""
+    principal = authorize(request, scope)
+    if scope == Scope.AUTOMATION_WRITE and principal.services is not None:
+        raise Forbidden("a token limited to some services cannot change notification channels")
+    return principal
+
+
+@router.get("/notification-channels", response=list[ChannelOut])
+def list_channels(request: HttpRequest):
+    _everywhere(request, Scope.AUTOMATION_READ)
+    return [_channel_out(c) for c in NotificationChannel.objects.order_by("name")]
+
+
+@router.get("/notification-channels/{name}", response=ChannelOut)
+def get_channel(request: HttpRequest, name: str):
+    _everywhere(request, Scope.AUTOMATION_READ)
+    channel = NotificationChannel.objects.filter(name=name).first()
+    if channel is None:
+        raise NotFound(f"no notification channel named {name!r}")
+    return _channel_out(channel)
+
+
+@router.put(
+    "/notification-channels/{name}",
+    response={200: ChannelOut, 201: ChannelOut},
+    summary="Create or replace a notification channel",
+    description="The URL must be one apprise understands, and where it names a host, one the "
+    "network policy allows (422 otherwise, nothing stored).",
+)
+def put_channel(request: HttpRequest, name: PathName, payload: ChannelIn):
+    actor = _everywhere(request, Scope.AUTOMATION_WRITE)
+    data = channels.ChannelIn(
+        url=payload.url, teams=list(payload.teams), events=[str(e) for e in payload.events]
+    )
+    channel, created = channels.put_channel(name, data, actor)
+    return Status(201 if created else 200, _channel_out(channel))
+
+
+@router.delete("/notification-channels/{name}", response={204: None})
+def delete_channel(request: HttpRequest, name: str):
+    actor = _everywhere(request, Scope.AUTOMATION_WRITE)
+    channels.delete_channel(name, actor)
+    return HttpResponse(status=204)

@@ -1,0 +1,164 @@
+"""Notification channels: one write path (validated, encrypted, audited) and how a channel's
+apprise URL is judged against the network policy.
+
+A channel URL holds credentials (a webhook's path, a bot token), so it is stored encrypted
+and shown back only with apprise's own masking. Where the URL names the host to connect to
+(json://, ntfy://host, mailto://smtp-host ...), that host must pass the same network policy
+as the probes, when the channel is saved and again before each send (DNS may have moved).
+Hosted services (Slack, Teams, PagerDuty ...) connect to their vendor's fixed address.
+"""
+
+import socket
+from dataclasses import dataclass
+
+import apprise
+from django.db import transaction
+from django.utils import timezone
+
+from automation.models import Event, NotificationChannel
+from healthchecks.netpolicy import NetworkPolicy, ip_literal
+from portal import audit, encryption
+from portal.errors import InvalidInput, NotFound
+from services.models import Team
+
+ALL_EVENTS = [e.value for e in Event]
+
+
+@dataclass(frozen=True)
+class ChannelIn:
+    url: str
+    teams: list[str]
+    events: list[str]
+
+
+class ChannelRefused(Exception):
+    """The policy refuses where this channel would connect (the reason is for people)."""
+
+
+def plugin_for(url: str):
+    """apprise's notifier for ``url``, or None when apprise does not understand it."""
+    try:
+        return apprise.Apprise.instantiate(url, suppress_exceptions=True) or None
+    except Exception:  # a plugin's own parsing error means "not understood"
+        return None
+
+
+def connects_to(plugin) -> tuple[str, int] | None:
+    """(host, port) the notifier connects to when its URL chose it, else None (a hosted
+    service at its vendor's address). Plugins with a plain-text protocol are the ones that
+    take a host of the user's (json://, xml://, form://, ntfy://, mailto://, gotify://...)."""
+    host = getattr(plugin, "host", "") or ""
+    if not getattr(plugin, "protocol", None) or not host:
+        return None
+    port = getattr(plugin, "port", None)
+    if not port:
+        port = 443 if getattr(plugin, "secure", False) else 80
+    return host, int(port)
+
+
+def policy_refusal(plugin, policy: NetworkPolicy | None = None) -> str | None:
+    """Why the network policy refuses this notifier's destination, or None. Resolves the
+    name and judges every address, as the probes do."""
+    target = connects_to(plugin)
+    if target is None:
+        return None
+    policy = policy or NetworkPolicy.from_settings()
+    host, port = target
+    if reason := policy.endpoint_refusal(host, port):
+        return reason
+    if ip_literal(host) is not None:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return f"{host} does not resolve ({exc.strerror})"
+    for *_, sockaddr in infos:
+        if reason := policy.address_refusal(sockaddr[0]):
+            return f"{host} resolves to a refused address: {reason}"
+    return None
+
+
+def validate(name: str, data: ChannelIn) -> tuple[str, dict]:
+    fields: dict[str, str] = {}
+    plugin = plugin_for(data.url)
+    if plugin is None:
+        fields["url"] = (
+            "not an apprise URL this portal understands (see apprise's list of services)"
+        )
+    elif reason := policy_refusal(plugin):
+        fields["url"] = f"refused by the network policy: {reason}"
+    unknown = sorted(
+        set(data.teams)
+        - set(Team.objects.filter(name__in=data.teams).values_list("name", flat=True))
+    )
+    if unknown:
+        fields["teams"] = f"no team named {', '.join(unknown)}"
+    bad_events = sorted(set(data.events) - set(ALL_EVENTS))
+    if bad_events:
+        fields["events"] = (
+            f"unknown events {', '.join(bad_events)}; choose from {', '.join(ALL_EVENTS)}"
+        )
+    elif not data.events:
+        fields["events"] = "at least one event (leave it out for all three)"
+    if fields:
+        raise InvalidInput(f"channel {name!r} was not saved", fields=fields)
+    return masked(plugin), {
+        "teams": sorted(set(data.teams)),
+        "events": [e for e in ALL_EVENTS if e in data.events],
+    }
+
+
+def masked(plugin) -> str:
+    """The URL to show people: apprise's privacy form (passwords and tokens masked), without
+    its options, each path segment over 8 characters cut to its ends (a webhook's path is
+    its secret)."""
+    shown = plugin.url(privacy=True).split("?", 1)[0]
+    scheme, _, rest = shown.partition("://")
+    host, *path = rest.split("/")
+    cut = [p if len(p) <= 8 or "..." in p else f"{p[0]}...{p[-1]}" for p in path]
+    return f"{scheme}://{'/'.join([host, *cut])}"[:300]
+
+
+def put_channel(name: str, data: ChannelIn, actor) -> tuple[NotificationChannel, bool]:
+    """Create or replace a channel (validated first; nothing stored when refused)."""
+    shown, clean = validate(name, data)
+    with transaction.atomic():
+        channel = NotificationChannel.objects.select_for_update().filter(name=name).first()
+        created = channel is None
+        if created:
+            channel = NotificationChannel(name=name)
+        channel.url = encryption.encrypt(data.url)
+        channel.url_shown = shown
+        channel.teams, channel.events = clean["teams"], clean["events"]
+        channel.updated_at = timezone.now()
+        channel.full_clean(exclude=["url"])
+        channel.save()
+        audit.record(
+            actor,
+            "create" if created else "update",
+            "notification_channel",
+            name,
+            {"url": shown, **clean},
+        )
+    return channel, created
+
+
+def delete_channel(name: str, actor) -> None:
+    with transaction.atomic():
+        deleted, _ = NotificationChannel.objects.filter(name=name).delete()
+        if not deleted:
+            raise NotFound(f"no notification channel named {name!r}")
+        audit.record(actor, "delete", "notification_channel", name)
+
+
+def url_of(channel: NotificationChannel) -> str:
+    return encryption.decrypt(channel.url)
+
+
+def rotate_urls() -> int:
+    """Re-encrypt every channel URL with the newest key (portal.encryption's rotation)."""
+    count = 0
+    for pk, token in NotificationChannel.objects.values_list("id", "url"):
+        NotificationChannel.objects.filter(pk=pk).update(url=encryption.rotate(token))
+        count += 1
+    return count

@@ -1,0 +1,143 @@
+"""Alerts, the channels they are told through, and the record of every delivery."""
+
+from django.db import models
+from django.utils import timezone
+
+from healthchecks.status import Status
+from portal.fields import name_validator
+from services.models import Service
+
+
+class Event(models.TextChoices):
+    """What a notification announces (a channel subscribes to some of them)."""
+
+    DOWN = "down", "down"
+    DEGRADED = "degraded", "degraded"
+    RECOVERED = "recovered", "recovered"
+
+
+class Alert(models.Model):
+    """A service is not healthy. One open alert per service. An alert whose service is down
+    because a hard dependency is has ``root`` set: it is folded into the root cause's alert,
+    which alone is notified and lists it among the impacted services."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="alerts")
+    status = models.SmallIntegerField(choices=Status.choices)
+    cause = models.TextField(blank=True)
+    root = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="impacted"
+    )
+    opened_at = models.DateTimeField(default=timezone.now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=200, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    # The status last announced (0: nothing yet): a root that worsens is announced again.
+    notified_status = models.SmallIntegerField(choices=Status.choices, default=Status.UNKNOWN)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service"],
+                condition=models.Q(resolved_at=None),
+                name="one_open_alert_per_service",
+            )
+        ]
+        indexes = [models.Index(fields=["service", "-opened_at"], name="alert_by_service")]
+
+    def __str__(self) -> str:
+        return f"{self.service} {Status(self.status).label} since {self.opened_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+class NotificationChannel(models.Model):
+    """Where notifications go: an apprise URL (stored encrypted: it holds credentials),
+    for some teams' services (none: every team) and some events."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[name_validator])
+    url = models.TextField(help_text="Encrypted apprise URL.")
+    url_shown = models.CharField(max_length=300, help_text="The URL with its secrets masked.")
+    teams = models.JSONField(default=list, blank=True)
+    events = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", "pending"
+    SENDING = "sending", "sending"
+    SENT = "sent", "sent"
+    RETRYING = "retrying", "waiting to retry"
+    FAILED = "failed", "failed (gave up)"
+    SKIPPED = "skipped", "skipped"
+
+
+class Delivery(models.Model):
+    """One notification of one alert event to one channel, sent by the automation queue:
+    retried with backoff, never lost (a row until it is sent, given up or skipped)."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.ForeignKey(
+        NotificationChannel, null=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    channel_name = models.CharField(max_length=63)
+    event = models.CharField(max_length=20, choices=Event.choices)
+    state = models.CharField(
+        max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    not_before = models.DateTimeField(default=timezone.now)
+    # A claimed delivery belongs to its sender until then; after it (a worker died
+    # mid-send) another sender takes it again.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    detail = models.TextField(blank=True, help_text="Why it was skipped or gave up.")
+    # A recovery notice names the services that were folded into the alert when it resolved
+    # (by the time it is sent they have been reconciled on their own).
+    impacted = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["not_before"],
+                condition=models.Q(state__in=["pending", "retrying", "sending"]),
+                name="delivery_due",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} of alert {self.alert_id} to {self.channel_name}: {self.state}"
+
+
+class DeliveryAttempt(models.Model):
+    """One call to a receiver: when, how long, and what came back."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_rows")
+    number = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    ok = models.BooleanField()
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="one_row_per_attempt")
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"attempt {self.number} of delivery {self.delivery_id}: {'ok' if self.ok else 'failed'}"
+        )

@@ -1,0 +1,210 @@
+"""Sending deliveries: claim what is due, call each receiver once, record every attempt.
+
+Deliveries are rows (automation.models.Delivery), claimed with FOR UPDATE SKIP LOCKED and
+leased, so two automation workers never send the same one; a worker that dies mid-send
+leaves a lease that expires, and another sends it again (at least once, never silently
+lost). Receivers are called concurrently, each bounded by AUTOMATION_SEND_TIMEOUT, so a
+receiver that hangs costs one timeout of one thread and holds up nothing else; the health
+engine never waits on any of this (its own queues and workers).
+"""
+
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+
+import apprise
+from django.conf import settings
+from django.db import close_old_connections, connections, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from automation import channels
+from automation.models import Alert, Delivery, DeliveryAttempt, DeliveryState, Event
+
+_HTTP_STATUS = re.compile(r"error=(\d{3})")
+_NOTIFY_TYPE = {
+    Event.DOWN: apprise.NotifyType.FAILURE,
+    Event.DEGRADED: apprise.NotifyType.WARNING,
+    Event.RECOVERED: apprise.NotifyType.SUCCESS,
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    title: str
+    body: str
+
+
+def service_url(name: str) -> str:
+    return f"{settings.PORTAL_BASE_URL.rstrip('/')}/services/{name}/"
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def compose(alert: Alert, event: str, impacted: list[str], now) -> Message:
+    """What a person needs from one message: what, since when, why, what else it takes
+    down, and where to look (pure)."""
+    name = alert.service.name
+    since = f"{alert.opened_at:%Y-%m-%d %H:%M:%S} UTC"
+    if event == Event.RECOVERED:
+        ended = alert.resolved_at or now
+        lines = [
+            f"{name} recovered at {ended:%Y-%m-%d %H:%M:%S} UTC after "
+            f"{_duration(ended - alert.opened_at)} (since {since})."
+        ]
+    else:
+        state = "down" if event == Event.DOWN else "degraded"
+        lines = [f"{name} is {state} since {since} ({_duration(now - alert.opened_at)})."]
+        if alert.cause:
+            lines.append(f"Why: {alert.cause}")
+    if impacted:
+        one = len(impacted) == 1
+        depend, verb = ("depends", "is") if one else ("depend", "are")
+        if event == Event.RECOVERED:
+            verb = "was" if one else "were"
+        lines.append(
+            f"Impacted: {len(impacted)} service{'' if one else 's'} that {depend} on it "
+            f"{verb} affected: {', '.join(impacted[:50])}"
+            + (f" and {len(impacted) - 50} more" if len(impacted) > 50 else "")
+        )
+    lines.append(f"Service page: {service_url(name)}")
+    return Message(title=f"[{event.upper()}] {name}", body="\n".join(lines))
+
+
+def impacted_names(alert: Alert) -> list[str]:
+    """The services folded into this alert now (open alerts pointing at it)."""
+    return sorted(alert.impacted.filter(resolved_at=None).values_list("service__name", flat=True))
+
+
+def send_due(limit: int = 50, now=None) -> int:
+    """Send what is due (up to ``limit`` at once); returns how many were handled."""
+    claimed = _claim(limit, now or timezone.now())
+    if not claimed:
+        return 0
+    workers = min(len(claimed), settings.AUTOMATION_SEND_CONCURRENCY)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
+        list(pool.map(_deliver_in_thread, claimed))
+    return len(claimed)
+
+
+def _claim(limit: int, now) -> list[int]:
+    lease = timedelta(seconds=settings.AUTOMATION_SEND_TIMEOUT * 2 + 30)
+    with transaction.atomic():
+        due = Q(state__in=[DeliveryState.PENDING, DeliveryState.RETRYING], not_before__lte=now)
+        lost = Q(state=DeliveryState.SENDING, lease_until__lt=now)
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(due | lost)
+            .order_by("not_before", "id")
+            .values_list("id", flat=True)[:limit]
+        )
+        Delivery.objects.filter(id__in=ids).update(
+            state=DeliveryState.SENDING, lease_until=now + lease
+        )
+    return ids
+
+
+def _deliver_in_thread(delivery_id: int) -> None:
+    try:
+        deliver(delivery_id)
+    finally:
+        connections.close_all()  # a thread's connection goes back to the pool
+
+
+def deliver(delivery_id: int) -> None:
+    """One attempt at one claimed delivery, recorded whatever happens."""
+    close_old_connections()
+    delivery = Delivery.objects.select_related("alert__service", "channel").get(id=delivery_id)
+    alert = delivery.alert
+    if reason := _no_longer_wanted(delivery):
+        _finish(delivery, DeliveryState.SKIPPED, reason)
+        return
+    started = timezone.now()
+    impacted = delivery.impacted if delivery.impacted is not None else impacted_names(alert)
+    message = compose(alert, delivery.event, impacted, started)
+    ok, http_status, error = _send(delivery, message)
+    number = delivery.attempts + 1
+    DeliveryAttempt.objects.create(
+        delivery=delivery,
+        number=number,
+        started_at=started,
+        finished_at=timezone.now(),
+        ok=ok,
+        http_status=http_status,
+        error=error[:2000],
+    )
+    Delivery.objects.filter(id=delivery.id).update(attempts=number)
+    delivery.attempts = number
+    if ok:
+        _finish(delivery, DeliveryState.SENT, "")
+    elif number >= settings.AUTOMATION_MAX_ATTEMPTS:
+        _finish(delivery, DeliveryState.FAILED, f"gave up after {number} attempts: {error}")
+    else:
+        backoff = settings.AUTOMATION_RETRY_SECONDS * 2 ** (number - 1)
+        Delivery.objects.filter(id=delivery.id).update(
+            state=DeliveryState.RETRYING,
+            not_before=timezone.now() + timedelta(seconds=min(backoff, 3600)),
+            lease_until=None,
+            detail=error[:2000],
+        )
+
+
+def _no_longer_wanted(delivery: Delivery) -> str:
+    alert = delivery.alert
+    if not settings.ENABLE_HEALTH_AUTOMATION:
+        return "automation is disabled (ENABLE_HEALTH_AUTOMATION=false)"
+    if delivery.channel is None:
+        return "the channel was deleted"
+    if delivery.event != Event.RECOVERED:
+        if alert.resolved_at is not None:
+            return "recovered before it was announced"
+        if alert.root_id is not None:
+            return f"folded into the alert of {alert.root.service.name}"
+    return ""
+
+
+def _send(delivery: Delivery, message: Message) -> tuple[bool, int | None, str]:
+    plugin = channels.plugin_for(channels.url_of(delivery.channel))
+    if plugin is None:
+        return False, None, "apprise no longer understands the channel's URL"
+    if reason := channels.policy_refusal(plugin):
+        return False, None, f"refused by the network policy: {reason}"
+    timeout = settings.AUTOMATION_SEND_TIMEOUT
+    plugin.socket_connect_timeout = min(timeout, 5.0)
+    plugin.socket_read_timeout = timeout
+    with apprise.LogCapture(level=logging.DEBUG, fmt="%(levelname)s %(message)s") as logs:
+        ok = plugin.notify(
+            body=message.body, title=message.title, notify_type=_NOTIFY_TYPE[delivery.event]
+        )
+    return ok, *_outcome(ok, logs.getvalue())
+
+
+def _outcome(ok: bool, log_text: str) -> tuple[int | None, str]:
+    """(HTTP status, error) from what the notifier logged: apprise returns only a bool, and
+    says the rest in its warnings (and, for socket errors, a debug line)."""
+    found = _HTTP_STATUS.search(log_text)
+    if ok:
+        return (int(found.group(1)) if found else None), ""
+    said = [
+        line.split(" ", 1)[1].strip()
+        for line in log_text.splitlines()
+        if line.startswith(("WARNING ", "ERROR ", "CRITICAL "))
+        or (line.startswith("DEBUG ") and "Exception" in line)
+    ]
+    error = " | ".join(said)[:2000] or "the notifier reported a failure"
+    return (int(found.group(1)) if found else None), error
+
+
+def _finish(delivery: Delivery, state: str, detail: str) -> None:
+    Delivery.objects.filter(id=delivery.id).update(
+        state=state, detail=detail[:2000], finished_at=timezone.now(), lease_until=None
+    )

@@ -1,0 +1,79 @@
+"""API shapes of alerts, deliveries and notification channels."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from ninja import Field, Schema
+from pydantic import ConfigDict, StrictStr
+
+from automation.models import Event
+from portal.fields import Name
+
+EventName = StrEnum("EventName", {e.name: e.value for e in Event})
+
+
+class AttemptOut(Schema):
+    number: int
+    started_at: datetime
+    finished_at: datetime
+    ok: bool
+    http_status: int | None
+    error: str
+
+
+class DeliveryOut(Schema):
+    id: int
+    channel: str
+    event: str
+    state: str
+    created_at: datetime
+    not_before: datetime
+    finished_at: datetime | None
+    detail: str
+    attempts: list[AttemptOut]
+
+
+class AlertOut(Schema):
+    id: int
+    service: str
+    status: str = Field(description="down (unhealthy) or degraded, as last seen")
+    open: bool
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str
+    resolved_at: datetime | None
+    cause: str
+    root_cause: str | None = Field(
+        description="The service whose failure this alert is folded into (null: its own)."
+    )
+    impacted: list[str] = Field(description="Services whose alerts are folded into this one.")
+
+
+class AlertDetailOut(AlertOut):
+    deliveries: list[DeliveryOut]
+
+
+class ChannelIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    url: StrictStr = Field(
+        min_length=1,
+        max_length=2000,
+        description="An apprise URL (json://host/path, slack://..., mailto://..., ntfy://...). "
+        "Stored encrypted; shown back masked.",
+    )
+    teams: list[Name] = Field(
+        default_factory=list, max_length=200, description="Empty: the services of every team."
+    )
+    events: list[EventName] = Field(
+        default_factory=lambda: [e.value for e in Event], min_length=1, max_length=3
+    )
+
+
+class ChannelOut(Schema):
+    name: str
+    url: str = Field(description="The URL with its secrets masked.")
+    teams: list[str]
+    events: list[str]
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,31 @@
+"""The automation queue's tasks: thin over automation.alerts and automation.notify."""
+
+import structlog
+from celery import shared_task
+
+from automation import alerts, notify
+
+log = structlog.get_logger(__name__)
+
+
+@shared_task(ignore_result=True)
+def process_status_changes() -> None:
+    """Beat, every AUTOMATION_SECONDS: the health engine's new status changes into alerts,
+    then whatever became due is sent (a delivery that waits for its group is sent by a
+    later run)."""
+    outcome = alerts.process_status_changes()
+    if outcome.changes:
+        log.info(
+            "status changes processed",
+            changes=outcome.changes,
+            opened=outcome.opened,
+            resolved=outcome.resolved,
+            notifications=outcome.notifications,
+        )
+    send_due_deliveries.delay()
+
+
+@shared_task(ignore_result=True)
+def send_due_deliveries() -> None:
+    while notify.send_due():
+        pass
