@@ -248,5 +248,5 @@ def acknowledge(alert_id: int, actor) -> Alert:
             )
         alert.acknowledged_at, alert.acknowledged_by = timezone.now(), str(actor)[:200]
         alert.save(update_fields=["acknowledged_at", "acknowledged_by"])
-        audit.record(actor, "acknowledge", "alert", f"{alert.service.name}#{alert.id}")
+        audit.record(actor, "alert.acknowledge", "alert", f"{alert.service.name}#{alert.id}")
     return alert

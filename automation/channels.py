@@ -135,7 +135,7 @@ def put_channel(name: str, data: ChannelIn, actor) -> tuple[NotificationChannel,
         channel.save()
         audit.record(
             actor,
-            "create" if created else "update",
+            "channel.create" if created else "channel.update",
             "notification_channel",
             name,
             {"url": shown, **clean},
@@ -148,7 +148,7 @@ def delete_channel(name: str, actor) -> None:
         deleted, _ = NotificationChannel.objects.filter(name=name).delete()
         if not deleted:
             raise NotFound(f"no notification channel named {name!r}")
-        audit.record(actor, "delete", "notification_channel", name)
+        audit.record(actor, "channel.delete", "notification_channel", name)
 
 
 def url_of(channel: NotificationChannel) -> str:

@@ -4,12 +4,14 @@ is, and fail on a copy with one import that breaks a layer or makes a cycle."""
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 BASE = Path(__file__).resolve().parent.parent
-APPS = ("portal", "services", "healthchecks", "manifest", "pages")
+# Every app the contracts name (a new app is added there, and copied here with the rest).
+APPS = tomllib.loads((BASE / "pyproject.toml").read_text())["tool"]["importlinter"]["root_packages"]
 LINT = str(Path(sys.executable).parent / "lint-imports")
 
 

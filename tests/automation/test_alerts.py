@@ -12,7 +12,7 @@ from healthchecks.status import Status
 from tests.automation.conftest import channel, process, send_later
 from tests.factories import make_check
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sqlite]
 
 
 @pytest.fixture
@@ -144,6 +144,7 @@ def test_channels_hear_only_their_teams_and_events(estate, receiver):
         other.server.stop()
 
 
+@pytest.mark.postgresql  # row locks and advisory locks: SQLite's embedded mode has one worker
 def test_two_automation_workers_act_on_each_change_once(payments_estate, receiver):
     """The outbox under a lock, deliveries claimed row by row: two of each at once still
     open one alert per service and send one notification."""

@@ -53,7 +53,7 @@ def test_acknowledging_records_who_once(down_estate, automation, make_token):
     answer = automation.call("post", f"/api/alerts/{alert.id}/acknowledge")
     assert answer.status_code == 200
     assert answer.json()["acknowledged_by"].startswith("token:")
-    assert AuditEntry.objects.filter(action="acknowledge", target=f"db#{alert.id}").exists()
+    assert AuditEntry.objects.filter(action="alert.acknowledge", target=f"db#{alert.id}").exists()
     again = automation.call("post", f"/api/alerts/{alert.id}/acknowledge")
     assert again.status_code == 409
     assert "was acknowledged by token:" in again.json()["error"]["message"]

@@ -13,7 +13,7 @@ from automation.models import Delivery, DeliveryAttempt, DeliveryState
 from tests.automation.conftest import channel, process, send_later
 from tests.healthchecks.servers import closed_port
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sqlite]
 
 
 @pytest.fixture
@@ -118,6 +118,7 @@ def test_a_delivery_whose_sender_died_is_sent_again_after_its_lease(db_estate, r
 
 
 @pytest.mark.worker
+@pytest.mark.postgresql  # the worker fixture runs on the test database's server
 def test_a_celery_worker_on_the_automation_queue_alerts_and_notifies(
     db_estate, receiver, start_worker, settings
 ):

@@ -76,8 +76,15 @@ EXAMPLES = {
     "services_config_api_put_schema": SEED_SCHEMA,
     "services_config_api_report_deployment": {"version": "1.0", "config_version": 1},
     "healthchecks_api_put_check": {"kind": "tcp", "target": "127.0.0.1:9", "timeout": 1},
+    "automation_api_put_channel": {"url": "json://127.0.0.1:9/hook", "events": ["down"]},
 }
-PATH_VALUES = {"name": "svc", "depends_on": "other", "check": "chk", "number": "1"}
+PATH_VALUES = {
+    "name": "svc",
+    "depends_on": "other",
+    "check": "chk",
+    "number": "1",
+    "alert_id": "1",
+}
 
 
 def operations() -> list[tuple[str, str, dict]]:

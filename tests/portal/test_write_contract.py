@@ -14,6 +14,7 @@ import pytest
 from portal.auth import system_actor
 from portal.models import AuditEntry, Scope
 from services import configs, registry
+from services.models import Service
 from tests.conftest import ApiClient
 from tests.factories import SEED_SCHEMA, ServiceFactory, TeamFactory, make_check
 
@@ -34,6 +35,7 @@ class Row:
     audit: str | tuple | None = None
     outside: int = 404  # the answer for a token limited to another service
     setup: list = field(default_factory=list)
+    outside_message: str = "no service named"  # how that 404 begins
 
 
 def second_version():
@@ -44,7 +46,21 @@ def an_edge():
     registry.set_dependency("svc", "other", "soft", ACTOR)
 
 
+def an_alert():
+    from automation.models import Alert
+    from healthchecks.status import Status
+
+    Alert.objects.create(id=77, service=Service.objects.get(name="svc"), status=Status.UNHEALTHY)
+
+
+def a_channel():
+    from automation.channels import ChannelIn, put_channel
+
+    put_channel("ops", ChannelIn(url="json://127.0.0.1:9/hook", teams=[], events=["down"]), ACTOR)
+
+
 R, C, H = Scope.REGISTRY_WRITE, Scope.CONFIG_WRITE, Scope.HEALTH_WRITE
+A = Scope.AUTOMATION_WRITE
 CONTRACT = {
     "services_api_create_service": Row(
         R, "post", "/api/services", {"name": "svc2", "team": "core"}, "service.create", 403
@@ -113,6 +129,34 @@ CONTRACT = {
     ),
     "healthchecks_api_delete_check": Row(H, "delete", f"{SVC}/checks/chk", None, "check.delete"),
     "healthchecks_api_run_check": Row(H, "post", f"{SVC}/checks/chk/run", None, "check.run"),
+    # Channels serve every service: a limited token may not change them (403).
+    "automation_api_put_channel": Row(
+        A,
+        "put",
+        "/api/notification-channels/ops",
+        {"url": "json://127.0.0.1:9/x"},
+        "channel.create",
+        403,
+    ),
+    "automation_api_delete_channel": Row(
+        A,
+        "delete",
+        "/api/notification-channels/ops",
+        None,
+        "channel.delete",
+        403,
+        setup=[a_channel],
+    ),
+    # An alert of a service outside the token is, to it, no alert at all.
+    "automation_api_acknowledge_alert": Row(
+        A,
+        "post",
+        "/api/alerts/77/acknowledge",
+        None,
+        "alert.acknowledge",
+        setup=[an_alert],
+        outside_message="no alert 77",
+    ),
 }
 
 
@@ -172,7 +216,7 @@ def test_the_write_contract(operation_id, estate, make_token):
     limited = call(ApiClient(make_token(Scope.values, services=["elsewhere"]).secret))
     assert limited.status_code == row.outside, limited.content
     if row.outside == 404:
-        assert limited.json()["error"]["message"].startswith("no service named")
+        assert limited.json()["error"]["message"].startswith(row.outside_message)
 
     full = ApiClient(make_token(Scope.values, name="full").secret)
     before = set(AuditEntry.objects.values_list("id", flat=True))
