@@ -19,6 +19,7 @@ BENCHMARKS = {
     "registry": "bench.registry",
     "config": "bench.config",
     "health": "bench.health",
+    "automation": "bench.automation",
 }
 
 
