@@ -10,6 +10,8 @@ from portal.admin_base import RecordAdmin, ScopedAdmin
 from portal.auth import request_principal
 from portal.errors import PortalError
 from portal.models import Scope
+from services import maintenance
+from services.models import MaintenanceWindow
 
 
 class ChannelForm(forms.ModelForm):
@@ -110,3 +112,57 @@ class AlertAdmin(RecordAdmin):
             alerts.acknowledge(alert_id, actor)
             done += 1
         self.message_user(request, f"{done} alert(s) acknowledged")
+
+
+class WindowForm(forms.ModelForm):
+    class Meta:
+        model = MaintenanceWindow
+        fields = ["services", "team", "starts_at", "ends_at", "reason"]
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        self.window_in = maintenance.WindowIn(
+            services=[s.name for s in data.get("services") or []],
+            team=data["team"].name if data.get("team") else None,
+            starts_at=data["starts_at"],
+            ends_at=data["ends_at"],
+            reason=data.get("reason") or "",
+        )
+        try:
+            maintenance.validate(self.window_in)
+        except PortalError as exc:
+            for field, reason in exc.fields.items():
+                self.add_error(field if field in self.fields else None, reason)
+        return data
+
+
+@admin.register(MaintenanceWindow)
+class MaintenanceWindowAdmin(ScopedAdmin):
+    """Windows are planned and cancelled, never edited (a change is a new window): made and
+    deleted through services.maintenance, like the API."""
+
+    read_scope, write_scope = Scope.AUTOMATION_READ, Scope.AUTOMATION_WRITE
+    form = WindowForm
+    list_display = ["id", "starts_at", "ends_at", "team", "reason", "created_by"]
+    list_select_related = ["team"]
+    filter_horizontal = ["services"]
+    date_hierarchy = "starts_at"
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        obj.pk = maintenance.create_window(form.window_in, request_principal(request)).pk
+
+    def save_related(self, request, form, formsets, change):
+        pass  # the services were set by create_window
+
+    def delete_model(self, request, obj):
+        maintenance.delete_window(obj.id, request_principal(request))
+
+    def delete_queryset(self, request, queryset):
+        actor = request_principal(request)
+        for window_id in queryset.values_list("id", flat=True):
+            maintenance.delete_window(window_id, actor)

@@ -10,6 +10,11 @@ Suppression: a service that is not healthy while one of its hard dependencies is
 folded into the root cause's alert (the deepest down service on that path). Only alerts of
 their own are notified; the root's notification lists the services it impacts. Folded
 services are still checked and their history recorded: this decides notifications only.
+
+Maintenance: a service in a maintenance window (its health reads MAINTENANCE) opens no alert,
+and one it had stays open and silent until the window ends; a service whose trouble leads to
+a hard dependency in maintenance is silenced the same way. When the window ends and the
+service is still not healthy, it is announced then.
 """
 
 from collections.abc import Iterable
@@ -71,9 +76,9 @@ def _outbox_lock() -> bool:
 
 
 def roots_of(service_id: int, down_dependencies: dict[int, list[int]]) -> set[int]:
-    """The root causes of a service's trouble: following hard dependencies that are down,
-    the down services that have no down hard dependency themselves (pure; the graph is
-    acyclic, a visited set guards anyway). Empty when no hard dependency is down."""
+    """The root causes of a service's trouble: following hard dependencies that are down
+    (or in maintenance), those that have none such themselves (pure; the graph is acyclic,
+    a visited set guards anyway). Empty when no hard dependency is down."""
     roots: set[int] = set()
     seen: set[int] = set()
     stack = list(down_dependencies.get(service_id, ()))
@@ -92,7 +97,8 @@ def roots_of(service_id: int, down_dependencies: dict[int, list[int]]) -> set[in
 
 @dataclass
 class _View:
-    """What reconcile reads: statuses and the down hard-dependency edges."""
+    """What reconcile reads: statuses, and the hard-dependency edges onto services that are
+    down or in maintenance."""
 
     health: dict[int, tuple[int, str]] = field(default_factory=dict)
     down_dependencies: dict[int, list[int]] = field(default_factory=dict)
@@ -102,7 +108,8 @@ class _View:
 def _read(service_ids: set[int]) -> _View:
     view = _View()
     for service_id, depends_on_id in Dependency.objects.filter(
-        kind=DependencyKind.HARD, depends_on__health__status=Status.UNHEALTHY
+        kind=DependencyKind.HARD,
+        depends_on__health__status__in=[Status.UNHEALTHY, Status.MAINTENANCE],
     ).values_list("service_id", "depends_on_id"):
         view.down_dependencies.setdefault(service_id, []).append(depends_on_id)
     wanted = set(service_ids)
@@ -133,6 +140,8 @@ def reconcile(service_ids: Iterable[int], now=None) -> Processed:
     for service_id in sorted(view.health.keys() | open_alerts.keys()):
         status, reason = view.health.get(service_id, (Status.UNKNOWN, ""))
         alert = open_alerts.get(service_id)
+        if status == Status.MAINTENANCE:
+            continue  # no new alert; an open one waits, silent, for the window to end
         if status not in BAD:
             if alert is not None:
                 alert.resolved_at = now
@@ -151,7 +160,11 @@ def reconcile(service_ids: Iterable[int], now=None) -> Processed:
     _resolve(resolved, announced, now)
     outcome.resolved = len(resolved)
     _fold(alerts, view, announced)
-    to_announce = [a for a in alerts.values() if a.root_id is None and a.status > a.notified_status]
+    to_announce = [
+        a
+        for a in alerts.values()
+        if a.root_id is None and not a.silenced and a.status > a.notified_status
+    ]
     for alert in to_announce:
         outcome.notifications += _queue(alert, EVENT_OF[alert.status], now)
         alert.notified_status = alert.status
@@ -160,25 +173,33 @@ def reconcile(service_ids: Iterable[int], now=None) -> Processed:
 
 
 def _fold(alerts: dict[int, Alert], view: _View, announced: set[int]) -> None:
-    """Point each alert at its root cause's alert (or at none). An alert folded before
-    anyone heard of it drops what was queued; if it is ever on its own again, it is
-    announced then."""
+    """Point each alert at its root cause's alert, or silence it for a root cause in
+    maintenance, or neither. An alert folded or silenced before anyone heard of it drops
+    what was queued; if it is ever on its own again, it is announced then."""
     moved, dropped = [], {}
     for service_id, alert in alerts.items():
-        roots = roots_of(service_id, view.down_dependencies) & alerts.keys()
-        root = alerts[min(roots, key=view.names.__getitem__)] if roots else None
+        roots = roots_of(service_id, view.down_dependencies)
+        with_alerts = roots & alerts.keys()
+        root = alerts[min(with_alerts, key=view.names.__getitem__)] if with_alerts else None
+        resting = sorted(
+            view.names[r]
+            for r in roots
+            if view.health.get(r, (Status.UNKNOWN,))[0] == Status.MAINTENANCE
+        )
+        silenced = "" if root or not resting else f"upstream maintenance: {', '.join(resting)}"
         root_id = root.id if root is not None else None
-        if alert.root_id == root_id:
+        if (alert.root_id, alert.silenced) == (root_id, silenced):
             continue
-        alert.root = root
-        if root is not None and alert.id not in announced:
-            dropped[alert.id] = view.names[root.service_id]
+        alert.root, alert.silenced = root, silenced
+        quiet = root is not None or silenced
+        if quiet and alert.id not in announced:
+            why = f"folded into the alert of {view.names[root.service_id]}" if root else silenced
+            dropped.setdefault(why, []).append(alert.id)
             alert.notified_status = Status.UNKNOWN
         moved.append(alert)
-    Alert.objects.bulk_update(moved, ["root", "notified_status"], batch_size=500)
-    for root_name in set(dropped.values()):
-        ids = [i for i, name in dropped.items() if name == root_name]
-        _skip_pending(ids, f"folded into the alert of {root_name}")
+    Alert.objects.bulk_update(moved, ["root", "silenced", "notified_status"], batch_size=500)
+    for why, ids in dropped.items():
+        _skip_pending(ids, why)
 
 
 def _resolve(resolved: list[Alert], announced: set[int], now) -> None:

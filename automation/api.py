@@ -2,16 +2,26 @@
 
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
 from automation import alerts, channels
 from automation.models import Alert, DeliveryAttempt, NotificationChannel
-from automation.schemas import AlertDetailOut, AlertOut, ChannelIn, ChannelOut
+from automation.schemas import (
+    AlertDetailOut,
+    AlertOut,
+    ChannelIn,
+    ChannelOut,
+    WindowIn,
+    WindowOut,
+)
 from healthchecks.status import Status as Health
 from portal.auth import authorize
 from portal.errors import Forbidden, NotFound
 from portal.fields import MAX_INT32, PathName
 from portal.models import Scope
+from services import maintenance
+from services.models import MaintenanceWindow
 
 router = Router(tags=["automation"])
 
@@ -40,6 +50,7 @@ def _alert_out(alert: Alert, impacted: list[str]) -> dict:
         "cause": alert.cause,
         "root_cause": alert.root.service.name if alert.root_id else None,
         "impacted": impacted,
+        "silenced": alert.silenced,
     }
 
 
@@ -77,7 +88,9 @@ def list_alerts(request: HttpRequest, filters: Query[AlertFilters]):
 
 
 def _get(request: HttpRequest, alert_id: int) -> Alert:
-    alert = _visible(request).filter(id=alert_id).first() if 0 < alert_id <= 2**62 else None
+    alert = None
+    if 0 < alert_id <= 2**62:
+        alert = _visible(request).filter(id=alert_id).first()
     if alert is None:
         raise NotFound(f"no alert {alert_id}")
     return alert
@@ -189,4 +202,90 @@ def put_channel(request: HttpRequest, name: PathName, payload: ChannelIn):
 def delete_channel(request: HttpRequest, name: str):
     actor = _everywhere(request, Scope.AUTOMATION_WRITE)
     channels.delete_channel(name, actor)
+    return HttpResponse(status=204)
+
+
+def _window_out(window: MaintenanceWindow, now) -> dict:
+    return {
+        **maintenance.describe(window),
+        "starts_at": window.starts_at,
+        "ends_at": window.ends_at,
+        "open": window.starts_at <= now < window.ends_at,
+    }
+
+
+def _windows_visible(request: HttpRequest):
+    rows = MaintenanceWindow.objects.select_related("team").prefetch_related("services")
+    principal = request.auth
+    if principal.services is not None:
+        rows = rows.filter(services__name__in=principal.services).distinct()
+    return rows
+
+
+@router.post(
+    "/maintenance-windows",
+    response={201: WindowOut},
+    summary="Plan maintenance: the services read maintenance and nobody is paged for them",
+    description="At least one of `services` and `team` (every service of the team). A token "
+    "limited to services may name only those, and no team.",
+)
+def create_window(request: HttpRequest, payload: WindowIn):
+    actor = authorize(request, Scope.AUTOMATION_WRITE)
+    if actor.services is not None:
+        outside = sorted(n for n in payload.services if not actor.may_act_on(n))
+        if payload.team or outside or not payload.services:
+            raise Forbidden(
+                "a token limited to services may plan maintenance of those only, not a team's"
+                + (f" (outside it: {', '.join(outside)})" if outside else "")
+            )
+    data = maintenance.WindowIn(
+        services=list(payload.services),
+        team=payload.team,
+        starts_at=payload.starts_at,
+        ends_at=payload.ends_at,
+        reason=payload.reason,
+    )
+    window = maintenance.create_window(data, actor)
+    return Status(201, _window_out(window, timezone.now()))
+
+
+@router.get("/maintenance-windows", response=list[WindowOut])
+def list_windows(request: HttpRequest, open: bool | None = None):
+    authorize(request, Scope.AUTOMATION_READ)
+    now = timezone.now()
+    rows = _windows_visible(request)
+    if open is True:
+        rows = rows.filter(starts_at__lte=now, ends_at__gt=now)
+    elif open is False:
+        rows = rows.exclude(starts_at__lte=now, ends_at__gt=now)
+    return [_window_out(w, now) for w in rows.order_by("-starts_at", "-id")[:500]]
+
+
+def _window(request: HttpRequest, window_id: int) -> MaintenanceWindow:
+    found = (
+        _windows_visible(request).filter(id=window_id).first()
+        if 0 < window_id <= MAX_INT32
+        else None
+    )
+    if found is None:
+        raise NotFound(f"no maintenance window {window_id}")
+    return found
+
+
+@router.get("/maintenance-windows/{window_id}", response=WindowOut)
+def get_window(request: HttpRequest, window_id: int):
+    authorize(request, Scope.AUTOMATION_READ)
+    return _window_out(_window(request, window_id), timezone.now())
+
+
+@router.delete("/maintenance-windows/{window_id}", response={204: None})
+def delete_window(request: HttpRequest, window_id: int):
+    actor = authorize(request, Scope.AUTOMATION_WRITE)
+    window = _window(request, window_id)
+    if actor.services is not None and (
+        window.team_id
+        or not all(actor.may_act_on(n) for n in window.services.values_list("name", flat=True))
+    ):
+        raise Forbidden("this window covers services outside the token")
+    maintenance.delete_window(window.id, actor)
     return HttpResponse(status=204)

@@ -31,6 +31,9 @@ class Alert(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.CharField(max_length=200, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Why nobody is told of it now, when the reason is not a root cause's alert: a hard
+    # dependency in maintenance.
+    silenced = models.CharField(max_length=300, blank=True)
     # The status last announced (0: nothing yet): a root that worsens is announced again.
     notified_status = models.SmallIntegerField(choices=Status.choices, default=Status.UNKNOWN)
 

@@ -169,6 +169,8 @@ def _no_longer_wanted(delivery: Delivery) -> str:
             return "recovered before it was announced"
         if alert.root_id is not None:
             return f"folded into the alert of {alert.root.service.name}"
+        if alert.silenced:
+            return alert.silenced
     return ""
 
 

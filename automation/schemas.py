@@ -47,6 +47,7 @@ class AlertOut(Schema):
         description="The service whose failure this alert is folded into (null: its own)."
     )
     impacted: list[str] = Field(description="Services whose alerts are folded into this one.")
+    silenced: str = Field(description="Why nobody is told of it now (upstream maintenance).")
 
 
 class AlertDetailOut(AlertOut):
@@ -77,3 +78,24 @@ class ChannelOut(Schema):
     events: list[str]
     created_at: datetime
     updated_at: datetime
+
+
+class WindowIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    services: list[Name] = Field(default_factory=list, max_length=1000)
+    team: Name | None = None
+    starts_at: datetime
+    ends_at: datetime
+    reason: StrictStr = Field("", max_length=500)
+
+
+class WindowOut(Schema):
+    id: int
+    services: list[str]
+    team: str | None
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    created_by: str
+    open: bool = Field(description="The window is open now: its services read maintenance.")

@@ -237,7 +237,7 @@ def phase_contended(bench: health.Bench) -> None:
         )
     }
     result["recovery"] = recovery(bench.url, sets, window["hog_stop"], _window_end(result), rate)
-    result["incidents"] = incidents(bench.url, started_at)
+    result["incidents"] = incidents(bench.url, started_at, _window_end(result))
     result["visible"] = visibility(result.pop("samples"), window["hog_start"], window["hog_stop"])
     result["summary"] = summary(result, sets)
     seconds = (window["hog_stop"] - window["hog_start"]).total_seconds()
@@ -384,16 +384,18 @@ def _normal(second: dict | None, rate: int) -> bool:
     return second["n"] >= rate * 0.99 and not second["shed"] and second["late"] <= second["n"] / 100
 
 
-def incidents(url: str, since: datetime) -> dict:
+def incidents(url: str, since: datetime, until: datetime) -> dict:
+    """Incidents opened while the phase measured (not while it stopped its workers after)."""
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
             """
             SELECT s.name LIKE 'cont-%%', count(*), string_agg(DISTINCT i.cause, ' | ')
             FROM healthchecks_incident i JOIN services_service s ON s.id = i.service_id
-            WHERE i.opened_at >= %s AND (s.name LIKE 'cont-%%' OR s.name = 'backend')
+            WHERE i.opened_at >= %s AND i.opened_at < %s
+              AND (s.name LIKE 'cont-%%' OR s.name = 'backend')
             GROUP BY 1
             """,
-            [since],
+            [since, until],
         ).fetchall()
     found = {("targets" if target else "backend"): (n, cause) for target, n, cause in rows}
     return {

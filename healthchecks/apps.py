@@ -13,4 +13,7 @@ class HealthchecksConfig(AppConfig):
         signals.dependencies_changed.connect(
             service_health.on_dependencies_changed, dispatch_uid="health-on-dependencies"
         )
+        signals.maintenance_changed.connect(
+            service_health.on_maintenance_changed, dispatch_uid="health-on-maintenance"
+        )
         encryption.register_encrypted("healthchecks.HealthCheck.secrets", checks.rotate_secrets)

@@ -14,6 +14,7 @@ from django.db.models import Count, Max
 from healthchecks import healthjson
 from healthchecks.models import CheckState, HealthCheck, ServiceHealth
 from healthchecks.status import Status, is_stale, overall_status, service_status
+from services import maintenance
 from services.models import Dependency, DependencyKind, Service
 
 
@@ -218,6 +219,9 @@ def _detail_document(service: dict, checks: list[dict], dependencies: list[tuple
         for dep, kind, st in dependencies
     ]
     enabled = [c for c in check_rows if c["enabled"]]
+    window = ""
+    if service["health__status"] == Status.MAINTENANCE:  # a query only for those in one
+        window = maintenance.in_maintenance([service["id"]]).get(service["id"], "")
     status, reason = service_status(
         [(c["name"], Status[c["status"].upper()], c["critical"]) for c in enabled],
         [
@@ -225,6 +229,7 @@ def _detail_document(service: dict, checks: list[dict], dependencies: list[tuple
             for d in deps
             if d["kind"] == DependencyKind.HARD
         ],
+        window,
     )
     return {
         "name": service["name"],

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from healthchecks.models import CheckState, Incident, ServiceHealth, StatusChange
 from healthchecks.status import Status, service_status
-from services.models import Dependency, DependencyKind
+from services import maintenance
+from services.models import Dependency, DependencyKind, Service
 
 
 def recompute(service_ids: set[int], now=None) -> list[StatusChange]:
@@ -31,6 +32,26 @@ def on_dependencies_changed(sender, service_ids: set[int], **kwargs) -> None:
     """The registry rewired these services: their derived status (and the reason, which
     names unhealthy hard dependencies) follows now, not at the next change of a check."""
     recompute(set(service_ids))
+
+
+def on_maintenance_changed(sender, service_ids: set[int], **kwargs) -> None:
+    """A window was created or removed: its services' status follows now."""
+    recompute(set(service_ids))
+
+
+def apply_maintenance_windows(now=None) -> int:
+    """Windows open and close with time, not with a write: recompute the services whose
+    status says otherwise than the windows (run periodically). Returns how many moved."""
+    now = now or timezone.now()
+    shown = set(
+        ServiceHealth.objects.filter(status=Status.MAINTENANCE).values_list("service_id", flat=True)
+    )
+    covered: set[int] = set()
+    for window in maintenance.open_windows(now):
+        covered |= maintenance.covered_service_ids(window)
+    stale = (covered - shown) | (shown - covered)
+    stale &= set(Service.objects.filter(id__in=stale).values_list("id", flat=True))
+    return len(recompute(stale, now)) if stale else 0
 
 
 def _recompute_batch(ids: list[int], now, changes: list) -> set[int]:
@@ -55,10 +76,13 @@ def _recompute_batch(ids: list[int], now, changes: list) -> set[int]:
         service_id__in=ids, kind=DependencyKind.HARD
     ).values_list("service_id", "depends_on__name", "depends_on__health__status"):
         deps[service_id].append((name, status if status is not None else Status.UNKNOWN))
+    windows = maintenance.in_maintenance(ids, now)
     moved, updated, batch_changes = set(), [], []
     for service_id in ids:
         row = rows[service_id]
-        status, reason = service_status(checks[service_id], deps[service_id])
+        status, reason = service_status(
+            checks[service_id], deps[service_id], windows.get(service_id, "")
+        )
         if status == row.status and reason == row.reason:
             continue
         if status != row.status:

@@ -68,14 +68,17 @@ def next_check_status(previous: int, failures: int, outcome: int, retries: int) 
     return outcome, 0
 
 
-def service_status(checks, hard_dependencies) -> tuple[int, str]:
+def service_status(checks, hard_dependencies, maintenance: str = "") -> tuple[int, str]:
     """A service's status and why.
 
     ``checks``: (name, status, is_critical) of its enabled checks; ``hard_dependencies``:
     (name, status) of the services it cannot work without. A critical check unhealthy makes
     the service unhealthy; a non-critical one unhealthy, or any degraded or unknown check,
-    degrades it; then an unhealthy hard dependency makes it at least degraded.
+    degrades it; then an unhealthy hard dependency makes it at least degraded. During a
+    maintenance window (``maintenance`` says which) it is MAINTENANCE, whatever they say.
     """
+    if maintenance:
+        return Status.MAINTENANCE, maintenance
     if not checks:
         status, reasons = Status.UNKNOWN, ["no checks"]
     else:

@@ -6,10 +6,11 @@ from datetime import timedelta
 import structlog
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 from django.db.utils import InterfaceError, OperationalError
 from django.utils import timezone
 
-from healthchecks import capacity, engine, history, metrics, recording, scheduling
+from healthchecks import capacity, engine, history, metrics, recording, scheduling, service_health
 from portal import heartbeats
 
 log = structlog.get_logger(__name__)
@@ -64,6 +65,13 @@ def probe_batch(items: list, sent_at: float | None = None) -> dict:
     heartbeats.beat("worker", **stats)
     log.info("probe batch", **stats)
     return stats
+
+
+@shared_task(ignore_result=True, acks_late=False)
+def apply_maintenance_windows() -> int:
+    """Beat, every 15 s: services whose maintenance window opened or closed since."""
+    with transaction.atomic():
+        return service_health.apply_maintenance_windows()
 
 
 @shared_task(ignore_result=True, acks_late=False)

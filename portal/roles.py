@@ -7,7 +7,7 @@ person do what the role's scopes forbid through the API.
 
 - viewer: sees the registry, configurations, health records and alerts.
 - operator: also edits services, their dependencies, checks and notification channels,
-  acknowledges alerts, reads the audit log
+  plans maintenance windows, acknowledges alerts, reads the audit log
   (configurations are edited from the service's page, with ``config:write``).
 - admin: everything, users and groups included (tokens are created by admins only).
 """
@@ -37,6 +37,8 @@ OPERATOR = [
     "automation.add_notificationchannel",
     "automation.change_notificationchannel",
     "automation.delete_notificationchannel",
+    "services.add_maintenancewindow",
+    "services.delete_maintenancewindow",
 ]
 ADMIN = ["portal.*", "services.*", "healthchecks.*", "automation.*", "auth.*"]
 ROLE_PERMISSIONS = {"viewer": VIEWER, "operator": OPERATOR, "admin": ADMIN}

@@ -246,6 +246,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": HEALTH_DISPATCH_SECONDS,
     },
     "roll-up-history": {"task": "healthchecks.tasks.roll_up_history", "schedule": 60.0},
+    # Maintenance windows open and close with time: the services' status follows.
+    "apply-maintenance-windows": {
+        "task": "healthchecks.tasks.apply_maintenance_windows",
+        "schedule": 15.0,
+    },
     "prune-history": {"task": "healthchecks.tasks.prune_history", "schedule": 3600.0},
 }
 # The checks' schedule and state tables are rewritten on every claim and result: vacuumed this

@@ -218,3 +218,30 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service_id} {self.version} {self.status}"
+
+
+class MaintenanceWindow(models.Model):
+    """Planned work on some services (listed, or every service of a team) between two times.
+    During it their derived health reads MAINTENANCE and nobody is paged for them."""
+
+    services = models.ManyToManyField(Service, blank=True, related_name="maintenance_windows")
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="maintenance_windows"
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=500, blank=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-starts_at", "-id"]
+        indexes = [models.Index(fields=["ends_at", "starts_at"], name="window_by_time")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="window_ends_after"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"maintenance {self.starts_at:%Y-%m-%d %H:%M} - {self.ends_at:%H:%M}: {self.reason}"

@@ -10,3 +10,7 @@ from django.dispatch import Signal
 # were created, changed or removed. A service's derived health depends on its hard
 # dependencies, so health recomputes them (healthchecks.apps).
 dependencies_changed = Signal()
+
+# Sent inside the writing transaction with ``service_ids``: a maintenance window covering these
+# services was created or removed. Health recomputes them (MAINTENANCE is a derived status).
+maintenance_changed = Signal()

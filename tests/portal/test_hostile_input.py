@@ -77,6 +77,11 @@ EXAMPLES = {
     "services_config_api_report_deployment": {"version": "1.0", "config_version": 1},
     "healthchecks_api_put_check": {"kind": "tcp", "target": "127.0.0.1:9", "timeout": 1},
     "automation_api_put_channel": {"url": "json://127.0.0.1:9/hook", "events": ["down"]},
+    "automation_api_create_window": {
+        "services": ["svc"],
+        "starts_at": "2099-01-01T00:00:00Z",
+        "ends_at": "2099-01-01T02:00:00Z",
+    },
 }
 PATH_VALUES = {
     "name": "svc",
@@ -84,6 +89,7 @@ PATH_VALUES = {
     "check": "chk",
     "number": "1",
     "alert_id": "1",
+    "window_id": "1",
 }
 
 

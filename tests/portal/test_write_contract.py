@@ -53,6 +53,22 @@ def an_alert():
     Alert.objects.create(id=77, service=Service.objects.get(name="svc"), status=Status.UNHEALTHY)
 
 
+FUTURE = {"starts_at": "2099-01-01T00:00:00Z", "ends_at": "2099-01-01T02:00:00Z"}
+
+
+def a_window():
+    from datetime import datetime
+
+    from services.models import MaintenanceWindow
+
+    window = MaintenanceWindow.objects.create(
+        id=55,
+        starts_at=datetime.fromisoformat(FUTURE["starts_at"]),
+        ends_at=datetime.fromisoformat(FUTURE["ends_at"]),
+    )
+    window.services.set([Service.objects.get(name="svc")])
+
+
 def a_channel():
     from automation.channels import ChannelIn, put_channel
 
@@ -146,6 +162,24 @@ CONTRACT = {
         "channel.delete",
         403,
         setup=[a_channel],
+    ),
+    # A window names the services it covers: one outside the token is refused by name.
+    "automation_api_create_window": Row(
+        A,
+        "post",
+        "/api/maintenance-windows",
+        {"services": ["svc"], **FUTURE},
+        "maintenance.create",
+        403,
+    ),
+    "automation_api_delete_window": Row(
+        A,
+        "delete",
+        "/api/maintenance-windows/55",
+        None,
+        "maintenance.delete",
+        setup=[a_window],
+        outside_message="no maintenance window 55",
     ),
     # An alert of a service outside the token is, to it, no alert at all.
     "automation_api_acknowledge_alert": Row(
