@@ -241,3 +241,23 @@ class Incident(models.Model):
     @property
     def duration(self):
         return (self.closed_at or timezone.now()) - self.opened_at
+
+
+class Prediction(models.Model):
+    """Trouble that is coming (healthchecks.predict): the whole set is replaced every
+    minute, so a prediction lasts as long as its trend."""
+
+    health_check = models.ForeignKey(HealthCheck, on_delete=models.CASCADE, related_name="+")
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="predictions")
+    kind = models.CharField(max_length=30)
+    message = models.CharField(max_length=300)
+    expected_at = models.DateTimeField(null=True, blank=True)
+    confidence = models.FloatField()
+    evidence = models.JSONField(default=dict)
+    generated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["expected_at"]
+
+    def __str__(self) -> str:
+        return f"{self.service_id}/{self.health_check_id}: {self.kind}"

@@ -10,7 +10,16 @@ from django.db import transaction
 from django.db.utils import InterfaceError, OperationalError
 from django.utils import timezone
 
-from healthchecks import capacity, engine, history, metrics, recording, scheduling, service_health
+from healthchecks import (
+    capacity,
+    engine,
+    history,
+    metrics,
+    predict,
+    recording,
+    scheduling,
+    service_health,
+)
 from portal import heartbeats
 
 log = structlog.get_logger(__name__)
@@ -72,6 +81,12 @@ def apply_maintenance_windows() -> int:
     """Beat, every 15 s: services whose maintenance window opened or closed since."""
     with transaction.atomic():
         return service_health.apply_maintenance_windows()
+
+
+@shared_task(ignore_result=True, acks_late=False)
+def refresh_predictions() -> int:
+    """Beat, every minute: /health/predictive's set, recomputed from the history."""
+    return predict.refresh()
 
 
 @shared_task(ignore_result=True, acks_late=False)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("service/<str:name>", views.service, name="service"),
     path("service/<str:name>/history", views.service_history, name="service_history"),
     path("metrics", views.metrics, name="metrics"),
+    path("predictive", views.predictive, name="predictive"),
     path("heartbeat/<str:token>", views.heartbeat, name="heartbeat"),
     path("heartbeat/<str:token>/<str:signal>", views.heartbeat, name="heartbeat_signal"),
 ]

@@ -10,7 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from healthchecks import healthjson, history, pings, reports, selfcheck
+from healthchecks import healthjson, history, pings, predict, reports, selfcheck
 from healthchecks.metrics import exposition
 from healthchecks.status import Status, is_usable
 from portal.errors import error_response, no_such_service
@@ -55,6 +55,12 @@ def service(request: HttpRequest, name: str):
         return _not_found(name)
     usable = is_usable(Status[detail["status"].upper()])
     return _respond(request, detail, healthjson.service_document(detail), 200 if usable else 503)
+
+
+@require_GET
+def predictive(request: HttpRequest):
+    """Trouble that is coming (healthchecks.predict), as last computed (every minute)."""
+    return JsonResponse(predict.document())
 
 
 @require_GET

@@ -246,6 +246,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": HEALTH_DISPATCH_SECONDS,
     },
     "roll-up-history": {"task": "healthchecks.tasks.roll_up_history", "schedule": 60.0},
+    "refresh-predictions": {"task": "healthchecks.tasks.refresh_predictions", "schedule": 60.0},
     # Maintenance windows open and close with time: the services' status follows.
     "apply-maintenance-windows": {
         "task": "healthchecks.tasks.apply_maintenance_windows",

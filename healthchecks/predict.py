@@ -1,0 +1,232 @@
+"""Predictions: trouble that is coming, from the history already recorded.
+
+Simple, honest maths, each a pure function tested on series with known answers:
+
+- **latency trend**: a check's response time heading for its degraded threshold. The
+  per-minute mean latency of the last PREDICT_WINDOW_MINUTES is fitted with Theil-Sen (the
+  median of the slopes between every pair of points: robust to the odd slow probe); if the
+  line crosses the threshold within PREDICT_HORIZON_HOURS, the prediction says when. Its
+  confidence is the share of point pairs whose slope agrees that latency rises.
+- **TLS expiry**: a certificate the last probe saw expiring within 21 days.
+- **flapping**: a check that changed status at least FLAP_CHANGES times in the last hour.
+
+``refresh`` recomputes them all (beat, every minute) and replaces the stored set, so a
+prediction disappears when its trend does; ``GET /health/predictive`` reads what is stored.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from statistics import median
+
+from django.db import transaction
+from django.db.models import Avg, Count
+from django.db.models.functions import Trunc
+from django.utils import timezone
+
+from healthchecks.models import CheckResult, CheckState, HealthCheck, Prediction, StatusChange
+from healthchecks.status import NOT_OBSERVATIONS, Status
+
+WINDOW_MINUTES = 60
+MIN_POINTS = 6  # minutes with results before a trend is believed
+HORIZON_HOURS = 24.0
+MIN_CONFIDENCE = 0.7
+TLS_DAYS = 21
+FLAP_CHANGES = 4
+
+
+@dataclass(frozen=True)
+class Fit:
+    slope: float  # units of y per unit of x
+    intercept: float
+    agreement: float  # share of pairwise slopes with the fit's sign
+
+
+def theil_sen(points: list[tuple[float, float]]) -> Fit | None:
+    """The Theil-Sen line through ``points`` (x, y); None with fewer than two distinct x."""
+    slopes = [
+        (y2 - y1) / (x2 - x1)
+        for i, (x1, y1) in enumerate(points)
+        for x2, y2 in points[i + 1 :]
+        if x2 != x1
+    ]
+    if not slopes:
+        return None
+    slope = median(slopes)
+    intercept = median(y - slope * x for x, y in points)
+    sign = 1 if slope > 0 else -1 if slope < 0 else 0
+    agreement = sum(1 for s in slopes if (s > 0) - (s < 0) == sign) / len(slopes)
+    return Fit(slope, intercept, agreement)
+
+
+@dataclass
+class Forecast:
+    kind: str
+    message: str
+    expected_at: datetime | None
+    confidence: float
+    evidence: dict = field(default_factory=dict)
+
+
+def latency_forecast(
+    points: list[tuple[float, float]], threshold_ms: float, now: datetime
+) -> Forecast | None:
+    """``points``: (minutes before now, negative; mean latency ms). A forecast when the
+    fitted line rises, is still under the threshold now, and crosses it within the horizon."""
+    if len(points) < MIN_POINTS:
+        return None
+    # Most checks hold steady: when the later half is not slower than the earlier (medians,
+    # so one slow probe decides nothing) there is no rise to fit -- and no O(n^2) fit to pay.
+    ys = [y for _, y in sorted(points)]
+    if median(ys[len(ys) // 2 :]) <= median(ys[: len(ys) // 2]):
+        return None
+    fit = theil_sen(points)
+    if fit is None or fit.slope <= 0 or fit.agreement < MIN_CONFIDENCE:
+        return None
+    level_now = fit.intercept  # x = 0 is now
+    if level_now >= threshold_ms:
+        return None  # already there: that is the status, not a prediction
+    minutes = (threshold_ms - level_now) / fit.slope
+    if minutes > HORIZON_HOURS * 60:
+        return None
+    when = now + timedelta(minutes=minutes)
+    return Forecast(
+        kind="latency_trend",
+        message=(
+            f"response time rising {fit.slope:.1f} ms a minute, {level_now:.0f} ms now: "
+            f"reaches the {threshold_ms:.0f} ms threshold in about {_span(minutes)}"
+        ),
+        expected_at=when,
+        confidence=round(fit.agreement, 2),
+        evidence={
+            "points": len(points),
+            "slope_ms_per_minute": round(fit.slope, 3),
+            "latency_now_ms": round(level_now, 1),
+            "threshold_ms": threshold_ms,
+            "method": "Theil-Sen over per-minute means",
+        },
+    )
+
+
+def tls_forecast(days_left: float | None, now: datetime) -> Forecast | None:
+    if days_left is None or days_left > TLS_DAYS:
+        return None
+    if days_left < 0:
+        return None  # expired: the check already says so
+    return Forecast(
+        kind="tls_expiry",
+        message=f"TLS certificate expires in {days_left:.0f} days",
+        expected_at=now + timedelta(days=days_left),
+        confidence=1.0,
+        evidence={"days_left": days_left, "warn_within_days": TLS_DAYS},
+    )
+
+
+def flap_forecast(changes: int, now: datetime) -> Forecast | None:
+    if changes < FLAP_CHANGES:
+        return None
+    return Forecast(
+        kind="flapping",
+        message=f"changed status {changes} times in the last hour",
+        expected_at=None,
+        confidence=round(min(1.0, changes / (2 * FLAP_CHANGES)), 2),
+        evidence={"changes_last_hour": changes, "flapping_from": FLAP_CHANGES},
+    )
+
+
+def _span(minutes: float) -> str:
+    if minutes < 90:
+        return f"{minutes:.0f} min"
+    return f"{minutes / 60:.1f} h"
+
+
+def _minute_means(since: datetime, check_ids: list[int]) -> dict[int, list[tuple[datetime, float]]]:
+    rows = (
+        CheckResult.objects.filter(at__gte=since, health_check_id__in=check_ids)
+        .exclude(error_code__in=NOT_OBSERVATIONS)
+        .exclude(status=Status.UNHEALTHY)  # a failure's time says nothing of latency
+        .annotate(minute=Trunc("at", "minute"))
+        .values("health_check_id", "minute")
+        .annotate(mean=Avg("response_us"))
+    )
+    series: dict[int, list] = defaultdict(list)
+    for row in rows:
+        series[row["health_check_id"]].append((row["minute"], row["mean"] / 1000))
+    return series
+
+
+def forecasts(now=None) -> list[tuple[HealthCheck, Forecast]]:
+    """Every prediction for every enabled check, now."""
+    now = now or timezone.now()
+    checks = {c.id: c for c in HealthCheck.objects.filter(enabled=True).select_related("service")}
+    found: list[tuple[HealthCheck, Forecast]] = []
+    with_threshold = [i for i, c in checks.items() if c.latency_threshold_ms]
+    since = now - timedelta(minutes=WINDOW_MINUTES)
+    for check_id, series in _minute_means(since, with_threshold).items():
+        points = [((at - now).total_seconds() / 60, ms) for at, ms in series]
+        check = checks[check_id]
+        if forecast := latency_forecast(points, check.latency_threshold_ms, now):
+            found.append((check, forecast))
+    for check_id, outcome in CheckState.objects.filter(
+        health_check_id__in=list(checks), last_outcome__metrics__has_key="tls_days_left"
+    ).values_list("health_check_id", "last_outcome"):
+        if forecast := tls_forecast(outcome["metrics"]["tls_days_left"], now):
+            found.append((checks[check_id], forecast))
+    flaps = (
+        StatusChange.objects.filter(at__gte=now - timedelta(hours=1), health_check__isnull=False)
+        .values("health_check_id")
+        .annotate(n=Count("id"))
+        .filter(n__gte=FLAP_CHANGES)
+    )
+    for row in flaps:
+        check = checks.get(row["health_check_id"])
+        if check is not None and (forecast := flap_forecast(row["n"], now)):
+            found.append((check, forecast))
+    return found
+
+
+def refresh(now=None) -> int:
+    """Replace the stored predictions with the current ones; returns how many there are."""
+    now = now or timezone.now()
+    rows = [
+        Prediction(
+            health_check=check,
+            service=check.service,
+            kind=f.kind,
+            message=f.message,
+            expected_at=f.expected_at,
+            confidence=f.confidence,
+            evidence=f.evidence,
+            generated_at=now,
+        )
+        for check, f in forecasts(now)
+    ]
+    with transaction.atomic():
+        Prediction.objects.all().delete()
+        Prediction.objects.bulk_create(rows)
+    return len(rows)
+
+
+def document() -> dict:
+    """The body of GET /health/predictive."""
+    rows = list(
+        Prediction.objects.select_related("service", "health_check").order_by(
+            "expected_at", "service__name", "health_check__name"
+        )
+    )
+    generated = max((p.generated_at for p in rows), default=None)
+    return {
+        "generated_at": generated.isoformat() if generated else None,
+        "predictions": [
+            {
+                "service": p.service.name,
+                "check": p.health_check.name,
+                "kind": p.kind,
+                "message": p.message,
+                "expected_at": p.expected_at.isoformat() if p.expected_at else None,
+                "confidence": p.confidence,
+                "evidence": p.evidence,
+            }
+            for p in rows
+        ],
+    }
