@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import apprise
 from django.conf import settings
-from django.db import close_old_connections, connections, transaction
+from django.db import close_old_connections, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -91,6 +91,8 @@ def send_due(limit: int = 50, now=None) -> int:
     if not claimed:
         return 0
     workers = min(len(claimed), settings.AUTOMATION_SEND_CONCURRENCY)
+    if connection.vendor == "sqlite":
+        workers = 1  # the embedded mode's database takes one writer at a time
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
         list(pool.map(_deliver_in_thread, claimed))
     return len(claimed)

@@ -163,7 +163,9 @@ def forecasts(now=None) -> list[tuple[HealthCheck, Forecast]]:
     with_threshold = [i for i, c in checks.items() if c.latency_threshold_ms]
     since = now - timedelta(minutes=WINDOW_MINUTES)
     for check_id, series in _minute_means(since, with_threshold).items():
-        points = [((at - now).total_seconds() / 60, ms) for at, ms in series]
+        # Each mean stands for the middle of its minute.
+        points = [((at - now).total_seconds() + 30) / 60 for at, _ in series]
+        points = [(x, ms) for x, (_, ms) in zip(points, series, strict=True)]
         check = checks[check_id]
         if forecast := latency_forecast(points, check.latency_threshold_ms, now):
             found.append((check, forecast))

@@ -78,6 +78,7 @@ def test_a_refusing_receiver_is_recorded_with_its_error(db_estate):
     assert "Connection error" in attempt.error
 
 
+@pytest.mark.postgresql  # the embedded mode sends one at a time (SQLite: one writer)
 def test_a_hanging_receiver_costs_one_timeout_and_holds_up_no_other(db_estate, receiver, settings):
     slow = type(receiver)()
     slow.delay = 5.0  # longer than AUTOMATION_SEND_TIMEOUT (2 s)

@@ -1,7 +1,7 @@
 """Predictions on series with known answers: the Theil-Sen fit, each predictor's yes and no,
 and /health/predictive over real results, where a prediction goes when its trend does."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -93,7 +93,9 @@ def test_health_predictive_shows_a_degrading_check_and_drops_it_when_it_steadies
     assert found["confidence"] >= 0.9 and body["generated_at"]
     # 350 ms now at 10 ms a minute: the threshold in about 5 minutes.
     assert found["evidence"]["slope_ms_per_minute"] == pytest.approx(10, rel=0.05)
-    assert "in about 5 min" in found["message"]
+    expected = datetime.fromisoformat(found["expected_at"])
+    generated = datetime.fromisoformat(body["generated_at"])
+    assert timedelta(minutes=4) <= expected - generated <= timedelta(minutes=6)
 
     CheckResult.objects.filter(health_check=check).delete()
     for minute in range(20, 0, -1):
