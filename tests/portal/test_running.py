@@ -54,11 +54,8 @@ def shell_env(**values: str) -> dict:
     return {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), **values}
 
 
-def test_runportal_on_postgresql_and_redis_starts_in_a_fresh_checkout(tmp_path):
-    """`make run` with DATABASE_URL and REDIS_URL stopped at once: beat could not create its
-    schedule file in a var/ that only the embedded mode made."""
-    var = tmp_path / "fresh-checkout" / "var"  # does not exist yet
-    port = closed_port()
+def start_runportal(port: int, var: Path, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    """`make run`'s last step on PostgreSQL and Redis, as a new shell starts it."""
     env = shell_env(
         PORTAL_ENV_FILE="",
         DEBUG="true",
@@ -66,15 +63,23 @@ def test_runportal_on_postgresql_and_redis_starts_in_a_fresh_checkout(tmp_path):
         REDIS_URL=settings.REDIS_URL,
         PORTAL_VAR_DIR=str(var),
     )
-    portal = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, MANAGE, "runportal", "--addr", f"127.0.0.1:{port}", "--concurrency=1"],
         cwd=settings.BASE_DIR,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         start_new_session=True,
     )
+
+
+def test_runportal_on_postgresql_and_redis_starts_in_a_fresh_checkout(tmp_path):
+    """`make run` with DATABASE_URL and REDIS_URL stopped at once: beat could not create its
+    schedule file in a var/ that only the embedded mode made."""
+    var = tmp_path / "fresh-checkout" / "var"  # does not exist yet
+    port = closed_port()
+    portal = start_runportal(port, var, stderr=subprocess.PIPE)
     try:
         wait_until_up(f"http://127.0.0.1:{port}/health/", portal)
         deadline = time.monotonic() + 30
@@ -122,21 +127,7 @@ def test_runportal_starts_the_worker_only_once_the_web_answers(tmp_path):
     port = closed_port()
     url = f"http://127.0.0.1:{port}/health/"
     check = make_check(target=url, interval=30, timeout=2, next_due_at=None)
-    env = shell_env(
-        PORTAL_ENV_FILE="",
-        DEBUG="true",
-        DATABASE_URL=database_url(),
-        REDIS_URL=settings.REDIS_URL,
-        PORTAL_VAR_DIR=str(tmp_path / "var"),
-    )
-    portal = subprocess.Popen(
-        [sys.executable, MANAGE, "runportal", "--addr", f"127.0.0.1:{port}", "--concurrency=1"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    portal = start_runportal(port, tmp_path / "var")
     try:
         deadline = time.monotonic() + 60
         while not answers(url):
