@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import apprise
+import structlog
 from django.conf import settings
 from django.db import close_old_connections, connection, connections, transaction
 from django.db.models import Q
@@ -23,6 +24,7 @@ from django.utils import timezone
 from automation import channels
 from automation.models import Alert, Delivery, DeliveryAttempt, DeliveryState, Event
 
+log = structlog.get_logger(__name__)
 _HTTP_STATUS = re.compile(r"error=(\d{3})")
 _NOTIFY_TYPE = {
     Event.DOWN: apprise.NotifyType.FAILURE,
@@ -133,7 +135,11 @@ def deliver(delivery_id: int) -> None:
     started = timezone.now()
     impacted = delivery.impacted if delivery.impacted is not None else impacted_names(alert)
     message = compose(alert, delivery.event, impacted, started)
-    ok, http_status, error = _send(delivery, message)
+    try:
+        ok, http_status, error = _send(delivery, message)
+    except Exception as exc:  # a notifier's own bug, an undecryptable URL: an attempt too
+        log.exception("delivery failed", delivery=delivery.id)
+        ok, http_status, error = False, None, f"{type(exc).__name__}: {exc}"[:500]
     number = delivery.attempts + 1
     DeliveryAttempt.objects.create(
         delivery=delivery,

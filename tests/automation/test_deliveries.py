@@ -135,3 +135,21 @@ def test_a_celery_worker_on_the_automation_queue_alerts_and_notifies(
         time.sleep(1)
     assert receiver.titles() == ["[DOWN] db"]
     assert Delivery.objects.get().state == DeliveryState.SENT
+
+
+def test_a_channel_whose_url_no_key_reads_is_a_failed_attempt_not_a_stuck_delivery(
+    db_estate, receiver
+):
+    """A key rotated away, a notifier's own bug: recorded like any failure, and retried."""
+    from automation.models import NotificationChannel
+
+    channel("ops", receiver.url)
+    NotificationChannel.objects.update(url="gAAAAA-not-a-token")
+    db_estate.down("db")
+    process()
+    send_later()
+    delivery = Delivery.objects.get()
+    assert delivery.state == DeliveryState.RETRYING
+    attempt = delivery.attempt_rows.get()
+    assert not attempt.ok and attempt.error
+    assert receiver.bodies == []
