@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from automation import rules
 from automation.models import Alert, Delivery, DeliveryState, Event, NotificationChannel
 from healthchecks.models import ServiceHealth, StatusChange
 from healthchecks.status import Status
@@ -251,7 +252,7 @@ def _queue(alert: Alert, event: str, now) -> int:
         for row in rows:
             row.impacted = impacted
     Delivery.objects.bulk_create(rows)
-    return len(rows)
+    return len(rows) + rules.fire(alert, event, now, now + timedelta(seconds=wait))
 
 
 def acknowledge(alert_id: int, actor) -> Alert:

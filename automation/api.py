@@ -5,13 +5,15 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
-from automation import alerts, channels
-from automation.models import Alert, DeliveryAttempt, NotificationChannel
+from automation import alerts, channels, rules
+from automation.models import Alert, DeliveryAttempt, NotificationChannel, Rule
 from automation.schemas import (
     AlertDetailOut,
     AlertOut,
     ChannelIn,
     ChannelOut,
+    RuleIn,
+    RuleOut,
     WindowIn,
     WindowOut,
 )
@@ -288,4 +290,63 @@ def delete_window(request: HttpRequest, window_id: int):
     ):
         raise Forbidden("this window covers services outside the token")
     maintenance.delete_window(window.id, actor)
+    return HttpResponse(status=204)
+
+
+def _rule_out(rule: Rule) -> dict:
+    return {
+        "name": rule.name,
+        "trigger": rule.trigger,
+        "scope": rule.scope,
+        "actions": rule.actions,
+        "escalation": rule.escalation,
+        "escalate_after_minutes": rule.escalate_after_minutes,
+        "cooldown_seconds": rule.cooldown_seconds,
+        "enabled": rule.enabled,
+        "updated_at": rule.updated_at,
+    }
+
+
+@router.get("/automation/rules", response=list[RuleOut])
+def list_rules(request: HttpRequest):
+    _everywhere(request, Scope.AUTOMATION_READ)
+    return [_rule_out(r) for r in Rule.objects.order_by("name")]
+
+
+@router.get("/automation/rules/{name}", response=RuleOut)
+def get_rule(request: HttpRequest, name: str):
+    _everywhere(request, Scope.AUTOMATION_READ)
+    rule = Rule.objects.filter(name=name).first()
+    if rule is None:
+        raise NotFound(f"no rule named {name!r}")
+    return _rule_out(rule)
+
+
+@router.put(
+    "/automation/rules/{name}",
+    response={200: RuleOut, 201: RuleOut},
+    summary="Create or replace a rule: a trigger, a scope, actions, a cooldown, escalation",
+    description="Webhook headers are kept encrypted and shown by name only; a webhook URL the "
+    "network policy refuses, a channel or service that does not exist, or an unknown body "
+    "placeholder is a 422 naming the field.",
+)
+def put_rule(request: HttpRequest, name: PathName, payload: RuleIn):
+    actor = _everywhere(request, Scope.AUTOMATION_WRITE)
+    data = rules.RuleIn(
+        trigger=str(payload.trigger),
+        scope=payload.scope.model_dump(exclude_defaults=True),
+        actions=[a.model_dump(exclude_none=True) for a in payload.actions],
+        escalation=[a.model_dump(exclude_none=True) for a in payload.escalation],
+        escalate_after_minutes=payload.escalate_after_minutes,
+        cooldown_seconds=payload.cooldown_seconds,
+        enabled=payload.enabled,
+    )
+    rule, created = rules.put_rule(name, data, actor)
+    return Status(201 if created else 200, _rule_out(rule))
+
+
+@router.delete("/automation/rules/{name}", response={204: None})
+def delete_rule(request: HttpRequest, name: str):
+    actor = _everywhere(request, Scope.AUTOMATION_WRITE)
+    rules.delete_rule(name, actor)
     return HttpResponse(status=204)

@@ -62,8 +62,11 @@ def policy_refusal(plugin, policy: NetworkPolicy | None = None) -> str | None:
     target = connects_to(plugin)
     if target is None:
         return None
+    return _refusal(*target, policy)
+
+
+def _refusal(host: str, port: int, policy: NetworkPolicy | None = None) -> str | None:
     policy = policy or NetworkPolicy.from_settings()
-    host, port = target
     if reason := policy.endpoint_refusal(host, port):
         return reason
     if ip_literal(host) is not None:
@@ -76,6 +79,15 @@ def policy_refusal(plugin, policy: NetworkPolicy | None = None) -> str | None:
         if reason := policy.address_refusal(sockaddr[0]):
             return f"{host} resolves to a refused address: {reason}"
     return None
+
+
+def host_refusal_of_url(url: str) -> str | None:
+    """The policy's refusal of an http(s) URL's destination (resolved), or None."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return _refusal(parts.hostname or "", port)
 
 
 def validate(name: str, data: ChannelIn) -> tuple[str, dict]:

@@ -92,8 +92,13 @@ class Delivery(models.Model):
     channel = models.ForeignKey(
         NotificationChannel, null=True, on_delete=models.SET_NULL, related_name="deliveries"
     )
-    channel_name = models.CharField(max_length=63)
+    channel_name = models.CharField(max_length=63, help_text="The channel, or rule:action.")
     event = models.CharField(max_length=20, choices=Event.choices)
+    # A rule's webhook call (channel null): the action as it was when queued, secrets apart.
+    rule = models.ForeignKey(
+        "Rule", null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    action = models.JSONField(null=True, blank=True)
     state = models.CharField(
         max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING
     )
@@ -144,3 +149,43 @@ class DeliveryAttempt(models.Model):
         return (
             f"attempt {self.number} of delivery {self.delivery_id}: {'ok' if self.ok else 'failed'}"
         )
+
+
+class Rule(models.Model):
+    """When a service in scope turns down / degraded / recovers, run these actions in order
+    (notify a channel, call a webhook); at most once per service per cooldown; if the alert
+    is neither acknowledged nor resolved after ``escalate_after_minutes``, run the
+    escalation actions too. Actions' webhook headers are secrets: kept encrypted apart."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[name_validator])
+    trigger = models.CharField(max_length=20, choices=Event.choices)
+    scope = models.JSONField(default=dict, blank=True)
+    actions = models.JSONField(default=list)
+    escalation = models.JSONField(default=list, blank=True)
+    escalate_after_minutes = models.PositiveIntegerField(null=True, blank=True)
+    cooldown_seconds = models.PositiveIntegerField(default=300)
+    secrets = models.TextField(blank=True, help_text="Encrypted webhook headers, by action.")
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RuleFiring(models.Model):
+    """A rule ran for an alert (or escalated it): the cooldown and escalation read these."""
+
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="firings")
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="firings")
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="+")
+    escalation = models.BooleanField(default=False)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["rule", "service", "-at"], name="firing_by_rule")]
+
+    def __str__(self) -> str:
+        return f"{self.rule} for alert {self.alert_id} at {self.at:%H:%M:%S}"

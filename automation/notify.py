@@ -10,6 +10,8 @@ engine never waits on any of this (its own queues and workers).
 
 import logging
 import re
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,7 +23,7 @@ from django.db import close_old_connections, connection, connections, transactio
 from django.db.models import Q
 from django.utils import timezone
 
-from automation import channels
+from automation import channels, rules
 from automation.models import Alert, Delivery, DeliveryAttempt, DeliveryState, Event
 
 log = structlog.get_logger(__name__)
@@ -170,7 +172,7 @@ def _no_longer_wanted(delivery: Delivery) -> str:
     alert = delivery.alert
     if not settings.ENABLE_HEALTH_AUTOMATION:
         return "automation is disabled (ENABLE_HEALTH_AUTOMATION=false)"
-    if delivery.channel is None:
+    if delivery.channel is None and delivery.action is None:
         return "the channel was deleted"
     if delivery.event != Event.RECOVERED:
         if alert.resolved_at is not None:
@@ -183,6 +185,8 @@ def _no_longer_wanted(delivery: Delivery) -> str:
 
 
 def _send(delivery: Delivery, message: Message) -> tuple[bool, int | None, str]:
+    if delivery.action is not None:
+        return _call_webhook(delivery)
     plugin = channels.plugin_for(channels.url_of(delivery.channel))
     if plugin is None:
         return False, None, "apprise no longer understands the channel's URL"
@@ -196,6 +200,42 @@ def _send(delivery: Delivery, message: Message) -> tuple[bool, int | None, str]:
             body=message.body, title=message.title, notify_type=_NOTIFY_TYPE[delivery.event]
         )
     return ok, *_outcome(ok, logs.getvalue())
+
+
+def _call_webhook(delivery: Delivery) -> tuple[bool, int | None, str]:
+    """A rule's webhook action: the network policy first (resolved, every address judged),
+    then one request with the action's timeout; success is the expected status (2xx)."""
+    action = delivery.action
+    url = action["url"]
+    if reason := channels.host_refusal_of_url(url):
+        return False, None, f"refused by the network policy: {reason}"
+    alert = delivery.alert
+    impacted = delivery.impacted if delivery.impacted is not None else impacted_names(alert)
+    body = rules.render_body(action.get("body", ""), alert, delivery.event, impacted)
+    headers = {"Content-Type": "application/json", "User-Agent": "service-portal"}
+    headers.update(rules.headers_of(delivery.rule, action["escalation"], action["index"]))
+    # The URL was checked to be http(s) when the rule was saved (rules.validate).
+    request = urllib.request.Request(  # noqa: S310
+        url, data=body.encode() if body else None, headers=headers, method=action["method"]
+    )
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    expected = action.get("expect_status")
+    try:
+        with direct.open(request, timeout=action.get("timeout", 10)) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (OSError, ValueError) as exc:
+        return False, None, f"{type(exc).__name__}: {exc}"[:500]
+    ok = status == expected if expected else 200 <= status < 300
+    return ok, status, "" if ok else f"answered {status}, expected {expected or '2xx'}"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect would leave the address the policy judged: not followed."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
 
 
 def _outcome(ok: bool, log_text: str) -> tuple[int | None, str]:

@@ -2,12 +2,13 @@
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated, Literal
 
 from ninja import Field, Schema
 from pydantic import ConfigDict, StrictStr
 
 from automation.models import Event
-from portal.fields import Name
+from portal.fields import Name, Url
 
 EventName = StrEnum("EventName", {e.name: e.value for e in Event})
 
@@ -99,3 +100,64 @@ class WindowOut(Schema):
     reason: str
     created_by: str
     open: bool = Field(description="The window is open now: its services read maintenance.")
+
+
+class NotifyAction(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["notify"]
+    channel: Name
+
+
+class WebhookAction(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["webhook"]
+    url: Url = Field(description="http(s); the network policy applies, at save and at call")
+    method: Literal["POST", "PUT", "PATCH", "GET", "DELETE"] = "POST"
+    headers: dict[StrictStr, StrictStr] = Field(
+        default_factory=dict, max_length=20, description="Kept encrypted; shown by name only."
+    )
+    body: StrictStr = Field(
+        "",
+        max_length=10_000,
+        description="A template: $service, $event, $status, $cause, $since, $impacted, $url.",
+    )
+    timeout: float = Field(10.0, gt=0, le=30)
+    expect_status: int | None = Field(None, ge=100, le=599, description="Default: any 2xx.")
+
+
+Action = Annotated[NotifyAction | WebhookAction, Field(discriminator="type")]
+
+
+class RuleScope(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    services: list[Name] = Field(default_factory=list, max_length=1000)
+    team: Name | None = None
+    tag: StrictStr | None = Field(None, max_length=50)
+    critical_only: bool = False
+
+
+class RuleIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    trigger: EventName = Field(description="down, degraded or recovered")
+    scope: RuleScope = Field(default_factory=RuleScope, description="Empty: every service.")
+    actions: list[Action] = Field(min_length=1, max_length=10)
+    escalation: list[Action] = Field(default_factory=list, max_length=10)
+    escalate_after_minutes: int | None = Field(None, ge=1, le=10_080)
+    cooldown_seconds: int = Field(300, ge=0, le=86_400)
+    enabled: bool = True
+
+
+class RuleOut(Schema):
+    name: str
+    trigger: str
+    scope: dict
+    actions: list[dict]
+    escalation: list[dict]
+    escalate_after_minutes: int | None
+    cooldown_seconds: int
+    enabled: bool
+    updated_at: datetime

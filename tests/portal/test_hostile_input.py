@@ -77,6 +77,10 @@ EXAMPLES = {
     "services_config_api_report_deployment": {"version": "1.0", "config_version": 1},
     "healthchecks_api_put_check": {"kind": "tcp", "target": "127.0.0.1:9", "timeout": 1},
     "automation_api_put_channel": {"url": "json://127.0.0.1:9/hook", "events": ["down"]},
+    "automation_api_put_rule": {
+        "trigger": "down",
+        "actions": [{"type": "webhook", "url": "http://127.0.0.1:9/", "body": "$service"}],
+    },
     "automation_api_create_window": {
         "services": ["svc"],
         "starts_at": "2099-01-01T00:00:00Z",

@@ -69,6 +69,12 @@ def a_window():
     window.services.set([Service.objects.get(name="svc")])
 
 
+def a_rule():
+    from automation.rules import RuleIn, put_rule
+
+    put_rule("r1", RuleIn("down", {}, [{"type": "webhook", "url": "http://127.0.0.1:9/"}]), ACTOR)
+
+
 def a_channel():
     from automation.channels import ChannelIn, put_channel
 
@@ -162,6 +168,18 @@ CONTRACT = {
         "channel.delete",
         403,
         setup=[a_channel],
+    ),
+    # Rules, like channels, serve every service: a limited token may not change them.
+    "automation_api_put_rule": Row(
+        A,
+        "put",
+        "/api/automation/rules/r1",
+        {"trigger": "down", "actions": [{"type": "webhook", "url": "http://127.0.0.1:9/"}]},
+        "rule.create",
+        403,
+    ),
+    "automation_api_delete_rule": Row(
+        A, "delete", "/api/automation/rules/r1", None, "rule.delete", 403, setup=[a_rule]
     ),
     # A window names the services it covers: one outside the token is refused by name.
     "automation_api_create_window": Row(

@@ -1,0 +1,196 @@
+"""Rules: a remediation webhook (secret headers, a body template) called once per cooldown,
+escalation of alerts nobody acknowledged, and rules refused with their fields."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
+
+from automation import rules
+from automation.models import Alert, Delivery, Rule
+from tests.automation.conftest import Receiver, channel, process, send_later
+from tests.conftest import ApiClient
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sqlite]
+
+
+class Webhook:
+    def __init__(self, status=200):
+        self.calls: list[dict] = []
+        self.status = status
+        self.server = HTTPServer(host="127.0.0.1", threaded=True)
+        self.server.expect_request("/restart").respond_with_handler(self._answer)
+
+    def _answer(self, request):
+        self.calls.append(
+            {"method": request.method, "headers": dict(request.headers), "body": request.get_data()}
+        )
+        return Response("", self.status)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server.port}/restart"
+
+
+@pytest.fixture
+def webhook():
+    hook = Webhook()
+    hook.server.start()
+    yield hook
+    hook.server.stop()
+
+
+@pytest.fixture
+def automation(make_token):
+    return ApiClient(make_token(["automation:read", "automation:write"]).secret)
+
+
+@pytest.fixture
+def db_estate(estate):
+    estate.add("db")
+    estate.up("db")
+    process()
+    return estate
+
+
+def remediation(webhook, **extra) -> dict:
+    return {
+        "trigger": "down",
+        "scope": {"services": ["db"]},
+        "actions": [
+            {
+                "type": "webhook",
+                "url": webhook.url,
+                "headers": {"X-Token": "s3cret-token"},
+                "body": '{"restart": "$service", "because": "$event"}',
+                "timeout": 2,
+            }
+        ],
+        "cooldown_seconds": 600,
+        **extra,
+    }
+
+
+def test_a_remediation_webhook_is_called_once_per_cooldown(db_estate, webhook, automation):
+    answer = automation.call("put", "/api/automation/rules/restart-db", remediation(webhook))
+    assert answer.status_code == 201, answer.json()
+    assert answer.json()["actions"][0]["headers"] == ["X-Token"]
+    assert "s3cret-token" not in Rule.objects.get().secrets
+
+    db_estate.down("db")
+    process()
+    send_later()
+    (call,) = webhook.calls
+    assert call["method"] == "POST" and call["headers"]["X-Token"] == "s3cret-token"
+    assert json.loads(call["body"]) == {"restart": "db", "because": "down"}
+    attempt = Delivery.objects.get(rule__name="restart-db").attempt_rows.get()
+    assert (attempt.ok, attempt.http_status) == (True, 200)
+
+    # Back up and down again inside the cooldown: no second call.
+    db_estate.up("db")
+    process()
+    db_estate.down("db")
+    process()
+    send_later()
+    assert len(webhook.calls) == 1
+
+
+def test_a_webhook_answering_other_than_expected_is_a_failed_attempt(db_estate, automation):
+    hook = Webhook(status=200)
+    hook.server.start()
+    try:
+        body = remediation(hook)
+        body["actions"][0]["expect_status"] = 204
+        automation.call("put", "/api/automation/rules/restart-db", body)
+        db_estate.down("db")
+        process()
+        send_later()
+    finally:
+        hook.server.stop()
+    attempt = Delivery.objects.get(rule__name="restart-db").attempt_rows.get()
+    assert (attempt.ok, attempt.http_status) == (False, 200)
+    assert attempt.error == "answered 200, expected 204"
+
+
+def test_an_alert_nobody_acknowledges_escalates_once(db_estate, receiver, automation):
+    pager = Receiver()
+    pager.server.start()
+    try:
+        channel("ops", receiver.url, events=["recovered"])  # the rule notifies it itself
+        channel("pager", pager.url, events=["recovered"])
+        rule = {
+            "trigger": "down",
+            "actions": [{"type": "notify", "channel": "ops"}],
+            "escalation": [{"type": "notify", "channel": "pager"}],
+            "escalate_after_minutes": 5,
+        }
+        assert automation.call("put", "/api/automation/rules/page", rule).status_code == 201
+        db_estate.down("db")
+        process()
+        send_later()
+        assert receiver.titles() == ["[DOWN] db"] and pager.bodies == []
+        later = timezone.now() + timedelta(minutes=6)
+        assert rules.escalate_due(later) == 1
+        assert rules.escalate_due(later) == 0  # once
+        send_later(400)
+        assert pager.titles() == ["[DOWN] db"]
+    finally:
+        pager.server.stop()
+
+
+def test_an_acknowledged_alert_does_not_escalate(db_estate, receiver, automation):
+    channel("ops", receiver.url, events=["recovered"])
+    rule = {
+        "trigger": "down",
+        "actions": [{"type": "notify", "channel": "ops"}],
+        "escalation": [{"type": "notify", "channel": "ops"}],
+        "escalate_after_minutes": 5,
+    }
+    automation.call("put", "/api/automation/rules/page", rule)
+    db_estate.down("db")
+    process()
+    alert = Alert.objects.get(resolved_at=None)
+    automation.call("post", f"/api/alerts/{alert.id}/acknowledge")
+    assert rules.escalate_due(timezone.now() + timedelta(minutes=6)) == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        (
+            {"actions": [{"type": "webhook", "url": "http://169.254.169.254/x"}]},
+            "actions[0].url",
+            "refused by the network policy",
+        ),
+        (
+            {"actions": [{"type": "notify", "channel": "nowhere"}]},
+            "actions[0].channel",
+            "no notification channel named 'nowhere'",
+        ),
+        (
+            {"actions": [{"type": "webhook", "url": "http://127.0.0.1:9/", "body": "$nope"}]},
+            "actions[0].body",
+            "unknown placeholder",
+        ),
+        (
+            {"escalation": [{"type": "notify", "channel": "ops"}]},
+            "escalate_after_minutes",
+            "escalation actions need",
+        ),
+        ({"scope": {"services": ["ghost"]}}, "scope.services", "no service named ghost"),
+        ({"trigger": "exploded"}, "trigger", "Input should be"),
+        ({"actions": []}, "actions", "at least 1"),
+    ],
+)
+def test_a_bad_rule_is_refused_with_its_field(
+    db_estate, receiver, automation, change, field, reason
+):
+    channel("ops", receiver.url)
+    body = {"trigger": "down", "actions": [{"type": "notify", "channel": "ops"}], **change}
+    answer = automation.call("put", "/api/automation/rules/r1", body)
+    assert answer.status_code == 422, answer.json()
+    assert reason in answer.json()["error"]["fields"][field]
+    assert not Rule.objects.exists()
