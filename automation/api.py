@@ -335,8 +335,8 @@ def put_rule(request: HttpRequest, name: PathName, payload: RuleIn):
     data = rules.RuleIn(
         trigger=str(payload.trigger),
         scope=payload.scope.model_dump(exclude_defaults=True),
-        actions=[a.model_dump(exclude_none=True) for a in payload.actions],
-        escalation=[a.model_dump(exclude_none=True) for a in payload.escalation],
+        actions=[a.model_dump(mode="json", exclude_none=True) for a in payload.actions],
+        escalation=[a.model_dump(mode="json", exclude_none=True) for a in payload.escalation],
         escalate_after_minutes=payload.escalate_after_minutes,
         cooldown_seconds=payload.cooldown_seconds,
         enabled=payload.enabled,

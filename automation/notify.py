@@ -25,6 +25,9 @@ from django.utils import timezone
 
 from automation import channels, rules
 from automation.models import Alert, Delivery, DeliveryAttempt, DeliveryState, Event
+from portal.auth import system_actor
+from portal.errors import PortalError
+from services import lifecycle
 
 log = structlog.get_logger(__name__)
 _HTTP_STATUS = re.compile(r"error=(\d{3})")
@@ -185,6 +188,8 @@ def _no_longer_wanted(delivery: Delivery) -> str:
 
 
 def _send(delivery: Delivery, message: Message) -> tuple[bool, int | None, str]:
+    if delivery.action is not None and delivery.action["type"] == "lifecycle":
+        return _move_lifecycle(delivery)
     if delivery.action is not None:
         return _call_webhook(delivery)
     plugin = channels.plugin_for(channels.url_of(delivery.channel))
@@ -229,6 +234,19 @@ def _call_webhook(delivery: Delivery) -> tuple[bool, int | None, str]:
         return False, None, f"{type(exc).__name__}: {exc}"[:500]
     ok = status == expected if expected else 200 <= status < 300
     return ok, status, "" if ok else f"answered {status}, expected {expected or '2xx'}"
+
+
+def _move_lifecycle(delivery: Delivery) -> tuple[bool, int | None, str]:
+    """A rule's lifecycle action, through the registry's one write path (audited as the
+    rule). Lifecycle does not feed health, so it cannot set the rule off again."""
+    name = delivery.alert.service.name
+    actor = system_actor(f"rule:{delivery.rule.name if delivery.rule else '?'}")
+    reason = f"automation: {delivery.event} ({delivery.alert.cause or 'no cause given'})"
+    try:
+        lifecycle.transition(name, delivery.action["to"], reason[:500], actor)
+    except PortalError as exc:
+        return False, exc.status, exc.message
+    return True, None, ""
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -1,13 +1,14 @@
 """Rules: what to do, beyond telling the channels, when a service's health changes.
 
 A rule has a trigger (a service goes down, degraded, or recovers), a scope (listed services,
-a team, a tag, critical services only; nothing: every service) and ordered actions -- notify
-a channel, call a webhook (method, URL, headers kept as secrets, a body template, a timeout,
-the status that means success). It fires once per service per cooldown; when the alert is
-neither acknowledged nor resolved ``escalate_after_minutes`` after it opened, its escalation
-actions run once. Actions are deliveries like any notification (recorded, retried, never
-blocking). Rules fire on health changes only, and no action changes health, so an action
-cannot set off its own rule again; the cooldown bounds a flapping service.
+a team, a tag, critical services only; nothing: every service) and ordered actions: notify a
+channel; call a webhook (method, URL, headers kept as secrets, a body template, a timeout,
+the status that means success); move the service's lifecycle status. It fires once per
+service per cooldown; when the alert is neither acknowledged nor resolved
+``escalate_after_minutes`` after it opened, its escalation actions run once. Actions are
+deliveries like any notification (recorded, retried, never blocking). Rules fire on health
+changes only, and no action changes health, so an action cannot set off its own rule again;
+the cooldown bounds a flapping service.
 """
 
 import string
@@ -81,6 +82,15 @@ def validate(data: RuleIn) -> None:
         fields["escalate_after_minutes"] = "escalation actions need escalate_after_minutes"
     if fields:
         raise InvalidInput("the rule was not saved", fields=fields)
+
+
+def rotate_secrets() -> int:
+    """Re-encrypt every rule's webhook headers with the newest key (key rotation)."""
+    count = 0
+    for pk, token in Rule.objects.exclude(secrets="").values_list("id", "secrets"):
+        Rule.objects.filter(pk=pk).update(secrets=encryption.rotate(token))
+        count += 1
+    return count
 
 
 def _without_secrets(actions: list[dict]) -> tuple[list[dict], dict]:

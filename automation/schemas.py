@@ -9,6 +9,7 @@ from pydantic import ConfigDict, StrictStr
 
 from automation.models import Event
 from portal.fields import Name, Url
+from services.models import LifecycleStatus
 
 EventName = StrEnum("EventName", {e.name: e.value for e in Event})
 
@@ -127,7 +128,17 @@ class WebhookAction(Schema):
     expect_status: int | None = Field(None, ge=100, le=599, description="Default: any 2xx.")
 
 
-Action = Annotated[NotifyAction | WebhookAction, Field(discriminator="type")]
+LifecycleName = StrEnum("LifecycleName", {s.name: s.value for s in LifecycleStatus})
+
+
+class LifecycleAction(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["lifecycle"]
+    to: LifecycleName = Field(description="Move the service's lifecycle status (audited).")
+
+
+Action = Annotated[NotifyAction | WebhookAction | LifecycleAction, Field(discriminator="type")]
 
 
 class RuleScope(Schema):

@@ -194,3 +194,21 @@ def test_a_bad_rule_is_refused_with_its_field(
     assert answer.status_code == 422, answer.json()
     assert reason in answer.json()["error"]["fields"][field]
     assert not Rule.objects.exists()
+
+
+def test_a_lifecycle_action_moves_the_service_through_the_registry(db_estate, automation):
+    from portal.models import AuditEntry
+    from services.models import Service
+
+    Service.objects.filter(name="db").update(lifecycle_status="running")
+    rule = {
+        "trigger": "down",
+        "scope": {"services": ["db"]},
+        "actions": [{"type": "lifecycle", "to": "degraded"}],
+    }
+    assert automation.call("put", "/api/automation/rules/mark", rule).status_code == 201
+    db_estate.down("db")
+    process()
+    send_later()
+    assert Service.objects.get(name="db").lifecycle_status == "degraded"
+    assert AuditEntry.objects.filter(actor="system:rule:mark", target="db").exists()
