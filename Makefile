@@ -38,6 +38,8 @@ DEMO_ADDR = $(subst [::],[::1],$(subst 0.0.0.0,127.0.0.1,$(ADDR)))
 # Embedded mode unless DATABASE_URL / REDIS_URL are set: SQLite and a filesystem broker in var/.
 # portal.devenv first records the mode (and DEBUG, a key) in .env for commands in other shells.
 run: export DEBUG ?= true
+# Links in notifications point where this run listens.
+run: export PORTAL_BASE_URL ?= http://$(DEMO_ADDR)
 run: install
 	$(PY) -m portal.devenv
 	$(PY) manage.py migrate --noinput

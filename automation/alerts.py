@@ -19,10 +19,10 @@ service is still not healthy, it is announced then.
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from automation import rules
@@ -61,11 +61,21 @@ def process_status_changes(limit: int = 10_000, now=None) -> Processed:
             .values_list("id", "service_id")[:limit]
         )
         if not claimed:
+            # No change, but an alert nobody was told of (no channel wanted it when it
+            # opened) is announced as soon as one does.
+            if _unannounced().exists():
+                return reconcile(set(), now)
             return Processed()
         StatusChange.objects.filter(id__in=[i for i, _ in claimed]).update(processed_at=now)
         outcome = reconcile({service_id for _, service_id in claimed}, now)
         outcome.changes = len(claimed)
         return outcome
+
+
+def _unannounced():
+    return Alert.objects.filter(
+        resolved_at=None, root=None, silenced="", notified_status__lt=models.F("status")
+    )
 
 
 def _outbox_lock() -> bool:
@@ -102,6 +112,7 @@ class _View:
     down or in maintenance."""
 
     health: dict[int, tuple[int, str]] = field(default_factory=dict)
+    maintenance_since: dict[int, datetime] = field(default_factory=dict)
     down_dependencies: dict[int, list[int]] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
 
@@ -116,10 +127,12 @@ def _read(service_ids: set[int]) -> _View:
     wanted = set(service_ids)
     for service_id in service_ids:
         wanted |= roots_of(service_id, view.down_dependencies)
-    for service_id, status, reason in ServiceHealth.objects.filter(
+    for service_id, status, reason, since in ServiceHealth.objects.filter(
         service_id__in=wanted
-    ).values_list("service_id", "status", "reason"):
+    ).values_list("service_id", "status", "reason", "since"):
         view.health[service_id] = (status, reason)
+        if status == Status.MAINTENANCE:
+            view.maintenance_since[service_id] = since
     view.names = dict(Service.objects.filter(id__in=wanted).values_list("id", "name"))
     return view
 
@@ -166,10 +179,14 @@ def reconcile(service_ids: Iterable[int], now=None) -> Processed:
         for a in alerts.values()
         if a.root_id is None and not a.silenced and a.status > a.notified_status
     ]
+    told = []
     for alert in to_announce:
-        outcome.notifications += _queue(alert, EVENT_OF[alert.status], now)
-        alert.notified_status = alert.status
-    Alert.objects.bulk_update(to_announce, ["notified_status"], batch_size=500)
+        queued = _queue(alert, EVENT_OF[alert.status], now)
+        if queued:  # no channel wants it yet: announced when one does (see below)
+            outcome.notifications += queued
+            alert.notified_status = alert.status
+            told.append(alert)
+    Alert.objects.bulk_update(told, ["notified_status"], batch_size=500)
     return outcome
 
 
@@ -182,10 +199,11 @@ def _fold(alerts: dict[int, Alert], view: _View, announced: set[int]) -> None:
         roots = roots_of(service_id, view.down_dependencies)
         with_alerts = roots & alerts.keys()
         root = alerts[min(with_alerts, key=view.names.__getitem__)] if with_alerts else None
+        # Trouble that began before the dependency's maintenance is not the maintenance's.
         resting = sorted(
             view.names[r]
             for r in roots
-            if view.health.get(r, (Status.UNKNOWN,))[0] == Status.MAINTENANCE
+            if r in view.maintenance_since and view.maintenance_since[r] <= alert.opened_at
         )
         silenced = "" if root or not resting else f"upstream maintenance: {', '.join(resting)}"
         root_id = root.id if root is not None else None

@@ -67,7 +67,7 @@ def _visible(request: HttpRequest):
 def _impacted(alert_ids: list[int]) -> dict[int, list[str]]:
     found: dict[int, list[str]] = {}
     for root_id, name in (
-        Alert.objects.filter(root_id__in=alert_ids, resolved_at=None)
+        Alert.objects.filter(root_id__in=alert_ids)
         .order_by("service__name")
         .values_list("root_id", "service__name")
     ):

@@ -47,7 +47,7 @@ def connects_to(plugin) -> tuple[str, int] | None:
     """(host, port) the notifier connects to when its URL chose it, else None (a hosted
     service at its vendor's address). Plugins with a plain-text protocol are the ones that
     take a host of the user's (json://, xml://, form://, ntfy://, mailto://, gotify://...)."""
-    host = getattr(plugin, "host", "") or ""
+    host = (getattr(plugin, "host", "") or "").strip("[]")  # an IPv6 literal, unbracketed
     if not getattr(plugin, "protocol", None) or not host:
         return None
     port = getattr(plugin, "port", None)

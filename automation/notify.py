@@ -45,7 +45,8 @@ class Message:
 
 
 def service_url(name: str) -> str:
-    return f"{settings.PORTAL_BASE_URL.rstrip('/')}/services/{name}/"
+    """Where a person sees the service's status and why (its page, once the pages have one)."""
+    return f"{settings.PORTAL_BASE_URL.rstrip('/')}/health/service/{name}"
 
 
 def _duration(delta: timedelta) -> str:
@@ -83,7 +84,7 @@ def compose(alert: Alert, event: str, impacted: list[str], now) -> Message:
             f"{verb} affected: {', '.join(impacted[:50])}"
             + (f" and {len(impacted) - 50} more" if len(impacted) > 50 else "")
         )
-    lines.append(f"Service page: {service_url(name)}")
+    lines.append(f"Status and why: {service_url(name)}")
     return Message(title=f"[{event.upper()}] {name}", body="\n".join(lines))
 
 

@@ -252,6 +252,6 @@ def render_body(template: str, alert: Alert, event: str, impacted: list[str]) ->
         "cause": alert.cause,
         "since": alert.opened_at.isoformat(),
         "impacted": ", ".join(impacted),
-        "url": f"{settings.PORTAL_BASE_URL.rstrip('/')}/services/{alert.service.name}/",
+        "url": f"{settings.PORTAL_BASE_URL.rstrip('/')}/health/service/{alert.service.name}",
     }
     return string.Template(template).safe_substitute(values)

@@ -5,7 +5,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from ninja import Field, Schema
-from pydantic import ConfigDict, StrictStr
+from pydantic import AwareDatetime, ConfigDict, StrictStr
 
 from automation.models import Event
 from portal.fields import Name, Url
@@ -87,8 +87,8 @@ class WindowIn(Schema):
 
     services: list[Name] = Field(default_factory=list, max_length=1000)
     team: Name | None = None
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: AwareDatetime = Field(description="With a time zone (Z or +hh:mm).")
+    ends_at: AwareDatetime
     reason: StrictStr = Field("", max_length=500)
 
 

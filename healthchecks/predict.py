@@ -26,6 +26,8 @@ from django.utils import timezone
 
 from healthchecks.models import CheckResult, CheckState, HealthCheck, Prediction, StatusChange
 from healthchecks.status import NOT_OBSERVATIONS, Status
+from portal import heartbeats
+from portal.models import Heartbeat
 
 WINDOW_MINUTES = 60
 MIN_POINTS = 6  # minutes with results before a trend is believed
@@ -33,6 +35,7 @@ HORIZON_HOURS = 24.0
 MIN_CONFIDENCE = 0.7
 TLS_DAYS = 21
 FLAP_CHANGES = 4
+HEARTBEAT = "predictions"  # the portal's heartbeat row that says when they were computed
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,7 @@ def refresh(now=None) -> int:
     with transaction.atomic():
         Prediction.objects.all().delete()
         Prediction.objects.bulk_create(rows)
+        heartbeats.beat(HEARTBEAT, predictions=len(rows))  # when, even when there are none
     return len(rows)
 
 
@@ -216,7 +220,7 @@ def document() -> dict:
             "expected_at", "service__name", "health_check__name"
         )
     )
-    generated = max((p.generated_at for p in rows), default=None)
+    generated = Heartbeat.objects.filter(name=HEARTBEAT).values_list("seen_at", flat=True).first()
     return {
         "generated_at": generated.isoformat() if generated else None,
         "predictions": [

@@ -21,6 +21,7 @@ from services import signals
 from services.models import MaintenanceWindow, Service, Team
 
 LONGEST = timedelta(days=31)
+FARTHEST = timedelta(days=366)  # how far ahead a window may be planned
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ def covered_service_ids(window: MaintenanceWindow) -> set[int]:
 def validate(data: WindowIn) -> tuple[list[Service], Team | None]:
     """The window's services and team, or InvalidInput with a reason per field."""
     fields: dict[str, str] = {}
+    for name in ("starts_at", "ends_at"):
+        if timezone.is_naive(getattr(data, name)):
+            fields[name] = "needs a time zone (Z or +hh:mm)"
+    if fields:
+        raise InvalidInput("the maintenance window was not created", fields=fields)
     if not data.services and not data.team:
         fields["services"] = "name services, a team, or both"
     if data.ends_at <= data.starts_at:
@@ -50,6 +56,8 @@ def validate(data: WindowIn) -> tuple[list[Service], Team | None]:
         fields["ends_at"] = "is in the past: a window must end in the future"
     elif data.ends_at - data.starts_at > LONGEST:
         fields["ends_at"] = f"a window lasts at most {LONGEST.days} days"
+    elif data.starts_at - timezone.now() > FARTHEST:
+        fields["starts_at"] = f"a window is planned at most {FARTHEST.days} days ahead"
     services = list(Service.objects.filter(name__in=data.services))
     missing = sorted(set(data.services) - {s.name for s in services})
     if missing:

@@ -43,7 +43,7 @@ def test_a_root_cause_and_its_dependents_make_one_notification_then_one_recovery
     assert "db is down since" in body
     assert "Why: critical check failing: http" in body
     assert "Impacted: 3 services that depend on it are affected: api, ledger, payments" in body
-    assert "Service page: https://portal.example/services/db/" in body
+    assert "Status and why: https://portal.example/health/service/db" in body
     ledger = Alert.objects.get(service__name="ledger", resolved_at=None)
     assert ledger.root.service.name == "db"
     assert Delivery.objects.get(alert=ledger).detail == "folded into the alert of db"
@@ -189,3 +189,18 @@ def test_automation_disabled_records_every_delivery_as_skipped(payments_estate, 
     assert delivery.state == DeliveryState.SKIPPED
     assert "ENABLE_HEALTH_AUTOMATION=false" in delivery.detail
     assert Alert.objects.filter(service__name="db", resolved_at=None).exists()
+
+
+def test_an_alert_open_before_any_channel_is_announced_once_one_exists(payments_estate, receiver):
+    """A stranger's trial: `make run`, then a channel -- the demo's down service, whose
+    alert opened first, was never announced."""
+    payments_estate.down("payments")
+    process()
+    send_later()
+    channel("ops", receiver.url)
+    process()  # no new change: the tick still announces what nobody was told
+    send_later()
+    assert receiver.titles() == ["[DOWN] payments"]
+    process()
+    send_later()
+    assert receiver.titles() == ["[DOWN] payments"]  # once

@@ -122,3 +122,19 @@ def test_deleting_a_channel(automation, db):
     assert automation.call("delete", "/api/notification-channels/ops").status_code == 204
     assert automation.call("delete", "/api/notification-channels/ops").status_code == 404
     assert automation.call("get", "/api/notification-channels").json() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "reason"),
+    [
+        ("json://[::1]:9/hook", 201, None),
+        ("json://[::ffff:169.254.169.254]/x", 422, "link-local/metadata"),
+        ("json://[fe80::1]/x", 422, "link-local"),
+    ],
+)
+def test_ipv6_channel_hosts_are_judged_as_addresses(automation, db, url, status, reason):
+    """A stranger's trial: bracketed IPv6 hosts were refused as names that do not resolve."""
+    answer = automation.call("put", "/api/notification-channels/v6", {"url": url})
+    assert answer.status_code == status, answer.json()
+    if reason:
+        assert reason in answer.json()["error"]["fields"]["url"]

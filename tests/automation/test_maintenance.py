@@ -151,3 +151,38 @@ def test_a_limited_token_plans_only_its_own_services(db_estate, make_token):
     assert [w["id"] for w in limited.call("get", "/api/maintenance-windows?open=true").json()] == [
         mine.json()["id"]
     ]
+
+
+def test_trouble_a_dependent_had_before_the_window_is_still_its_own(db_estate, automation):
+    """A stranger's trial: a window on a dependency silenced a dependent whose trouble was
+    its own and older than the window."""
+    db_estate.down("ledger")
+    process()
+    window(automation, services=["db"])
+    process()
+    send_later()
+    ledger = Alert.objects.get(service__name="ledger", resolved_at=None)
+    assert ledger.silenced == ""
+
+
+@pytest.mark.parametrize(
+    ("times", "field", "reason"),
+    [
+        (
+            {"starts_at": "2026-12-02T05:00:00", "ends_at": "2026-12-02T08:00:00"},
+            "starts_at",
+            "timezone",
+        ),
+        (
+            {"starts_at": "9999-12-31T20:00:00-05:00", "ends_at": "9999-12-31T21:00:00-05:00"},
+            "starts_at",
+            "at most 366 days ahead",
+        ),
+    ],
+)
+def test_times_without_a_zone_or_far_away_are_refused_not_a_500(
+    db_estate, automation, times, field, reason
+):
+    answer = automation.call("post", "/api/maintenance-windows", {"services": ["db"], **times})
+    assert answer.status_code == 422, answer.content
+    assert reason in answer.json()["error"]["fields"][field]
