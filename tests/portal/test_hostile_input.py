@@ -6,6 +6,7 @@ here fails ``test_every_operation_has_an_example``.
 """
 
 import json
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
@@ -83,8 +84,8 @@ EXAMPLES = {
     },
     "automation_api_create_window": {
         "services": ["svc"],
-        "starts_at": "2099-01-01T00:00:00Z",
-        "ends_at": "2099-01-01T02:00:00Z",
+        "starts_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        "ends_at": (datetime.now(UTC) + timedelta(days=1, hours=2)).isoformat(),
     },
 }
 PATH_VALUES = {

@@ -8,6 +8,7 @@ CONTRACT fails ``test_every_write_operation_has_a_row``.
 """
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -53,12 +54,14 @@ def an_alert():
     Alert.objects.create(id=77, service=Service.objects.get(name="svc"), status=Status.UNHEALTHY)
 
 
-FUTURE = {"starts_at": "2099-01-01T00:00:00Z", "ends_at": "2099-01-01T02:00:00Z"}
+_TOMORROW = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+FUTURE = {
+    "starts_at": _TOMORROW.isoformat(),
+    "ends_at": (_TOMORROW + timedelta(hours=2)).isoformat(),
+}
 
 
 def a_window():
-    from datetime import datetime
-
     from services.models import MaintenanceWindow
 
     window = MaintenanceWindow.objects.create(
