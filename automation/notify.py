@@ -133,7 +133,9 @@ def _deliver_in_thread(delivery_id: int) -> None:
 def deliver(delivery_id: int) -> None:
     """One attempt at one claimed delivery, recorded whatever happens."""
     close_old_connections()
-    delivery = Delivery.objects.select_related("alert__service", "channel").get(id=delivery_id)
+    delivery = Delivery.objects.select_related(
+        "alert__service", "alert__root__service", "channel", "rule"
+    ).get(id=delivery_id)
     alert = delivery.alert
     if reason := _no_longer_wanted(delivery):
         _finish(delivery, DeliveryState.SKIPPED, reason)
@@ -141,8 +143,13 @@ def deliver(delivery_id: int) -> None:
     started = timezone.now()
     impacted = delivery.impacted if delivery.impacted is not None else impacted_names(alert)
     message = compose(alert, delivery.event, impacted, started)
+    action = delivery.action or {}
+    if action.get("type") != "lifecycle":
+        # The call may take its whole timeout: this thread's connection goes back to the
+        # pool meanwhile (more senders than a process's DB_POOL_SIZE must not starve it).
+        connection.close()
     try:
-        ok, http_status, error = _send(delivery, message)
+        ok, http_status, error = _send(delivery, message, impacted)
     except Exception as exc:  # a notifier's own bug, an undecryptable URL: an attempt too
         log.exception("delivery failed", delivery=delivery.id)
         ok, http_status, error = False, None, f"{type(exc).__name__}: {exc}"[:500]
@@ -188,11 +195,13 @@ def _no_longer_wanted(delivery: Delivery) -> str:
     return ""
 
 
-def _send(delivery: Delivery, message: Message) -> tuple[bool, int | None, str]:
+def _send(
+    delivery: Delivery, message: Message, impacted: list[str]
+) -> tuple[bool, int | None, str]:
     if delivery.action is not None and delivery.action["type"] == "lifecycle":
         return _move_lifecycle(delivery)
     if delivery.action is not None:
-        return _call_webhook(delivery)
+        return _call_webhook(delivery, impacted)
     plugin = channels.plugin_for(channels.url_of(delivery.channel))
     if plugin is None:
         return False, None, "apprise no longer understands the channel's URL"
@@ -208,16 +217,14 @@ def _send(delivery: Delivery, message: Message) -> tuple[bool, int | None, str]:
     return ok, *_outcome(ok, logs.getvalue())
 
 
-def _call_webhook(delivery: Delivery) -> tuple[bool, int | None, str]:
+def _call_webhook(delivery: Delivery, impacted: list[str]) -> tuple[bool, int | None, str]:
     """A rule's webhook action: the network policy first (resolved, every address judged),
     then one request with the action's timeout; success is the expected status (2xx)."""
     action = delivery.action
     url = action["url"]
     if reason := channels.host_refusal_of_url(url):
         return False, None, f"refused by the network policy: {reason}"
-    alert = delivery.alert
-    impacted = delivery.impacted if delivery.impacted is not None else impacted_names(alert)
-    body = rules.render_body(action.get("body", ""), alert, delivery.event, impacted)
+    body = rules.render_body(action.get("body", ""), delivery.alert, delivery.event, impacted)
     headers = {"Content-Type": "application/json", "User-Agent": "service-portal"}
     headers.update(rules.headers_of(delivery.rule, action["escalation"], action["index"]))
     # The URL was checked to be http(s) when the rule was saved (rules.validate).

@@ -153,3 +153,18 @@ def test_a_channel_whose_url_no_key_reads_is_a_failed_attempt_not_a_stuck_delive
     attempt = delivery.attempt_rows.get()
     assert not attempt.ok and attempt.error
     assert receiver.bodies == []
+
+
+@pytest.mark.postgresql  # the embedded mode sends one at a time
+def test_more_slow_receivers_than_database_connections_are_all_sent(db_estate, receiver, settings):
+    """Eight senders, a pool of DB_POOL_SIZE (4) connections, receivers slower than the
+    pool's wait: a sender must not hold its connection while it waits on a receiver."""
+    settings.AUTOMATION_SEND_TIMEOUT = 6.0
+    receiver.delay = settings.DB_POOL_TIMEOUT + 0.5
+    for n in range(6):
+        channel(f"ops-{n}", receiver.url)
+    db_estate.down("db")
+    process()
+    send_later()
+    assert sorted(Delivery.objects.values_list("state", flat=True)) == ["sent"] * 6
+    assert len(receiver.bodies) == 6
