@@ -1,14 +1,14 @@
 """Rules: what to do, beyond telling the channels, when a service's health changes.
 
 A rule has a trigger (a service goes down, degraded, or recovers), a scope (listed services,
-a team, a tag, critical services only; nothing: every service) and ordered actions: notify a
+a team, a tag, critical services only; nothing: every service) and actions: notify a
 channel; call a webhook (method, URL, headers kept as secrets, a body template, a timeout,
 the status that means success); move the service's lifecycle status. It fires once per
 service per cooldown; when the alert is neither acknowledged nor resolved
 ``escalate_after_minutes`` after it opened, its escalation actions run once. Actions are
-deliveries like any notification (recorded, retried, never blocking). Rules fire on health
-changes only, and no action changes health, so an action cannot set off its own rule again;
-the cooldown bounds a flapping service.
+deliveries like any notification (sent concurrently, recorded, retried, never blocking).
+Rules fire on health changes only, and no action changes health, so an action cannot set off
+its own rule again; the cooldown bounds a flapping service.
 """
 
 import string
