@@ -52,7 +52,7 @@ def process_status_changes(limit: int = 10_000, now=None) -> Processed:
     """Consume up to ``limit`` service status changes and bring the alerts up to date."""
     now = now or timezone.now()
     with transaction.atomic():
-        if not _outbox_lock():
+        if not outbox_lock():
             return Processed(busy=True)
         claimed = list(
             StatusChange.objects.select_for_update(skip_locked=True)
@@ -78,7 +78,7 @@ def _unannounced():
     )
 
 
-def _outbox_lock() -> bool:
+def outbox_lock() -> bool:
     if connection.vendor != "postgresql":
         return True  # SQLite: one writer at a time anyway (the embedded mode's one worker)
     with connection.cursor() as cursor:
@@ -258,6 +258,7 @@ def _queue(alert: Alert, event: str, now) -> int:
             alert=alert,
             channel=channel,
             channel_name=channel.name,
+            service_id=alert.service_id,
             event=event,
             created_at=now,
             not_before=now + timedelta(seconds=wait),

@@ -6,12 +6,13 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
 from automation import alerts, channels, rules
-from automation.models import Alert, DeliveryAttempt, NotificationChannel, Rule
+from automation.models import Alert, Delivery, DeliveryAttempt, NotificationChannel, Rule
 from automation.schemas import (
     AlertDetailOut,
     AlertOut,
     ChannelIn,
     ChannelOut,
+    DeliveryOut,
     RuleIn,
     RuleOut,
     WindowIn,
@@ -98,17 +99,17 @@ def _get(request: HttpRequest, alert_id: int) -> Alert:
     return alert
 
 
-def _detail(alert: Alert) -> dict:
-    deliveries = alert.deliveries.prefetch_related(
-        Prefetch(
-            "attempt_rows",
-            queryset=DeliveryAttempt.objects.order_by("number"),
-        )
+def _deliveries_out(rows) -> list[dict]:
+    rows = rows.select_related("alert", "service", "rule").prefetch_related(
+        Prefetch("attempt_rows", queryset=DeliveryAttempt.objects.order_by("number"))
     )
-    body = _alert_out(alert, _impacted([alert.id]).get(alert.id, []))
-    body["deliveries"] = [
+    return [
         {
             "id": d.id,
+            "alert": d.alert_id,
+            "service": d.service.name if d.service_id else None,
+            "subject": d.subject,
+            "rule": d.rule.name if d.rule_id else None,
             "channel": d.channel_name,
             "event": d.event,
             "state": d.state,
@@ -128,8 +129,13 @@ def _detail(alert: Alert) -> dict:
                 for a in d.attempt_rows.all()
             ],
         }
-        for d in deliveries
+        for d in rows
     ]
+
+
+def _detail(alert: Alert) -> dict:
+    body = _alert_out(alert, _impacted([alert.id]).get(alert.id, []))
+    body["deliveries"] = _deliveries_out(alert.deliveries.all())
     return body
 
 
@@ -297,6 +303,7 @@ def _rule_out(rule: Rule) -> dict:
     return {
         "name": rule.name,
         "trigger": rule.trigger,
+        "condition": rule.condition,
         "scope": rule.scope,
         "actions": rule.actions,
         "escalation": rule.escalation,
@@ -334,6 +341,7 @@ def put_rule(request: HttpRequest, name: PathName, payload: RuleIn):
     actor = _everywhere(request, Scope.AUTOMATION_WRITE)
     data = rules.RuleIn(
         trigger=str(payload.trigger),
+        condition=payload.condition.model_dump(exclude_none=True),
         scope=payload.scope.model_dump(exclude_defaults=True),
         actions=[a.model_dump(mode="json", exclude_none=True) for a in payload.actions],
         escalation=[a.model_dump(mode="json", exclude_none=True) for a in payload.escalation],
@@ -343,6 +351,33 @@ def put_rule(request: HttpRequest, name: PathName, payload: RuleIn):
     )
     rule, created = rules.put_rule(name, data, actor)
     return Status(201 if created else 200, _rule_out(rule))
+
+
+class DeliveryFilters(Schema):
+    rule: str | None = None
+    service: str | None = None
+    limit: int = Field(100, ge=1, le=500)
+    offset: int = Field(0, ge=0, le=MAX_INT32)
+
+
+@router.get(
+    "/automation/deliveries",
+    response=list[DeliveryOut],
+    summary="Deliveries, newest first: notifications and rule actions, with their attempts",
+    description="Alert deliveries are also on their alert; a check trigger's actions (no "
+    "alert) are read here.",
+)
+def list_deliveries(request: HttpRequest, filters: Query[DeliveryFilters]):
+    authorize(request, Scope.AUTOMATION_READ)
+    rows = Delivery.objects.all()
+    if request.auth.services is not None:
+        rows = rows.filter(service__name__in=request.auth.services)
+    if filters.rule:
+        rows = rows.filter(rule__name=filters.rule)
+    if filters.service:
+        rows = rows.filter(service__name=filters.service)
+    start, end = filters.offset, filters.offset + filters.limit
+    return _deliveries_out(rows.order_by("-created_at", "-id")[start:end])
 
 
 @router.delete("/automation/rules/{name}", response={204: None})

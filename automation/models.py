@@ -16,6 +16,21 @@ class Event(models.TextChoices):
     RECOVERED = "recovered", "recovered"
 
 
+class Trigger(models.TextChoices):
+    """What sets a rule off: an alert event of a service, or a condition of one of its checks
+    (automation.triggers), which holds from when it is first seen until it clears."""
+
+    DOWN = "down", "service down"
+    DEGRADED = "degraded", "service degraded"
+    RECOVERED = "recovered", "service recovered"
+    CHECK_FAILING = "check_failing", "a check failed N times in a row"
+    HEARTBEAT_MISSED = "heartbeat_missed", "a heartbeat did not come"
+    PREDICTION = "prediction", "a prediction was raised"
+
+
+CHECK_TRIGGERS = (Trigger.CHECK_FAILING, Trigger.HEARTBEAT_MISSED, Trigger.PREDICTION)
+
+
 class Alert(models.Model):
     """A service is not healthy. One open alert per service. An alert whose service is down
     because a hard dependency is has ``root`` set: it is folded into the root cause's alert,
@@ -85,15 +100,24 @@ class DeliveryState(models.TextChoices):
 
 
 class Delivery(models.Model):
-    """One notification of one alert event to one channel, sent by the automation queue:
-    retried with backoff, never lost (a row until it is sent, given up or skipped)."""
+    """One notification of one alert event to one channel (or one rule action), sent by the
+    automation queue: retried with backoff, never lost (a row until it is sent, given up or
+    skipped). A check trigger's actions have no alert: ``subject`` says what set them off."""
 
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    alert = models.ForeignKey(
+        Alert, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    service = models.ForeignKey(
+        Service, null=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    subject = models.JSONField(
+        null=True, blank=True, help_text="A check trigger's check, message and since."
+    )
     channel = models.ForeignKey(
         NotificationChannel, null=True, on_delete=models.SET_NULL, related_name="deliveries"
     )
     channel_name = models.CharField(max_length=63, help_text="The channel, or rule:action.")
-    event = models.CharField(max_length=20, choices=Event.choices)
+    event = models.CharField(max_length=20, choices=Trigger.choices)
     # A rule's webhook call (channel null): the action as it was when queued, secrets apart.
     rule = models.ForeignKey(
         "Rule", null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
@@ -125,7 +149,7 @@ class Delivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event} of alert {self.alert_id} to {self.channel_name}: {self.state}"
+        return f"{self.event} of {self.service_id} to {self.channel_name}: {self.state}"
 
 
 class DeliveryAttempt(models.Model):
@@ -152,13 +176,16 @@ class DeliveryAttempt(models.Model):
 
 
 class Rule(models.Model):
-    """When a service in scope turns down / degraded / recovers, run these actions in order
-    (notify a channel, call a webhook); at most once per service per cooldown; if the alert
-    is neither acknowledged nor resolved after ``escalate_after_minutes``, run the
-    escalation actions too. Actions' webhook headers are secrets: kept encrypted apart."""
+    """When a service in scope turns down / degraded / recovers, or one of its checks meets
+    a condition (``condition``: {"failures": N} or {"kinds": [...]}), run these actions
+    (notify a channel, call a webhook, move the lifecycle); at most once per service per
+    cooldown; if the alert (or the check's condition) is still there, unacknowledged,
+    ``escalate_after_minutes`` later, run the escalation actions too. Actions' webhook
+    headers are secrets: kept encrypted apart."""
 
     name = models.CharField(max_length=63, unique=True, validators=[name_validator])
-    trigger = models.CharField(max_length=20, choices=Event.choices)
+    trigger = models.CharField(max_length=20, choices=Trigger.choices)
+    condition = models.JSONField(default=dict, blank=True)
     scope = models.JSONField(default=dict, blank=True)
     actions = models.JSONField(default=list)
     escalation = models.JSONField(default=list, blank=True)
@@ -176,16 +203,36 @@ class Rule(models.Model):
 
 
 class RuleFiring(models.Model):
-    """A rule ran for an alert (or escalated it): the cooldown and escalation read these."""
+    """A rule ran for an alert or a check's condition (or escalated it): the cooldown and
+    escalation read these. A check condition's firing stays open (``cleared_at`` null) while
+    the condition holds, so it fires once per episode, not once per evaluation."""
 
     rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="firings")
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="firings")
+    alert = models.ForeignKey(
+        Alert, null=True, blank=True, on_delete=models.CASCADE, related_name="firings"
+    )
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="+")
+    health_check = models.ForeignKey(
+        "healthchecks.HealthCheck",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    subject = models.CharField(max_length=30, blank=True, help_text="A prediction's kind.")
     escalation = models.BooleanField(default=False)
     at = models.DateTimeField(default=timezone.now)
+    cleared_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["rule", "service", "-at"], name="firing_by_rule")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "health_check", "subject"],
+                condition=models.Q(cleared_at=None, escalation=False, health_check__isnull=False),
+                name="one_open_firing_per_condition",
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"{self.rule} for alert {self.alert_id} at {self.at:%H:%M:%S}"
+        return f"{self.rule} for {self.service_id} at {self.at:%H:%M:%S}"

@@ -24,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from automation import channels, rules
-from automation.models import Alert, Delivery, DeliveryAttempt, DeliveryState, Event
+from automation.models import Alert, Delivery, DeliveryAttempt, DeliveryState, Event, Trigger
 from portal.auth import system_actor
 from portal.errors import PortalError
 from services import lifecycle
@@ -35,6 +35,14 @@ _NOTIFY_TYPE = {
     Event.DOWN: apprise.NotifyType.FAILURE,
     Event.DEGRADED: apprise.NotifyType.WARNING,
     Event.RECOVERED: apprise.NotifyType.SUCCESS,
+    Trigger.CHECK_FAILING: apprise.NotifyType.FAILURE,
+    Trigger.HEARTBEAT_MISSED: apprise.NotifyType.FAILURE,
+    Trigger.PREDICTION: apprise.NotifyType.WARNING,
+}
+_CONDITION_TITLE = {
+    Trigger.CHECK_FAILING: "FAILING",
+    Trigger.HEARTBEAT_MISSED: "NO HEARTBEAT",
+    Trigger.PREDICTION: "PREDICTED",
 }
 
 
@@ -88,6 +96,18 @@ def compose(alert: Alert, event: str, impacted: list[str], now) -> Message:
     return Message(title=f"[{event.upper()}] {name}", body="\n".join(lines))
 
 
+def compose_condition(service: str, event: str, subject: dict) -> Message:
+    """A check trigger's message: which check, what holds, since when, where to look (pure)."""
+    lines = [f"{service}: {subject['message']}."]
+    if subject.get("since"):
+        label = "Expected at" if event == Trigger.PREDICTION else "Last seen"
+        lines.append(f"{label}: {subject['since']}")
+    lines.append(f"Status and why: {service_url(service)}")
+    return Message(
+        title=f"[{_CONDITION_TITLE[event]}] {service} / {subject['check']}", body="\n".join(lines)
+    )
+
+
 def impacted_names(alert: Alert) -> list[str]:
     """The services folded into this alert now (open alerts pointing at it)."""
     return sorted(alert.impacted.filter(resolved_at=None).values_list("service__name", flat=True))
@@ -134,15 +154,19 @@ def deliver(delivery_id: int) -> None:
     """One attempt at one claimed delivery, recorded whatever happens."""
     close_old_connections()
     delivery = Delivery.objects.select_related(
-        "alert__service", "alert__root__service", "channel", "rule"
+        "alert__service", "alert__root__service", "service", "channel", "rule"
     ).get(id=delivery_id)
     alert = delivery.alert
     if reason := _no_longer_wanted(delivery):
         _finish(delivery, DeliveryState.SKIPPED, reason)
         return
     started = timezone.now()
-    impacted = delivery.impacted if delivery.impacted is not None else impacted_names(alert)
-    message = compose(alert, delivery.event, impacted, started)
+    if alert is None:  # a check trigger's action
+        impacted = []
+        message = compose_condition(delivery.service.name, delivery.event, delivery.subject)
+    else:
+        impacted = delivery.impacted if delivery.impacted is not None else impacted_names(alert)
+        message = compose(alert, delivery.event, impacted, started)
     action = delivery.action or {}
     if action.get("type") != "lifecycle":
         # The call may take its whole timeout: this thread's connection goes back to the
@@ -185,7 +209,7 @@ def _no_longer_wanted(delivery: Delivery) -> str:
         return "automation is disabled (ENABLE_HEALTH_AUTOMATION=false)"
     if delivery.channel is None and delivery.action is None:
         return "the channel was deleted"
-    if delivery.event != Event.RECOVERED:
+    if alert is not None and delivery.event != Event.RECOVERED:
         if alert.resolved_at is not None:
             return "recovered before it was announced"
         if alert.root_id is not None:
@@ -224,7 +248,7 @@ def _call_webhook(delivery: Delivery, impacted: list[str]) -> tuple[bool, int | 
     url = action["url"]
     if reason := channels.host_refusal_of_url(url):
         return False, None, f"refused by the network policy: {reason}"
-    body = rules.render_body(action.get("body", ""), delivery.alert, delivery.event, impacted)
+    body = rules.render_body(action.get("body", ""), delivery, impacted)
     headers = {"Content-Type": "application/json", "User-Agent": "service-portal"}
     headers.update(rules.headers_of(delivery.rule, action["escalation"], action["index"]))
     # The URL was checked to be http(s) when the rule was saved (rules.validate).
@@ -247,9 +271,11 @@ def _call_webhook(delivery: Delivery, impacted: list[str]) -> tuple[bool, int | 
 def _move_lifecycle(delivery: Delivery) -> tuple[bool, int | None, str]:
     """A rule's lifecycle action, through the registry's one write path (audited as the
     rule). Lifecycle does not feed health, so it cannot set the rule off again."""
-    name = delivery.alert.service.name
+    alert = delivery.alert
+    name = (delivery.service or alert.service).name
     actor = system_actor(f"rule:{delivery.rule.name if delivery.rule else '?'}")
-    reason = f"automation: {delivery.event} ({delivery.alert.cause or 'no cause given'})"
+    cause = alert.cause if alert else (delivery.subject or {}).get("message", "")
+    reason = f"automation: {delivery.event} ({cause or 'no cause given'})"
     try:
         lifecycle.transition(name, delivery.action["to"], reason[:500], actor)
     except PortalError as exc:

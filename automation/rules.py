@@ -1,14 +1,16 @@
 """Rules: what to do, beyond telling the channels, when a service's health changes.
 
-A rule has a trigger (a service goes down, degraded, or recovers), a scope (listed services,
-a team, a tag, critical services only; nothing: every service) and actions: notify a
-channel; call a webhook (method, URL, headers kept as secrets, a body template, a timeout,
-the status that means success); move the service's lifecycle status. It fires once per
-service per cooldown; when the alert is neither acknowledged nor resolved
-``escalate_after_minutes`` after it opened, its escalation actions run once. Actions are
-deliveries like any notification (sent concurrently, recorded, retried, never blocking).
-Rules fire on health changes only, and no action changes health, so an action cannot set off
-its own rule again; the cooldown bounds a flapping service.
+A rule has a trigger (a service goes down, degraded, or recovers; or one of its checks fails
+N times in a row, misses its heartbeat, or has a prediction: automation.triggers), a scope
+(listed services, a team, a tag, critical services only; nothing: every service) and
+actions: notify a channel; call a webhook (method, URL, headers kept as secrets, a body
+template, a timeout, the status that means success); move the service's lifecycle status.
+It fires once per service per cooldown; when the alert is neither acknowledged nor resolved
+(or the check's condition still holds) ``escalate_after_minutes`` later, its escalation
+actions run once. Actions are deliveries like any notification (sent concurrently, recorded,
+retried, never blocking). Rules fire on health changes and check conditions only, and no
+action changes health, so an action cannot set off its own rule again; the cooldown bounds a
+flapping service.
 """
 
 import string
@@ -17,15 +19,23 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from automation.models import Alert, Delivery, NotificationChannel, Rule, RuleFiring
+from automation.models import (
+    Alert,
+    Delivery,
+    NotificationChannel,
+    Rule,
+    RuleFiring,
+    Trigger,
+)
 from healthchecks.netpolicy import NetworkPolicy, parse_http_url
 from portal import audit, encryption
 from portal.errors import InvalidInput, NotFound
 from services.models import Service, Tag, Team
 
-TEMPLATE_FIELDS = ("service", "event", "status", "cause", "since", "impacted", "url")
+TEMPLATE_FIELDS = ("service", "event", "status", "cause", "since", "impacted", "url", "check")
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,7 @@ class RuleIn:
     trigger: str
     scope: dict
     actions: list[dict]
+    condition: dict = field(default_factory=dict)
     escalation: list[dict] = field(default_factory=list)
     escalate_after_minutes: int | None = None
     cooldown_seconds: int = 300
@@ -78,10 +89,22 @@ def validate(data: RuleIn) -> None:
         fields["scope.tag"] = f"no tag named {scope['tag']}"
     _check_actions(data.actions, "actions", fields)
     _check_actions(data.escalation, "escalation", fields)
+    _check_condition(data.trigger, data.condition, fields)
     if data.escalation and not data.escalate_after_minutes:
         fields["escalate_after_minutes"] = "escalation actions need escalate_after_minutes"
     if fields:
         raise InvalidInput("the rule was not saved", fields=fields)
+
+
+def _check_condition(trigger: str, condition: dict, fields: dict) -> None:
+    """``failures`` belongs to check_failing, ``kinds`` to prediction; nothing else has one."""
+    allowed = {Trigger.CHECK_FAILING: {"failures"}, Trigger.PREDICTION: {"kinds"}}.get(
+        trigger, set()
+    )
+    for key in sorted(set(condition) - allowed):
+        fields[f"condition.{key}"] = f"not a condition of the {trigger} trigger" + (
+            f" (it takes {', '.join(sorted(allowed))})" if allowed else " (it takes none)"
+        )
 
 
 def rotate_secrets() -> int:
@@ -113,6 +136,7 @@ def put_rule(name: str, data: RuleIn, actor) -> tuple[Rule, bool]:
         created = rule is None
         rule = rule or Rule(name=name)
         rule.trigger, rule.scope = data.trigger, data.scope
+        rule.condition = data.condition
         rule.actions, rule.escalation = actions, escalation
         rule.escalate_after_minutes = data.escalate_after_minutes
         rule.cooldown_seconds, rule.enabled = data.cooldown_seconds, data.enabled
@@ -127,7 +151,12 @@ def put_rule(name: str, data: RuleIn, actor) -> tuple[Rule, bool]:
             "rule.create" if created else "rule.update",
             "rule",
             name,
-            {"trigger": data.trigger, "scope": data.scope, "actions": actions},
+            {
+                "trigger": data.trigger,
+                "condition": data.condition,
+                "scope": data.scope,
+                "actions": actions,
+            },
         )
     return rule, created
 
@@ -179,79 +208,123 @@ def fire(alert: Alert, event: str, now, not_before) -> int:
         if recent.exists():
             continue
         RuleFiring.objects.create(rule=rule, alert=alert, service=service, at=now)
-        queued += _queue_actions(rule, alert, event, rule.actions, False, not_before)
+        queued += queue_actions(rule, rule.actions, False, not_before, alert=alert, event=event)
     return queued
 
 
 def escalate_due(now=None) -> int:
-    """Escalate the open alerts a rule fired for that nobody acknowledged in time."""
+    """Escalate what a rule fired for and nobody took up in time: an open alert not
+    acknowledged, or a check condition that still holds while its service has no
+    acknowledged alert."""
     now = now or timezone.now()
     queued = 0
     with transaction.atomic():
         for firing in (
-            RuleFiring.objects.select_for_update(skip_locked=True)
+            RuleFiring.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(
-                escalation=False,
-                rule__enabled=True,
-                rule__escalate_after_minutes__isnull=False,
-                alert__resolved_at=None,
-                alert__acknowledged_at=None,
+                escalation=False, rule__enabled=True, rule__escalate_after_minutes__isnull=False
             )
-            .select_related("rule", "alert")
+            .filter(
+                Q(alert__isnull=False, alert__resolved_at=None, alert__acknowledged_at=None)
+                | Q(health_check__isnull=False, cleared_at=None)
+            )
+            .select_related("rule", "alert", "service", "health_check")
         ):
-            rule, alert = firing.rule, firing.alert
-            if alert.opened_at + timedelta(minutes=rule.escalate_after_minutes) > now:
+            rule = firing.rule
+            if firing.at + timedelta(minutes=rule.escalate_after_minutes) > now:
                 continue
-            if RuleFiring.objects.filter(rule=rule, alert=alert, escalation=True).exists():
+            if (
+                firing.alert_id is None
+                and Alert.objects.filter(
+                    service_id=firing.service_id, resolved_at=None, acknowledged_at__isnull=False
+                ).exists()
+            ):
+                continue  # someone is on the service
+            done = RuleFiring.objects.filter(rule=rule, escalation=True)
+            if firing.alert_id is not None:
+                done = done.filter(alert_id=firing.alert_id)
+            else:  # this episode of the condition
+                done = done.filter(
+                    health_check_id=firing.health_check_id,
+                    subject=firing.subject,
+                    at__gte=firing.at,
+                )
+            if done.exists():
                 continue
             RuleFiring.objects.create(
-                rule=rule, alert=alert, service_id=alert.service_id, escalation=True, at=now
+                rule=rule,
+                alert=firing.alert,
+                service_id=firing.service_id,
+                health_check_id=firing.health_check_id,
+                subject=firing.subject,
+                escalation=True,
+                at=now,
             )
-            queued += _queue_actions(rule, alert, rule.trigger, rule.escalation, True, now)
+            subject = None
+            if firing.alert_id is None:
+                subject = {
+                    "check": firing.health_check.name,
+                    "message": (
+                        f"{firing.health_check.name} still meets the {rule.trigger} condition "
+                        f"{rule.escalate_after_minutes} min after it began"
+                    ),
+                    "since": firing.at.isoformat(),
+                    "kind": firing.subject,
+                }
+            queued += queue_actions(
+                rule,
+                rule.escalation,
+                True,
+                now,
+                alert=firing.alert,
+                event=rule.trigger,
+                service=firing.service,
+                subject=subject,
+            )
     return queued
 
 
-def _queue_actions(rule, alert, event, actions, escalation: bool, not_before) -> int:
+def queue_actions(
+    rule, actions, escalation: bool, not_before, alert=None, event=None, service=None, subject=None
+) -> int:
+    """One delivery per action, for an alert's event or (``service`` and ``subject``) a
+    check condition's."""
     channels = {c.name: c for c in NotificationChannel.objects.all()}
+    service_id = alert.service_id if alert is not None else service.id
+    common = {
+        "alert": alert,
+        "service_id": service_id,
+        "subject": subject,
+        "event": event or rule.trigger,
+        "rule": rule,
+        "not_before": not_before,
+    }
     rows = []
     for i, action in enumerate(actions):
         label = f"rule:{rule.name}{'/escalation' if escalation else ''}#{i}"
         if action["type"] == "notify":
             channel = channels.get(action["channel"])
-            rows.append(
-                Delivery(
-                    alert=alert,
-                    channel=channel,
-                    channel_name=channel.name if channel else action["channel"],
-                    event=event,
-                    rule=rule,
-                    not_before=not_before,
-                )
-            )
+            name = channel.name if channel else action["channel"]
+            rows.append(Delivery(channel=channel, channel_name=name, **common))
         else:
-            rows.append(
-                Delivery(
-                    alert=alert,
-                    channel=None,
-                    channel_name=label[:63],
-                    event=event,
-                    rule=rule,
-                    action={**action, "index": i, "escalation": escalation},
-                    not_before=not_before,
-                )
-            )
+            action = {**action, "index": i, "escalation": escalation}
+            rows.append(Delivery(channel=None, channel_name=label[:63], action=action, **common))
     Delivery.objects.bulk_create(rows)
     return len(rows)
 
 
-def render_body(template: str, alert: Alert, event: str, impacted: list[str]) -> str:
+def render_body(template: str, delivery: Delivery, impacted: list[str]) -> str:
+    """A webhook action's body: the template with this delivery's facts put in."""
+    alert, subject = delivery.alert, delivery.subject or {}
+    service = delivery.service or alert.service
     values = {
-        "service": alert.service.name,
-        "event": event,
-        "status": event,
-        "cause": alert.cause,
-        "since": alert.opened_at.isoformat(),
+        "service": service.name,
+        "event": delivery.event,
+        "status": delivery.event,
+        "cause": alert.cause if alert else subject.get("message", ""),
+        "since": alert.opened_at.isoformat() if alert else subject.get("since") or "",
         "impacted": ", ".join(impacted),
-        "url": f"{settings.PORTAL_BASE_URL.rstrip('/')}/health/service/{alert.service.name}",
+        "url": f"{settings.PORTAL_BASE_URL.rstrip('/')}/health/service/{service.name}",
+        "check": subject.get("check", ""),
     }
     return string.Template(template).safe_substitute(values)

@@ -7,11 +7,13 @@ from typing import Annotated, Literal
 from ninja import Field, Schema
 from pydantic import AwareDatetime, ConfigDict, StrictStr
 
-from automation.models import Event
+from automation.models import Event, Trigger
 from portal.fields import Name, Url
 from services.models import LifecycleStatus
 
 EventName = StrEnum("EventName", {e.name: e.value for e in Event})
+TriggerName = StrEnum("TriggerName", {t.name: t.value for t in Trigger})
+PredictionKind = Literal["latency_trend", "error_budget_burn", "tls_expiry", "flapping"]
 
 
 class AttemptOut(Schema):
@@ -25,6 +27,12 @@ class AttemptOut(Schema):
 
 class DeliveryOut(Schema):
     id: int
+    alert: int | None = Field(description="Null for a check trigger's action.")
+    service: str | None
+    subject: dict | None = Field(
+        description="A check trigger's check, message, since and (predictions) kind."
+    )
+    rule: str | None
     channel: str
     event: str
     state: str
@@ -150,10 +158,25 @@ class RuleScope(Schema):
     critical_only: bool = False
 
 
+class RuleCondition(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    failures: int | None = Field(
+        None, ge=1, le=1000, description="check_failing: this many failures in a row (default 3)."
+    )
+    kinds: list[PredictionKind] | None = Field(
+        None, max_length=4, description="prediction: only these kinds (default: any)."
+    )
+
+
 class RuleIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    trigger: EventName = Field(description="down, degraded or recovered")
+    trigger: TriggerName = Field(
+        description="A service's alert event (down, degraded, recovered) or a condition of one "
+        "of its checks (check_failing, heartbeat_missed, prediction), fired once per episode."
+    )
+    condition: RuleCondition = Field(default_factory=RuleCondition)
     scope: RuleScope = Field(default_factory=RuleScope, description="Empty: every service.")
     actions: list[Action] = Field(min_length=1, max_length=10)
     escalation: list[Action] = Field(default_factory=list, max_length=10)
@@ -165,6 +188,7 @@ class RuleIn(Schema):
 class RuleOut(Schema):
     name: str
     trigger: str
+    condition: dict
     scope: dict
     actions: list[dict]
     escalation: list[dict]

@@ -3,7 +3,7 @@
 import structlog
 from celery import shared_task
 
-from automation import alerts, notify, rules
+from automation import alerts, notify, rules, triggers
 
 log = structlog.get_logger(__name__)
 
@@ -11,8 +11,9 @@ log = structlog.get_logger(__name__)
 @shared_task(ignore_result=True)
 def process_status_changes() -> None:
     """Beat, every AUTOMATION_SECONDS: the health engine's new status changes into alerts,
-    alerts nobody acknowledged in time escalated, then whatever became due is sent (a
-    delivery that waits for its group is sent by a later run)."""
+    check conditions into the rules they set off, alerts nobody acknowledged in time
+    escalated, then whatever became due is sent (a delivery that waits for its group is sent
+    by a later run)."""
     outcome = alerts.process_status_changes()
     if outcome.changes:
         log.info(
@@ -22,6 +23,8 @@ def process_status_changes() -> None:
             resolved=outcome.resolved,
             notifications=outcome.notifications,
         )
+    if fired := triggers.evaluate():
+        log.info("check triggers fired", deliveries=fired)
     if escalated := rules.escalate_due():
         log.info("alerts escalated", deliveries=escalated)
     send_due_deliveries.delay()

@@ -230,7 +230,9 @@ def save(service_id: int, name: str, state: dict, existing: HealthCheck | None, 
 def run_now(check: HealthCheck, actor) -> ProbeOutcome:
     """Probe a check now (not on its schedule), record the result like any other, and audit
     who asked: it is a person's act, and it writes history."""
-    spec = probe_spec(check, getattr(check, "state", None))
+    # The state as stored now, not as cached on ``check``: a heartbeat's last ping may have
+    # come since the instance was loaded.
+    spec = probe_spec(check, CheckState.objects.filter(health_check=check).first())
     started = timezone.now()
     outcome = asyncio.run(probe(spec, NetworkPolicy.from_settings()))
     CheckState.objects.get_or_create(health_check=check)

@@ -18,6 +18,7 @@ from automation.channels import ChannelIn, put_channel
 from healthchecks import checks
 from portal.auth import system_actor
 from services.models import Dependency, DependencyKind, Team
+from tests.conftest import ApiClient
 from tests.factories import ServiceFactory, make_check
 
 ACTOR = system_actor("tests")
@@ -81,6 +82,37 @@ def receiver():
     yield r
     r.server.clear()
     r.server.stop()
+
+
+class Webhook:
+    def __init__(self, status=200):
+        self.calls: list[dict] = []
+        self.status = status
+        self.server = HTTPServer(host="127.0.0.1", threaded=True)
+        self.server.expect_request("/restart").respond_with_handler(self._answer)
+
+    def _answer(self, request):
+        self.calls.append(
+            {"method": request.method, "headers": dict(request.headers), "body": request.get_data()}
+        )
+        return Response("", self.status)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server.port}/restart"
+
+
+@pytest.fixture
+def webhook():
+    hook = Webhook()
+    hook.server.start()
+    yield hook
+    hook.server.stop()
+
+
+@pytest.fixture
+def automation(make_token):
+    return ApiClient(make_token(["automation:read", "automation:write"]).secret)
 
 
 @pytest.fixture(autouse=True)

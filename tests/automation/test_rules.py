@@ -6,46 +6,12 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from pytest_httpserver import HTTPServer
-from werkzeug import Response
 
 from automation import rules
 from automation.models import Alert, Delivery, Rule
-from tests.automation.conftest import Receiver, channel, process, send_later
-from tests.conftest import ApiClient
+from tests.automation.conftest import Receiver, Webhook, channel, process, send_later
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sqlite]
-
-
-class Webhook:
-    def __init__(self, status=200):
-        self.calls: list[dict] = []
-        self.status = status
-        self.server = HTTPServer(host="127.0.0.1", threaded=True)
-        self.server.expect_request("/restart").respond_with_handler(self._answer)
-
-    def _answer(self, request):
-        self.calls.append(
-            {"method": request.method, "headers": dict(request.headers), "body": request.get_data()}
-        )
-        return Response("", self.status)
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server.port}/restart"
-
-
-@pytest.fixture
-def webhook():
-    hook = Webhook()
-    hook.server.start()
-    yield hook
-    hook.server.stop()
-
-
-@pytest.fixture
-def automation(make_token):
-    return ApiClient(make_token(["automation:read", "automation:write"]).secret)
 
 
 @pytest.fixture
