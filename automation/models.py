@@ -219,7 +219,9 @@ class RuleFiring(models.Model):
         on_delete=models.CASCADE,
         related_name="+",
     )
-    subject = models.CharField(max_length=30, blank=True, help_text="A prediction's kind.")
+    # A check condition's episode: "check:<id>/<prediction kind or nothing>", or
+    # "service/<kind>" for a prediction of the whole service.
+    subject = models.CharField(max_length=80, blank=True)
     escalation = models.BooleanField(default=False)
     at = models.DateTimeField(default=timezone.now)
     cleared_at = models.DateTimeField(null=True, blank=True)
@@ -228,8 +230,8 @@ class RuleFiring(models.Model):
         indexes = [models.Index(fields=["rule", "service", "-at"], name="firing_by_rule")]
         constraints = [
             models.UniqueConstraint(
-                fields=["rule", "health_check", "subject"],
-                condition=models.Q(cleared_at=None, escalation=False, health_check__isnull=False),
+                fields=["rule", "service", "subject"],
+                condition=models.Q(cleared_at=None, escalation=False, alert=None),
                 name="one_open_firing_per_condition",
             )
         ]

@@ -103,9 +103,8 @@ def compose_condition(service: str, event: str, subject: dict) -> Message:
         label = "Expected at" if event == Trigger.PREDICTION else "Last seen"
         lines.append(f"{label}: {subject['since']}")
     lines.append(f"Status and why: {service_url(service)}")
-    return Message(
-        title=f"[{_CONDITION_TITLE[event]}] {service} / {subject['check']}", body="\n".join(lines)
-    )
+    about = f"{service} / {subject['check']}" if subject.get("check") else service
+    return Message(title=f"[{_CONDITION_TITLE[event]}] {about}", body="\n".join(lines))
 
 
 def impacted_names(alert: Alert) -> list[str]:

@@ -245,7 +245,7 @@ def escalate_due(now=None) -> int:
                 done = done.filter(alert_id=firing.alert_id)
             else:  # this episode of the condition
                 done = done.filter(
-                    health_check_id=firing.health_check_id,
+                    service_id=firing.service_id,
                     subject=firing.subject,
                     at__gte=firing.at,
                 )
@@ -262,14 +262,15 @@ def escalate_due(now=None) -> int:
             )
             subject = None
             if firing.alert_id is None:
+                check = firing.health_check.name if firing.health_check_id else ""
                 subject = {
-                    "check": firing.health_check.name,
+                    "check": check,
                     "message": (
-                        f"{firing.health_check.name} still meets the {rule.trigger} condition "
+                        f"{check or 'the service'} still meets the {rule.trigger} condition "
                         f"{rule.escalate_after_minutes} min after it began"
                     ),
                     "since": firing.at.isoformat(),
-                    "kind": firing.subject,
+                    "kind": firing.subject.rpartition("/")[2],
                 }
             queued += queue_actions(
                 rule,

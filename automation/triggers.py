@@ -33,15 +33,18 @@ class Condition:
     """One check meeting a rule's condition now."""
 
     service_id: int
-    check_id: int
+    check_id: int | None  # None: the whole service (its error budget)
     check: str
     message: str
     since: datetime | None
-    subject: str = ""  # a prediction's kind (one check may have several)
+    kind: str = ""  # a prediction's kind (one check may have several)
 
     @property
-    def key(self) -> tuple[int, str]:
-        return self.check_id, self.subject
+    def key(self) -> str:
+        """The episode's name on its firing."""
+        if self.check_id is None:
+            return f"service/{self.kind}"
+        return f"check:{self.check_id}/{self.kind}"
 
 
 def failing(min_failures: int) -> list[Condition]:
@@ -93,7 +96,7 @@ def predicted(kinds: list[str]) -> list[Condition]:
     if kinds:
         rows = rows.filter(kind__in=kinds)
     return [
-        Condition(service_id, check_id, name, message, expected, kind)
+        Condition(service_id, check_id, name or "", message, expected, kind)
         for service_id, check_id, name, message, expected, kind in rows.values_list(
             "service_id", "health_check_id", "health_check__name", "message", "expected_at", "kind"
         )
@@ -132,9 +135,9 @@ def evaluate(now=None) -> int:
 
 def _evaluate_rule(rule: Rule, found: list[Condition], resting: set[int], now) -> int:
     open_firings = {
-        (f.health_check_id, f.subject): f
+        f.subject: f
         for f in RuleFiring.objects.select_for_update().filter(
-            rule=rule, escalation=False, cleared_at=None, health_check__isnull=False
+            rule=rule, escalation=False, cleared_at=None, alert=None
         )
     }
     current = {c.key: c for c in found}
@@ -154,7 +157,7 @@ def _evaluate_rule(rule: Rule, found: list[Condition], resting: set[int], now) -
         ).values_list("service_id", flat=True)
     )
     queued = 0
-    for condition in sorted(new, key=lambda c: (c.service_id, c.check, c.subject)):
+    for condition in sorted(new, key=lambda c: (c.service_id, c.key)):
         service = services[condition.service_id]
         tags = {t.name for t in service.tags.all()}
         if condition.service_id in resting or not rules.in_scope(rule, service, tags):
@@ -166,7 +169,7 @@ def _evaluate_rule(rule: Rule, found: list[Condition], resting: set[int], now) -
             rule=rule,
             service=service,
             health_check_id=condition.check_id,
-            subject=condition.subject,
+            subject=condition.key,
             at=now,
         )
         queued += rules.queue_actions(
@@ -182,5 +185,5 @@ def subject_of(condition: Condition) -> dict:
         "check": condition.check,
         "message": condition.message,
         "since": condition.since.isoformat() if condition.since else None,
-        "kind": condition.subject,
+        "kind": condition.kind,
     }

@@ -247,7 +247,10 @@ class Prediction(models.Model):
     """Trouble that is coming (healthchecks.predict): the whole set is replaced every
     minute, so a prediction lasts as long as its trend."""
 
-    health_check = models.ForeignKey(HealthCheck, on_delete=models.CASCADE, related_name="+")
+    # Null: a prediction of the whole service (its error budget).
+    health_check = models.ForeignKey(
+        HealthCheck, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="predictions")
     kind = models.CharField(max_length=30)
     message = models.CharField(max_length=300)

@@ -9,6 +9,12 @@ Simple, honest maths, each a pure function tested on series with known answers:
   confidence is the share of point pairs whose slope agrees that latency rises.
 - **TLS expiry**: a certificate the last probe saw expiring within 21 days.
 - **flapping**: a check that changed status at least FLAP_CHANGES times in the last hour.
+- **error budget burn**: a service with an SLO target (``Service.slo_target``, percent over
+  30 days) whose failures eat its error budget fast, by the multi-window, multi-burn-rate
+  alerts of the SRE workbook: the burn rate (error ratio over budget) over a long and a short
+  window both above 14.4 (1 h, 5 min), 6 (6 h, 30 min) or 3 (24 h, 2 h). The short window
+  makes it disappear soon after the failures stop. ``expected_at``: when the 30-day budget
+  left runs out at the long window's rate.
 
 ``refresh`` recomputes them all (beat, every minute) and replaces the stored set, so a
 prediction disappears when its trend does; ``GET /health/predictive`` reads what is stored.
@@ -20,14 +26,16 @@ from datetime import datetime, timedelta
 from statistics import median
 
 from django.db import transaction
-from django.db.models import Avg, Count
+from django.db.models import Avg, Count, Q
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
+from healthchecks import history
 from healthchecks.models import CheckResult, CheckState, HealthCheck, Prediction, StatusChange
 from healthchecks.status import NOT_OBSERVATIONS, Status
 from portal import heartbeats
 from portal.models import Heartbeat
+from services.models import Service
 
 WINDOW_MINUTES = 60
 MIN_POINTS = 6  # minutes with results before a trend is believed
@@ -35,6 +43,15 @@ HORIZON_HOURS = 24.0
 MIN_CONFIDENCE = 0.7
 TLS_DAYS = 21
 FLAP_CHANGES = 4
+# (long window, short window, burn rate both must exceed): the SRE workbook's table for a
+# 30-day objective (2 % of the budget in an hour, 5 % in six hours, 10 % in a day).
+BURN_ALERTS = (
+    (timedelta(hours=1), timedelta(minutes=5), 14.4),
+    (timedelta(hours=6), timedelta(minutes=30), 6.0),
+    (timedelta(hours=24), timedelta(hours=2), 3.0),
+)
+SLO_PERIOD = timedelta(days=30)
+MINUTE = timedelta(minutes=1)
 HEARTBEAT = "predictions"  # the portal's heartbeat row that says when they were computed
 
 
@@ -137,6 +154,63 @@ def flap_forecast(changes: int, now: datetime) -> Forecast | None:
     )
 
 
+def burn_forecast(
+    target_percent: float,
+    windows: dict[timedelta, tuple[int, int]],
+    budget_used: float,
+    now: datetime,
+) -> Forecast | None:
+    """``windows``: (failures, results) over each window of BURN_ALERTS; ``budget_used``:
+    the share of the 30-day error budget spent already (may exceed 1). A forecast when a
+    long and its short window both burn faster than their rate (pure)."""
+    budget = 1 - target_percent / 100
+    if budget <= 0:
+        return None
+
+    def rate(window: timedelta) -> float | None:
+        failures, count = windows.get(window, (0, 0))
+        return None if not count else failures / count / budget
+
+    for long, short, threshold in BURN_ALERTS:
+        long_rate, short_rate = rate(long), rate(short)
+        if long_rate is None or short_rate is None:
+            continue
+        if long_rate <= threshold or short_rate <= threshold:
+            continue
+        left = max(0.0, 1 - budget_used)
+        # At long_rate, the whole budget lasts SLO_PERIOD / long_rate.
+        exhausted_in = SLO_PERIOD * (left / long_rate)
+        return Forecast(
+            kind="error_budget_burn",
+            message=(
+                f"error budget of the {target_percent:g} % objective burning {long_rate:.1f}x "
+                f"over {_window(long)} ({short_rate:.1f}x over {_window(short)}): "
+                + (
+                    f"{left:.0%} of it left, gone in about {_span(exhausted_in / MINUTE)}"
+                    if left
+                    else "already spent"
+                )
+            ),
+            expected_at=now + exhausted_in,
+            confidence=round(min(1.0, windows[short][1] / 20), 2),
+            evidence={
+                "slo_target_percent": target_percent,
+                "burn_rate_long": round(long_rate, 2),
+                "burn_rate_short": round(short_rate, 2),
+                "windows": [_window(long), _window(short)],
+                "threshold": threshold,
+                "budget_used": round(budget_used, 4),
+                "method": "multi-window multi-burn-rate (SRE workbook)",
+            },
+        )
+    return None
+
+
+def _window(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h"
+
+
 def _span(minutes: float) -> str:
     if minutes < 90:
         return f"{minutes:.0f} min"
@@ -158,11 +232,60 @@ def _minute_means(since: datetime, check_ids: list[int]) -> dict[int, list[tuple
     return series
 
 
-def forecasts(now=None) -> list[tuple[HealthCheck, Forecast]]:
-    """Every prediction for every enabled check, now."""
+def _burn_inputs(now: datetime) -> dict[int, tuple[float, dict, float]]:
+    """Per service with an SLO target: (target, {window: (failures, results)}, budget used),
+    from its critical checks (all its checks when none is critical) -- one grouped query over
+    the raw results of the longest window, and the 30-day uptime from the rollups."""
+    targets = dict(
+        HealthCheck.objects.filter(enabled=True, service__slo_target__isnull=False)
+        .values_list("service_id", "service__slo_target")
+        .distinct()
+    )
+    if not targets:
+        return {}
+    counted: dict[int, list[tuple[int, bool]]] = defaultdict(list)
+    rows = HealthCheck.objects.filter(enabled=True, service_id__in=targets)
+    for service_id, check_id, critical in rows.values_list("service_id", "id", "is_critical"):
+        counted[service_id].append((check_id, critical))
+    check_service = {}
+    for service_id, pairs in counted.items():
+        chosen = [c for c, critical in pairs if critical] or [c for c, _ in pairs]
+        check_service.update(dict.fromkeys(chosen, service_id))
+    spans = sorted({w for alert in BURN_ALERTS for w in alert[:2]})
+    aggregates = {}
+    for i, span in enumerate(spans):
+        since = Q(at__gte=now - span)
+        aggregates[f"n{i}"] = Count("at", filter=since)
+        aggregates[f"f{i}"] = Count("at", filter=since & Q(status=Status.UNHEALTHY))
+    per_check = (
+        CheckResult.objects.filter(
+            health_check_id__in=list(check_service), at__gte=now - spans[-1], at__lte=now
+        )
+        .exclude(error_code__in=NOT_OBSERVATIONS)
+        .values("health_check_id")
+        .annotate(**aggregates)
+    )
+    windows: dict[int, dict] = defaultdict(lambda: {s: (0, 0) for s in spans})
+    for row in per_check:
+        service_windows = windows[check_service[row["health_check_id"]]]
+        for i, span in enumerate(spans):
+            failures, count = service_windows[span]
+            service_windows[span] = (failures + row[f"f{i}"], count + row[f"n{i}"])
+    found = {}
+    for service_id, service_windows in windows.items():
+        target = targets[service_id]
+        chosen = [c for c, s in check_service.items() if s == service_id]
+        month = history.uptime(chosen, now)["30d"]["uptime"]
+        used = 0.0 if month is None else (1 - month) / (1 - target / 100)
+        found[service_id] = (target, service_windows, used)
+    return found
+
+
+def forecasts(now=None) -> list[tuple[HealthCheck | None, Service, Forecast]]:
+    """Every prediction for every enabled check, and every service with an SLO, now."""
     now = now or timezone.now()
     checks = {c.id: c for c in HealthCheck.objects.filter(enabled=True).select_related("service")}
-    found: list[tuple[HealthCheck, Forecast]] = []
+    found: list[tuple[HealthCheck | None, Service, Forecast]] = []
     with_threshold = [i for i, c in checks.items() if c.latency_threshold_ms]
     since = now - timedelta(minutes=WINDOW_MINUTES)
     for check_id, series in _minute_means(since, with_threshold).items():
@@ -171,12 +294,12 @@ def forecasts(now=None) -> list[tuple[HealthCheck, Forecast]]:
         points = [(x, ms) for x, (_, ms) in zip(points, series, strict=True)]
         check = checks[check_id]
         if forecast := latency_forecast(points, check.latency_threshold_ms, now):
-            found.append((check, forecast))
+            found.append((check, check.service, forecast))
     for check_id, outcome in CheckState.objects.filter(
         health_check_id__in=list(checks), last_outcome__metrics__has_key="tls_days_left"
     ).values_list("health_check_id", "last_outcome"):
         if forecast := tls_forecast(outcome["metrics"]["tls_days_left"], now):
-            found.append((checks[check_id], forecast))
+            found.append((checks[check_id], checks[check_id].service, forecast))
     flaps = (
         StatusChange.objects.filter(at__gte=now - timedelta(hours=1), health_check__isnull=False)
         .values("health_check_id")
@@ -186,7 +309,12 @@ def forecasts(now=None) -> list[tuple[HealthCheck, Forecast]]:
     for row in flaps:
         check = checks.get(row["health_check_id"])
         if check is not None and (forecast := flap_forecast(row["n"], now)):
-            found.append((check, forecast))
+            found.append((check, check.service, forecast))
+    burning = _burn_inputs(now)
+    services = {s.id: s for s in Service.objects.filter(id__in=list(burning))}
+    for service_id, (target, windows, used) in burning.items():
+        if forecast := burn_forecast(target, windows, used, now):
+            found.append((None, services[service_id], forecast))
     return found
 
 
@@ -196,7 +324,7 @@ def refresh(now=None) -> int:
     rows = [
         Prediction(
             health_check=check,
-            service=check.service,
+            service=service,
             kind=f.kind,
             message=f.message,
             expected_at=f.expected_at,
@@ -204,7 +332,7 @@ def refresh(now=None) -> int:
             evidence=f.evidence,
             generated_at=now,
         )
-        for check, f in forecasts(now)
+        for check, service, f in forecasts(now)
     ]
     with transaction.atomic():
         Prediction.objects.all().delete()
@@ -226,7 +354,7 @@ def document() -> dict:
         "predictions": [
             {
                 "service": p.service.name,
-                "check": p.health_check.name,
+                "check": p.health_check.name if p.health_check_id else None,
                 "kind": p.kind,
                 "message": p.message,
                 "expected_at": p.expected_at.isoformat() if p.expected_at else None,

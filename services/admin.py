@@ -171,6 +171,7 @@ class ServiceAdmin(ScopedAdmin):
                     "description",
                     "tags",
                     "is_critical",
+                    "slo_target",
                     "deployed_version",
                     "config_validation_level",
                 ]

@@ -1,3 +1,4 @@
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -45,6 +46,14 @@ class Service(models.Model):
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="services")
     tags = models.ManyToManyField(Tag, blank=True, related_name="services")
     is_critical = models.BooleanField(default=False)
+    # An availability objective in percent over 30 days (99.9), or none: the error budget
+    # the predictor watches burn (healthchecks.predict).
+    slo_target = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(50.0), MaxValueValidator(99.999)],
+        help_text="Availability objective over 30 days, in percent (e.g. 99.9); blank: none.",
+    )
     repository_url = models.URLField(max_length=500, blank=True)
     docs_url = models.URLField(max_length=500, blank=True)
     runbook_url = models.URLField(max_length=500, blank=True)

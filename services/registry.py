@@ -38,6 +38,7 @@ SCALAR_FIELDS = (
     "display_name",
     "description",
     "is_critical",
+    "slo_target",
     "repository_url",
     "docs_url",
     "runbook_url",

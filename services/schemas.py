@@ -47,6 +47,13 @@ class ServiceFieldsIn(StrictSchema):
     team: Name | None = Field(None, description="Required for a new service.")
     tags: list[TagName] = Field(default_factory=list, max_length=50)
     is_critical: StrictBool = False
+    slo_target: float | None = Field(
+        None,
+        ge=50,
+        le=99.999,
+        description="Availability objective over 30 days in percent (99.9); null: none. "
+        "Its error budget's burn rate is predicted on /health/predictive.",
+    )
     repository_url: Url = ""
     docs_url: Url = ""
     runbook_url: Url = ""
@@ -102,6 +109,7 @@ class ServiceOut(Schema):
     team: str
     tags: list[str]
     is_critical: bool
+    slo_target: float | None
     links: LinksOut
     deployed_version: str
     config_validation_level: str

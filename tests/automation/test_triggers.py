@@ -249,3 +249,32 @@ def test_a_condition_that_does_not_fit_its_trigger_is_refused(automation, webhoo
     answer = automation.call("put", "/api/automation/rules/odd", rule)
     assert answer.status_code == 422, answer.json()
     assert any(field in key for key in answer.json()["error"]["fields"]), answer.json()
+
+
+def test_a_prediction_of_the_whole_service_fires_a_rule(db_estate, receiver):
+    channel("ops", receiver.url, events=["down"])
+    rules.put_rule(
+        "budget",
+        rules.RuleIn(
+            trigger="prediction",
+            condition={"kinds": ["error_budget_burn"]},
+            scope={},
+            actions=[{"type": "notify", "channel": "ops"}],
+        ),
+        ACTOR,
+    )
+    now = timezone.now()
+    Prediction.objects.create(
+        health_check=None,
+        service=db_estate.services["db"],
+        kind="error_budget_burn",
+        message="error budget burning 20x over 1 h",
+        expected_at=now + timedelta(hours=5),
+        confidence=1.0,
+        generated_at=now,
+    )
+    assert triggers.evaluate() == 1
+    assert RuleFiring.objects.get().subject == "service/error_budget_burn"
+    send_later(0)
+    assert receiver.titles() == ["[PREDICTED] db"]
+    assert "error budget burning 20x" in receiver.bodies[0]["message"]

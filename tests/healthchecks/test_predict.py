@@ -116,3 +116,70 @@ def test_a_certificate_near_expiry_is_predicted(client):
     predict.refresh()
     (found,) = client.get("/health/predictive").json()["predictions"]
     assert found["kind"] == "tls_expiry" and "12 days" in found["message"]
+
+
+H, M = timedelta(hours=1), timedelta(minutes=1)
+
+
+def burn(windows: dict, used=0.0, target=99.9):
+    return predict.burn_forecast(target, windows, used, NOW)
+
+
+def test_a_fast_burn_over_both_windows_is_predicted_with_when_the_budget_runs_out():
+    # 99.9 %: a budget of 0.1 %. 2 % failures is a burn rate of 20 over the hour and the
+    # five minutes, above 14.4; with 40 % of the budget spent, the 60 % left lasts
+    # 30 days * 0.6 / 20 = 21.6 hours.
+    forecast = burn({H: (20, 1000), 5 * M: (2, 100)}, used=0.4)
+    assert forecast.kind == "error_budget_burn"
+    assert forecast.evidence["burn_rate_long"] == pytest.approx(20)
+    assert forecast.expected_at - NOW == pytest.approx(timedelta(hours=21.6), abs=M)
+    assert "60% of it left" in forecast.message
+    assert forecast.confidence == 1.0  # a hundred results in the short window
+
+
+@pytest.mark.parametrize(
+    ("windows", "why"),
+    [
+        ({H: (20, 1000), 5 * M: (0, 100)}, "the failures stopped: the short window is clean"),
+        ({H: (10, 1000), 5 * M: (5, 100)}, "a burn of 10 over the hour is under 14.4"),
+        ({H: (0, 0), 5 * M: (0, 0)}, "no results at all"),
+        ({6 * H: (30, 6000), 30 * M: (10, 500)}, "a burn of 5 over six hours is under 6"),
+    ],
+)
+def test_no_burn_prediction_when_a_window_pair_is_not_both_over(windows, why):
+    assert burn(windows) is None, why
+
+
+def test_a_slower_burn_is_caught_by_the_longer_pair():
+    # 0.7 % failures: a burn of 7 -- not the hour's 14.4, but the six hours' 6.
+    forecast = burn({H: (7, 1000), 5 * M: (1, 100), 6 * H: (42, 6000), 30 * M: (7, 1000)})
+    assert forecast.evidence["windows"] == ["6 h", "30 min"]
+    assert forecast.evidence["threshold"] == 6.0
+
+
+@pytest.mark.django_db
+@pytest.mark.sqlite
+def test_a_service_burning_its_budget_shows_on_health_predictive_until_it_stops(client):
+    check = make_check(name="api", is_critical=True)
+    check.service.slo_target = 99.0  # a budget of 1 %
+    check.service.save()
+    for second in range(0, 3600, 20):  # an hour of results, one in five a failure
+        bad = second % 100 == 0
+        record(check, second / 60, 20, Status.UNHEALTHY if bad else Status.HEALTHY)
+    assert predict.refresh() == 1
+    (found,) = client.get("/health/predictive").json()["predictions"]
+    assert (found["service"], found["check"], found["kind"]) == (
+        check.service.name,
+        None,
+        "error_budget_burn",
+    )
+    assert found["evidence"]["burn_rate_long"] == pytest.approx(20, rel=0.05)
+
+    # Pushed back three hours, with clean results since: every short window (5 min, 30 min,
+    # 2 h) is clean, so the burn has stopped and the prediction goes.
+    CheckResult.objects.filter(health_check=check).delete()
+    for second in range(0, 3600, 20):
+        bad = second % 100 == 0
+        record(check, 180 + second / 60, 20, Status.UNHEALTHY if bad else Status.HEALTHY)
+        record(check, second / 60 * 2.5, 20)
+    assert predict.refresh() == 0

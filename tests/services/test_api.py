@@ -105,6 +105,21 @@ def test_patch_changes_given_fields_only(api, manifest):
     assert api.call("PATCH", "/api/services/ghost", {"description": "x"}).status_code == 404
 
 
+def test_an_slo_target_is_kept_changed_and_bounded(api, manifest):
+    api.call("POST", "/api/registry/apply", manifest)
+    res = api.call("PATCH", "/api/services/auth", {"slo_target": 99.95})
+    assert res.status_code == 200, res.json()
+    assert api.call("GET", "/api/services/auth").json()["slo_target"] == 99.95
+    api.call("PATCH", "/api/services/auth", {"description": "kept"})
+    assert Service.objects.get(name="auth").slo_target == 99.95  # left out: kept
+    for bad in (100, 12, "high"):
+        res = api.call("PATCH", "/api/services/auth", {"slo_target": bad})
+        assert res.status_code == 422 and "slo_target" in res.json()["error"]["fields"], bad
+    assert Service.objects.get(name="auth").slo_target == 99.95
+    res = api.call("PATCH", "/api/services/auth", {"slo_target": None})
+    assert res.json()["service"]["slo_target"] is None
+
+
 def test_delete_lists_dependents_then_succeeds(api, manifest):
     api.call("POST", "/api/registry/apply", manifest)
     res = api.call("DELETE", "/api/services/auth")
