@@ -10,10 +10,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from healthchecks import healthjson, history, pings, predict, reports, selfcheck
+from healthchecks import availability, healthjson, history, pings, predict, reports, selfcheck
 from healthchecks.metrics import exposition
 from healthchecks.status import Status, is_usable
 from portal.errors import error_response, no_such_service
+from services.models import Service
 
 
 def _respond(request, document: dict, health_document: dict, status: int = 200):
@@ -70,12 +71,21 @@ def metrics(request: HttpRequest):
 
 @require_GET
 def service_history(request: HttpRequest, name: str):
+    """Results over a range, check uptime, and the service's availability by time
+    (``?exclude=maintenance,upstream`` leaves that time out of it)."""
     try:
-        return JsonResponse(history.service_history(name, request.GET))
+        exclude = availability.parse_exclude(request.GET.get("exclude", ""))
+    except ValueError as exc:
+        return error_response(422, "invalid", "bad exclude", fields={"exclude": str(exc)})
+    try:
+        body = history.service_history(name, request.GET)
     except history.BadRange as exc:
         return error_response(422, "invalid", str(exc), fields=exc.fields)
     except Http404:
         return _not_found(name)
+    service = Service.objects.get(name=name)
+    body["availability"] = availability.service_availability(service, exclude)
+    return JsonResponse(body)
 
 
 @csrf_exempt

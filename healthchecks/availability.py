@@ -1,0 +1,164 @@
+"""Availability: the share of time a service was usable, from its status timeline, with the
+time it was down because of a hard dependency (upstream) or in maintenance told apart.
+
+Check uptime (healthchecks.history) counts results; an objective counts time, and must be
+able to leave out what the service's owners do not answer for: planned maintenance, and
+downtime whose root cause is upstream. Both are marked on the timeline:
+
+- maintenance: time the service's status was MAINTENANCE (a window was open);
+- upstream: time the service was UNHEALTHY while one of its hard dependencies was UNHEALTHY
+  or in maintenance (the dependencies as they are now: the graph's history is not kept).
+
+``available`` = 1 - (down + maintenance) / observed, where observed is the window less the
+time the status was unknown (no checks, or before the service existed); degraded counts as
+available, as readiness says. ``exclude`` takes maintenance and/or upstream time out of both.
+"""
+
+from datetime import datetime
+
+from django.utils import timezone
+
+from healthchecks.history import WINDOWS
+from healthchecks.models import ServiceHealth, StatusChange
+from healthchecks.status import Status
+from services.models import Dependency, DependencyKind, Service
+
+EXCLUSIONS = ("maintenance", "upstream")
+Span = tuple[datetime, datetime]
+
+
+def timeline(
+    changes: list[tuple[datetime, int, int]], current: int, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime, int]]:
+    """(from, to, status) covering [start, end) from the status changes (at, from, to) in
+    time order (pure). Before the first change the status is that change's ``from``; with no
+    change at all it is ``current``."""
+    spans = []
+    status = changes[0][1] if changes else current
+    cursor = start
+    for at, _, to in changes:
+        if at >= end:
+            break
+        if at > cursor:
+            spans.append((cursor, at, status))
+            cursor = at
+        status = to
+    if cursor < end:
+        spans.append((cursor, end, status))
+    return spans
+
+
+def merge(spans: list[Span]) -> list[Span]:
+    """The union of time spans, as disjoint sorted spans (pure)."""
+    merged: list[Span] = []
+    for begin, finish in sorted(spans):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], finish))
+        else:
+            merged.append((begin, finish))
+    return merged
+
+
+def overlap_seconds(spans: list[Span], others: list[Span]) -> float:
+    """Seconds of ``spans`` that fall within ``others`` (both disjoint; pure)."""
+    total = 0.0
+    for begin, finish in spans:
+        for other_begin, other_finish in others:
+            low, high = max(begin, other_begin), min(finish, other_finish)
+            if high > low:
+                total += (high - low).total_seconds()
+    return total
+
+
+def summarise(
+    own: list[tuple[datetime, datetime, int]], upstream_bad: list[Span], exclude: set[str]
+) -> dict:
+    """The figures of one window from the service's timeline and its dependencies' bad
+    spans (pure)."""
+
+    def seconds(*statuses):
+        return sum((b - a).total_seconds() for a, b, s in own if s in statuses)
+
+    down_spans = [(a, b) for a, b, s in own if s == Status.UNHEALTHY]
+    total = sum((b - a).total_seconds() for a, b, _ in own)
+    unknown = seconds(Status.UNKNOWN)
+    down = seconds(Status.UNHEALTHY)
+    resting = seconds(Status.MAINTENANCE)
+    upstream = overlap_seconds(down_spans, merge(upstream_bad))
+    observed = total - unknown
+    unavailable = down + resting
+    if "maintenance" in exclude:
+        observed, unavailable = observed - resting, unavailable - resting
+    if "upstream" in exclude:
+        observed, unavailable = observed - upstream, unavailable - upstream
+    return {
+        "availability": round(1 - unavailable / observed, 6) if observed > 0 else None,
+        "observed_s": round(observed),
+        "down_s": round(down),
+        "upstream_s": round(upstream),
+        "maintenance_s": round(resting),
+        "unknown_s": round(unknown),
+        "excluded": sorted(exclude),
+    }
+
+
+def _changes(service_ids: list[int], since: datetime) -> dict[int, list]:
+    """Each service's changes since ``since``, plus the last one before it (so the status at
+    the window's start is known), in time order."""
+    found: dict[int, list] = {i: [] for i in service_ids}
+    rows = StatusChange.objects.filter(
+        service_id__in=service_ids, health_check=None, at__gte=since
+    ).order_by("at", "id")
+    for service_id, at, old, new in rows.values_list(
+        "service_id", "at", "from_status", "to_status"
+    ):
+        found[service_id].append((at, old, new))
+    for service_id in service_ids:
+        before = (
+            StatusChange.objects.filter(service_id=service_id, health_check=None, at__lt=since)
+            .order_by("-at", "-id")
+            .values_list("at", "from_status", "to_status")
+            .first()
+        )
+        if before is not None:
+            found[service_id].insert(0, (since, before[2], before[2]))
+    return found
+
+
+def service_availability(service: Service, exclude: set[str], now=None) -> dict[str, dict]:
+    """Availability over 24 h, 7 d, 30 d and 90 d, leaving out what ``exclude`` names."""
+    now = now or timezone.now()
+    oldest = now - max(WINDOWS.values())
+    deps = list(
+        Dependency.objects.filter(service=service, kind=DependencyKind.HARD).values_list(
+            "depends_on_id", flat=True
+        )
+    )
+    ids = [service.id, *deps]
+    current = dict(
+        ServiceHealth.objects.filter(service_id__in=ids).values_list("service_id", "status")
+    )
+    changes = _changes(ids, oldest)
+    result = {}
+    for name, span in WINDOWS.items():
+        start = max(now - span, service.created_at)
+        if start >= now:
+            start = now
+        own = timeline(changes[service.id], current.get(service.id, Status.UNKNOWN), start, now)
+        upstream_bad = [
+            (a, b)
+            for dep in deps
+            for a, b, s in timeline(changes[dep], current.get(dep, Status.UNKNOWN), start, now)
+            if s in (Status.UNHEALTHY, Status.MAINTENANCE)
+        ]
+        result[name] = summarise(own, upstream_bad, exclude)
+    return result
+
+
+def parse_exclude(raw: str) -> set[str]:
+    """``maintenance,upstream`` -> the set; ValueError naming what is not one of them."""
+    wanted = {part.strip() for part in raw.split(",") if part.strip()}
+    unknown = sorted(wanted - set(EXCLUSIONS))
+    if unknown:
+        raise ValueError(f"unknown {', '.join(unknown)}; use {' and/or '.join(EXCLUSIONS)}")
+    return wanted
