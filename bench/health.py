@@ -18,9 +18,11 @@ Phases (``--phases``, default all, in this order): ``http`` (1,000 checks/s over
 for ``--duration`` seconds, the API measured meanwhile, then raw and rollup storage),
 ``https`` (500/s, a TLS handshake per probe), ``slow`` (1,000/s plus 100 checks whose target
 never answers, all due at once, so that one batch holds 100 probes timing out), ``history``
-(90 days of rollups for 1,000 services; uptime queries). Each throughput phase starts the
-engine afresh -- Celery beat, a dispatcher worker, a prefork probe worker, the targets --
-and stops it by the PIDs it started.
+(90 days of rollups for 1,000 services; uptime queries), ``capacity`` and ``contended``
+(overload: bench.contended), ``automation`` (the engine's lag while the automation handles
+outages of a shared dependency of 1,000 services: bench.automation_lag). Each throughput phase
+starts the engine afresh -- Celery beat, a dispatcher worker, a prefork probe worker, the
+targets -- and stops it by the PIDs it started.
 
 Works on its own database (``portal_bench_health``, recreated each run) and Redis database
 10 (flushed). Application modules are imported inside functions, once ``support.setup_django``
@@ -53,7 +55,7 @@ DESCRIPTION = "the health-check engine at 1,000 checks/s: throughput, lag, API, 
 DATABASE = "portal_bench_health"
 REDIS_INDEX = 10
 SEED = 20240603
-PHASES = ("http", "https", "slow", "history", "capacity", "contended")
+PHASES = ("http", "https", "slow", "history", "capacity", "contended", "automation")
 
 TARGETS = {
     "http_checks_per_s": 1000,
@@ -70,6 +72,7 @@ TARGETS = {
     "uptime_one_ms": 5.0,
     "cpu_over_bare_probe": 2.0,  # engine CPU per check, all processes, over the bare probe's
     "normal_after_hog_s": 30.0,
+    "lag_p99_beside_automation_over_quiet": 1.5,  # the automation phase: must not grow
 }
 CHUNK = 100  # API requests per block (each block's machine load is recorded)
 BENCH_PROCESS = "bench (API client, sampler)"
@@ -99,6 +102,12 @@ class Shape:
     contended_before: float = 60  # quiet seconds measured before the hog starts
     hog_seconds: float = 120
     contended_after: float = 60  # seconds measured after the hog stops
+    # The automation phase (bench.automation_lag).
+    automation_rate: int = 0  # 0: half the quiet capacity measured, else 500/s
+    automation_stretch: float = 60  # seconds of each stretch: quiet, outages, quiet
+    automation_dependents: int = 1000  # services that hard-depend on the shared one
+    automation_cycle: float = 10  # seconds: the shared dependency down, then back
+    automation_receiver_delay: float = 1.0  # seconds the notification receiver takes
 
 
 FULL = Shape(600, 30, 180, 1000, 500, 100, 10, 60, 300, 9000, 30, 8, 1)
@@ -107,6 +116,7 @@ QUICK = Shape(
     capacity_step=15, capacity_step_rate=500, capacity_max_rate=2000, contended_before=20,
     hog_seconds=40,
     contended_after=45,
+    automation_stretch=20,
 )  # fmt: skip
 
 
@@ -123,6 +133,12 @@ def add_arguments(parser) -> None:
     group.add_argument("--target-processes", type=int, help="target server processes")
     group.add_argument("--contended-rate", type=int, help="checks per second, contended phase")
     group.add_argument("--hog-seconds", type=float, help="how long the contended phase's hog runs")
+    group.add_argument("--automation-rate", type=int, help="checks per second, automation phase")
+    group.add_argument(
+        "--automation-stretch",
+        type=float,
+        help="seconds of each of the automation phase's three stretches (quiet, busy, quiet)",
+    )
     group.add_argument(
         "--keep-logs",
         action="store_true",
@@ -147,6 +163,8 @@ def shape_from(options) -> Shape:
         "target_processes": getattr(options, "target_processes", None),
         "contended_rate": getattr(options, "contended_rate", None),
         "hog_seconds": getattr(options, "hog_seconds", None),
+        "automation_rate": getattr(options, "automation_rate", None),
+        "automation_stretch": getattr(options, "automation_stretch", None),
     }
     return replace(shape, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -210,7 +228,7 @@ def run(options) -> None:
             "wait_idle_s": options.wait_idle,
             "settings": engine_settings(),
         }
-        from bench import contended
+        from bench import automation_lag, contended
 
         runners = {
             "http": phase_http,
@@ -219,6 +237,7 @@ def run(options) -> None:
             "history": phase_history,
             "capacity": contended.phase_capacity,
             "contended": contended.phase_contended,
+            "automation": automation_lag.phase_automation,
         }
         for phase in phases:
             print(f"\n--- phase {phase} ---", flush=True)
@@ -240,6 +259,8 @@ def results_name(phases: list[str], shape: Shape) -> str:
         parts.append(f"https{shape.https_rate}")
     if {"http", "https"} & set(phases) and shape.duration != FULL.duration:
         parts.append(f"{shape.duration:.0f}s")
+    if "automation" in phases and shape.automation_rate:
+        parts.append(f"automation{shape.automation_rate}")
     return "-".join([NAME, *parts])
 
 
@@ -892,11 +913,14 @@ def throughput_phase(
     during: Callable[[Bench, list[CheckSet], support.Server | None], dict] | None = None,
     after: Callable[[Bench, list[CheckSet], support.Server | None], dict] | None = None,
     with_server: bool = False,
+    started: Callable[[Bench, Processes], None] | None = None,
 ) -> dict:
-    """Start the engine, create the phase's checks (first due a few seconds later), wait out
-    the warm-up, measure ``duration`` seconds (running ``during`` meanwhile), wait for what
-    was due in the window to be recorded, stop the engine (then run ``after``, the server
-    still up) and analyse every check set."""
+    """Start the engine (then run ``started``, which may start processes of its own in the
+    phase's ``Processes``: they are measured with the engine's and stopped with them), create
+    the phase's checks (first due a few seconds later), wait out the warm-up, measure
+    ``duration`` seconds (running ``during`` meanwhile), wait for what was due in the window
+    to be recorded, stop the engine (then run ``after``, the server still up) and analyse
+    every check set."""
     from django.db import connections
 
     shape = bench.shape
@@ -910,6 +934,8 @@ def throughput_phase(
     server = server_context.__enter__() if server_context else None
     try:
         engine.start()
+        if started is not None:
+            started(bench, processes)
         first_due = datetime.now(UTC) + timedelta(seconds=3)
         sets = check_sets(first_due)
         # Without it the first minute ran on plans for empty tables, until the portal's own
@@ -981,6 +1007,8 @@ def _label(name: str) -> str:
         return "celery probe worker (prefork pool)"
     if name == "beat":
         return "celery beat"
+    if name == "automation":  # not the engine: left out of its CPU per check
+        return "automation worker (celery -Q automation)"
     return f"target server ({name})" if name.startswith("targets") else name
 
 
@@ -1498,6 +1526,10 @@ def verdicts(results: dict) -> dict:
         back = summary["normal_after_hog_s"]
         check("contended_normal_after_hog_s", back, TARGETS["normal_after_hog_s"],
               back is not None and back <= TARGETS["normal_after_hog_s"])  # fmt: skip
+    if "automation" in results:
+        from bench import automation_lag
+
+        found.update(automation_lag.verdicts(results["automation"]["summary"]))
     return found
 
 

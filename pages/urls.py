@@ -1,9 +1,18 @@
 from django.urls import path
 
-from pages import views
+from pages import maintenance, views
 
 app_name = "pages"
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("config/drift", views.drift, name="drift"),
+    path("maintenance/", maintenance.maintenance, name="maintenance"),
+    path("maintenance/history/", maintenance.history, name="maintenance_history"),
+    path("maintenance/runs/<int:run_id>/", maintenance.run_detail, name="checklist_run"),
+    path(
+        "maintenance/runs/<int:run_id>/items/<int:item_id>/tick",
+        maintenance.tick,
+        name="checklist_tick",
+    ),
+    path("maintenance/runs/<int:run_id>/sign-off", maintenance.sign_off, name="checklist_sign_off"),
 ]

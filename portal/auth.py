@@ -39,6 +39,7 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             Scope.HEALTH_WRITE,
             Scope.AUTOMATION_READ,
             Scope.AUTOMATION_WRITE,
+            Scope.CHECKLISTS_WRITE,
         }
     ),
     Role.ADMIN: frozenset(Scope.values),

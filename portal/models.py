@@ -14,6 +14,7 @@ class Scope(models.TextChoices):
     HEALTH_WRITE = "health:write", "Change checks, run them, report heartbeats"
     AUTOMATION_READ = "automation:read", "Read alerts and notification channels"
     AUTOMATION_WRITE = "automation:write", "Acknowledge alerts, change notification channels"
+    CHECKLISTS_WRITE = "checklists:write", "Tick and sign off maintenance checklists"
 
 
 class ApiTokenQuerySet(models.QuerySet):

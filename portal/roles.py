@@ -5,11 +5,13 @@ Its permissions here describe the same role for the admin, and the admin checks 
 (portal.admin_base.ScopedAdmin): a permission granted by hand beyond a role does not let a
 person do what the role's scopes forbid through the API.
 
-- viewer: sees the registry, configurations, health records and alerts.
+- viewer: sees the registry, configurations, health records, alerts and checklists.
 - operator: also edits services, their dependencies, checks and notification channels,
   plans maintenance windows, acknowledges alerts, reads the audit log
-  (configurations are edited from the service's page, with ``config:write``).
-- admin: everything, users and groups included (tokens are created by admins only).
+  (configurations are edited from the service's page, with ``config:write``; checklists
+  are ticked on their pages, with ``checklists:write``).
+- admin: everything, users and groups and the checklists' routines included (tokens are
+  created by admins only).
 """
 
 from fnmatch import fnmatchcase
@@ -20,6 +22,7 @@ VIEWER = [
     "services.view_*",
     "healthchecks.view_*",
     "automation.view_*",
+    "checklists.view_*",
     "portal.view_heartbeat",
 ]
 OPERATOR = [
@@ -40,7 +43,7 @@ OPERATOR = [
     "services.add_maintenancewindow",
     "services.delete_maintenancewindow",
 ]
-ADMIN = ["portal.*", "services.*", "healthchecks.*", "automation.*", "auth.*"]
+ADMIN = ["portal.*", "services.*", "healthchecks.*", "automation.*", "checklists.*", "auth.*"]
 ROLE_PERMISSIONS = {"viewer": VIEWER, "operator": OPERATOR, "admin": ADMIN}
 
 

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "portal",
     "services",
     "healthchecks",
+    "checklists",
     "manifest",
     "pages",
     "automation",
@@ -253,6 +254,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 15.0,
     },
     "prune-history": {"task": "healthchecks.tasks.prune_history", "schedule": 3600.0},
+    "open-checklist-runs": {"task": "checklists.tasks.open_current_runs", "schedule": 600.0},
 }
 # The checks' schedule and state tables are rewritten on every claim and result: vacuumed this
 # often (seconds; 0: left to the server's autovacuum). See healthchecks.scheduling.

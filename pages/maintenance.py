@@ -1,0 +1,114 @@
+"""The maintenance checklists' pages: today's, this week's, this month's and this quarter's
+runs with live evidence, ticking (HTMX, no reload), signing off, and the runs of the past.
+Thin over checklists.runs and checklists.evidence."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from checklists import evidence, runs
+from checklists.models import ChecklistRun
+from portal.auth import request_principal
+from portal.errors import PortalError
+from portal.htmx import is_partial
+from portal.models import Scope
+
+
+def _may_tick(request) -> bool:
+    return request_principal(request).has_scope(Scope.CHECKLISTS_WRITE)
+
+
+def _run_context(run: ChecklistRun, found: dict) -> dict:
+    items = runs.states(run)
+    sections: dict[str, list] = {}
+    for state in items:
+        state.evidence = found.get(state.item.evidence)
+        sections.setdefault(state.item.section, []).append(state)
+    done = sum(1 for s in items if s.done)
+    return {"run": run, "sections": sections, "done": done, "total": len(items)}
+
+
+def _evidence_for(run_list: list[ChecklistRun]) -> dict:
+    kinds = {i.evidence for r in run_list for i in r.template.items.all() if i.evidence}
+    return evidence.evidence_for(kinds)
+
+
+@login_required
+@require_GET
+def maintenance(request):
+    current = runs.current_runs()
+    found = _evidence_for(current)
+    context = {
+        "runs": [_run_context(r, found) for r in current],
+        "overdue": runs.overdue(),
+        "may_tick": _may_tick(request),
+    }
+    return render(request, "pages/maintenance.html", context)
+
+
+@login_required
+@require_GET
+def run_detail(request, run_id: int):
+    run = get_object_or_404(ChecklistRun.objects.select_related("template"), id=run_id)
+    is_current = run.period_end >= runs.today()
+    found = _evidence_for([run]) if is_current else {}
+    context = {
+        "runs": [_run_context(run, found)],
+        "overdue": [],
+        "may_tick": _may_tick(request),
+        "single": True,
+    }
+    return render(request, "pages/maintenance.html", context)
+
+
+@login_required
+@require_POST
+def tick(request, run_id: int, item_id: int):
+    """Tick (done=1) or untick (done=0) one item, with an optional note."""
+    if not _may_tick(request):
+        raise PermissionDenied("ticking checklists needs checklists:write (operators)")
+    done = request.POST.get("done") == "1"
+    try:
+        state = runs.tick(
+            run_id, item_id, done, request.POST.get("note", "").strip(), request_principal(request)
+        )
+    except PortalError as exc:
+        return render(
+            request,
+            "pages/maintenance.html#tick-error",
+            {"message": exc.message},
+            status=exc.status,
+        )
+    if not is_partial(request):
+        return HttpResponseRedirect(reverse("pages:checklist_run", args=[run_id]))
+    run = ChecklistRun.objects.select_related("template").get(id=run_id)
+    state.evidence = evidence.evidence_for({state.item.evidence} - {""}).get(state.item.evidence)
+    context = {"state": state, "run": run, "may_tick": True}
+    return render(request, "pages/maintenance.html#item", context)
+
+
+@login_required
+@require_POST
+def sign_off(request, run_id: int):
+    if not _may_tick(request):
+        raise PermissionDenied("signing off checklists needs checklists:write (operators)")
+    try:
+        run = runs.sign_off(run_id, request_principal(request))
+        messages.success(request, f"{run} signed off.")
+    except PortalError as exc:
+        messages.error(request, f"Not signed off: {exc.message}")
+    return HttpResponseRedirect(reverse("pages:checklist_run", args=[run_id]))
+
+
+@login_required
+@require_GET
+def history(request):
+    rows = []
+    for run in runs.past_runs():
+        done, total = runs.progress(run)
+        rows.append({"run": run, "done": done, "total": total})
+    return render(request, "pages/maintenance_history.html", {"rows": rows})
