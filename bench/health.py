@@ -104,7 +104,7 @@ class Shape:
     contended_after: float = 60  # seconds measured after the hog stops
     # The automation phase (bench.automation_lag).
     automation_rate: int = 0  # 0: half the quiet capacity measured, else 500/s
-    automation_stretch: float = 60  # seconds of each stretch: quiet, outages, quiet
+    automation_stretch: float = 60  # seconds of each stretch (four: bench.automation_lag)
     automation_dependents: int = 1000  # services that hard-depend on the shared one
     automation_cycle: float = 10  # seconds: the shared dependency down, then back
     automation_receiver_delay: float = 1.0  # seconds the notification receiver takes
@@ -137,7 +137,8 @@ def add_arguments(parser) -> None:
     group.add_argument(
         "--automation-stretch",
         type=float,
-        help="seconds of each of the automation phase's three stretches (quiet, busy, quiet)",
+        help="seconds of each of the automation phase's four stretches (quiet, outages alone, "
+        "outages with the automation, quiet)",
     )
     group.add_argument(
         "--keep-logs",
