@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from automation import channels, rules
 from automation.models import Alert, Delivery, DeliveryAttempt, DeliveryState, Event, Trigger
+from checklists import runs
 from portal.auth import system_actor
 from portal.errors import PortalError
 from services import lifecycle
@@ -167,7 +168,7 @@ def deliver(delivery_id: int) -> None:
         impacted = delivery.impacted if delivery.impacted is not None else impacted_names(alert)
         message = compose(alert, delivery.event, impacted, started)
     action = delivery.action or {}
-    if action.get("type") != "lifecycle":
+    if action.get("type") not in ("lifecycle", "checklist"):
         # The call may take its whole timeout: this thread's connection goes back to the
         # pool meanwhile (more senders than a process's DB_POOL_SIZE must not starve it).
         connection.close()
@@ -223,6 +224,8 @@ def _send(
 ) -> tuple[bool, int | None, str]:
     if delivery.action is not None and delivery.action["type"] == "lifecycle":
         return _move_lifecycle(delivery)
+    if delivery.action is not None and delivery.action["type"] == "checklist":
+        return _start_checklist(delivery)
     if delivery.action is not None:
         return _call_webhook(delivery, impacted)
     plugin = channels.plugin_for(channels.url_of(delivery.channel))
@@ -277,6 +280,18 @@ def _move_lifecycle(delivery: Delivery) -> tuple[bool, int | None, str]:
     reason = f"automation: {delivery.event} ({cause or 'no cause given'})"
     try:
         lifecycle.transition(name, delivery.action["to"], reason[:500], actor)
+    except PortalError as exc:
+        return False, exc.status, exc.message
+    return True, None, ""
+
+
+def _start_checklist(delivery: Delivery) -> tuple[bool, int | None, str]:
+    """A rule's checklist action: the service's checklist started (audited as the rule), its
+    verifiable items answered now. Checklists do not feed health: no loop."""
+    name = (delivery.service or delivery.alert.service).name
+    actor = system_actor(f"rule:{delivery.rule.name if delivery.rule else '?'}")
+    try:
+        runs.start_for_service(delivery.action["template"], name, actor)
     except PortalError as exc:
         return False, exc.status, exc.message
     return True, None, ""

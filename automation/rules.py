@@ -4,7 +4,8 @@ A rule has a trigger (a service goes down, degraded, or recovers; or one of its 
 N times in a row, misses its heartbeat, or has a prediction: automation.triggers), a scope
 (listed services, a team, a tag, critical services only; nothing: every service) and
 actions: notify a channel; call a webhook (method, URL, headers kept as secrets, a body
-template, a timeout, the status that means success); move the service's lifecycle status.
+template, a timeout, the status that means success); move the service's lifecycle status;
+start one of the service's checklists (post-migration validation).
 It fires once per service per cooldown; when the alert is neither acknowledged nor resolved
 (or the check's condition still holds) ``escalate_after_minutes`` later, its escalation
 actions run once. Actions are deliveries like any notification (sent concurrently, recorded,
@@ -30,6 +31,7 @@ from automation.models import (
     RuleFiring,
     Trigger,
 )
+from checklists.models import ChecklistTemplate, Period
 from healthchecks.netpolicy import NetworkPolicy, parse_http_url
 from portal import audit, encryption
 from portal.errors import InvalidInput, NotFound
@@ -53,10 +55,19 @@ class RuleIn:
 def _check_actions(actions: list[dict], where: str, fields: dict) -> None:
     channels = set(NotificationChannel.objects.values_list("name", flat=True))
     policy = NetworkPolicy.from_settings()
+    service_checklists = ChecklistTemplate.objects.filter(period=Period.SERVICE)
     for i, action in enumerate(actions):
         path = f"{where}[{i}]"
         if action["type"] == "notify" and action["channel"] not in channels:
             fields[f"{path}.channel"] = f"no notification channel named {action['channel']!r}"
+        elif (
+            action["type"] == "checklist"
+            and not service_checklists.filter(name=action["template"]).exists()
+        ):
+            fields[f"{path}.template"] = (
+                f"no per-service checklist named {action['template']!r}; use "
+                + ", ".join(service_checklists.values_list("name", flat=True))
+            )
         elif action["type"] == "webhook":
             try:
                 url = parse_http_url(action["url"])

@@ -146,7 +146,19 @@ class LifecycleAction(Schema):
     to: LifecycleName = Field(description="Move the service's lifecycle status (audited).")
 
 
-Action = Annotated[NotifyAction | WebhookAction | LifecycleAction, Field(discriminator="type")]
+class ChecklistAction(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["checklist"]
+    template: Name = Field(
+        description="A per-service checklist to start for the service (post-migration, "
+        "pre-migration): the items the portal can verify are answered at once."
+    )
+
+
+Action = Annotated[
+    NotifyAction | WebhookAction | LifecycleAction | ChecklistAction, Field(discriminator="type")
+]
 
 
 class RuleScope(Schema):

@@ -10,8 +10,8 @@ as in production. Outages: a shared dependency of ``automation_dependents`` serv
 down and, half a cycle later, comes back, every ``automation_cycle`` seconds -- 1,001
 service status changes each way, written by the engine's own ``service_health.recompute``
 (``bench.automation.move``) in a thread of this process at the probe worker's niceness, as
-the probe worker's recording flush would write them. Four stretches of one window, each
-``automation_stretch`` seconds (the last one to the window's end):
+the probe worker's recording flush would write them. After a warm-up outage (before the engine
+has checks), four stretches of one window, ``automation_stretch`` seconds each:
 
 1. ``before``: quiet; the automation ticks with nothing to do.
 2. ``outages_alone``: the outages with the automation paused (its worker stops consuming
@@ -142,6 +142,7 @@ def phase_automation(bench: health.Bench) -> None:
         def started(bench: health.Bench, processes: health.Processes) -> None:
             context["processes"] = processes
             context["worker"] = start_worker(bench, processes)
+            context["warm_up"] = warm_up(estate, shape)
 
         def during(bench, sets, server) -> dict:
             return stretches(bench, estate, context)
@@ -153,22 +154,22 @@ def phase_automation(bench: health.Bench) -> None:
         receiver.stop()
     marks = {k: datetime.fromisoformat(v) for k, v in result["marks"].items()}
     window = next(iter(result["results"].values()))["window"]
-    end = datetime.fromisoformat(window["end"])
     bounds = {
         "before": (datetime.fromisoformat(window["start"]), marks["alone_start"]),
         "outages_alone": (marks["alone_start"], marks["alone_stop"]),
         "during": (marks["busy_start"], marks["busy_stop"]),
-        "after": (marks["busy_stop"], end),
+        "after": (marks["busy_stop"], marks["end"]),
     }
     result["rate_per_s"] = rate
+    result["warm_up"] = context["warm_up"]
     result["stages"] = {
         stage: health.analyse(bench.url, made[0], a, b) for stage, (a, b) in bounds.items()
     }
     ids = [estate["root"], *estate["services"]]
     result["automation"] = {
         "outages_alone": stretch_figures(ids, receiver, *bounds["outages_alone"]),
-        "during": stretch_figures(ids, receiver, marks["busy_start"], end),
-        "worker_log": worker_log(context["processes"], marks["busy_start"], end),
+        "during": stretch_figures(ids, receiver, marks["busy_start"], marks["end"]),
+        "worker_log": worker_log(context["processes"], marks["busy_start"], marks["end"]),
         "left_at_the_end": left_over(ids),
     }
     result["settings"] = automation_settings()
@@ -252,12 +253,25 @@ def drain(ids: list[int], budget: float) -> dict:
         client.close()
 
 
+def warm_up(estate: dict, shape: health.Shape) -> dict:
+    """One outage with the automation running before anything is measured (the engine has
+    no checks yet), so that its pool processes have reconciled and sent once: the first
+    send imports apprise's plugins, a second or so of CPU a worker process pays once."""
+    started = time.monotonic()
+    start = datetime.now(UTC)
+    print("  warming the automation up: one outage ...", flush=True)
+    write_outages(estate, start, 1, shape)
+    backlog = drain([estate["root"], *estate["services"]], DRAIN_BUDGET)
+    return {"s": round(time.monotonic() - started, 1), "drained": backlog}
+
+
 # --- The stretches ----------------------------------------------------------------------------
 
 
 def stretches(bench: health.Bench, estate: dict, context: dict) -> dict:
     """Run from the start of the measured window: quiet; outages with the automation paused;
-    (the backlog worked off, unmeasured); outages with it running; quiet to the window's end.
+    (the backlog worked off, unmeasured); outages with it running; quiet again (the rest of
+    the window, kept for what the paused stretch's backlog might take, is not measured).
     The CPU of every process at each boundary."""
     shape = bench.shape
     worker = context["worker"]
@@ -289,7 +303,12 @@ def stretches(bench: health.Bench, estate: dict, context: dict) -> dict:
     writes["during"] = write_outages(estate, marks["busy_start"], count, shape)
     mark("busy_stop")
     print(f"  {marks['busy_stop']:%H:%M:%S} quiet", flush=True)
-    health._sleep_until(context["end"] - timedelta(seconds=0.5))
+    health._sleep_until(
+        min(
+            marks["busy_stop"] + timedelta(seconds=shape.automation_stretch),
+            context["end"] - timedelta(seconds=0.5),
+        )
+    )
     mark("end")
     cpu_bounds = {
         "before": ("start", "alone_start"),
@@ -615,7 +634,7 @@ def print_automation(result: dict) -> None:
             f"{deliveries['down_sent_after_alert_opened_s']} s; the receiver got "
             f"{json.dumps(figures['receiver'])}"
         )
-    print(f"  backlog after the pause: {result['backlog']}")
+    print(f"  warm-up: {result['warm_up']}; backlog after the pause: {result['backlog']}")
     print(f"  worker log from 'during' on: {json.dumps(result['automation']['worker_log'])}")
     print(f"  left at the end: {result['automation']['left_at_the_end']}")
     print(

@@ -12,6 +12,16 @@ class Period(models.TextChoices):
     WEEKLY = "weekly", "weekly"
     MONTHLY = "monthly", "monthly"
     QUARTERLY = "quarterly", "quarterly"
+    SERVICE = "service", "per service, started when needed"
+
+
+class Verify(models.TextChoices):
+    """An item the portal checks itself when a service's checklist starts (checklists.verify)."""
+
+    NONE = "", "ticked by a person"
+    DEPENDENCIES = "dependencies_healthy", "every hard dependency usable"
+    CHECKS = "checks_healthy", "every check of the service healthy"
+    CONFIG = "config_valid", "the current configuration valid against its schema"
 
 
 class Evidence(models.TextChoices):
@@ -31,11 +41,18 @@ class ChecklistTemplate(models.Model):
 
     name = models.CharField(max_length=63, unique=True, validators=[name_validator])
     title = models.CharField(max_length=200)
-    period = models.CharField(max_length=10, choices=Period.choices, unique=True)
+    period = models.CharField(max_length=10, choices=Period.choices)
     position = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["position", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period"],
+                condition=~models.Q(period="service"),
+                name="one_routine_per_period",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.title
@@ -47,6 +64,7 @@ class ChecklistItem(models.Model):
     text = models.CharField(max_length=300)
     position = models.PositiveSmallIntegerField(default=0)
     evidence = models.CharField(max_length=20, choices=Evidence.choices, blank=True)
+    verify = models.CharField(max_length=24, choices=Verify.choices, blank=True)
 
     class Meta:
         ordering = ["template", "position", "id"]
@@ -56,9 +74,18 @@ class ChecklistItem(models.Model):
 
 
 class ChecklistRun(models.Model):
-    """One period's pass through a routine (today, this ISO week, this month, this quarter)."""
+    """One period's pass through a routine (today, this ISO week, this month, this quarter),
+    or one pass of a per-service checklist for ``service`` (started on a day, by someone)."""
 
     template = models.ForeignKey(ChecklistTemplate, on_delete=models.PROTECT, related_name="runs")
+    service = models.ForeignKey(
+        "services.Service",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="checklist_runs",
+    )
+    started_by = models.CharField(max_length=200, blank=True)
     period_start = models.DateField()
     period_end = models.DateField(help_text="The last day of the period.")
     label = models.CharField(max_length=20, help_text="2026-12-02, 2026-W49, 2026-12, 2026-Q4")
@@ -69,10 +96,16 @@ class ChecklistRun(models.Model):
     class Meta:
         ordering = ["-period_start", "template__position"]
         constraints = [
-            models.UniqueConstraint(fields=["template", "period_start"], name="one_run_per_period")
+            models.UniqueConstraint(
+                fields=["template", "period_start"],
+                condition=models.Q(service=None),
+                name="one_run_per_period",
+            )
         ]
 
     def __str__(self) -> str:
+        if self.service_id:
+            return f"{self.template.title} of {self.service.name}, {self.label}"
         return f"{self.template.title} {self.label}"
 
 

@@ -2,7 +2,7 @@
 item of them, with the evidence the portal can show beside an item. Installed by a migration;
 edited in the admin afterwards."""
 
-# (name, title, period, [(section, [(item, evidence)])])
+# (name, title, period, [(section, [(item, evidence[, verify])])])
 ROUTINES = [
     (
         "daily",
@@ -104,6 +104,65 @@ ROUTINES = [
             ),
         ],
     ),
+    # Per service, started from the maintenance page or by a rule (seed: "Pre-Migration
+    # Checklist", "Post-Migration Validation").
+    (
+        "pre-migration",
+        "Pre-migration checklist",
+        "service",
+        [
+            (
+                "Environment Setup",
+                [
+                    ("Python 3.8+ installed", ""),
+                    ("Virtual environment created and activated", ""),
+                    ("Dependencies installed (pip install -r requirements.txt)", ""),
+                    ("Database migrations completed", ""),
+                    ("Environment variables configured", ""),
+                ],
+            ),
+            (
+                "Code Analysis",
+                [
+                    ("Audit existing code for duplication", ""),
+                    ("Identify services to migrate", ""),
+                    ("Document current API endpoints", ""),
+                    ("List configuration parameters", ""),
+                    ("Identify health check requirements", ""),
+                ],
+            ),
+            (
+                "Testing Preparation",
+                [
+                    ("Existing tests documented", ""),
+                    ("Test data prepared", ""),
+                    ("Performance baselines established", ""),
+                    ("Rollback plan created", ""),
+                ],
+            ),
+        ],
+    ),
+    (
+        "post-migration",
+        "Post-migration validation",
+        "service",
+        [
+            (
+                "Functional Testing",
+                [
+                    ("All services start successfully", "", "dependencies_healthy"),
+                    ("Health checks return healthy status", "", "checks_healthy"),
+                    ("API endpoints respond correctly", ""),
+                    ("Configuration is loaded and validated", "", "config_valid"),
+                    ("Error handling works as expected", ""),
+                    ("Logging is structured and informative", ""),
+                    ("Security middleware is active", ""),
+                    ("Rate limiting is working", ""),
+                    ("Input validation is enforced", ""),
+                ],
+            ),
+        ],
+    ),
 ]
 
 
@@ -119,8 +178,13 @@ def install(apps) -> None:
             continue
         n = 0
         for section, items in sections:
-            for text, evidence in items:
+            for text, evidence, *verify in items:
                 Item.objects.create(
-                    template=template, section=section, text=text, position=n, evidence=evidence
+                    template=template,
+                    section=section,
+                    text=text,
+                    position=n,
+                    evidence=evidence,
+                    verify=verify[0] if verify else "",
                 )
                 n += 1

@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from checklists import verify
 from checklists.models import ChecklistItem, ChecklistRun, ChecklistTemplate, Period, Tick
 from portal import audit
 from portal.errors import Conflict, InvalidInput, NotFound
+from services.models import Service
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,54 @@ def run_for(template: ChecklistTemplate, day: date | None = None) -> ChecklistRu
 
 
 def current_runs(day: date | None = None) -> list[ChecklistRun]:
-    return [run_for(t, day) for t in ChecklistTemplate.objects.all()]
+    return [run_for(t, day) for t in periodic()]
+
+
+def periodic():
+    return ChecklistTemplate.objects.exclude(period=Period.SERVICE)
+
+
+PORTAL = "portal"  # who ticks what the portal verified itself
+
+
+def start_for_service(template_name: str, service_name: str, actor) -> ChecklistRun:
+    """Start a per-service checklist (pre-migration, post-migration validation): the items
+    the portal can verify are answered from live data at once, with their evidence."""
+    template = ChecklistTemplate.objects.filter(name=template_name, period=Period.SERVICE).first()
+    if template is None:
+        names = ", ".join(
+            ChecklistTemplate.objects.filter(period=Period.SERVICE).values_list("name", flat=True)
+        )
+        raise InvalidInput(
+            "no such checklist",
+            fields={"template": f"no per-service checklist {template_name!r}; use {names}"},
+        )
+    service = Service.objects.filter(name=service_name).first()
+    if service is None:
+        raise NotFound(f"no service named {service_name!r}")
+    day = today()
+    with transaction.atomic():
+        run = ChecklistRun.objects.create(
+            template=template,
+            service=service,
+            period_start=day,
+            period_end=day,
+            label=f"{timezone.localtime():%Y-%m-%d %H:%M}",
+            started_by=str(actor)[:200],
+        )
+        ticks = []
+        for item in template.items.exclude(verify=""):
+            ok, found = verify.CHECKS[item.verify](service)
+            ticks.append(Tick(run=run, item=item, done=ok, note=found[:1000], by=PORTAL))
+        Tick.objects.bulk_create(ticks)
+        audit.record(
+            actor,
+            "checklist.start",
+            "checklist",
+            f"{template.name} {service.name}",
+            {"verified": {t.item.text: t.done for t in ticks}},
+        )
+    return run
 
 
 @dataclass
@@ -158,7 +208,7 @@ def overdue(day: date | None = None) -> list[ChecklistRun]:
     (beat opens every period's run, so a period nobody worked through is one too)."""
     day = day or today()
     found = []
-    for template in ChecklistTemplate.objects.all():
+    for template in periodic():
         current = period_of(template.period, day)
         previous = period_of(template.period, current.start - timedelta(days=1))
         run = ChecklistRun.objects.filter(
@@ -171,8 +221,18 @@ def overdue(day: date | None = None) -> list[ChecklistRun]:
 
 
 def past_runs(limit: int = 200):
+    """Periodic runs whose period is over, and every per-service run, newest first."""
+    ended = Q(service=None, period_end__lt=today()) | Q(service__isnull=False)
     return (
-        ChecklistRun.objects.select_related("template")
-        .filter(period_end__lt=today())
-        .order_by("-period_start", "template__position")[:limit]
+        ChecklistRun.objects.select_related("template", "service")
+        .filter(ended)
+        .order_by("-period_start", "-created_at", "template__position")[:limit]
+    )
+
+
+def service_runs(limit: int = 20):
+    return (
+        ChecklistRun.objects.select_related("template", "service")
+        .filter(service__isnull=False)
+        .order_by("-created_at")[:limit]
     )

@@ -11,11 +11,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from checklists import evidence, runs
-from checklists.models import ChecklistRun
+from checklists.models import ChecklistRun, ChecklistTemplate, Period
 from portal.auth import request_principal
 from portal.errors import PortalError
 from portal.htmx import is_partial
 from portal.models import Scope
+from services.models import Service
 
 
 def _may_tick(request) -> bool:
@@ -42,18 +43,44 @@ def _evidence_for(run_list: list[ChecklistRun]) -> dict:
 def maintenance(request):
     current = runs.current_runs()
     found = _evidence_for(current)
+    service_runs = [
+        {"run": r, "done": d, "total": t}
+        for r in runs.service_runs()
+        for d, t in [runs.progress(r)]
+    ]
     context = {
         "runs": [_run_context(r, found) for r in current],
         "overdue": runs.overdue(),
         "may_tick": _may_tick(request),
+        "service_runs": service_runs,
+        "service_templates": ChecklistTemplate.objects.filter(period=Period.SERVICE),
+        "services": Service.objects.order_by("name").values_list("name", flat=True),
     }
     return render(request, "pages/maintenance.html", context)
 
 
 @login_required
+@require_POST
+def start_service_checklist(request):
+    """Start a per-service checklist (the service page's button will post here too)."""
+    if not _may_tick(request):
+        raise PermissionDenied("starting checklists needs checklists:write (operators)")
+    try:
+        run = runs.start_for_service(
+            request.POST.get("template", ""),
+            request.POST.get("service", ""),
+            request_principal(request),
+        )
+    except PortalError as exc:
+        messages.error(request, f"Not started: {exc.message} {' '.join(exc.fields.values())}")
+        return HttpResponseRedirect(reverse("pages:maintenance"))
+    return HttpResponseRedirect(reverse("pages:checklist_run", args=[run.id]))
+
+
+@login_required
 @require_GET
 def run_detail(request, run_id: int):
-    run = get_object_or_404(ChecklistRun.objects.select_related("template"), id=run_id)
+    run = get_object_or_404(ChecklistRun.objects.select_related("template", "service"), id=run_id)
     is_current = run.period_end >= runs.today()
     found = _evidence_for([run]) if is_current else {}
     context = {

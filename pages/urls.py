@@ -8,6 +8,11 @@ urlpatterns = [
     path("config/drift", views.drift, name="drift"),
     path("maintenance/", maintenance.maintenance, name="maintenance"),
     path("maintenance/history/", maintenance.history, name="maintenance_history"),
+    path(
+        "maintenance/service-checklists",
+        maintenance.start_service_checklist,
+        name="start_service_checklist",
+    ),
     path("maintenance/runs/<int:run_id>/", maintenance.run_detail, name="checklist_run"),
     path(
         "maintenance/runs/<int:run_id>/items/<int:item_id>/tick",

@@ -178,3 +178,42 @@ def test_a_lifecycle_action_moves_the_service_through_the_registry(db_estate, au
     send_later()
     assert Service.objects.get(name="db").lifecycle_status == "degraded"
     assert AuditEntry.objects.filter(actor="system:rule:mark", target="db").exists()
+
+
+def test_a_checklist_action_starts_the_services_validation(db_estate, receiver, automation):
+    """On recovery (announced once a channel was told of the outage) the rule starts the
+    post-migration validation, whose verifiable items are answered at once."""
+    from django.apps import apps
+
+    from checklists import routines
+    from checklists.models import ChecklistRun
+
+    routines.install(apps)  # a transactional test's flush took what the migration made
+    channel("ops", receiver.url)
+    answer = automation.call(
+        "put",
+        "/api/automation/rules/validate-db",
+        {
+            "trigger": "recovered",
+            "scope": {"services": ["db"]},
+            "actions": [{"type": "checklist", "template": "post-migration"}],
+        },
+    )
+    assert answer.status_code == 201, answer.json()
+    db_estate.down("db")
+    process()
+    send_later()
+    db_estate.up("db")
+    process()
+    send_later()
+    run = ChecklistRun.objects.get(service__name="db")
+    assert run.template.name == "post-migration" and run.started_by == "system:rule:validate-db"
+    verified = {t.item.text: t.done for t in run.ticks.all()}
+    assert verified["Health checks return healthy status"] is True  # it has recovered
+    bad = automation.call(
+        "put",
+        "/api/automation/rules/odd",
+        {"trigger": "down", "actions": [{"type": "checklist", "template": "daily"}]},
+    )
+    assert bad.status_code == 422
+    assert "post-migration" in bad.json()["error"]["fields"]["actions[0].template"]

@@ -14,7 +14,7 @@ from healthchecks import recording
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import Status
 from portal.auth import system_actor
-from portal.errors import Conflict, NotFound
+from portal.errors import Conflict, InvalidInput, NotFound
 from portal.models import AuditEntry
 from tests.factories import DependencyFactory, ServiceFactory, make_check
 
@@ -23,13 +23,15 @@ ACTOR = system_actor("tests")
 
 
 def test_every_item_of_the_seed_routines_is_installed():
-    items = {t.period: [i.text for i in t.items.all()] for t in ChecklistTemplate.objects.all()}
+    items = {t.name: [i.text for i in t.items.all()] for t in ChecklistTemplate.objects.all()}
     expected = {
-        name: [text for _, section in sections for text, _ in section]
+        name: [text for _, section in sections for text, *_ in section]
         for name, _, _, sections in routines.ROUTINES
     }
     assert items == expected
-    assert sum(len(v) for v in items.values()) == 32
+    periodic = ("daily", "weekly", "monthly", "quarterly")
+    assert sum(len(items[name]) for name in periodic) == 32
+    assert (len(items["pre-migration"]), len(items["post-migration"])) == (14, 9)
     assert "Check for configuration drift" in items["weekly"]
 
 
@@ -137,3 +139,45 @@ def test_evidence_reads_what_the_portal_knows():
     ]
     assert "db" in [r.name for r in found["health"].rows]
     assert found["drift"].total == 0 and found["drift"].empty
+
+
+def test_a_post_migration_validation_answers_what_the_portal_knows_with_evidence():
+    db = ServiceFactory(name="db")
+    app = ServiceFactory(name="app")
+    DependencyFactory(service=app, depends_on=db, kind="hard")
+    down = make_check(db, name="tcp", is_critical=True)
+    up = make_check(app, name="http", is_critical=True)
+    now = timezone.now()
+    recording.record(
+        [
+            recording.Result(down.pk, now, now, ProbeOutcome(Status.UNHEALTHY, errors=["x"])),
+            recording.Result(up.pk, now, now, ProbeOutcome(Status.HEALTHY)),
+        ]
+    )
+    run = runs.start_for_service("post-migration", "app", ACTOR)
+    verified = {s.item.text: (s.done, s.tick.note, s.tick.by) for s in runs.states(run) if s.tick}
+    assert verified == {
+        "All services start successfully": (False, "hard dependencies: db unhealthy", "portal"),
+        "Health checks return healthy status": (
+            True,
+            "service degraded; checks: http healthy",
+            "portal",
+        ),
+        "Configuration is loaded and validated": (
+            False,
+            "no configuration version stored",
+            "portal",
+        ),
+    }
+    assert runs.progress(run) == (1, 9)
+    assert str(run).startswith("Post-migration validation of app")
+    assert AuditEntry.objects.filter(action="checklist.start", target="post-migration app").exists()
+
+
+def test_a_service_checklist_that_does_not_exist_is_refused_with_its_field():
+    ServiceFactory(name="app")
+    with pytest.raises(InvalidInput) as refused:
+        runs.start_for_service("daily", "app", ACTOR)  # a routine, not a service's checklist
+    assert "post-migration" in refused.value.fields["template"]
+    with pytest.raises(NotFound):
+        runs.start_for_service("post-migration", "ghost", ACTOR)

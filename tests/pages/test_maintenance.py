@@ -93,3 +93,22 @@ def test_past_runs_stay_readable(client, bob):
     assert "Check for configuration drift" in page
     assert client.get("/maintenance/runs/999999/").status_code == 404
     assert ChecklistRun.objects.filter(label="2025-W02").count() == 1
+
+
+def test_an_operator_starts_a_services_validation_and_a_viewer_may_not(client, alice, bob):
+    ServiceFactory(name="ledger")
+    client.force_login(bob)
+    form = {"template": "post-migration", "service": "ledger"}
+    assert client.post("/maintenance/service-checklists", form).status_code == 403
+    assert not ChecklistRun.objects.filter(service__name="ledger").exists()
+    client.force_login(alice)
+    answer = client.post("/maintenance/service-checklists", form)
+    run = ChecklistRun.objects.get(service__name="ledger")
+    assert answer["Location"] == f"/maintenance/runs/{run.id}/"
+    page = client.get(answer["Location"]).content.decode()
+    assert "Post-migration validation" in page and "Started by user:alice" in page
+    assert "the service has no enabled checks" in page  # what the portal found, kept
+    listing = client.get("/maintenance/").content.decode()
+    assert "Post-migration validation of ledger" in listing
+    bad = client.post("/maintenance/service-checklists", {**form, "service": "ghost"}, follow=True)
+    assert "Not started: no service named" in bad.content.decode()
