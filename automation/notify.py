@@ -54,8 +54,8 @@ class Message:
 
 
 def service_url(name: str) -> str:
-    """Where a person sees the service's status and why (its page, once the pages have one)."""
-    return f"{settings.PORTAL_BASE_URL.rstrip('/')}/health/service/{name}"
+    """Where a person sees the service's status and why: its page."""
+    return f"{settings.PORTAL_BASE_URL.rstrip('/')}/services/{name}/"
 
 
 def _duration(delta: timedelta) -> str:

@@ -336,7 +336,7 @@ def render_body(template: str, delivery: Delivery, impacted: list[str]) -> str:
         "cause": alert.cause if alert else subject.get("message", ""),
         "since": alert.opened_at.isoformat() if alert else subject.get("since") or "",
         "impacted": ", ".join(impacted),
-        "url": f"{settings.PORTAL_BASE_URL.rstrip('/')}/health/service/{service.name}",
+        "url": f"{settings.PORTAL_BASE_URL.rstrip('/')}/services/{service.name}/",
         "check": subject.get("check", ""),
     }
     return string.Template(template).safe_substitute(values)

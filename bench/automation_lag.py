@@ -328,40 +328,56 @@ def stretches(bench: health.Bench, estate: dict, context: dict) -> dict:
 
 def write_outages(estate: dict, start: datetime, count: int, shape: health.Shape) -> list[dict]:
     """``count`` outage cycles from ``start``, written in a thread of their own at the probe
-    worker's niceness (where the engine's recording flush would write them)."""
+    worker's niceness (where the engine's recording flush would write them). Interrupted
+    (Ctrl-C, SIGTERM), the thread stops at its next step, so the phase can stop its
+    processes."""
     from django.conf import settings
 
     niceness = settings.HEALTH_PROBE_WORKER_NICENESS
+    stopping = threading.Event()
 
     def run() -> list[dict]:
         from django.db import connections
 
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
         try:
-            return [
-                cycle(estate, start + timedelta(seconds=k * shape.automation_cycle), shape)
-                for k in range(count)
-            ]
+            rows = []
+            for k in range(count):
+                at = start + timedelta(seconds=k * shape.automation_cycle)
+                rows.append(cycle(estate, at, shape, stopping))
+                if stopping.is_set():
+                    break
+            return rows
         finally:
             connections.close_all()  # this thread's
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outages") as pool:
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outages")
+    try:
         return pool.submit(run).result()
+    except BaseException:
+        stopping.set()
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
-def cycle(estate: dict, start: datetime, shape: health.Shape) -> dict:
+def cycle(estate: dict, start: datetime, shape: health.Shape, stopping: threading.Event) -> dict:
     """One outage of the shared dependency: down, then back half a cycle later, each step's
     status changes written by the engine's recompute (``bench.automation.move``), timed;
-    returns at the cycle's end."""
+    returns at the cycle's end (or as soon as ``stopping`` is set)."""
     from healthchecks.status import Status
+
+    def wait_until(moment: datetime) -> bool:
+        return stopping.wait(max(0.0, (moment - datetime.now(UTC)).total_seconds()))
 
     statuses = {"root_down": Status.UNHEALTHY, "root_back": Status.HEALTHY}
     row: dict = {"at": start.isoformat()}
     for share, step in STEPS:
-        health._sleep_until(start + timedelta(seconds=shape.automation_cycle * share))
+        if wait_until(start + timedelta(seconds=shape.automation_cycle * share)):
+            return row
         seconds, changes = support.timed(automation_bench.move, [estate["root"]], statuses[step])
         row[step] = {"changes": changes, "s": round(seconds, 3)}
-    health._sleep_until(start + timedelta(seconds=shape.automation_cycle))
+    wait_until(start + timedelta(seconds=shape.automation_cycle))
     return row
 
 
@@ -642,5 +658,9 @@ def print_automation(result: dict) -> None:
         f"alone: {summary['lag_p99_during_over_outages_alone']} (targets <= {RATIO_TARGET}); "
         f"after / before, the control: {summary['lag_p99_after_over_before']}"
     )
-    met = all(v["met"] for v in verdicts(summary).values())
-    print(f"  verdict: {'met' if met else 'NOT MET'} (the verdicts table below)")
+    missed = [
+        f"{name} {v['value']} (target {v['target']})"
+        for name, v in verdicts(summary).items()
+        if not v["met"]
+    ]
+    print(f"  verdict: {'NOT MET: ' + '; '.join(missed) if missed else 'met'}")

@@ -155,6 +155,17 @@ def service_availability(service: Service, exclude: set[str], now=None) -> dict[
     return result
 
 
+def status_timeline(service: Service, start: datetime, end: datetime | None = None) -> list:
+    """(from, to, status) of the service over [start, end): for a page's timeline."""
+    end = end or timezone.now()
+    current = ServiceHealth.objects.filter(service=service).values_list("status", flat=True).first()
+    start = max(start, service.created_at)
+    if start >= end:
+        return []
+    changes = _changes([service.id], start)[service.id]
+    return timeline(changes, Status.UNKNOWN if current is None else current, start, end)
+
+
 def parse_exclude(raw: str) -> set[str]:
     """``maintenance,upstream`` -> the set; ValueError naming what is not one of them."""
     wanted = {part.strip() for part in raw.split(",") if part.strip()}

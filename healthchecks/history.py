@@ -267,6 +267,36 @@ def services_uptime(window: str = "90d", now: datetime | None = None) -> dict[st
     }
 
 
+def daily_uptime(check_ids: list[int], days: int = 90, now: datetime | None = None) -> list[dict]:
+    """One entry per day, oldest first: uptime over the checks' results of that (UTC) day,
+    from the daily rollups, or the hourly ones for days not rolled up by day yet."""
+    now = now or timezone.now()
+    first = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    per_day: dict = {}
+    for granularity in (CheckRollup.HOUR, CheckRollup.DAY):  # days overwrite hours
+        sums: dict = defaultdict(lambda: [0, 0])
+        rows = CheckRollup.objects.filter(
+            health_check_id__in=check_ids, granularity=granularity, start__gte=first
+        ).values_list("start", "count", "failures")
+        for start, count, failures in rows:
+            day = start.astimezone(UTC).date()
+            sums[day][0] += count
+            sums[day][1] += failures
+        per_day.update(sums)
+    out = []
+    for i in range(days):
+        day = (first + timedelta(days=i)).date()
+        count, failures = per_day.get(day, (0, 0))
+        out.append(
+            {
+                "day": day,
+                "results": count,
+                "uptime": round(1 - failures / count, 6) if count else None,
+            }
+        )
+    return out
+
+
 # --- Reports ---------------------------------------------------------------------------------
 
 

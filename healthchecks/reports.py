@@ -249,6 +249,14 @@ def _detail_document(service: dict, checks: list[dict], dependencies: list[tuple
     }
 
 
+def statuses_of(names: list[str]) -> dict[str, str]:
+    """Service name -> its status word, for a list of neighbours on a page."""
+    found = dict(
+        ServiceHealth.objects.filter(service__name__in=names).values_list("service__name", "status")
+    )
+    return {name: word(found.get(name, Status.UNKNOWN)) for name in names}
+
+
 def status_counts() -> dict[str, int]:
     counts = {word(s): 0 for s in Status}
     for status, n in _count(ServiceHealth.objects, "status"):

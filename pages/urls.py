@@ -1,11 +1,13 @@
 from django.urls import path
 
-from pages import maintenance, views
+from pages import maintenance, service_page, views
 
 app_name = "pages"
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("config/drift", views.drift, name="drift"),
+    path("services/<str:name>/", service_page.service_page, name="service"),
+    path("services/<str:name>/run-checks", service_page.run_checks, name="run_checks"),
     path("maintenance/", maintenance.maintenance, name="maintenance"),
     path("maintenance/history/", maintenance.history, name="maintenance_history"),
     path(

@@ -113,6 +113,13 @@ def describe(window: MaintenanceWindow) -> dict:
     }
 
 
+def windows_for(service: Service):
+    """Every window that covers the service, by name or through its team."""
+    return MaintenanceWindow.objects.filter(
+        Q(services=service) | Q(team_id=service.team_id)
+    ).distinct()
+
+
 def open_windows(now=None):
     now = now or timezone.now()
     return MaintenanceWindow.objects.filter(starts_at__lte=now, ends_at__gt=now)

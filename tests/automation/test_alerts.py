@@ -43,7 +43,7 @@ def test_a_root_cause_and_its_dependents_make_one_notification_then_one_recovery
     assert "db is down since" in body
     assert "Why: critical check failing: http" in body
     assert "Impacted: 3 services that depend on it are affected: api, ledger, payments" in body
-    assert "Status and why: https://portal.example/health/service/db" in body
+    assert "Status and why: https://portal.example/services/db/" in body
     ledger = Alert.objects.get(service__name="ledger", resolved_at=None)
     assert ledger.root.service.name == "db"
     assert Delivery.objects.get(alert=ledger).detail == "folded into the alert of db"

@@ -1,0 +1,91 @@
+"""Charts drawn on the server as SVG: no script, no network, nothing the CSP must allow.
+
+Each function is pure: data in, markup out (text escaped). Colours come from CSS classes
+(``st-healthy`` ...), and every mark has a <title> in words, so a status is never told by
+colour alone and a screen reader or a hover reads it.
+"""
+
+from datetime import datetime
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+WIDTH, HEIGHT = 720, 160
+PAD_LEFT, PAD_BOTTOM = 48, 20
+
+
+def _x(at: datetime, start: datetime, end: datetime, width: float) -> float:
+    span = (end - start).total_seconds() or 1
+    return PAD_LEFT + (at - start).total_seconds() / span * (width - PAD_LEFT)
+
+
+def status_timeline(spans: list[tuple[datetime, datetime, str]], start, end) -> SafeString:
+    """One band of coloured segments, one per status span, each titled in words."""
+    width, height = WIDTH, 28
+    parts = [
+        f'<svg class="chart timeline" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="Status timeline">'
+    ]
+    for begin, finish, word in spans:
+        x1, x2 = _x(begin, start, end, width), _x(finish, start, end, width)
+        title = f"{word} from {begin:%Y-%m-%d %H:%M} to {finish:%Y-%m-%d %H:%M} UTC"
+        parts.append(
+            f'<rect class="st-{escape(word)}" x="{x1:.1f}" y="2" width="{max(x2 - x1, 0.8):.1f}" '
+            f'height="{height - 4}"><title>{escape(title)}</title></rect>'
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped
+
+
+def response_times(series: dict[str, list[tuple[datetime, float]]], start, end) -> SafeString:
+    """A line per check (ms over time), with the top of the scale labelled."""
+    points = [ms for rows in series.values() for _, ms in rows if ms is not None]
+    top = max(points, default=0) * 1.1 or 1
+    plot = HEIGHT - PAD_BOTTOM
+    parts = [
+        f'<svg class="chart latency" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-label="Response time per check">',
+        f'<text class="axis" x="2" y="12">{top:.0f} ms</text>',
+        f'<text class="axis" x="2" y="{plot}">0</text>',
+        f'<line class="axis" x1="{PAD_LEFT}" y1="{plot}" x2="{WIDTH}" y2="{plot}"/>',
+        f'<text class="axis" x="{PAD_LEFT}" y="{HEIGHT - 4}">{start:%Y-%m-%d %H:%M}</text>',
+        f'<text class="axis" x="{WIDTH}" y="{HEIGHT - 4}" text-anchor="end">'
+        f"{end:%Y-%m-%d %H:%M} UTC</text>",
+    ]
+    for n, (name, rows) in enumerate(sorted(series.items())):
+        coords = " ".join(
+            f"{_x(at, start, end, WIDTH):.1f},{plot - ms / top * (plot - 8):.1f}"
+            for at, ms in rows
+            if ms is not None
+        )
+        if coords:
+            parts.append(
+                f'<polyline class="line line-{n % 6}" points="{coords}">'
+                f"<title>{escape(name)}</title></polyline>"
+            )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped
+
+
+def uptime_bars(days: list[dict]) -> SafeString:
+    """One bar a day: full height, coloured by that day's uptime, titled with it."""
+    count = len(days) or 1
+    step = WIDTH / count
+    parts = [
+        f'<svg class="chart bars" viewBox="0 0 {WIDTH} 34" role="img" '
+        f'aria-label="Uptime per day, last {count} days">'
+    ]
+    for i, day in enumerate(days):
+        uptime = day["uptime"]
+        if uptime is None:
+            word, text = "unknown", "no results"
+        else:
+            word = "healthy" if uptime >= 0.999 else "degraded" if uptime >= 0.99 else "unhealthy"
+            text = f"{uptime * 100:.2f} % of {day['results']} results"
+        parts.append(
+            f'<rect class="st-{word}" x="{i * step + 0.5:.1f}" y="2" '
+            f'width="{max(step - 1.5, 0.8):.1f}" height="30">'
+            f"<title>{day['day']:%Y-%m-%d}: {escape(text)}</title></rect>"
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped

@@ -1,0 +1,159 @@
+"""The seed's recovery procedures ("Service Recovery", "Configuration Recovery", "Health Check
+Recovery") as runbooks, each step with the live facts a person needs beside it (pure: it
+reads only what the page has already read).
+
+Which procedures apply: none while the service is healthy (or in maintenance); service
+recovery when it is down or degraded; configuration recovery when its current configuration
+is invalid; health check recovery when a check cannot say anything (no result, a stale one,
+a probe error, a target the policy refuses).
+"""
+
+from dataclasses import dataclass, field
+
+CHECK_TROUBLE = ("probe error", "target not allowed", "no recent result")
+
+
+@dataclass
+class Step:
+    text: str
+    facts: list[str] = field(default_factory=list)
+    ok: bool | None = None  # None: a step for a person, nothing to judge from data
+
+
+@dataclass
+class Procedure:
+    title: str
+    why: str
+    steps: list[Step]
+
+
+def _failing(detail: dict) -> list[str]:
+    return [
+        f"{c['name']} ({c['kind']}): {c['status']}"
+        + (f" -- {'; '.join(c['errors'])}" if c["errors"] else "")
+        for c in detail["checks"]
+        if c["enabled"] and c["status"] != "healthy"
+    ]
+
+
+def _deps(neighbours: dict) -> tuple[list[str], bool]:
+    rows = [f"{d['service']} ({d['kind']}): {d['status']}" for d in neighbours["dependencies"]]
+    ok = all(
+        d["status"] in ("healthy", "degraded")
+        for d in neighbours["dependencies"]
+        if d["kind"] == "hard"
+    )
+    return rows or ["no dependencies"], ok
+
+
+def service_recovery(detail: dict, neighbours: dict) -> Procedure:
+    failing = _failing(detail)
+    deps, deps_ok = _deps(neighbours)
+    impacted = [i["service"] for i in neighbours["impact"] if i["effect"] == "down"]
+    return Procedure(
+        "Service recovery",
+        f"the service is {detail['status']}: {detail['reason'] or 'no reason given'}",
+        [
+            Step(
+                "Check service status and errors",
+                [f"status: {detail['status']}", *(failing or ["every check is healthy"])],
+                not failing,
+            ),
+            Step("Review service dependencies", deps, deps_ok),
+            Step(
+                "Restart service if needed",
+                [
+                    "Follow the service's runbook (linked above) or your platform's restart; "
+                    + (
+                        f"{len(impacted)} service(s) go down with it: {', '.join(impacted[:10])}"
+                        if impacted
+                        else "nothing else depends on it hard"
+                    )
+                ],
+            ),
+            Step(
+                "Verify health check passes",
+                ["Use \u201cRun checks now\u201d above; the results replace the ones listed."],
+                not failing,
+            ),
+            Step("Monitor for recurring issues", ["See the incidents and the timeline below."]),
+        ],
+    )
+
+
+def configuration_recovery(config: dict) -> Procedure:
+    current = config["current"]
+    issues = [f"{path}: {why}" for path, why in list(config["issues"].items())[:10]]
+    validity = (
+        "no configuration stored"
+        if current is None
+        else f"version {current.version}: "
+        + {True: "valid", False: "invalid", None: "not validated"}[config["valid"]]
+    )
+    return Procedure(
+        "Configuration recovery",
+        validity,
+        [
+            Step("Check configuration validation", [validity, *issues], config["valid"] is True),
+            Step(
+                "Review environment variables",
+                ["The configuration as a dotenv file: GET /api/services/<name>/config?format=env"],
+            ),
+            Step("Validate configuration schema", ["POST .../config/validate checks a candidate."]),
+            Step(
+                "Update configuration if needed",
+                ["Publish a new version (API, admin); rollback restores an earlier one."],
+            ),
+            Step(
+                "Restart affected services",
+                [f"drift: {config['drift']['state']}"],
+                config["drift"]["state"] != "drifting",
+            ),
+        ],
+    )
+
+
+def health_check_recovery(detail: dict, neighbours: dict) -> Procedure:
+    troubled = [
+        f"{c['name']} ({c['kind']}): {'; '.join(c['errors']) or c['status']}"
+        for c in detail["checks"]
+        if _blind(c)
+    ]
+    deps, deps_ok = _deps(neighbours)
+    return Procedure(
+        "Health check recovery",
+        "a check cannot observe the service",
+        [
+            Step("Check health check implementation", troubled, False),
+            Step("Verify service dependencies", deps, deps_ok),
+            Step(
+                "Review health check configuration",
+                [
+                    f"{c['name']}: {c['kind']}, last result {c['last_check_at'] or 'never'}"
+                    for c in detail["checks"]
+                ],
+            ),
+            Step("Test health check manually", ["Use \u201cRun checks now\u201d above."]),
+            Step("Update health check if needed", ["In the admin or PUT .../checks/<check>."]),
+        ],
+    )
+
+
+def _blind(check: dict) -> bool:
+    """A check that says nothing about the service: no result, a stale one, or its own
+    failure (a probe error, a target the policy refuses)."""
+    errors = " ".join(check["errors"])
+    return check["enabled"] and (
+        check["stale"] or check["status"] == "unknown" or any(t in errors for t in CHECK_TROUBLE)
+    )
+
+
+def procedures(detail: dict, config: dict, neighbours: dict) -> list[Procedure]:
+    found = []
+    if detail["status"] in ("unhealthy", "degraded"):
+        found.append(service_recovery(detail, neighbours))
+    if config["current"] is not None and config["valid"] is False:
+        found.append(configuration_recovery(config))
+    if any(_blind(c) for c in detail["checks"]):
+        found.append(health_check_recovery(detail, neighbours))
+    return found

@@ -1,0 +1,182 @@
+"""A service's page: its status and why, history, incidents, neighbours, configuration,
+deployments and lifecycle, its alerts, maintenance and predictions, and -- when it is not
+healthy -- the seed's recovery procedure with the live facts beside each step. Thin: every
+read comes from the domain apps."""
+
+from datetime import datetime, timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from automation.models import Alert
+from checklists.models import ChecklistRun, ChecklistTemplate, Period
+from healthchecks import availability, checks, history
+from healthchecks import reports as health_reports
+from healthchecks.models import HealthCheck, Incident, Prediction
+from healthchecks.status import Status
+from pages import charts, runbook
+from portal.auth import request_principal
+from portal.errors import PortalError
+from portal.models import Scope
+from services import configs, deployments, maintenance, queries
+from services.graph import DependencyGraph
+from services.models import Service
+
+RANGES = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+}
+
+
+def _service(name: str) -> Service:
+    service = Service.objects.select_related("team").filter(name=name).first()
+    if service is None:
+        raise Http404(name)
+    return service
+
+
+def _series(name: str, start, end) -> dict:
+    """Response time per check over the range, at the history's resolution."""
+    body = history.service_history(name, {"from": start.isoformat(), "to": end.isoformat()})
+    series = {}
+    for check, rows in body["checks"].items():
+        points = []
+        for row in rows:
+            at = row.get("at") or row.get("start")
+            ms = row.get("response_ms", row.get("latency_avg_ms"))
+            if at is not None:
+                points.append((_parse(at), ms))
+        series[check] = points
+    return series
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _neighbours(service: Service, detail: dict) -> dict:
+    dependents = queries.dependents_of(service.name)
+    statuses = health_reports.statuses_of([d["service"] for d in dependents])
+    graph = DependencyGraph.load()
+    return {
+        "dependencies": detail["dependencies"],
+        "dependents": [{**d, "status": statuses.get(d["service"], "unknown")} for d in dependents],
+        "impact": graph.impact(service.name),
+    }
+
+
+def _configuration(service: Service) -> dict:
+    current = configs.current_version(service)
+    valid, issues = (None, {})
+    if current is not None:
+        valid, issues = configs.validity_now(
+            current, configs.current_schema(service), configs.level_for(service)
+        )
+    return {
+        "current": current,
+        "valid": valid,
+        "issues": issues,
+        "recent": list(service.config_versions.order_by("-version")[:5]),
+        "drift": deployments.drift(service),
+    }
+
+
+@login_required
+@require_GET
+def service_page(request, name: str):
+    service = _service(name)
+    detail = health_reports.service_detail(name)
+    span_name = request.GET.get("range", "24h")
+    span = RANGES.get(span_name, RANGES["24h"])
+    exclude = set()
+    if request.GET.get("exclude"):
+        try:
+            exclude = availability.parse_exclude(request.GET["exclude"])
+        except ValueError as exc:
+            messages.error(request, f"Ignored exclude: {exc}")
+    now = timezone.now()
+    start = now - span
+    check_ids = list(HealthCheck.objects.filter(service=service).values_list("id", flat=True))
+    timeline = [
+        (a, b, Status(s).label) for a, b, s in availability.status_timeline(service, start, now)
+    ]
+    config = _configuration(service)
+    neighbours = _neighbours(service, detail)
+    principal = request_principal(request)
+    context = {
+        "service": service,
+        "detail": detail,
+        "range": span_name,
+        "ranges": list(RANGES),
+        "timeline_svg": charts.status_timeline(timeline, start, now),
+        "latency_svg": charts.response_times(_series(name, start, now), start, now),
+        "bars_svg": charts.uptime_bars(history.daily_uptime(check_ids, 90, now)),
+        "availability": {
+            window: {
+                **figures,
+                "down": timedelta(seconds=figures["down_s"]),
+                "upstream": timedelta(seconds=figures["upstream_s"]),
+                "maintenance": timedelta(seconds=figures["maintenance_s"]),
+            }
+            for window, figures in availability.service_availability(service, exclude, now).items()
+        },
+        "exclude": sorted(exclude),
+        "incidents": list(Incident.objects.filter(service=service).order_by("-opened_at")[:20]),
+        "config": config,
+        "deployments": list(service.deployments.order_by("-created_at", "-id")[:5]),
+        "transitions": list(service.transitions.order_by("-created_at", "-id")[:10]),
+        "alerts": list(
+            Alert.objects.filter(service=service)
+            .select_related("root__service")
+            .order_by("-opened_at")[:5]
+        ),
+        "windows": list(
+            maintenance.windows_for(service).filter(ends_at__gt=now).order_by("starts_at")[:5]
+        ),
+        "predictions": list(
+            Prediction.objects.filter(service=service).select_related("health_check")
+        ),
+        "runbook": runbook.procedures(detail, config, neighbours),
+        "checklists": list(
+            ChecklistRun.objects.filter(service=service)
+            .select_related("template")
+            .order_by("-created_at")[:5]
+        ),
+        "service_templates": ChecklistTemplate.objects.filter(period=Period.SERVICE),
+        "may_run": principal.has_scope(Scope.HEALTH_WRITE) and principal.may_act_on(name),
+        "may_tick": principal.has_scope(Scope.CHECKLISTS_WRITE),
+        **neighbours,
+    }
+    return render(request, "pages/service.html", context)
+
+
+@login_required
+@require_POST
+def run_checks(request, name: str):
+    """Run every enabled check of the service now (operators), back to its page."""
+    principal = request_principal(request)
+    if not (principal.has_scope(Scope.HEALTH_WRITE) and principal.may_act_on(name)):
+        raise PermissionDenied("running checks needs health:write (operators)")
+    service = _service(name)
+    ran = []
+    for check in HealthCheck.objects.filter(service=service, enabled=True).order_by("name"):
+        try:
+            outcome = checks.run_now(check, principal)
+        except PortalError as exc:
+            messages.error(request, f"{check.name}: {exc.message}")
+            continue
+        ran.append(f"{check.name} {outcome.status.label}")
+    if ran:
+        messages.success(request, "Ran " + ", ".join(ran) + ".")
+    elif not messages.get_messages(request):
+        messages.info(request, "This service has no enabled checks.")
+    return HttpResponseRedirect(reverse("pages:service", args=[name]))
