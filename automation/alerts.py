@@ -6,8 +6,9 @@ transaction-level lock (so two automation workers never act on the same change, 
 neighbouring ones out of order), and reconciles alerts with the services' *current* status.
 Acting on the state rather than on each event makes a duplicate or late change harmless.
 
-Suppression: a service that is not healthy while one of its hard dependencies is down is
-folded into the root cause's alert (the deepest down service on that path). Only alerts of
+Suppression: a service that is not healthy while a chain of hard dependencies leads to one
+that is down is folded into the root cause's alert (the deepest down service on that path;
+the chain may pass services that are only degraded by it). Only alerts of
 their own are notified; the root's notification lists the services it impacts. Folded
 services are still checked and their history recorded: this decides notifications only.
 
@@ -86,10 +87,14 @@ def outbox_lock() -> bool:
         return cursor.fetchone()[0]
 
 
-def roots_of(service_id: int, down_dependencies: dict[int, list[int]]) -> set[int]:
-    """The root causes of a service's trouble: following hard dependencies that are down
-    (or in maintenance), those that have none such themselves (pure; the graph is acyclic,
-    a visited set guards anyway). Empty when no hard dependency is down."""
+def roots_of(
+    service_id: int, down_dependencies: dict[int, list[int]], can_be_root: set[int] | None = None
+) -> set[int]:
+    """The root causes of a service's trouble: following hard dependencies that are not
+    healthy (down, in maintenance, or degraded -- a service degraded *because* its own hard
+    dependency is down passes the trouble on), the ones at the end of the chain that are
+    down or in maintenance (``can_be_root``; None: any). Pure; the graph is acyclic, a
+    visited set guards anyway. Empty when no chain ends at a service that is down."""
     roots: set[int] = set()
     seen: set[int] = set()
     stack = list(down_dependencies.get(service_id, ()))
@@ -101,7 +106,7 @@ def roots_of(service_id: int, down_dependencies: dict[int, list[int]]) -> set[in
         above = down_dependencies.get(node, ())
         if above:
             stack.extend(above)
-        else:
+        elif can_be_root is None or node in can_be_root:
             roots.add(node)
     return roots
 
@@ -109,24 +114,30 @@ def roots_of(service_id: int, down_dependencies: dict[int, list[int]]) -> set[in
 @dataclass
 class _View:
     """What reconcile reads: statuses, and the hard-dependency edges onto services that are
-    down or in maintenance."""
+    not healthy, with which of those are down or in maintenance (root causes)."""
 
     health: dict[int, tuple[int, str]] = field(default_factory=dict)
     maintenance_since: dict[int, datetime] = field(default_factory=dict)
     down_dependencies: dict[int, list[int]] = field(default_factory=dict)
+    can_be_root: set[int] = field(default_factory=set)
     names: dict[int, str] = field(default_factory=dict)
+
+    def roots(self, service_id: int) -> set[int]:
+        return roots_of(service_id, self.down_dependencies, self.can_be_root)
 
 
 def _read(service_ids: set[int]) -> _View:
     view = _View()
-    for service_id, depends_on_id in Dependency.objects.filter(
+    for service_id, depends_on_id, status in Dependency.objects.filter(
         kind=DependencyKind.HARD,
-        depends_on__health__status__in=[Status.UNHEALTHY, Status.MAINTENANCE],
-    ).values_list("service_id", "depends_on_id"):
+        depends_on__health__status__in=[Status.UNHEALTHY, Status.MAINTENANCE, Status.DEGRADED],
+    ).values_list("service_id", "depends_on_id", "depends_on__health__status"):
         view.down_dependencies.setdefault(service_id, []).append(depends_on_id)
+        if status != Status.DEGRADED:
+            view.can_be_root.add(depends_on_id)
     wanted = set(service_ids)
     for service_id in service_ids:
-        wanted |= roots_of(service_id, view.down_dependencies)
+        wanted |= view.roots(service_id)
     for service_id, status, reason, since in ServiceHealth.objects.filter(
         service_id__in=wanted
     ).values_list("service_id", "status", "reason", "since"):
@@ -196,7 +207,7 @@ def _fold(alerts: dict[int, Alert], view: _View, announced: set[int]) -> None:
     what was queued; if it is ever on its own again, it is announced then."""
     moved, dropped = [], {}
     for service_id, alert in alerts.items():
-        roots = roots_of(service_id, view.down_dependencies)
+        roots = view.roots(service_id)
         with_alerts = roots & alerts.keys()
         root = alerts[min(with_alerts, key=view.names.__getitem__)] if with_alerts else None
         # Trouble that began before the dependency's maintenance is not the maintenance's.
@@ -252,7 +263,11 @@ def _queue(alert: Alert, event: str, now) -> int:
     wait AUTOMATION_GROUP_SECONDS, so that the dependents a root cause takes down with it
     (their own checks may fail first) are folded in before anyone is told."""
     team = Service.objects.filter(id=alert.service_id).values_list("team__name", flat=True)[0]
-    wait = 0 if event == Event.RECOVERED else settings.AUTOMATION_GROUP_SECONDS
+    # The wait counts from the alert's opening: one announced late (no channel wanted it
+    # then, or a window kept it silent) goes as soon as it may.
+    waited = (now - alert.opened_at).total_seconds()
+    group = max(0.0, settings.AUTOMATION_GROUP_SECONDS - waited)
+    wait = 0 if event == Event.RECOVERED else group
     rows = [
         Delivery(
             alert=alert,
@@ -282,6 +297,10 @@ def acknowledge(alert_id: int, actor) -> Alert:
         )
         if alert is None:
             raise NotFound(f"no alert {alert_id}")
+        if alert.resolved_at is not None:
+            raise Conflict(
+                f"alert {alert_id} was resolved at {alert.resolved_at:%Y-%m-%d %H:%M:%S} UTC"
+            )
         if alert.acknowledged_at is not None:
             raise Conflict(
                 f"alert {alert_id} was acknowledged by {alert.acknowledged_by} "

@@ -234,6 +234,9 @@ def _send(
     if reason := channels.policy_refusal(plugin):
         return False, None, f"refused by the network policy: {reason}"
     timeout = settings.AUTOMATION_SEND_TIMEOUT
+    # A redirect would lead away from the host the policy judged (to a metadata address,
+    # say): apprise's plugins honour this and treat a 3xx as a failure.
+    plugin.redirects = False
     plugin.socket_connect_timeout = min(timeout, 5.0)
     plugin.socket_read_timeout = timeout
     with apprise.LogCapture(level=logging.DEBUG, fmt="%(levelname)s %(message)s") as logs:

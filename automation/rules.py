@@ -103,6 +103,8 @@ def validate(data: RuleIn) -> None:
     _check_condition(data.trigger, data.condition, fields)
     if data.escalation and not data.escalate_after_minutes:
         fields["escalate_after_minutes"] = "escalation actions need escalate_after_minutes"
+    if data.escalate_after_minutes and not data.escalation:
+        fields["escalation"] = "escalate_after_minutes needs escalation actions to run"
     if fields:
         raise InvalidInput("the rule was not saved", fields=fields)
 

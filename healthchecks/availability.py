@@ -14,7 +14,8 @@ time the status was unknown (no checks, or before the service existed); degraded
 available, as readiness says. ``exclude`` takes maintenance and/or upstream time out of both.
 """
 
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 
@@ -164,6 +165,58 @@ def status_timeline(service: Service, start: datetime, end: datetime | None = No
         return []
     changes = _changes([service.id], start)[service.id]
     return timeline(changes, Status.UNKNOWN if current is None else current, start, end)
+
+
+# Worst first: a slot of a status strip shows the worst status the service held in it.
+SEVERITY = {
+    Status.UNHEALTHY: 4,
+    Status.DEGRADED: 3,
+    Status.MAINTENANCE: 2,
+    Status.UNKNOWN: 1,
+    Status.HEALTHY: 0,
+}
+
+
+def worst_per_slot(
+    changes: list[tuple[datetime, int, int]], current: int, start: datetime, slot, slots: int
+) -> list[int]:
+    """The worst status in each of ``slots`` slots from ``start`` (pure). ``changes``: (at,
+    from, to) in time order, all after ``start``; the status before the first is its
+    ``from``, after the last it is ``current``."""
+    end = start + slot * slots
+    spans = timeline(changes, current, start, end)
+    worst = [None] * slots
+    for begin, finish, status in spans:
+        first = int((begin - start) / slot)
+        last = min(slots - 1, math.ceil((finish - start) / slot) - 1)
+        for i in range(max(first, 0), last + 1):
+            if worst[i] is None or SEVERITY[status] > SEVERITY[worst[i]]:
+                worst[i] = status
+    return [Status.UNKNOWN if w is None else w for w in worst]
+
+
+def status_strips(service_ids: list[int], now=None, hours: int = 24) -> dict[int, list[int]]:
+    """Each service's worst status per hour over the last ``hours`` (the last slot ends now),
+    in two queries whatever the number of services: the changes in the window and the
+    current statuses (the status before a change is its ``from``)."""
+    now = now or timezone.now()
+    slot = timedelta(hours=1)
+    start = now - slot * hours
+    current = dict(
+        ServiceHealth.objects.filter(service_id__in=service_ids).values_list("service_id", "status")
+    )
+    changes: dict[int, list] = {i: [] for i in service_ids}
+    rows = StatusChange.objects.filter(
+        service_id__in=service_ids, health_check=None, at__gte=start
+    ).order_by("at", "id")
+    for service_id, at, old, new in rows.values_list(
+        "service_id", "at", "from_status", "to_status"
+    ):
+        changes[service_id].append((at, old, new))
+    return {
+        i: worst_per_slot(changes[i], current.get(i, Status.UNKNOWN), start, slot, hours)
+        for i in service_ids
+    }
 
 
 def parse_exclude(raw: str) -> set[str]:

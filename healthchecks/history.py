@@ -48,6 +48,10 @@ WINDOWS = {
 }
 
 
+class NoSuchCheck(LookupError):
+    pass
+
+
 class BadRange(ValueError):
     def __init__(self, message: str, fields: dict[str, str]):
         super().__init__(message)
@@ -297,6 +301,23 @@ def daily_uptime(check_ids: list[int], days: int = 90, now: datetime | None = No
     return out
 
 
+def services_latency_p95(now: datetime | None = None) -> dict[int, float | None]:
+    """Service id -> p95 response time (ms) of its checks over the last hour, from the hourly
+    rollups' histograms (the current and the previous hour: the last hour, at hour
+    resolution), in one query."""
+    now = now or timezone.now()
+    since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    merged: dict[int, list[int]] = {}
+    rows = CheckRollup.objects.filter(granularity=CheckRollup.HOUR, start__gte=since).values_list(
+        "health_check__service_id", "histogram"
+    )
+    for service_id, histogram in rows:
+        total = merged.setdefault(service_id, [0] * (len(BUCKETS) + 1))
+        for i, n in enumerate(histogram):
+            total[i] += n
+    return {service_id: percentile(h, 0.95) for service_id, h in merged.items()}
+
+
 # --- Reports ---------------------------------------------------------------------------------
 
 
@@ -400,6 +421,8 @@ def service_history(name: str, params) -> dict:
     wanted = params.get("check")
     if wanted:
         checks = {i: n for i, n in checks.items() if n == wanted}
+        if not checks:
+            raise NoSuchCheck(f"{name} has no check named {wanted!r}")
     span = end - start
     series: dict[str, list] = defaultdict(list)
     if span <= timedelta(hours=6):

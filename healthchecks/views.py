@@ -74,13 +74,16 @@ def service_history(request: HttpRequest, name: str):
     """Results over a range, check uptime, and the service's availability by time
     (``?exclude=maintenance,upstream`` leaves that time out of it)."""
     try:
-        exclude = availability.parse_exclude(request.GET.get("exclude", ""))
+        # ?exclude=maintenance,upstream and ?exclude=maintenance&exclude=upstream alike
+        exclude = availability.parse_exclude(",".join(request.GET.getlist("exclude")))
     except ValueError as exc:
         return error_response(422, "invalid", "bad exclude", fields={"exclude": str(exc)})
     try:
         body = history.service_history(name, request.GET)
     except history.BadRange as exc:
         return error_response(422, "invalid", str(exc), fields=exc.fields)
+    except history.NoSuchCheck as exc:
+        return error_response(404, "not_found", str(exc), fields={"check": "no such check"})
     except Http404:
         return _not_found(name)
     service = Service.objects.get(name=name)

@@ -100,7 +100,7 @@ def service_page(request, name: str):
     exclude = set()
     if request.GET.get("exclude"):
         try:
-            exclude = availability.parse_exclude(request.GET["exclude"])
+            exclude = availability.parse_exclude(",".join(request.GET.getlist("exclude")))
         except ValueError as exc:
             messages.error(request, f"Ignored exclude: {exc}")
     now = timezone.now()

@@ -161,16 +161,27 @@ def on_portal_error(request, exc: PortalError):
     return _respond(request, exc.status, exc.body())
 
 
+def _json_body(request):
+    """The request's JSON body, to name error paths as the caller wrote them (None if it is
+    not JSON: the path is then pydantic's)."""
+    try:
+        return json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 @api.exception_handler(ValidationError)
 def on_validation_error(request, exc: ValidationError):
     fields: dict[str, str] = {}
+    document = _json_body(request)
     for err in exc.errors:
         loc = list(err.get("loc", ()))
+        where = None
         if loc and loc[0] in ("body", "query", "path", "header", "cookie", "form"):
             where = loc.pop(0)
             if where == "body" and loc and loc[0] == "payload":
                 loc.pop(0)  # every body parameter is named "payload"; callers never see it
-        path = field_path(loc)
+        path = field_path(loc, document if where == "body" else None)
         message = err.get("msg", "invalid")
         fields[path] = f"{fields[path]}; {message}" if path in fields else message
     return _respond(request, 422, error_body("invalid", "the request is not valid", fields=fields))

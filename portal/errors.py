@@ -102,10 +102,22 @@ def error_response(status: int, code: str, message: str, **kwargs: Any) -> JsonR
     return JsonResponse(error_body(code, message, **kwargs), status=status)
 
 
-def field_path(loc: tuple | list) -> str:
-    """("services", 0, "team") -> "services[0].team"."""
+def field_path(loc: tuple | list, document: Any = None) -> str:
+    """("services", 0, "team") -> "services[0].team". With the request's ``document``, a
+    discriminated union's tag that pydantic puts in the path (("actions", 0, "webhook",
+    "url")) is left out: the path names what the caller sent, "actions[0].url"."""
     path = ""
+    node = document
     for part in loc:
+        tag = isinstance(node, dict) and isinstance(part, str) and part not in node
+        if tag and node.get("type") == part:
+            continue  # the union's tag, not a key of the request
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
         if isinstance(part, int):
             path += f"[{part}]"
         else:

@@ -5,9 +5,11 @@ consumed once by two workers at a time."""
 import threading
 
 import pytest
+from django.db import transaction
 
 from automation.models import Alert, Delivery, DeliveryState
-from healthchecks.models import CheckResult, StatusChange
+from healthchecks import service_health
+from healthchecks.models import CheckResult, CheckState, StatusChange
 from healthchecks.status import Status
 from tests.automation.conftest import channel, process, send_later
 from tests.factories import make_check
@@ -25,6 +27,44 @@ def payments_estate(estate):
     estate.up("db", "ledger", "payments", "api")
     process()
     return estate
+
+
+def test_a_dependent_two_hops_away_through_a_degraded_service_is_folded_in(estate, receiver):
+    """db is down; auth, whose own checks pass, is degraded by it; gateway's own check fails
+    (its calls through auth fail). One notification: db's, naming both (a stranger's trial
+    got a second DOWN for gateway)."""
+    estate.add("db")
+    estate.add("auth", depends_on=["db"])
+    estate.add("gateway", depends_on=["auth"])
+    estate.up("db", "auth", "gateway")
+    process()
+    channel("ops", receiver.url)
+    estate.down("db")
+    estate.down("gateway")
+    process()
+    send_later()
+    assert receiver.titles() == ["[DOWN] db"]
+    assert "affected: auth, gateway" in receiver.bodies[0]["message"]
+    gateway = Alert.objects.get(service__name="gateway", resolved_at=None)
+    assert gateway.root.service.name == "db"
+
+
+def test_a_dependent_down_behind_a_service_degraded_on_its_own_has_its_own_alert(estate, receiver):
+    """auth is only slow (degraded by its own check, nothing down under it): gateway's
+    outage is not auth's to carry, and gateway is announced itself."""
+    estate.add("auth")
+    estate.add("gateway", depends_on=["auth"])
+    estate.up("auth", "gateway")
+    process()
+    channel("ops", receiver.url)
+    check = estate.checks["auth"]
+    CheckState.objects.filter(health_check=check).update(status=Status.DEGRADED)
+    with transaction.atomic():  # as a recording flush does
+        service_health.recompute({check.service_id})
+    estate.down("gateway")
+    process()
+    send_later()
+    assert sorted(receiver.titles()) == ["[DEGRADED] auth", "[DOWN] gateway"]
 
 
 def test_a_root_cause_and_its_dependents_make_one_notification_then_one_recovery(

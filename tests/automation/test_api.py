@@ -62,6 +62,17 @@ def test_acknowledging_records_who_once(down_estate, automation, make_token):
     assert automation.call("post", "/api/alerts/999999/acknowledge").status_code == 404
 
 
+def test_a_resolved_alert_is_not_acknowledged(down_estate, automation):
+    alert = Alert.objects.get(service__name="db", resolved_at=None)
+    down_estate.up("db", "ledger")
+    process()
+    answer = automation.call("post", f"/api/alerts/{alert.id}/acknowledge")
+    assert answer.status_code == 409
+    assert "was resolved at" in answer.json()["error"]["message"]
+    alert.refresh_from_db()
+    assert alert.acknowledged_at is None
+
+
 def test_a_token_limited_to_services_sees_only_their_alerts(down_estate, make_token):
     limited = ApiClient(make_token(["automation:read"], services=["ledger"]).secret)
     assert [a["service"] for a in limited.call("get", "/api/alerts").json()] == ["ledger"]

@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
 
 from automation import tasks
 from automation.models import Delivery, DeliveryAttempt, DeliveryState
@@ -168,3 +170,40 @@ def test_more_slow_receivers_than_database_connections_are_all_sent(db_estate, r
     send_later()
     assert sorted(Delivery.objects.values_list("state", flat=True)) == ["sent"] * 6
     assert len(receiver.bodies) == 6
+
+
+def test_a_channel_whose_receiver_redirects_is_not_followed(db_estate, receiver):
+    """A 307 to another address would leave the host the network policy judged: the
+    attempt fails, and the address it pointed at hears nothing (a stranger's trial saw the
+    payload arrive there)."""
+    redirector = HTTPServer(host="127.0.0.1")
+    redirector.expect_request("/hook").respond_with_response(
+        Response("", 307, headers={"Location": receiver.url.replace("json://", "http://")})
+    )
+    redirector.start()
+    try:
+        channel("ops", f"json://127.0.0.1:{redirector.port}/hook")
+        db_estate.down("db")
+        process()
+        send_later()
+    finally:
+        redirector.stop()
+    attempt = DeliveryAttempt.objects.get()
+    assert attempt.ok is False and attempt.http_status == 307
+    assert receiver.bodies == []
+
+
+def test_an_alert_announced_late_goes_without_a_second_grouping_wait(db_estate, receiver):
+    """The alert opened with no channel; one made later than the grouping wait sends it at
+    once, not a grouping wait after."""
+    from automation.models import Alert
+
+    db_estate.down("db")
+    process()
+    Alert.objects.update(opened_at=timezone.now() - timedelta(minutes=2))
+    channel("ops", receiver.url)
+    process()
+    delivery = Delivery.objects.get()
+    assert delivery.not_before <= timezone.now()
+    send_later(0)
+    assert receiver.titles() == ["[DOWN] db"]

@@ -146,7 +146,11 @@ def test_an_acknowledged_alert_does_not_escalate(db_estate, receiver, automation
             "escalate_after_minutes",
             "escalation actions need",
         ),
+        ({"escalate_after_minutes": 5}, "escalation", "needs escalation actions"),
         ({"scope": {"services": ["ghost"]}}, "scope.services", "no service named ghost"),
+        # A discriminated union's path is the request's, not pydantic's (no "webhook.").
+        ({"actions": [{"type": "webhook", "url": 5}]}, "actions[0].url", "string"),
+        ({"actions": [{"type": "lifecycle", "to": "sideways"}]}, "actions[0].to", "Input"),
         ({"trigger": "exploded"}, "trigger", "Input should be"),
         ({"actions": []}, "actions", "at least 1"),
     ],

@@ -88,3 +88,20 @@ def test_an_unknown_exclusion_is_a_422_naming_the_field(client):
     answer = client.get("/health/service/app/history?exclude=weekends")
     assert answer.status_code == 422
     assert "weekends" in answer.json()["error"]["fields"]["exclude"]
+
+
+@pytest.mark.django_db
+@pytest.mark.sqlite
+def test_exclusions_given_as_repeated_parameters_count_too(client):
+    ServiceFactory(name="app")
+    body = client.get("/health/service/app/history?exclude=maintenance&exclude=upstream").json()
+    assert body["availability"]["24h"]["excluded"] == ["maintenance", "upstream"]
+
+
+@pytest.mark.django_db
+@pytest.mark.sqlite
+def test_history_of_a_check_the_service_does_not_have_is_a_404(client):
+    ServiceFactory(name="app")
+    answer = client.get("/health/service/app/history?check=nosuch")
+    assert answer.status_code == 404
+    assert "app has no check named 'nosuch'" in answer.json()["error"]["message"]
