@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max, Min, Q, Sum
 from django.db.models.functions import Trunc
 from django.http import Http404
 from django.utils import timezone
@@ -299,6 +299,18 @@ def daily_uptime(check_ids: list[int], days: int = 90, now: datetime | None = No
             }
         )
     return out
+
+
+def first_result_at(check_ids: list[int], since: datetime) -> datetime | None:
+    """When the earliest result of these checks since ``since`` was taken (from the rollups,
+    which outlive the raw results, else the raw results)."""
+    rolled = CheckRollup.objects.filter(health_check_id__in=check_ids, start__gte=since).aggregate(
+        first=Min("start")
+    )["first"]
+    raw = CheckResult.objects.filter(health_check_id__in=check_ids, at__gte=since).aggregate(
+        first=Min("at")
+    )["first"]
+    return min((t for t in (rolled, raw) if t is not None), default=None)
 
 
 def services_latency_p95(now: datetime | None = None) -> dict[int, float | None]:

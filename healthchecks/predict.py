@@ -275,8 +275,19 @@ def _burn_inputs(now: datetime) -> dict[int, tuple[float, dict, float]]:
     for service_id, service_windows in windows.items():
         target = targets[service_id]
         chosen = [c for c, s in check_service.items() if s == service_id]
-        month = history.uptime(chosen, now)["30d"]["uptime"]
-        used = 0.0 if month is None else (1 - month) / (1 - target / 100)
+        month = history.uptime(chosen, now)["30d"]
+        # The rollups lag the raw results by up to an hour: a young service is judged on
+        # whichever saw more.
+        day_failures, day_count = service_windows[spans[-1]]
+        if month["results"] >= day_count and month["uptime"] is not None:
+            ratio = 1 - month["uptime"]
+        else:
+            ratio = day_failures / day_count if day_count else 0.0
+        # The budget is the objective's share of the whole 30 days: a service watched for an
+        # hour has spent (its failure ratio) x (an hour / 30 days) of it, not its ratio.
+        first = history.first_result_at(chosen, now - SLO_PERIOD)
+        watched = min(1.0, (now - first) / SLO_PERIOD) if first else 0.0
+        used = ratio * watched / (1 - target / 100)
         found[service_id] = (target, service_windows, used)
     return found
 

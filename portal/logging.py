@@ -69,6 +69,11 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
                 "django.server": {"level": "ERROR"},
                 "django.request": {"level": "ERROR"},
                 "django.db.backends": {"level": "INFO"},
+                # apprise says what a send did in its own log records, at debug level with
+                # the whole payload and URL: automation.notify captures them into the
+                # delivery's attempt row. None reach the portal's log (a URL holds tokens),
+                # nor its complaints about a URL a client sent (that is the client's 422).
+                "apprise": {"level": "WARNING", "propagate": False, "handlers": []},
             },
         }
     )

@@ -2,6 +2,7 @@
 then given up (never lost silently); a receiver that hangs costs one timeout and holds up no
 other delivery; a real Celery worker on the automation queue does it all."""
 
+import logging
 import time
 from datetime import timedelta
 
@@ -207,3 +208,25 @@ def test_an_alert_announced_late_goes_without_a_second_grouping_wait(db_estate, 
     assert delivery.not_before <= timezone.now()
     send_later(0)
     assert receiver.titles() == ["[DOWN] db"]
+
+
+def test_apprise_logs_reach_the_attempt_not_the_portals_log(db_estate, receiver):
+    """apprise logs each payload and URL at debug level: captured into the attempt, never
+    passed on to the portal's log (a stranger's trial found payloads in it at info level).
+    (A handler of our own on the root logger: pytest's capture hooks apprise's logger.)"""
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler(level=logging.DEBUG)
+    handler.emit = seen.append
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        receiver.status = 500
+        channel("ops", receiver.url)
+        db_estate.down("db")
+        process()
+        send_later()
+    finally:
+        root.removeHandler(handler)
+    attempt = DeliveryAttempt.objects.get()
+    assert attempt.ok is False and "500" in attempt.error  # what apprise said, kept
+    assert not [r for r in seen if r.name.startswith("apprise")]

@@ -174,6 +174,10 @@ def test_a_service_burning_its_budget_shows_on_health_predictive_until_it_stops(
         "error_budget_burn",
     )
     assert found["evidence"]["burn_rate_long"] == pytest.approx(20, rel=0.05)
+    # An hour watched, a fifth of it failing: 0.2 x (1 h / 30 d) of a 1 % budget is about
+    # 2.8 % of it spent -- not "already spent" (a stranger's trial saw that on a new service).
+    assert found["evidence"]["budget_used"] == pytest.approx(0.2 / 720 / 0.01, rel=0.1)
+    assert "97% of it left" in found["message"]
 
     # Pushed back three hours, with clean results since: every short window (5 min, 30 min,
     # 2 h) is clean, so the burn has stopped and the prediction goes.
