@@ -398,17 +398,22 @@ def cpu_snapshot(roots: dict[str, int]) -> dict:
 
 
 def cpu_between(a: dict, b: dict) -> dict:
+    """Each process tree's CPU between two snapshots, in % of one core; and what the rest of
+    the machine used meanwhile (other work on a shared machine: it disturbs the stretch)."""
     seconds = b["at"] - a["at"]
     busy = b["machine"][0] - a["machine"][0]
     total = max(1, b["machine"][1] - a["machine"][1])
+    ours = {
+        label: round(100 * (b["cpu"][label] - a["cpu"][label]) / seconds, 1)
+        for label in b["cpu"]
+        if label in a["cpu"]
+    }
+    machine = 100 * busy / total
     return {
         "seconds": round(seconds, 1),
-        "machine_busy_pct": round(100 * busy / total, 1),
-        "pct_of_one_core": {
-            label: round(100 * (b["cpu"][label] - a["cpu"][label]) / seconds, 1)
-            for label in b["cpu"]
-            if label in a["cpu"]
-        },
+        "machine_busy_pct": round(machine, 1),
+        "pct_of_one_core": ours,
+        "others_pct_of_one_core": round(machine * (os.cpu_count() or 1) - sum(ours.values()), 1),
     }
 
 
@@ -631,7 +636,8 @@ def print_automation(result: dict) -> None:
     support.print_table(
         "  CPU by stretch (% of one core)",
         ["process", *STAGES],
-        [[label, *(cpu[s]["pct_of_one_core"].get(label, "") for s in STAGES)] for label in labels],
+        [[label, *(cpu[s]["pct_of_one_core"].get(label, "") for s in STAGES)] for label in labels]
+        + [["other work on the machine", *(cpu[s]["others_pct_of_one_core"] for s in STAGES)]],
     )
     for stage in ("outages_alone", "during"):
         figures = result["automation"][stage]

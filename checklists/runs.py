@@ -205,19 +205,19 @@ def sign_off(run_id: int, actor) -> ChecklistRun:
 
 def overdue(day: date | None = None) -> list[ChecklistRun]:
     """Each routine's run of the previous period, when it ended without being signed off
-    (beat opens every period's run, so a period nobody worked through is one too)."""
+    (beat opens every period's run, so a period nobody worked through is one too). Two
+    queries: the overview shows this on every refresh."""
     day = day or today()
-    found = []
+    previous = Q(pk__in=[])
     for template in periodic():
         current = period_of(template.period, day)
-        previous = period_of(template.period, current.start - timedelta(days=1))
-        run = ChecklistRun.objects.filter(
-            template=template, period_start=previous.start, signed_off_at=None
-        ).first()
-        if run is not None:
-            run.template = template
-            found.append(run)
-    return found
+        start = period_of(template.period, current.start - timedelta(days=1)).start
+        previous |= Q(template=template, period_start=start)
+    return list(
+        ChecklistRun.objects.filter(previous, service=None, signed_off_at=None)
+        .select_related("template")
+        .order_by("template__position")
+    )
 
 
 def past_runs(limit: int = 200):

@@ -5,6 +5,7 @@ from pages import maintenance, service_page, views
 app_name = "pages"
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("wall/", views.wall, name="wall"),
     path("config/drift", views.drift, name="drift"),
     path("services/<str:name>/", service_page.service_page, name="service"),
     path("services/<str:name>/run-checks", service_page.run_checks, name="run_checks"),

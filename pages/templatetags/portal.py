@@ -23,3 +23,11 @@ def humanize_duration(value: timedelta | None) -> str:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    """0.99934 -> 99.934 %: enough digits to tell three nines from four."""
+    if value is None:
+        return ""
+    return f"{value * 100:.3f}".rstrip("0").rstrip(".") + " %"

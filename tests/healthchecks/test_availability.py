@@ -105,3 +105,14 @@ def test_history_of_a_check_the_service_does_not_have_is_a_404(client):
     answer = client.get("/health/service/app/history?check=nosuch")
     assert answer.status_code == 404
     assert "app has no check named 'nosuch'" in answer.json()["error"]["message"]
+
+
+def test_each_slot_of_a_strip_shows_the_worst_status_held_in_it():
+    start = NOW - 4 * H
+    changes = [
+        (start + 1.5 * H, OK, DOWN),  # down from the middle of slot 1 ...
+        (start + 2.25 * H, DOWN, OK),  # ... to a quarter into slot 2
+    ]
+    slots = availability.worst_per_slot(changes, OK, start, H, 4)
+    assert slots == [OK, DOWN, DOWN, OK]
+    assert availability.worst_per_slot([], REST, start, H, 2) == [REST, REST]
