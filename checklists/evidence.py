@@ -57,7 +57,8 @@ def failing_checks() -> Found:
     rows = [
         Row(
             f"{s.health_check.service.name} / {s.health_check.name}",
-            f"failing {s.consecutive_failures} in a row: {ErrorCode(s.last_error_code).label}",
+            f"failing {s.consecutive_failures} in a row: "
+            + ((s.last_outcome or {}).get("errors") or [ErrorCode(s.last_error_code).label])[0],
             s.health_check.service.name,
         )
         for s in CheckState.objects.filter(status=Status.UNHEALTHY, health_check__enabled=True)

@@ -1,6 +1,6 @@
 """Template filters of the pages."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django import template
 
@@ -31,3 +31,16 @@ def percent(value: float | None) -> str:
     if value is None:
         return ""
     return f"{value * 100:.3f}".rstrip("0").rstrip(".") + " %"
+
+
+@register.filter
+def moment(value: str | datetime | None) -> str:
+    """An ISO time from a health document (or a datetime) as people read it, in UTC."""
+    if not value:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC"

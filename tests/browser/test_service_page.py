@@ -1,0 +1,87 @@
+"""The service page and the wall screen in a real browser: charts drawn with data, the
+runbook of an unhealthy service, links between pages, all under the enforced CSP (no
+console error, no violation). With PORTAL_SCREENSHOTS=<dir> the main pages are saved there
+as PNG (docs/screenshots/ holds the README's)."""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from checklists import routines
+from healthchecks import history, recording
+from healthchecks.probes import ProbeOutcome
+from healthchecks.status import Status
+from services.models import Service
+from tests.browser.support import browser_test, log_in
+from tests.factories import make_check
+
+pytestmark = browser_test
+SHOTS = os.environ.get("PORTAL_SCREENSHOTS")
+
+
+def shoot(page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def watched(registry_data):
+    """Checks with two hours of results; auth fails for the last twenty minutes."""
+    checks = {
+        name: make_check(Service.objects.get(name=name), name="http", is_critical=True)
+        for name in ("auth", "payments", "ledger-db", "gateway")
+    }
+    now = timezone.now()
+    rows = []
+    for minutes in range(120, 0, -1):
+        at = now - timedelta(minutes=minutes)
+        for name, check in checks.items():
+            failing = name == "auth" and minutes <= 20
+            status = Status.UNHEALTHY if failing else Status.HEALTHY
+            errors = ["connection refused"] if failing else []
+            ms = 40 + (minutes % 7) * 3 + (60 if name == "payments" else 0)
+            outcome = ProbeOutcome(status, response_ms=ms, errors=errors)
+            rows.append(recording.Result(check.pk, at, at, outcome))
+    for start in range(0, len(rows), 200):
+        recording.record(rows[start : start + 200])
+    history.rollup_hours(now - timedelta(hours=3), now)
+    return checks
+
+
+def test_an_unhealthy_services_page_explains_it_with_charts_and_a_runbook(page, user, watched):
+    log_in(page, "carol", path="/services/auth/")
+    expect(page.locator(".service-head .badge.health")).to_have_text("unhealthy")
+    expect(page.locator("#runbook")).to_contain_text("Service recovery")
+    expect(page.locator("#runbook")).to_contain_text("connection refused")
+    expect(page.locator("svg.timeline rect.st-unhealthy")).not_to_have_count(0)
+    expect(page.locator("svg.latency polyline")).to_have_count(1)
+    expect(page.locator("svg.bars rect")).to_have_count(90)
+    # Impact: gateway and payments need auth hard.
+    expect(page.locator("#dependencies")).to_contain_text("gateway")
+    shoot(page, "service-page")
+    page.get_by_role("link", name="7d", exact=True).click()
+    expect(page.locator(".ranges a[aria-current]")).to_have_text("7d")
+    page.locator("#dependencies").get_by_role("link", name="payments").first.click()
+    expect(page).to_have_url("/services/payments/")
+    expect(page.locator("h1 .name")).to_have_text("payments")
+
+
+def test_the_wall_shows_only_problems_and_the_overview_links_each_service(page, user, watched):
+    routines.install(apps)
+    log_in(page, "carol")
+    shoot(page, "overview")
+    expect(page.locator("tr[data-service=auth] .strip .slot.st-unhealthy")).not_to_have_count(0)
+    page.goto("/wall/")
+    expect(page.locator(".wall-item")).to_contain_text(["auth"])
+    expect(page.locator(".wall-list")).not_to_contain_text("ledger-db")
+    shoot(page, "wall")
+    page.goto("/maintenance/")
+    expect(page.locator("[data-run=daily]")).to_contain_text("Review health check metrics")
+    expect(page.locator("[data-run=daily]")).to_contain_text("auth / http")  # evidence
+    shoot(page, "maintenance")
