@@ -85,3 +85,16 @@ def test_the_wall_shows_only_problems_and_the_overview_links_each_service(page, 
     expect(page.locator("[data-run=daily]")).to_contain_text("Review health check metrics")
     expect(page.locator("[data-run=daily]")).to_contain_text("auth / http")  # evidence
     shoot(page, "maintenance")
+
+
+def test_the_map_highlights_what_a_failure_takes_down(page, user, watched):
+    log_in(page, "carol", path="/map/")
+    node = page.locator("g.node[data-name=auth]")
+    expect(node.locator("rect")).to_have_class("st-unhealthy")
+    node.click()
+    expect(page.locator("g.node[data-name=gateway]")).to_have_class("node impact-down")
+    expect(page.locator("g.node[data-name=ledger-db]")).to_have_class("node dim")
+    expect(page.locator("#map-impact")).to_contain_text("If auth fails: 2 down (")
+    shoot(page, "map")
+    node.click()  # again: cleared
+    expect(page.locator("#map-impact")).to_have_text("")
