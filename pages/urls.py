@@ -1,12 +1,13 @@
 from django.urls import path
 
-from pages import dependency_map, maintenance, service_page, views
+from pages import dependency_map, maintenance, service_page, status_page, views
 
 app_name = "pages"
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("wall/", views.wall, name="wall"),
     path("map/", dependency_map.dependency_map, name="map"),
+    path("status/", status_page.status_page, name="status"),
     path("config/drift", views.drift, name="drift"),
     path("services/<str:name>/", service_page.service_page, name="service"),
     path("services/<str:name>/run-checks", service_page.run_checks, name="run_checks"),

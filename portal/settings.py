@@ -407,6 +407,8 @@ HEALTH_CALLABLE_PREFIXES = env_list("HEALTH_CALLABLE_PREFIXES", ["healthchecks.b
 ENABLE_HEALTH_AUTOMATION = env_bool("ENABLE_HEALTH_AUTOMATION", True)
 # Where people reach the portal: the links in notifications.
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
+# /status/: open to anyone (a shareable status page) or to logged-in people only.
+STATUS_PAGE_PUBLIC = env_bool("STATUS_PAGE_PUBLIC", False)
 # Beat runs the outbox reader this often (seconds).
 AUTOMATION_SECONDS = env_float("AUTOMATION_SECONDS", 2.0)
 CELERY_BEAT_SCHEDULE["process-status-changes"] = {
