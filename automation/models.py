@@ -149,7 +149,8 @@ class Delivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event} of {self.service_id} to {self.channel_name}: {self.state}"
+        about = self.service.name if self.service_id else f"alert {self.alert_id}"
+        return f"{self.event} of {about} to {self.channel_name}: {self.state}"
 
 
 class DeliveryAttempt(models.Model):
@@ -237,4 +238,4 @@ class RuleFiring(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.rule} for {self.service_id} at {self.at:%H:%M:%S}"
+        return f"{self.rule} for {self.service.name} at {self.at:%H:%M:%S}"

@@ -2,12 +2,15 @@
 incidents and status changes are read-only."""
 
 from django import forms
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
 
 from healthchecks import checks
 from healthchecks.models import HealthCheck, Incident, ServiceHealth, StatusChange
 from healthchecks.probes import KINDS
 from healthchecks.status import Status
+from portal import humanize
 from portal.admin_base import RecordAdmin, ScopedAdmin
 from portal.auth import request_principal
 from portal.errors import PortalError
@@ -71,6 +74,62 @@ class HealthCheckAdmin(ScopedAdmin):
     list_select_related = ["service", "state"]
     autocomplete_fields = ["service"]
     readonly_fields = ["next_due", "created_at", "updated_at"]
+    actions = ["run_now"]
+
+    @admin.action(description="Run the selected checks now (the results are recorded)")
+    def run_now(self, request, queryset):
+        if not self.holds(request, Scope.HEALTH_WRITE):
+            self.message_user(request, "running checks needs health:write", messages.ERROR)
+            return
+        actor = request_principal(request)
+        for check in queryset.select_related("service").order_by("service__name", "name"):
+            outcome = checks.run_now(check, actor)
+            errors = "; ".join(outcome.errors)
+            self.message_user(
+                request,
+                f"{check}: {outcome.status.label}" + (f" ({errors})" if errors else ""),
+                messages.SUCCESS if outcome.status == Status.HEALTHY else messages.WARNING,
+            )
+
+    def _last_result(self, obj, ping: bool):
+        """What the check last saw; for a heartbeat, with ``ping``, the URL to call (a
+        credential: the writer's field only) and a curl line."""
+        state = getattr(obj, "state", None) if obj.pk else None
+        if state is None or state.last_result_at is None:
+            parts = [format_html("{}", "no result yet")]
+        else:
+            outcome = state.last_outcome or {}
+            parts = [
+                format_html(
+                    "<strong>{}</strong> at {} UTC, {} ms{}",
+                    Status(state.status).label,
+                    f"{state.last_result_at:%Y-%m-%d %H:%M:%S}",
+                    round((state.last_response_us or 0) / 1000, 1),
+                    f", {state.consecutive_failures} failures in a row"
+                    if state.consecutive_failures
+                    else "",
+                )
+            ]
+            for label in ("errors", "warnings"):
+                if outcome.get(label):
+                    parts.append(format_html("{}: {}", label, "; ".join(map(str, outcome[label]))))
+            if outcome.get("metrics"):
+                parts.append(format_html_join(", ", "{}={}", sorted(outcome["metrics"].items())))
+        if obj.pk:
+            page = obj.service.get_absolute_url()
+            parts.append(format_html('<a href="{}">the service\'s page</a>', page))
+        if ping and obj.heartbeat_token:
+            url = f"{settings.PORTAL_BASE_URL.rstrip('/')}/health/heartbeat/{obj.heartbeat_token}"
+            parts.append(format_html("ping: <code>curl -fsS -m 10 {}</code>", url))
+        return format_html_join("", "<div>{}</div>", ((p,) for p in parts))
+
+    @admin.display(description="last result")
+    def last_result(self, obj):
+        return self._last_result(obj, ping=False)
+
+    @admin.display(description="last result")
+    def last_result_and_ping(self, obj):
+        return self._last_result(obj, ping=True)
 
     @admin.display(description="status", ordering="state__status")
     def status(self, obj):
@@ -84,7 +143,8 @@ class HealthCheckAdmin(ScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         """A heartbeat's token is its credential: shown only to who may write the check. A
         check's service and name are its identity (pipelines name it): fixed once made."""
-        shown = ["heartbeat_token"] if self.holds(request, self.write_scope) else []
+        writer = self.holds(request, self.write_scope)
+        shown = ["heartbeat_token", "last_result_and_ping"] if writer else ["last_result"]
         identity = ["service", "name"] if obj else []
         return [*identity, *shown, *self.readonly_fields]
 
@@ -129,8 +189,12 @@ class StatusChangeAdmin(RecordAdmin):
 class IncidentAdmin(RecordAdmin):
     deletable = False  # derived history: it changes only as the checks do
     read_scope = Scope.REGISTRY_READ
-    list_display = ["service", "opened_at", "closed_at", "worst_status", "duration", "cause"]
+    list_display = ["service", "opened_at", "closed_at", "worst_status", "lasted", "cause"]
     list_filter = ["worst_status", ("closed_at", admin.EmptyFieldListFilter)]
     search_fields = ["service__name", "cause"]
     list_select_related = ["service"]
     date_hierarchy = "opened_at"
+
+    @admin.display(description="duration")
+    def lasted(self, obj):
+        return humanize.duration(obj.duration) + ("" if obj.closed_at else " (ongoing)")

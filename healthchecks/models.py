@@ -63,7 +63,7 @@ class HealthCheck(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.service_id}/{self.name}"
+        return f"{self.service.name} / {self.name}"
 
 
 class CheckSchedule(models.Model):
@@ -184,7 +184,7 @@ class ServiceHealth(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
-        return f"{self.service_id}: {Status(self.status).label}"
+        return f"{self.service.name}: {Status(self.status).label}"
 
 
 class StatusChange(models.Model):
@@ -236,7 +236,7 @@ class Incident(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.service_id} since {self.opened_at:%Y-%m-%d %H:%M}"
+        return f"{self.service.name} since {self.opened_at:%Y-%m-%d %H:%M}"
 
     @property
     def duration(self):
@@ -263,4 +263,5 @@ class Prediction(models.Model):
         ordering = ["expected_at"]
 
     def __str__(self) -> str:
-        return f"{self.service_id}/{self.health_check_id}: {self.kind}"
+        about = f"{self.service.name} / {self.health_check.name}" if self.health_check_id else ""
+        return f"{about or self.service.name}: {self.kind}"

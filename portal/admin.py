@@ -8,6 +8,11 @@ from portal.auth import Role, request_principal, role_of
 from portal.errors import Forbidden
 from portal.models import ApiToken, AuditEntry, Heartbeat, Scope
 
+admin.site.site_header = "Service portal administration"
+admin.site.site_title = "Service portal admin"
+admin.site.index_title = "Registry, configuration, health, automation and checklists"
+admin.site.site_url = "/"
+
 
 class ApiTokenForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple)

@@ -1,5 +1,6 @@
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from portal.fields import name_validator, tag_validator
@@ -81,6 +82,10 @@ class Service(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def get_absolute_url(self) -> str:
+        """Its page (the admin's "view on site" leads there)."""
+        return reverse("pages:service", args=[self.name])
+
     @property
     def title(self) -> str:
         return self.display_name or self.name
@@ -116,7 +121,7 @@ class Dependency(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.service_id} -> {self.depends_on_id} ({self.kind})"
+        return f"{self.service.name} -> {self.depends_on.name} ({self.kind})"
 
 
 class LifecycleTransition(models.Model):
@@ -163,7 +168,7 @@ class ConfigSchema(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.service_id} schema v{self.version}"
+        return f"{self.service.name} schema v{self.version}"
 
 
 class ConfigVersion(models.Model):
@@ -199,7 +204,7 @@ class ConfigVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.service_id} config v{self.version}"
+        return f"{self.service.name} config v{self.version}"
 
 
 class DeploymentStatus(models.TextChoices):
@@ -226,7 +231,7 @@ class Deployment(models.Model):
         indexes = [models.Index(fields=["service", "-created_at"], name="deployment_by_service")]
 
     def __str__(self) -> str:
-        return f"{self.service_id} {self.version} {self.status}"
+        return f"{self.service.name} {self.version} {self.status}"
 
 
 class MaintenanceWindow(models.Model):

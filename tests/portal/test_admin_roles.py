@@ -140,4 +140,46 @@ def test_a_heartbeat_token_is_shown_only_to_who_may_write_the_check(client, web)
     login(client, staff("olga", "operator"))
     page = client.get(f"/admin/healthchecks/healthcheck/{check.pk}/change/").content.decode()
     assert "t" * 32 in page
+    assert f"curl -fsS -m 10 http://127.0.0.1:8000/health/heartbeat/{'t' * 32}" in page
     assert HealthCheck.objects.count() == 1
+
+
+def test_the_admin_names_things_and_shows_a_checks_last_result(client, web):
+    """Titles and rows say names, not ids; a check's page shows what it last saw and links
+    to the service's page; an operator runs checks from the list; durations are read as
+    people read them."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from healthchecks import recording
+    from healthchecks.models import Incident
+    from healthchecks.probes import ProbeOutcome
+    from healthchecks.status import Status
+    from services.models import Dependency
+
+    db = ServiceFactory(name="db")
+    link = Dependency.objects.create(service=web, depends_on=db, kind="hard")
+    assert str(link) == "web -> db (hard)"
+    check = make_check(db, name="tcp", is_critical=True)
+    assert str(check) == "db / tcp"
+    now = timezone.now()
+    recording.record(
+        [recording.Result(check.pk, now, now, ProbeOutcome(Status.UNHEALTHY, errors=["refused"]))]
+    )
+    login(client, staff("vera", "viewer"))
+    page = client.get(f"/admin/healthchecks/healthcheck/{check.pk}/change/").content.decode()
+    assert "Service portal administration" in page
+    assert "<strong>unhealthy</strong>" in page and "errors: refused" in page
+    assert 'href="/services/db/"' in page
+    Incident.objects.filter(service=db).update(opened_at=now - timedelta(minutes=75))
+    listing = client.get("/admin/healthchecks/incident/").content.decode()
+    assert "1 h 15 min (ongoing)" in listing
+    client.logout()
+    login(client, staff("olga", "operator"))
+    ran = client.post(
+        "/admin/healthchecks/healthcheck/",
+        {"action": "run_now", "_selected_action": [check.pk], "index": 0},
+        follow=True,
+    ).content.decode()
+    assert "Db / tcp: unhealthy (connection refused" in ran  # (the admin capitalises)
