@@ -1,6 +1,8 @@
 """Admin for checks: definitions are validated by the same rules as the API; state, history,
 incidents and status changes are read-only."""
 
+from typing import Literal, get_origin
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -15,6 +17,24 @@ from portal.admin_base import RecordAdmin, ScopedAdmin
 from portal.auth import request_principal
 from portal.errors import PortalError
 from portal.models import Scope
+
+
+def _option_field(info) -> forms.Field | None:
+    """A form field for one option of a kind (pydantic field info), None for lists, maps and
+    anything else that stays in the JSON."""
+    annotation = info.annotation
+    choices = getattr(annotation, "__args__", None)
+    if get_origin(annotation) is Literal and choices:
+        return forms.ChoiceField(choices=[(c, c) for c in choices], required=False)
+    if annotation is bool:
+        return forms.BooleanField(required=False)
+    if annotation is int:
+        return forms.IntegerField(required=False)
+    if annotation is float:
+        return forms.FloatField(required=False)
+    if annotation is str:
+        return forms.CharField(required=False)
+    return None
 
 
 class HealthCheckForm(forms.ModelForm):
@@ -39,10 +59,47 @@ class HealthCheckForm(forms.ModelForm):
             "options",
         ]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = self.instance.options or {} if self.instance.pk else {}
+        for field, name in self.option_fields.items():
+            if name in stored:
+                self.fields[field].initial = stored[name]
+        if self.option_fields and "options" in self.fields:
+            self.fields["options"].help_text = "Other options, as JSON (lists and maps)."
+
+    option_fields: dict[str, str] = {}  # form field -> option name (set per kind: for_kind)
+
+    @classmethod
+    def for_kind(cls, kind_name: str) -> type["HealthCheckForm"]:
+        """This form with each plain option of the kind as a field of its own (a choice, a
+        number, a box); lists and maps stay in the JSON ``options`` field."""
+        kind = KINDS.get(kind_name)
+        if kind is None or kind.options is None:
+            return cls
+        declared: dict = {}
+        names: dict[str, str] = {}
+        for name, info in kind.options.model_fields.items():
+            field = None if name in kind.secrets else _option_field(info)
+            if field is None:
+                continue
+            field.initial = info.get_default(call_default_factory=True)
+            field.help_text = info.description or f"{kind.label}: {name}"
+            declared[f"option_{name}"] = field
+            names[f"option_{name}"] = name
+        return type(f"HealthCheckForm_{kind_name}", (cls,), {**declared, "option_fields": names})
+
     def clean(self):
         data = super().clean()
         if self.errors:
             return data
+        if self.option_fields:
+            options = dict(data.get("options") or {})
+            # An unticked box is an answer (False); an empty number means "as it was".
+            for field, name in self.option_fields.items():
+                if data.get(field) not in (None, ""):
+                    options[name] = data[field]
+            data["options"] = options
         service = data.get("service") or self.instance.service
         name = data.get("name") or self.instance.name
         try:
@@ -130,6 +187,13 @@ class HealthCheckAdmin(ScopedAdmin):
     @admin.display(description="last result")
     def last_result_and_ping(self, obj):
         return self._last_result(obj, ping=True)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """A check's own kind decides which option fields its page shows (to who may change
+        it: a reader sees the options as stored)."""
+        if obj is not None and self.has_change_permission(request, obj):
+            kwargs["form"] = self.form.for_kind(obj.kind)
+        return super().get_form(request, obj, change, **kwargs)
 
     @admin.display(description="status", ordering="state__status")
     def status(self, obj):

@@ -6,7 +6,7 @@ from healthchecks.models import CheckResult, CheckState, HealthCheck
 from healthchecks.status import Status
 from portal import encryption
 from tests.conftest import ApiClient
-from tests.factories import ServiceFactory
+from tests.factories import ServiceFactory, make_check
 
 # Also on SQLite: these parts have an embedded-mode branch of their own.
 pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
@@ -223,3 +223,42 @@ def test_the_admin_refuses_a_forbidden_target_and_saves_a_good_check(client, adm
     assert check.heartbeat_token and CheckState.objects.filter(health_check=check).exists()
     for path in ("healthcheck", "servicehealth", "statuschange", "incident"):
         assert client.get(f"/admin/healthchecks/{path}/").status_code == 200
+
+
+def test_the_admin_shows_a_kinds_options_as_fields_and_saves_them(client, admin_user, payments):
+    """An HTTP check's method, TLS verification and limits are fields of their own (a
+    choice, a box, numbers), saved through the same validation as the API."""
+    client.force_login(admin_user)
+    check = make_check(
+        payments, name="web", target="http://127.0.0.1:9/", options={"max_redirects": 2}
+    )
+    page = client.get(f"/admin/healthchecks/healthcheck/{check.pk}/change/").content.decode()
+    assert 'name="option_method"' in page and '<option value="HEAD">' in page
+    assert 'name="option_verify_tls"' in page and 'name="option_max_redirects"' in page
+    assert 'name="option_max_redirects" value="2"' in page
+    form = {
+        "kind": "http",
+        "target": "http://127.0.0.1:9/",
+        "interval": 30,
+        "timeout": 5,
+        "retries": 0,
+        "latency_threshold_ms": "",
+        "is_critical": "on",
+        "enabled": "on",
+        "options": "{}",
+        "option_method": "HEAD",
+        "option_max_redirects": "3",
+        "option_max_body_bytes": "1024",
+    }
+    res = client.post(f"/admin/healthchecks/healthcheck/{check.pk}/change/", form)
+    assert res.status_code == 302, res.context["adminform"].form.errors
+    check.refresh_from_db()
+    assert check.options["method"] == "HEAD" and check.options["max_redirects"] == 3
+    assert check.options["verify_tls"] is False  # the box was left unticked
+    bad = client.post(
+        f"/admin/healthchecks/healthcheck/{check.pk}/change/",
+        {**form, "option_max_redirects": "99"},
+    )
+    assert bad.status_code == 200 and "max_redirects" in bad.content.decode()
+    check.refresh_from_db()
+    assert check.options["max_redirects"] == 3
