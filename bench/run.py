@@ -13,6 +13,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+# Run as a script, Python puts bench/ itself first on sys.path, where bench/pages.py and
+# bench/automation.py would stand in for the apps of the same names (``import pages``,
+# INSTALLED_APPS) -- even with the root on PYTHONPATH, which comes after it. The root goes
+# first instead, and bench/ leaves the path: its modules are imported as ``bench.<name>``.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if p and Path(p).resolve() not in (ROOT, HERE)]
 
 # Name -> module under bench/. Add a module here to add a benchmark.
 BENCHMARKS = {
@@ -20,6 +26,7 @@ BENCHMARKS = {
     "config": "bench.config",
     "health": "bench.health",
     "automation": "bench.automation",
+    "pages": "bench.pages",
 }
 
 

@@ -17,6 +17,7 @@ available, as readiness says. ``exclude`` takes maintenance and/or upstream time
 import math
 from datetime import datetime, timedelta
 
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from healthchecks.history import WINDOWS
@@ -104,8 +105,8 @@ def summarise(
 
 
 def _changes(service_ids: list[int], since: datetime) -> dict[int, list]:
-    """Each service's changes since ``since``, plus the last one before it (so the status at
-    the window's start is known), in time order."""
+    """Each service's changes since ``since``, plus the status it had then (the last change
+    before it, if any), in time order -- two queries whatever the number of services."""
     found: dict[int, list] = {i: [] for i in service_ids}
     rows = StatusChange.objects.filter(
         service_id__in=service_ids, health_check=None, at__gte=since
@@ -114,15 +115,15 @@ def _changes(service_ids: list[int], since: datetime) -> dict[int, list]:
         "service_id", "at", "from_status", "to_status"
     ):
         found[service_id].append((at, old, new))
-    for service_id in service_ids:
-        before = (
-            StatusChange.objects.filter(service_id=service_id, health_check=None, at__lt=since)
-            .order_by("-at", "-id")
-            .values_list("at", "from_status", "to_status")
-            .first()
-        )
-        if before is not None:
-            found[service_id].insert(0, (since, before[2], before[2]))
+    last_before = StatusChange.objects.filter(
+        service_id=OuterRef("pk"), health_check=None, at__lt=since
+    ).order_by("-at", "-id")
+    before = Service.objects.filter(id__in=service_ids).annotate(
+        then=Subquery(last_before.values("to_status")[:1])
+    )
+    for service_id, then in before.values_list("id", "then"):
+        if then is not None:
+            found[service_id].insert(0, (since, then, then))
     return found
 
 

@@ -254,15 +254,19 @@ def uptime(check_ids: list[int], now: datetime | None = None) -> dict[str, dict]
     return result
 
 
-def services_uptime(window: str = "90d", now: datetime | None = None) -> dict[str, float | None]:
-    """One window's uptime for every service in one grouped query (for dashboards)."""
+def services_uptime(
+    window: str = "90d", now: datetime | None = None, service_ids: list[int] | None = None
+) -> dict[str, float | None]:
+    """One window's uptime for every service (or those of ``service_ids``: a page's) in one
+    grouped query (for dashboards)."""
     now = now or timezone.now()
     span = WINDOWS[window]
     granularity = _granularity(span)
-    rows = (
-        CheckRollup.objects.filter(granularity=granularity, start__gte=now - span)
-        .values("health_check__service__name")
-        .annotate(count=Sum("count"), failures=Sum("failures"))
+    rows = CheckRollup.objects.filter(granularity=granularity, start__gte=now - span)
+    if service_ids is not None:
+        rows = rows.filter(health_check__service_id__in=service_ids)
+    rows = rows.values("health_check__service__name").annotate(
+        count=Sum("count"), failures=Sum("failures")
     )
     return {
         r["health_check__service__name"]: round(1 - r["failures"] / r["count"], 6)
@@ -313,16 +317,19 @@ def first_result_at(check_ids: list[int], since: datetime) -> datetime | None:
     return min((t for t in (rolled, raw) if t is not None), default=None)
 
 
-def services_latency_p95(now: datetime | None = None) -> dict[int, float | None]:
+def services_latency_p95(
+    now: datetime | None = None, service_ids: list[int] | None = None
+) -> dict[int, float | None]:
     """Service id -> p95 response time (ms) of its checks over the last hour, from the hourly
     rollups' histograms (the current and the previous hour: the last hour, at hour
     resolution), in one query."""
     now = now or timezone.now()
     since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     merged: dict[int, list[int]] = {}
-    rows = CheckRollup.objects.filter(granularity=CheckRollup.HOUR, start__gte=since).values_list(
-        "health_check__service_id", "histogram"
-    )
+    rows = CheckRollup.objects.filter(granularity=CheckRollup.HOUR, start__gte=since)
+    if service_ids is not None:
+        rows = rows.filter(health_check__service_id__in=service_ids)
+    rows = rows.values_list("health_check__service_id", "histogram")
     for service_id, histogram in rows:
         total = merged.setdefault(service_id, [0] * (len(BUCKETS) + 1))
         for i, n in enumerate(histogram):

@@ -5,10 +5,12 @@ Each function is pure: data in, markup out (text escaped). Colours come from CSS
 colour alone and a screen reader or a hover reads it.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+
+from healthchecks.status import Status
 
 WIDTH, HEIGHT = 720, 160
 PAD_LEFT, PAD_BOTTOM = 48, 20
@@ -89,3 +91,24 @@ def uptime_bars(days: list[dict]) -> SafeString:
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped
+
+
+def status_strip(name: str, slots: list[int], start: datetime) -> SafeString:
+    """An hour-by-hour strip of coloured cells, told in words too: the runs of one status
+    ("healthy 07:00-19:00, unhealthy 19:00-21:00, ...") as its label and title. Built here
+    rather than in the template: an overview draws 24 cells for each of hundreds of rows on
+    every refresh."""
+    words = [Status(s).label for s in slots]
+    runs: list[str] = []
+    first = 0
+    for i in range(1, len(words) + 1):
+        if i == len(words) or words[i] != words[first]:
+            a = start + timedelta(hours=first)
+            b = start + timedelta(hours=i)
+            runs.append(f"{words[first]} {a:%H:%M}-{b:%H:%M}")
+            first = i
+    told = escape(f"{name}, last 24 h (UTC): " + ", ".join(runs))
+    cells = "".join(f'<span class="slot st-{w}"></span>' for w in words)
+    return mark_safe(  # noqa: S308 - the words are status labels; the name is escaped
+        f'<span class="strip" role="img" aria-label="{told}" title="{told}">{cells}</span>'
+    )

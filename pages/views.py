@@ -14,6 +14,7 @@ from checklists import runs
 from healthchecks import availability, history
 from healthchecks import reports as health_reports
 from healthchecks.status import Status
+from pages import charts
 from portal.htmx import render_page
 from services import deployments, queries
 from services.models import LifecycleStatus, Tag, Team
@@ -61,16 +62,14 @@ def _rows(services: list, now) -> list[dict]:
     queries for the whole page, whatever its size)."""
     ids = [s.id for s in services]
     strips = availability.status_strips(ids, now)
-    day, month = history.services_uptime("24h", now), history.services_uptime("30d", now)
-    p95 = history.services_latency_p95(now)
+    day = history.services_uptime("24h", now, ids)
+    month = history.services_uptime("30d", now, ids)
+    p95 = history.services_latency_p95(now, ids)
     start = now - timedelta(hours=24)
     return [
         {
             "service": s,
-            "strip": [
-                (start + timedelta(hours=i), Status(status).label)
-                for i, status in enumerate(strips[s.id])
-            ],
+            "strip": charts.status_strip(s.name, strips[s.id], start),
             "uptime_24h": day.get(s.name),
             "uptime_30d": month.get(s.name),
             "p95_ms": p95.get(s.id),

@@ -98,3 +98,24 @@ def test_the_map_highlights_what_a_failure_takes_down(page, user, watched):
     shoot(page, "map")
     node.click()  # again: cleared
     expect(page.locator("#map-impact")).to_have_text("")
+
+
+@pytest.mark.parametrize("path", ["/", "/services/auth/", "/maintenance/", "/map/", "/wall/"])
+def test_pages_fit_a_phone_and_follow_a_dark_scheme(browser, live_server, user, watched, path):
+    """At 390 px wide nothing pushes the page sideways (wide tables and the map scroll in
+    their own box), and a dark colour scheme gets a dark page."""
+    routines.install(apps)
+    context = browser.new_context(
+        base_url=live_server.url, viewport={"width": 390, "height": 800}, color_scheme="dark"
+    )
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    try:
+        log_in(page, "carol", path=path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 391
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background in ("rgb(20, 23, 29)",), background
+    finally:
+        context.close()
+    assert problems == []
