@@ -76,7 +76,7 @@ def test_the_wall_shows_only_problems_and_the_overview_links_each_service(page, 
     routines.install(apps)
     log_in(page, "carol")
     shoot(page, "overview")
-    expect(page.locator("tr[data-service=auth] .strip .slot.st-unhealthy")).not_to_have_count(0)
+    expect(page.locator("tr[data-service=auth] .strip i.x")).not_to_have_count(0)
     page.goto("/wall/")
     expect(page.locator(".wall-item")).to_contain_text(["auth"])
     expect(page.locator(".wall-list")).not_to_contain_text("ledger-db")
