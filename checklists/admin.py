@@ -65,7 +65,8 @@ class TickInline(admin.TabularInline):
 @admin.register(ChecklistRun)
 class ChecklistRunAdmin(RecordAdmin):
     deletable = False  # the record of who did the routine
-    list_display = ["template", "label", "signed_off_by", "signed_off_at"]
+    list_display = ["template", "service", "label", "started_by", "signed_off_by", "signed_off_at"]
     list_filter = ["template"]
-    list_select_related = ["template"]
+    search_fields = ["service__name", "label"]
+    list_select_related = ["template", "service"]
     inlines = [TickInline]

@@ -4,7 +4,7 @@ true at that moment (a person may untick or re-tick later; both are kept)."""
 
 from healthchecks.models import CheckState, ServiceHealth
 from healthchecks.status import Status, is_usable
-from services import configs
+from services import configs, deployments
 from services.models import Dependency, DependencyKind, Service
 
 
@@ -38,20 +38,29 @@ def checks_healthy(service: Service) -> tuple[bool, str]:
 
 
 def config_valid(service: Service) -> tuple[bool, str]:
+    """ "Configuration is loaded and validated": the current version passes its schema (if
+    it has one) and is the one the last deployment applied (not drifting)."""
     version = configs.current_version(service)
     if version is None:
         return False, "no configuration version stored"
     schema = configs.current_schema(service)
     valid, issues = configs.validity_now(version, schema, configs.level_for(service))
-    if schema is None:
-        return True, f"version {version.version} stored; no schema to validate it against"
-    if valid is None:
+    if schema is not None and valid is None:
         return False, f"version {version.version}: not validated ({', '.join(issues) or 'open'})"
-    if valid:
-        return True, f"version {version.version} valid against the current schema"
-    return False, f"version {version.version} invalid: " + "; ".join(
-        f"{path}: {why}" for path, why in list(issues.items())[:5]
+    if schema is not None and not valid:
+        return False, f"version {version.version} invalid: " + "; ".join(
+            f"{path}: {why}" for path, why in list(issues.items())[:5]
+        )
+    said = (
+        f"version {version.version} valid against the current schema"
+        if schema is not None
+        else f"version {version.version} stored; no schema to validate it against"
     )
+    drift = deployments.drift(service)
+    if drift["drifting"]:
+        applied = drift["applied_version"] or "(unknown)"
+        return False, f"{said}, but the last deployment applied version {applied}: not loaded"
+    return True, said + (", and deployed" if drift["state"] == "in_sync" else "")
 
 
 CHECKS = {

@@ -6,6 +6,10 @@ from typing import Literal, get_origin
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from healthchecks import checks
@@ -202,7 +206,36 @@ class HealthCheckAdmin(ScopedAdmin):
 
     @admin.display(description="next due")
     def next_due(self, obj):
-        return checks.next_due_at(obj) or "not scheduled (disabled)"
+        due = checks.next_due_at(obj)
+        return f"{due:%Y-%m-%d %H:%M:%S} UTC" if due else "not scheduled (disabled)"
+
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        """Running checks is offered to who may run them."""
+        actions = super().get_actions(request, action_location)
+        if not self.holds(request, Scope.HEALTH_WRITE):
+            actions.pop("run_now", None)
+        return actions
+
+    def get_urls(self):
+        run = self.admin_site.admin_view(self.run_one)
+        return [
+            path("<path:object_id>/run/", run, name="healthchecks_healthcheck_run"),
+            *super().get_urls(),
+        ]
+
+    def run_one(self, request, object_id):
+        """The "Run now" button of a check's page (POST): its result recorded, then back."""
+        check = self.get_object(request, object_id)
+        if request.method != "POST" or check is None:
+            return HttpResponseNotAllowed(["POST"])
+        if not (
+            self.has_change_permission(request, check) and self.holds(request, Scope.HEALTH_WRITE)
+        ):
+            raise PermissionDenied("running checks needs health:write")
+        self.run_now(request, HealthCheck.objects.filter(pk=check.pk))
+        return HttpResponseRedirect(
+            reverse("admin:healthchecks_healthcheck_change", args=[check.pk])
+        )
 
     def get_readonly_fields(self, request, obj=None):
         """A heartbeat's token is its credential: shown only to who may write the check. A

@@ -57,7 +57,10 @@ def _service_map(team: str) -> dict:
 
 
 def _team_map() -> dict:
-    """One box per team (its worst status, its count), one edge per pair of teams."""
+    """One box per team (its worst status, its count); an edge where one team's services
+    need another's. Teams may need each other both ways: the rows come from an acyclic
+    subset of those edges, the lines drawn are the ones between rows, and every pair is
+    listed in words beside the drawing."""
     teams = dict(Service.objects.values_list("name", "team__name"))
     statuses = _statuses()
     members: dict[str, list[int]] = {}
@@ -68,18 +71,20 @@ def _team_map() -> dict:
         a, b = teams[s], teams[d]
         if a != b:
             kinds[(a, b)] = "hard" if k == "hard" or kinds.get((a, b)) == "hard" else k
-    edges = [(a, b, k) for (a, b), k in kinds.items()]
-    # Teams may depend on each other both ways: draw rows from an acyclic subset.
-    boxes, width, height = graph_layout.layout(sorted(members), _acyclic(edges))
-    nodes = []
-    for team, box in boxes.items():
-        found = members[team]
-        worst = min(found, key=WORST.index)
+    label = {}
+    for team, found in members.items():
         unwell = sum(1 for s in found if s != Status.HEALTHY)
+        label[team] = f"{team} ({len(found)}, {unwell} not healthy)"
+    edges = [(label[a], label[b], k) for (a, b), k in sorted(kinds.items())]
+    # Boxes sized by their labels, so none overlaps its neighbour.
+    boxes, width, height = graph_layout.layout(sorted(label.values()), _acyclic(edges))
+    nodes = []
+    for team, found in members.items():
+        worst = min(found, key=WORST.index)
         nodes.append(
             {
-                "name": f"{team} ({len(found)}, {unwell} not healthy)",
-                "box": graph_layout.Box(box.x, box.y, box.width + 110),
+                "name": label[team],
+                "box": boxes[label[team]],
                 "status": Status(worst).label,
                 "team": team,
                 "faded": False,
@@ -89,13 +94,14 @@ def _team_map() -> dict:
                 "mark": MARKS[Status(worst).label],
             }
         )
-    shown = {n["team"]: n["box"] for n in nodes}
+    drawn = [e for e in edges if boxes[e[0]].y != boxes[e[1]].y]
     return {
         "nodes": nodes,
-        "edges": _lines(shown, edges),
-        "width": width + 110,
+        "edges": _lines(boxes, drawn),
+        "width": width,
         "height": height,
         "grouped": True,
+        "team_edges": [(a, b, k) for (a, b), k in sorted(kinds.items())],
     }
 
 

@@ -114,7 +114,8 @@ def tick(request, run_id: int, item_id: int):
         return HttpResponseRedirect(reverse("pages:checklist_run", args=[run_id]))
     run = ChecklistRun.objects.select_related("template").get(id=run_id)
     state.evidence = evidence.evidence_for({state.item.evidence} - {""}).get(state.item.evidence)
-    context = {"state": state, "run": run, "may_tick": True}
+    # The run's count follows too (an out-of-band swap beside the item).
+    context = {"state": state, "run": run, "may_tick": True, "progress": runs.progress(run)}
     return render(request, "pages/maintenance.html#item", context)
 
 

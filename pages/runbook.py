@@ -37,16 +37,14 @@ def _failing(detail: dict) -> list[str]:
 
 
 def _deps(neighbours: dict) -> tuple[list[str], bool]:
+    """Fine only when every hard dependency is healthy: one degraded by its own upstream is
+    where to look next."""
     rows = [f"{d['service']} ({d['kind']}): {d['status']}" for d in neighbours["dependencies"]]
-    ok = all(
-        d["status"] in ("healthy", "degraded")
-        for d in neighbours["dependencies"]
-        if d["kind"] == "hard"
-    )
+    ok = all(d["status"] == "healthy" for d in neighbours["dependencies"] if d["kind"] == "hard")
     return rows or ["no dependencies"], ok
 
 
-def service_recovery(detail: dict, neighbours: dict) -> Procedure:
+def service_recovery(detail: dict, neighbours: dict, runbook_url: str = "") -> Procedure:
     failing = _failing(detail)
     deps, deps_ok = _deps(neighbours)
     impacted = [i["service"] for i in neighbours["impact"] if i["effect"] == "down"]
@@ -63,7 +61,12 @@ def service_recovery(detail: dict, neighbours: dict) -> Procedure:
             Step(
                 "Restart service if needed",
                 [
-                    "Follow the service's runbook (linked above) or your platform's restart; "
+                    (
+                        "Follow the service's runbook (linked above) or your platform's restart; "
+                        if runbook_url
+                        else "The service has no runbook link (set runbook_url): use your "
+                        "platform's restart; "
+                    )
                     + (
                         f"{len(impacted)} service(s) go down with it: {', '.join(impacted[:10])}"
                         if impacted
@@ -148,10 +151,12 @@ def _blind(check: dict) -> bool:
     )
 
 
-def procedures(detail: dict, config: dict, neighbours: dict) -> list[Procedure]:
+def procedures(
+    detail: dict, config: dict, neighbours: dict, runbook_url: str = ""
+) -> list[Procedure]:
     found = []
     if detail["status"] in ("unhealthy", "degraded"):
-        found.append(service_recovery(detail, neighbours))
+        found.append(service_recovery(detail, neighbours, runbook_url))
     if config["current"] is not None and config["valid"] is False:
         found.append(configuration_recovery(config))
     if any(_blind(c) for c in detail["checks"]):

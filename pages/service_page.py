@@ -145,7 +145,7 @@ def service_page(request, name: str):
         "predictions": list(
             Prediction.objects.filter(service=service).select_related("health_check")
         ),
-        "runbook": runbook.procedures(detail, config, neighbours),
+        "runbook": runbook.procedures(detail, config, neighbours, service.runbook_url),
         "checklists": list(
             ChecklistRun.objects.filter(service=service)
             .select_related("template")
@@ -154,6 +154,8 @@ def service_page(request, name: str):
         "service_templates": ChecklistTemplate.objects.filter(period=Period.SERVICE),
         "may_run": principal.has_scope(Scope.HEALTH_WRITE) and principal.may_act_on(name),
         "may_tick": principal.has_scope(Scope.CHECKLISTS_WRITE),
+        "may_edit_config": principal.has_scope(Scope.CONFIG_WRITE) and principal.may_act_on(name),
+        "exclude_query": "&exclude=" + ",".join(sorted(exclude)) if exclude else "",
         **neighbours,
     }
     return render(request, "pages/service.html", context)

@@ -22,7 +22,7 @@ from services.models import Service
 def status_page(request):
     if not settings.STATUS_PAGE_PUBLIC and not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    services = Service.objects.order_by("name")
+    services = Service.objects.order_by("display_name", "name")
     title = "All services"
     if team := request.GET.get("team"):
         services, title = services.filter(team__name=team), f"Team {team}"
@@ -51,6 +51,7 @@ def status_page(request):
                 "status": Status(statuses.get(service.id, Status.UNKNOWN)).label,
                 "bars": charts.uptime_bars(days),
                 "uptime": uptime,
+                "days": len(counted),
             }
         )
     incidents = list(

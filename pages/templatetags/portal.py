@@ -16,10 +16,10 @@ def humanize_duration(value: timedelta | None) -> str:
 
 @register.filter
 def percent(value: float | None) -> str:
-    """0.99934 -> 99.934 %: enough digits to tell three nines from four."""
+    """0.99934 -> 99.93 %: always two decimals, enough to tell 99.9 from 99.99."""
     if value is None:
         return ""
-    return f"{value * 100:.3f}".rstrip("0").rstrip(".") + " %"
+    return f"{value * 100:.2f} %"
 
 
 @register.filter

@@ -30,6 +30,7 @@ def test_an_operator_ticks_a_daily_item_without_a_reload(page):
     row = item.locator("li.item", has_text="Check system health dashboard")
     expect(row.locator(".who")).to_contain_text("ticked by user:olga")
     expect(row.get_by_role("button", name="Untick")).to_be_visible()
+    expect(item.locator(".progress")).to_have_text("1/8 done")  # the count follows
     assert page.evaluate("window.__loaded") is True  # swapped in place, no navigation
     page.reload()
     row = page.locator("[data-run=daily] li.item", has_text="Check system health dashboard")

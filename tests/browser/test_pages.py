@@ -107,7 +107,7 @@ def test_login_then_overview_lists_services(page, live_server, user, registry_da
     expect(payments.locator(".tag")).to_have_text("pci")
     # Non-admins get no link to the admin.
     expect(page.locator(".topbar nav a")).to_have_text(
-        ["Services", "Map", "Drift", "Maintenance", "API"]
+        ["Services", "Map", "Drift", "Status", "Maintenance", "API"]
     )
 
     page.screenshot(path=Path(tempfile.gettempdir()) / "overview.png", full_page=True)

@@ -181,3 +181,29 @@ def test_a_service_checklist_that_does_not_exist_is_refused_with_its_field():
     assert "post-migration" in refused.value.fields["template"]
     with pytest.raises(NotFound):
         runs.start_for_service("post-migration", "ghost", ACTOR)
+
+
+def test_a_configuration_not_deployed_yet_is_not_counted_as_loaded():
+    """A stranger's trial: payments' validation said "valid" while its deployment ran the
+    previous version (drifting)."""
+    from checklists import verify
+    from services import configs, deployments
+
+    app = ServiceFactory(name="app")
+    configs.publish("app", {"workers": 2}, 0, ACTOR)
+    deployments.report(
+        "app",
+        version="1.0",
+        status="succeeded",
+        config_version=1,
+        config_hash="",
+        link="",
+        actor=ACTOR,
+    )
+    assert verify.config_valid(app) == (
+        True,
+        "version 1 stored; no schema to validate it against, and deployed",
+    )
+    configs.publish("app", {"workers": 3}, 1, ACTOR)
+    ok, said = verify.config_valid(app)
+    assert not ok and "the last deployment applied version 1: not loaded" in said

@@ -53,6 +53,8 @@ def test_an_operator_ticks_with_htmx_and_gets_the_item_back(client, alice):
     assert "ticked by user:alice" in fragment
     assert "&lt;b&gt;looked&lt;/b&gt;" in fragment  # a note is text, never markup
     assert 'value="0"' in fragment  # the button now unticks
+    # The run's count follows without a reload (a stranger's trial saw "0/8" stay).
+    assert f'id="progress-{run.id}" hx-swap-oob="true">1/8 done' in fragment
     tick = Tick.objects.get()
     assert (tick.done, tick.by, tick.note) == (True, "user:alice", "<b>looked</b>")
     # Without htmx: back to the run's page.

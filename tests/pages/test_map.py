@@ -2,6 +2,7 @@
 filter and impact data, and teams drawn instead of services beyond the limit."""
 
 import itertools
+import re
 
 import pytest
 
@@ -59,8 +60,17 @@ def test_the_map_draws_services_edges_and_what_a_failure_takes_down(client, bob,
 
 def test_beyond_the_limit_teams_are_drawn(client, bob, estate, monkeypatch):
     monkeypatch.setattr(dependency_map, "MAP_LIMIT", 3)
+    ServiceFactory(name="cron", team=TeamFactory(name="operations"))  # a row with core
     client.force_login(bob)
     page = client.get("/map/").content.decode()
     assert "core (2, 2 not healthy)" in page and "edge (2, 2 not healthy)" in page
     assert "drawn by team" in page
+    assert "edge</a> needs <a" in page and "(soft)" in page  # web (edge) needs api (core)
+    rows: dict[str, list[tuple[float, float]]] = {}
+    pattern = r'<rect class="st-\w+" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"'
+    for x, y, w in re.findall(pattern, page):
+        rows.setdefault(y, []).append((float(x), float(w)))
+    for boxes in rows.values():  # labels sized into the layout: no box over its neighbour
+        for (x1, w1), (x2, _) in itertools.pairwise(sorted(boxes)):
+            assert x1 + w1 <= x2
     assert 'data-name="db"' in client.get("/map/?team=core").content.decode()

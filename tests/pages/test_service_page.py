@@ -41,6 +41,7 @@ def test_an_unhealthy_service_explains_itself_with_a_runbook(client, bob, estate
     assert "connection refused" in page
     assert "Service recovery" in page and "Check service status and errors" in page
     assert "https://runbooks.example/db" in page
+    assert "runbook (linked above)" in page
     assert 'href="/services/api/"' in page  # needed by api, which goes down with it
     assert '/services/api/">api</a>: down' in page
     assert '<svg class="chart timeline"' in page and '<svg class="chart bars"' in page
@@ -53,12 +54,15 @@ def test_a_healthy_service_has_no_runbook_and_its_degraded_dependent_has_one(cli
     assert 'id="runbook"' not in client.get("/services/web/").content.decode()
     page = client.get("/services/api/").content.decode()
     assert "the service is degraded: hard dependency unhealthy: db" in page
+    assert "has no runbook link (set runbook_url)" in page  # no "linked above" to nothing
+    assert "Review service dependencies" in page and "db (hard): unhealthy" in page
 
 
 def test_ranges_and_the_slo_view_are_read_from_the_query(client, bob, estate):
     client.force_login(bob)
     page = client.get("/services/db/?range=7d&exclude=maintenance,upstream").content.decode()
     assert 'aria-current="true">7d<' in page
+    assert 'href="?range=30d&amp;exclude=maintenance,upstream"' in page  # ranges keep the view
     assert "Leaving out: maintenance, upstream" in page
     odd = client.get("/services/db/?range=forever&exclude=weekends", follow=True)
     assert odd.status_code == 200 and "Ignored exclude" in odd.content.decode()

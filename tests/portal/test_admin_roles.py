@@ -172,6 +172,9 @@ def test_the_admin_names_things_and_shows_a_checks_last_result(client, web):
     assert "Service portal administration" in page
     assert "<strong>unhealthy</strong>" in page and "errors: refused" in page
     assert 'href="/services/db/"' in page
+    listing = client.get("/admin/healthchecks/healthcheck/").content.decode()
+    assert 'value="run_now"' not in listing  # not offered to a reader
+    assert 'class="run-now"' not in page
     Incident.objects.filter(service=db).update(opened_at=now - timedelta(minutes=75))
     listing = client.get("/admin/healthchecks/incident/").content.decode()
     assert "1 h 15 min (ongoing)" in listing
@@ -183,3 +186,9 @@ def test_the_admin_names_things_and_shows_a_checks_last_result(client, web):
         follow=True,
     ).content.decode()
     assert "Db / tcp: unhealthy (connection refused" in ran  # (the admin capitalises)
+    page = client.get(f"/admin/healthchecks/healthcheck/{check.pk}/change/").content.decode()
+    assert 'class="run-now"' in page
+    run_url = f"/admin/healthchecks/healthcheck/{check.pk}/run/"
+    assert client.get(run_url).status_code == 405
+    answer = client.post(run_url, follow=True)
+    assert "Db / tcp: unhealthy" in answer.content.decode()
