@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from healthchecks import capacity
 from healthchecks.status import ErrorCode, Status
-from portal import heartbeats
+from portal import heartbeats, ratelimit
 from services.models import Service
 
 log = structlog.get_logger(__name__)
@@ -95,7 +95,17 @@ class PortalCollector:
     def collect(self):
         yield from self._statuses()
         yield from self._heartbeats()
+        yield from self._rate_limits()
         yield from self._from_redis()
+
+    def _rate_limits(self):
+        factor = GaugeMetricFamily(
+            "portal_rate_limit_factor",
+            "Share of their configured rate the lowest route classes (pages, API reads) get "
+            "now: 1 normally, down to RATE_LIMIT_FLOOR while the portal is under stress",
+        )
+        factor.add_metric([], ratelimit.LIMITER.factor())
+        yield factor
 
     def _statuses(self):
         status = GaugeMetricFamily(

@@ -16,6 +16,7 @@ from healthchecks import (
     history,
     metrics,
     predict,
+    pressure,
     recording,
     scheduling,
     service_health,
@@ -74,6 +75,12 @@ def probe_batch(items: list, sent_at: float | None = None) -> dict:
     heartbeats.beat("worker", **stats)
     log.info("probe batch", **stats)
     return stats
+
+
+@shared_task(ignore_result=True, acks_late=False)
+def adapt_rate_limits() -> float:
+    """Beat, every 15 s: the rate limiter's factor follows the portal's stress."""
+    return pressure.adapt()
 
 
 @shared_task(ignore_result=True, acks_late=False)

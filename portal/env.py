@@ -79,3 +79,17 @@ def env_secret(name: str, default: str = "") -> str:
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc}") from None
     return os.environ.get(name, default)
+
+
+def env_rate(name: str, default: str) -> tuple[int, int]:
+    """ "100/200": a rate per minute and a burst, both positive integers."""
+    raw = os.environ.get(name, default).strip()
+    try:
+        rate, burst = (int(part) for part in raw.split("/"))
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be <per minute>/<burst>, like 100/200, not {raw!r}"
+        ) from None
+    if rate < 1 or burst < 1:
+        raise ImproperlyConfigured(f"{name}: the rate and the burst must be at least 1")
+    return rate, burst

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db.utils import InterfaceError, OperationalError
 from django.http import HttpResponse, HttpResponseBadRequest
 
+from portal import ratelimit
 from portal.errors import error_response, wants_json
 from portal.requestcontext import choose_request_id, client_ip_var, request_id_var
 
@@ -121,6 +122,38 @@ class UnstorableUrlTextMiddleware:
         if wants_json(request):
             return error_response(400, "bad_request", message, fields=fields)
         return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+
+
+class RateLimitMiddleware:
+    """The adaptive rate limiter (portal.ratelimit) ahead of the views: over its budget a
+    client gets a 429 in the error shape with Retry-After; every limited answer carries the
+    RateLimit-* headers. Also counts each answer for the stress signal."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not settings.RATE_LIMITS_ENABLED:
+            return self.get_response(request)
+        kind, verdict = ratelimit.LIMITER.check(request)
+        if verdict is not None and not verdict.allowed:
+            wait = ratelimit.headers(verdict)["Retry-After"]
+            response = error_response(
+                429,
+                "rate_limited",
+                f"too many requests: {kind.replace('_', ' ')} allow {verdict.limit} a minute "
+                f"per client, with bursts; retry in {wait} s",
+                limit_per_minute=verdict.limit,
+                retry_after=int(wait),
+            )
+        else:
+            started = time.monotonic()
+            response = self.get_response(request)
+            ratelimit.LIMITER.record(response.status_code, time.monotonic() - started)
+        if verdict is not None:
+            for name, value in ratelimit.headers(verdict).items():
+                response[name] = value
+        return response
 
 
 DATABASE_RETRY_AFTER = "5"

@@ -19,6 +19,7 @@ from portal.env import (
     env_float,
     env_int,
     env_list,
+    env_rate,
     env_secret,
     env_str,
 )
@@ -78,6 +79,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: a logged-in person has a budget of their own.
+    "portal.middleware.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -254,6 +257,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 15.0,
     },
     "prune-history": {"task": "healthchecks.tasks.prune_history", "schedule": 3600.0},
+    "adapt-rate-limits": {"task": "healthchecks.tasks.adapt_rate_limits", "schedule": 15.0},
     "open-checklist-runs": {"task": "checklists.tasks.open_current_runs", "schedule": 600.0},
 }
 # The checks' schedule and state tables are rewritten on every claim and result: vacuumed this
@@ -266,6 +270,27 @@ if HEALTH_VACUUM_SECONDS > 0:
     }
 
 # --- Security ---------------------------------------------------------------------------------
+
+# The adaptive rate limiter (portal.ratelimit): per route class, "<per minute>/<burst>" per
+# client (token, else user, else address). Probes and pings are generous: an orchestrator's
+# probes must never be limited into a restart.
+RATE_LIMITS_ENABLED = env_bool("RATE_LIMITS_ENABLED", True)
+RATE_LIMITS = {
+    "api_read": env_rate("RATE_LIMIT_API_READ", "100/200"),
+    "api_write": env_rate("RATE_LIMIT_API_WRITE", "100/200"),
+    "login": env_rate("RATE_LIMIT_LOGIN", "10/20"),
+    "heartbeat": env_rate("RATE_LIMIT_HEARTBEAT", "120/240"),
+    "health": env_rate("RATE_LIMIT_HEALTH", "6000/12000"),
+    "pages": env_rate("RATE_LIMIT_PAGES", "300/600"),
+}
+# Under stress the lowest classes (pages, API reads) tighten down to this share of their rate.
+RATE_LIMIT_FLOOR = env_float("RATE_LIMIT_FLOOR", 0.25)
+# Stress: more than this share of the last minute's answers were 5xx, or slower than
+# RATE_LIMIT_SLOW_SECONDS, or the portal's own `backend` service is not healthy.
+RATE_LIMIT_STRESS_SHARE = env_float("RATE_LIMIT_STRESS_SHARE", 0.05)
+RATE_LIMIT_SLOW_SECONDS = env_float("RATE_LIMIT_SLOW_SECONDS", 1.0)
+# Proxies whose X-Forwarded-For is believed (addresses); none: the peer is the client.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
 
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 # Probes and scrapers speak plain HTTP inside the cluster; never redirect them.

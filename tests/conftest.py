@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test import Client
 
-from portal import encryption, tokens
+from portal import encryption, ratelimit, tokens
 from portal.auth import system_actor
 
 # `make test` runs the suite on PostgreSQL, then the parts that have a branch of their own
@@ -47,6 +47,15 @@ def _fresh_encryption_keys():
     encryption.reset_keys()
     yield
     encryption.reset_keys()
+
+
+@pytest.fixture(autouse=True)
+def _rate_limits(request, settings):
+    """The suite sends thousands of requests a minute from one client: the limiter is off
+    except in the tests that prove it (marked ``ratelimit``)."""
+    settings.RATE_LIMITS_ENABLED = request.node.get_closest_marker("ratelimit") is not None
+    ratelimit.LIMITER.local = ratelimit.LocalBuckets()
+    ratelimit.LIMITER.set_factor(1.0)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,250 @@
+"""The adaptive rate limiter (the seed's ``AdaptiveRateLimiter(default_rate=100,
+burst_rate=200, adaptive_enabled=True)``), ahead of the views.
+
+Each request falls in a route class (API reads, API writes, login, heartbeat pings, /health/
+probes, pages), each with its rate per minute and its burst (``RATE_LIMITS``). A client is
+its API token, else its logged-in user, else its address (``X-Forwarded-For`` counts only
+when the peer is one of ``TRUSTED_PROXIES``). The budget is a GCRA token bucket kept in Redis
+and checked by one Lua script -- one round trip, atomic, so every web process shares it.
+
+Adaptive: ``factor`` (1 = the configured rates) is set by the health side every few seconds
+(healthchecks.pressure): when the portal is under stress it halves, step by step down to
+``RATE_LIMIT_FLOOR``, for the lowest classes only (pages and API reads), and doubles back
+once the stress passes. Probes, pings, logins and writes keep their rates.
+
+Redis unreachable (or the embedded mode, which has none): the same buckets per process, and
+one log line -- never "no limit", never a 500.
+"""
+
+import contextlib
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+import structlog
+from django.conf import settings
+
+log = structlog.get_logger(__name__)
+
+FACTOR_KEY = "ratelimit:factor"
+ADAPTIVE = ("pages", "api_read")  # the lowest classes: what tightens under stress
+# GCRA: the bucket's theoretical arrival time (ms) per key. KEYS[1] the bucket, KEYS[2] the
+# factor; ARGV now_ms, rate per minute, burst, adaptive (1/0). Returns allowed, remaining,
+# retry_after_ms, reset_ms, the rate used.
+_GCRA = """
+local now = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+if ARGV[4] == '1' then
+  local factor = tonumber(redis.call('GET', KEYS[2]) or '1') or 1
+  rate = math.max(1, math.floor(rate * factor))
+  burst = math.max(1, math.floor(burst * factor))
+end
+local interval = 60000 / rate
+local tolerance = interval * burst
+local tat = tonumber(redis.call('GET', KEYS[1]) or now) or now
+if tat < now then tat = now end
+if tat - now + interval > tolerance then
+  return {0, 0, math.ceil(tat - now + interval - tolerance), math.ceil(tat - now), rate}
+end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1000)
+local remaining = math.floor((tolerance - (new_tat - now)) / interval)
+return {1, remaining, 0, math.ceil(new_tat - now), rate}
+"""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    limit: int  # requests per minute, as applied now
+    remaining: int
+    retry_after: float  # seconds (0 when allowed)
+    reset: float  # seconds until the bucket is full again
+
+
+def route_class(path: str, method: str) -> str:
+    """Which budget a request spends."""
+    if path.startswith("/health/heartbeat/"):
+        return "heartbeat"
+    if path == "/health" or path.startswith("/health/") or path == "/metrics":
+        return "health"
+    if path.startswith("/accounts/login") or path.startswith("/admin/login"):
+        return "login"
+    if path.startswith("/api/"):
+        return "api_read" if method in ("GET", "HEAD", "OPTIONS") else "api_write"
+    return "pages"
+
+
+def client_address(meta: dict) -> str:
+    """The peer, or the address the trusted proxy says it forwarded for (the rightmost
+    address not itself a trusted proxy: the leftmost can be forged by the client)."""
+    peer = meta.get("REMOTE_ADDR", "")
+    trusted = settings.TRUSTED_PROXIES
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
+    if not forwarded or peer not in trusted:
+        return peer
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if hop not in trusted:
+            return hop[:64]
+    return peer
+
+
+def client_key(request, kind: str = "") -> str:
+    """A token (by its digest, never the secret), else a user, else an address. A heartbeat
+    ping is its check's (the token in its URL): many services may ping from one address."""
+    if kind == "heartbeat":
+        return "ping:" + hashlib.sha256(request.path.encode()).hexdigest()[:24]
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header[:7].lower() == "bearer " and header[7:].strip():
+        digest = hashlib.sha256(header[7:].strip().encode()).hexdigest()[:24]
+        return f"token:{digest}"
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    return f"addr:{client_address(request.META)}"
+
+
+class LocalBuckets:
+    """The same GCRA per process, for when Redis cannot be asked."""
+
+    def __init__(self):
+        self._tat: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str, rate: int, burst: int, now_ms: float) -> Verdict:
+        interval = 60000 / rate
+        tolerance = interval * burst
+        with self._lock:
+            if len(self._tat) > 100_000:  # forget the idle ones rather than grow forever
+                self._tat = {k: v for k, v in self._tat.items() if v > now_ms}
+            tat = max(self._tat.get(key, now_ms), now_ms)
+            if tat - now_ms + interval > tolerance:
+                wait = tat - now_ms + interval - tolerance
+                return Verdict(False, rate, 0, wait / 1000, (tat - now_ms) / 1000)
+            self._tat[key] = tat + interval
+            remaining = int((tolerance - (tat + interval - now_ms)) // interval)
+            return Verdict(True, rate, remaining, 0.0, (tat + interval - now_ms) / 1000)
+
+
+class Limiter:
+    def __init__(self):
+        self.local = LocalBuckets()
+        self._client = None
+        self._script = None
+        self._warned = False
+        self._local_factor = 1.0
+        self._local_stats: dict[int, list[int]] = {}
+
+    def _redis(self):
+        if not settings.REDIS_URL:
+            return None
+        if self._client is None:
+            self._client = redis.Redis.from_url(
+                settings.REDIS_URL, socket_timeout=0.25, socket_connect_timeout=0.25
+            )
+            self._script = self._client.register_script(_GCRA)
+        return self._client
+
+    def check(self, request) -> tuple[str, Verdict | None]:
+        kind = route_class(request.path, request.method)
+        limits = settings.RATE_LIMITS.get(kind)
+        if not limits:
+            return kind, None
+        rate, burst = limits
+        key = f"ratelimit:{kind}:{client_key(request, kind)}"
+        now_ms = time.time() * 1000
+        adaptive = kind in ADAPTIVE
+        client = self._redis()
+        if client is not None:
+            try:
+                allowed, remaining, retry_ms, reset_ms, used = self._script(
+                    keys=[key, FACTOR_KEY], args=[int(now_ms), rate, burst, int(adaptive)]
+                )
+                self._warned = False
+                return kind, Verdict(
+                    bool(allowed), int(used), int(remaining), retry_ms / 1000, reset_ms / 1000
+                )
+            except redis.RedisError as exc:
+                if not self._warned:
+                    log.warning("rate limits per process: Redis unreachable", error=str(exc))
+                    self._warned = True
+        if adaptive and self._local_factor < 1:
+            rate = max(1, int(rate * self._local_factor))
+            burst = max(1, int(burst * self._local_factor))
+        return kind, self.local.take(key, rate, burst, now_ms)
+
+    def factor(self) -> float:
+        client = self._redis()
+        if client is None:
+            return self._local_factor
+        try:
+            value = client.get(FACTOR_KEY)
+        except redis.RedisError:
+            return self._local_factor
+        return float(value) if value else 1.0
+
+    def set_factor(self, value: float) -> None:
+        value = min(1.0, max(settings.RATE_LIMIT_FLOOR, value))
+        self._local_factor = value
+        client = self._redis()
+        if client is not None:
+            with contextlib.suppress(redis.RedisError):
+                client.set(FACTOR_KEY, f"{value:.4f}", ex=300)  # stale stress expires
+
+    # --- the stress signal: requests, server errors and slow answers per minute ----------
+
+    def record(self, status: int, seconds: float) -> None:
+        minute = int(time.time() // 60)
+        error, slow = status >= 500, seconds >= settings.RATE_LIMIT_SLOW_SECONDS
+        client = self._redis()
+        if client is not None:
+            try:
+                key = f"ratelimit:stats:{minute}"
+                pipe = client.pipeline(transaction=False)
+                pipe.hincrby(key, "n", 1)
+                if error:
+                    pipe.hincrby(key, "err", 1)
+                if slow:
+                    pipe.hincrby(key, "slow", 1)
+                pipe.expire(key, 300)
+                pipe.execute()
+                return
+            except redis.RedisError:
+                pass
+        with self.local._lock:
+            counts = self._local_stats.setdefault(minute, [0, 0, 0])
+            counts[0] += 1
+            counts[1] += error
+            counts[2] += slow
+            for old in [m for m in self._local_stats if m < minute - 3]:
+                del self._local_stats[old]
+
+    def last_minute(self) -> tuple[int, int, int]:
+        """(requests, server errors, slow answers) of the last full minute."""
+        minute = int(time.time() // 60) - 1
+        client = self._redis()
+        if client is not None:
+            try:
+                row = client.hgetall(f"ratelimit:stats:{minute}")
+                return tuple(int(row.get(k.encode(), 0)) for k in ("n", "err", "slow"))
+            except redis.RedisError:
+                pass
+        return tuple(self._local_stats.get(minute, [0, 0, 0]))
+
+
+LIMITER = Limiter()
+
+
+def headers(verdict: Verdict) -> dict[str, str]:
+    """The IETF draft's RateLimit-* fields (and Retry-After on a refusal)."""
+    values = {
+        "RateLimit-Limit": str(verdict.limit),
+        "RateLimit-Remaining": str(max(0, verdict.remaining)),
+        "RateLimit-Reset": str(max(0, round(verdict.reset))),
+    }
+    if not verdict.allowed:
+        values["Retry-After"] = str(max(1, round(verdict.retry_after + 0.499)))
+    return values
