@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import redis
 import structlog
 from django.conf import settings
+from django.db import DatabaseError
 
 log = structlog.get_logger(__name__)
 
@@ -102,8 +103,11 @@ def client_key(request, kind: str = "") -> str:
         digest = hashlib.sha256(header[7:].strip().encode()).hexdigest()[:24]
         return f"token:{digest}"
     user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated:
-        return f"user:{user.pk}"
+    try:
+        if user is not None and user.is_authenticated:
+            return f"user:{user.pk}"
+    except DatabaseError:
+        pass  # the session cannot be read (a database outage): the views will say so
     return f"addr:{client_address(request.META)}"
 
 

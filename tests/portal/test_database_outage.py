@@ -18,7 +18,8 @@ from django.conf import settings
 
 from tests.healthchecks.servers import closed_port as free_port
 
-pytestmark = pytest.mark.django_db
+# The rate limiter stays on: it must not turn an outage into a 500 (it reads the session).
+pytestmark = [pytest.mark.django_db, pytest.mark.ratelimit]
 
 
 @pytest.fixture
