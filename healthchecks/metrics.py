@@ -12,12 +12,14 @@ from functools import cache
 import redis
 import structlog
 from django.conf import settings
+from django.db.models import Count
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from healthchecks import capacity
 from healthchecks.status import ErrorCode, Status
 from portal import heartbeats, ratelimit
+from portal.models import SecurityEvent
 from services.models import Service
 
 log = structlog.get_logger(__name__)
@@ -96,7 +98,22 @@ class PortalCollector:
         yield from self._statuses()
         yield from self._heartbeats()
         yield from self._rate_limits()
+        yield from self._security_events()
         yield from self._from_redis()
+
+    def _security_events(self):
+        events = CounterMetricFamily(
+            "portal_security_events",
+            "Security events recorded, by kind (failed logins, token failures, refusals, "
+            "rate-limit hits, secret reads, tokens made and revoked)",
+            labels=["kind"],
+        )
+        counts = dict(
+            SecurityEvent.objects.values("kind").annotate(n=Count("id")).values_list("kind", "n")
+        )
+        for kind in SecurityEvent.Kind.values:
+            events.add_metric([kind], counts.get(kind, 0))
+        yield events
 
     def _rate_limits(self):
         factor = GaugeMetricFamily(

@@ -6,7 +6,7 @@ from portal import audit, tokens
 from portal.admin_base import RecordAdmin
 from portal.auth import Role, request_principal, role_of
 from portal.errors import Forbidden
-from portal.models import ApiToken, AuditEntry, Heartbeat, Scope
+from portal.models import ApiToken, AuditEntry, Heartbeat, Scope, SecurityEvent
 
 admin.site.site_header = "Service portal administration"
 admin.site.site_title = "Service portal admin"
@@ -107,6 +107,18 @@ class AuditEntryAdmin(RecordAdmin):
     list_filter = ["action", "target_type"]
     search_fields = ["actor", "target", "request_id"]
     date_hierarchy = "created_at"
+
+
+@admin.register(SecurityEvent)
+class SecurityEventAdmin(RecordAdmin):
+    """Admins read them here (their role alone has the permission; audit:read too)."""
+
+    deletable = False  # append-only
+    read_scope = Scope.AUDIT_READ
+    list_display = ["at", "kind", "who", "client_ip", "operation", "outcome"]
+    list_filter = ["kind", "outcome"]
+    search_fields = ["who", "operation", "request_id", "client_ip"]
+    date_hierarchy = "at"
 
 
 @admin.register(Heartbeat)

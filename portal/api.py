@@ -16,6 +16,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 
+from portal import security
 from portal.auth import BearerTokenAuth, PortalSessionAuth
 from portal.errors import PortalError, error_body, field_path
 from portal.middleware import database_unavailable
@@ -158,6 +159,15 @@ def _respond(request, status: int, body: dict, headers: dict | None = None):
 
 @api.exception_handler(PortalError)
 def on_portal_error(request, exc: PortalError):
+    if exc.status == 403:
+        who = getattr(request, "auth", None) or getattr(request, "actor", None) or "anonymous"
+        security.record(
+            security.Kind.PERMISSION_DENIED,
+            who,
+            security.operation_of(request),
+            "refused",
+            reason=exc.message,
+        )
     return _respond(request, exc.status, exc.body())
 
 
@@ -249,6 +259,7 @@ def on_unexpected(request, exc: Exception):
     )
 
 
+api.add_router("/", "portal.security_api.router")
 api.add_router("/", "manifest.api.router")
 api.add_router("/", "services.api.router")
 api.add_router("/", "services.config_api.router")

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.auth.signals import user_login_failed
 from django.db import connections
 from django.db.models.signals import pre_migrate
 
@@ -12,9 +13,20 @@ def lift_statement_timeout(sender, using="default", **kwargs) -> None:
             cursor.execute("SET statement_timeout = 0")
 
 
+def on_login_failed(sender, credentials, request=None, **kwargs):
+    """Every failed login is a security event and counts towards the throttle."""
+    from portal import ratelimit, security
+
+    username = str(credentials.get("username", ""))[:150]
+    address = ratelimit.client_address(request.META) if request is not None else ""
+    security.record(security.Kind.LOGIN_FAILED, username, security.operation_of(request), "refused")
+    security.login_failed(username, address)
+
+
 class PortalConfig(AppConfig):
     name = "portal"
     verbose_name = "Portal"
 
     def ready(self) -> None:
         pre_migrate.connect(lift_statement_timeout, dispatch_uid="portal-lift-statement-timeout")
+        user_login_failed.connect(on_login_failed, dispatch_uid="portal-login-failed")

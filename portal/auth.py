@@ -17,7 +17,7 @@ from ninja.errors import AuthenticationError
 from ninja.security import HttpBearer
 from ninja.security.session import SessionAuth
 
-from portal import tokens
+from portal import security, tokens
 from portal.errors import Forbidden, no_such_service
 from portal.models import Scope
 
@@ -112,8 +112,17 @@ class BearerTokenAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> Principal:
         found = tokens.find_token(token)
         if found is None:
+            security.record(
+                security.Kind.TOKEN_INVALID, "anonymous", security.operation_of(request), "refused"
+            )
             raise AuthenticationError(401, "the bearer token is not valid")
         if found.is_expired():
+            security.record(
+                security.Kind.TOKEN_EXPIRED,
+                f"token:{found.name}",
+                security.operation_of(request),
+                "refused",
+            )
             raise AuthenticationError(401, f"the token {found.name!r} has expired")
         tokens.touch(found)
         principal = token_principal(found)

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.utils import InterfaceError, OperationalError
 from django.http import HttpResponse, HttpResponseBadRequest
 
-from portal import ratelimit
+from portal import ratelimit, security
 from portal.errors import error_response, wants_json
 from portal.requestcontext import choose_request_id, client_ip_var, request_id_var
 
@@ -138,6 +138,16 @@ class RateLimitMiddleware:
         kind, verdict = ratelimit.LIMITER.check(request)
         if verdict is not None and not verdict.allowed:
             wait = ratelimit.headers(verdict)["Retry-After"]
+            client = ratelimit.client_key(request, kind)
+            security.record_once_a_minute(
+                f"{kind}:{client}",
+                security.Kind.RATE_LIMITED,
+                client,
+                security.operation_of(request),
+                "refused",
+                route_class=kind,
+                limit_per_minute=verdict.limit,
+            )
             response = error_response(
                 429,
                 "rate_limited",

@@ -15,6 +15,7 @@ class Scope(models.TextChoices):
     AUTOMATION_READ = "automation:read", "Read alerts and notification channels"
     AUTOMATION_WRITE = "automation:write", "Acknowledge alerts, change notification channels"
     CHECKLISTS_WRITE = "checklists:write", "Tick and sign off maintenance checklists"
+    AUDIT_READ = "audit:read", "Read the security events"
 
 
 class ApiTokenQuerySet(models.QuerySet):
@@ -79,6 +80,39 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.target_type}:{self.target}"
+
+
+class SecurityEvent(models.Model):
+    """Something a security reviewer wants to see (the seed's ``security_context``: who,
+    from where, what, and how it ended): failed and throttled logins, bad tokens, refusals,
+    rate-limit hits, secret reads, tokens made and revoked. Written by portal.security;
+    append-only, beside the audit log (which records changes)."""
+
+    class Kind(models.TextChoices):
+        LOGIN_FAILED = "login_failed", "login failed"
+        LOGIN_THROTTLED = "login_throttled", "login refused: too many failures"
+        TOKEN_INVALID = "token_invalid", "unknown bearer token"
+        TOKEN_EXPIRED = "token_expired", "expired bearer token"
+        PERMISSION_DENIED = "permission_denied", "permission denied"
+        RATE_LIMITED = "rate_limited", "rate limit hit"
+        SECRET_READ = "secret_read", "secrets read"
+        TOKEN_CREATED = "token_created", "token created"
+        TOKEN_REVOKED = "token_revoked", "token revoked"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(max_length=24, choices=Kind.choices, db_index=True)
+    who = models.CharField(max_length=200, help_text="The principal, or the name tried.")
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    operation = models.CharField(max_length=300, help_text="What was asked: method and path.")
+    outcome = models.CharField(max_length=16, help_text="refused or allowed")
+    detail = models.JSONField(default=dict, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.who} {self.operation} ({self.outcome})"
 
 
 class Heartbeat(models.Model):

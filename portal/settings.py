@@ -291,6 +291,13 @@ RATE_LIMIT_STRESS_SHARE = env_float("RATE_LIMIT_STRESS_SHARE", 0.05)
 RATE_LIMIT_SLOW_SECONDS = env_float("RATE_LIMIT_SLOW_SECONDS", 1.0)
 # Proxies whose X-Forwarded-For is believed (addresses); none: the peer is the client.
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+# Login throttle (portal.security): this many failures within the window, for one user name
+# or one address, lock further attempts out for LOGIN_LOCK_SECONDS.
+AUTHENTICATION_BACKENDS = ["portal.backends.ThrottledModelBackend"]
+LOGIN_MAX_FAILURES_USER = env_int("LOGIN_MAX_FAILURES_USER", 5, minimum=1)
+LOGIN_MAX_FAILURES_ADDRESS = env_int("LOGIN_MAX_FAILURES_ADDRESS", 20, minimum=1)
+LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 900, minimum=1)
+LOGIN_LOCK_SECONDS = env_int("LOGIN_LOCK_SECONDS", 900, minimum=1)
 
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 # Probes and scrapers speak plain HTTP inside the cluster; never redirect them.

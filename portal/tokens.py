@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from portal import audit
+from portal import audit, security
 from portal.errors import Forbidden, InvalidInput
 from portal.models import ApiToken, Scope
 
@@ -98,6 +98,9 @@ def issue_token(
         name,
         {"scopes": scopes, "services": services, "expires_at": str(token.expires_at or "")},
     )
+    security.record(
+        security.Kind.TOKEN_CREATED, issuer, f"create token {name}", "allowed", scopes=scopes
+    )
     return IssuedToken(token=token, secret=secret)
 
 
@@ -118,6 +121,10 @@ def update_token(token: ApiToken, changes: dict, *, issuer) -> ApiToken:
     diff = {f: [str(before[f]), str(after[f])] for f in before if before[f] != after[f]}
     action = "token.revoke" if before["is_active"] and not token.is_active else "token.update"
     audit.record(issuer, action, "token", token.name, diff)
+    if action == "token.revoke":
+        security.record(
+            security.Kind.TOKEN_REVOKED, issuer, f"revoke token {token.name}", "allowed"
+        )
     return token
 
 

@@ -5,6 +5,7 @@ from django.shortcuts import render
 from django.templatetags.static import static
 from django.views.decorators.http import require_GET
 
+from portal import security
 from portal.errors import error_response, wants_json
 
 
@@ -32,6 +33,15 @@ def bad_request(request, exception=None):
 
 
 def permission_denied(request, exception=None):
+    user = getattr(request, "user", None)
+    who = f"user:{user.get_username()}" if user is not None and user.is_authenticated else ""
+    security.record(
+        security.Kind.PERMISSION_DENIED,
+        who or "anonymous",
+        security.operation_of(request),
+        "refused",
+        reason=str(exception or "")[:300],
+    )
     return _error(request, 403, "forbidden", "you may not do this", "403.html")
 
 

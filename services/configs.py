@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max
 
-from portal import audit, encryption
+from portal import audit, encryption, security
 from portal.errors import Conflict, InvalidInput, NotFound
 from services import config_schema, config_validation, queries
 from services.dotenv import leaves
@@ -371,6 +371,14 @@ def read(name: str, number: int | None, *, reveal_secrets: bool, actor) -> dict:
     if reveal_secrets and version.secret_paths:
         values = reveal(version)
         audit.record(actor, "config.secrets_read", "service", name, {"version": version.version})
+        security.record(
+            security.Kind.SECRET_READ,
+            actor,
+            f"read the secrets of {name} config v{version.version}",
+            "allowed",
+            service=name,
+            version=version.version,
+        )
     else:
         values = masked(version)
     return {
