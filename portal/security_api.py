@@ -1,13 +1,15 @@
-"""GET /api/security-events: the security events, newest first, for admins (audit:read)."""
+"""GET /api/security-events: the security events, newest first, for admins (audit:read);
+GET /api/tokens and POST /api/tokens/{name}/revoke: token hygiene (never a secret)."""
 
 from datetime import datetime
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
+from portal import tokens
 from portal.auth import authorize
 from portal.fields import MAX_INT32
-from portal.models import Scope, SecurityEvent
+from portal.models import ApiToken, Scope, SecurityEvent
 
 router = Router(tags=["security"])
 KindName = SecurityEvent.Kind
@@ -53,3 +55,44 @@ def list_events(request: HttpRequest, filters: Query[EventFilters]):
             "at", "kind", "who", "client_ip", "operation", "outcome", "detail", "request_id"
         )[start:end]
     )
+
+
+class TokenOut(Schema):
+    name: str
+    prefix: str = Field(description="The secret's first characters, to recognise it; never more.")
+    scopes: list[str]
+    services: list[str]
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    is_active: bool
+    created_at: datetime
+
+
+def _token_out(token: ApiToken) -> dict:
+    return {
+        "name": token.name,
+        "prefix": token.prefix,
+        "scopes": token.scopes,
+        "services": token.services,
+        "expires_at": token.expires_at,
+        "last_used_at": token.last_used_at,
+        "is_active": token.is_active,
+        "created_at": token.created_at,
+    }
+
+
+@router.get("/tokens", response=list[TokenOut], summary="API tokens, with when each was last used")
+def list_tokens(request: HttpRequest):
+    authorize(request, Scope.AUDIT_READ)
+    return [_token_out(t) for t in ApiToken.objects.order_by("name")]
+
+
+@router.post(
+    "/tokens/{name}/revoke",
+    response=TokenOut,
+    summary="Revoke a token: it stops working at once (audited; a security event)",
+    description="409 if it is revoked already; 403 unless the caller could grant its scopes.",
+)
+def revoke_token(request: HttpRequest, name: str):
+    actor = authorize(request, Scope.AUDIT_READ)
+    return _token_out(tokens.revoke(name, issuer=actor))

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal import audit, security
-from portal.errors import Forbidden, InvalidInput
+from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
 from portal.models import ApiToken, Scope
 
 TOKEN_PREFIX = "svp_"  # noqa: S105 (a marker, not a secret)
@@ -126,6 +126,17 @@ def update_token(token: ApiToken, changes: dict, *, issuer) -> ApiToken:
             security.Kind.TOKEN_REVOKED, issuer, f"revoke token {token.name}", "allowed"
         )
     return token
+
+
+def revoke(name: str, *, issuer) -> ApiToken:
+    """Revoke a token by name (the issuer must be able to grant what it holds); revoking a
+    revoked token is a 409, an unknown name a 404."""
+    token = ApiToken.objects.filter(name=name).first()
+    if token is None:
+        raise NotFound(f"no token named {name!r}")
+    if not token.is_active:
+        raise Conflict(f"the token {name!r} is revoked already")
+    return update_token(token, {"is_active": False}, issuer=issuer)
 
 
 def find_token(secret: str) -> ApiToken | None:

@@ -121,3 +121,28 @@ def test_admins_read_them_on_the_api_and_metrics_count_them(make_token):
     metrics = ApiClient().get("/metrics").content.decode()
     assert 'portal_security_events_total{kind="token_invalid"} 1.0' in metrics
     assert 'portal_security_events_total{kind="permission_denied"} 1.0' in metrics
+
+
+def test_tokens_are_listed_with_their_last_use_and_revoked_by_name(make_token, capsys):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    used = make_token(["registry:read"], name="ci")
+    ApiClient(used.secret).call("GET", "/api/services")
+    admin = ApiClient(make_token(["audit:read", "registry:read"], name="admin").secret)
+    listed = {t["name"]: t for t in admin.call("GET", "/api/tokens").json()}
+    assert listed["ci"]["last_used_at"] and listed["ci"]["is_active"]
+    assert used.secret not in str(listed) and listed["ci"]["prefix"]
+    answer = admin.call("POST", "/api/tokens/ci/revoke")
+    assert answer.status_code == 200 and answer.json()["is_active"] is False
+    assert ApiClient(used.secret).call("GET", "/api/services").status_code == 401
+    assert admin.call("POST", "/api/tokens/ci/revoke").status_code == 409
+    assert admin.call("POST", "/api/tokens/ghost/revoke").status_code == 404
+    other = make_token(["config:secrets"], name="vault")
+    assert admin.call("POST", "/api/tokens/vault/revoke").status_code == 403  # cannot grant it
+    call_command("revoke_api_token", "vault")
+    assert "Revoked token 'vault'" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="revoked already"):
+        call_command("revoke_api_token", "vault")
+    assert other.secret not in str(list(SecurityEvent.objects.values()))
+    assert [k for k in kinds() if k == Kind.TOKEN_REVOKED] == [Kind.TOKEN_REVOKED] * 2
