@@ -105,14 +105,58 @@ def _finite_float(text: str) -> float:
     return value
 
 
+class UnsupportedMediaType(Exception):
+    pass
+
+
+class TooManyKeys(Exception):
+    pass
+
+
+def _object_builder():
+    """json's object hook: a key twice in one object is refused (which one wins differs
+    between parsers -- a smuggling path), and so are more than API_MAX_JSON_KEYS keys in all."""
+    seen = 0
+
+    def build(pairs: list[tuple[str, object]]) -> dict:
+        nonlocal seen
+        seen += len(pairs)
+        if seen > settings.API_MAX_JSON_KEYS:
+            raise TooManyKeys(f"the JSON document has more than {settings.API_MAX_JSON_KEYS} keys")
+        document = dict(pairs)
+        if len(document) != len(pairs):
+            keys = [key for key, _ in pairs]
+            twice = sorted({key for key in keys if keys.count(key) > 1})
+            raise MalformedBody(f"a key appears twice in one object: {', '.join(twice)[:200]}")
+        return document
+
+    return build
+
+
+def _is_json(content_type: str) -> bool:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
 class JsonParser(Parser):
-    """Standard JSON only (no NaN or Infinity, no number that overflows a double), nested at
-    most API_MAX_JSON_DEPTH deep, and text a database can store."""
+    """Standard JSON only (no NaN or Infinity, no number that overflows a double, no key
+    twice in an object), sent as JSON, nested at most API_MAX_JSON_DEPTH deep with at most
+    API_MAX_JSON_KEYS keys, and text a database can store."""
 
     def parse_body(self, request: HttpRequest):
+        sent = request.META.get("CONTENT_TYPE", "")
+        if request.body and not _is_json(sent):
+            raise UnsupportedMediaType(
+                f"the body must be application/json, not {sent or 'unlabelled'}"
+            )
         try:
             document = json.loads(
-                request.body, parse_constant=_no_constant, parse_float=_finite_float
+                request.body,
+                parse_constant=_no_constant,
+                parse_float=_finite_float,
+                object_pairs_hook=_object_builder(),
             )
         except json.JSONDecodeError as exc:
             raise MalformedBody(
@@ -223,6 +267,11 @@ def on_http_error(request, exc: HttpError):
     cause = exc.__cause__
     if isinstance(cause, MalformedBody):
         return _respond(request, 400, error_body("malformed_body", str(cause)))
+    if isinstance(cause, UnsupportedMediaType):
+        return _respond(request, 415, error_body("unsupported_media_type", str(cause)))
+    if isinstance(cause, TooManyKeys):
+        body = error_body("payload_too_large", str(cause), limit=settings.API_MAX_JSON_KEYS)
+        return _respond(request, 413, body)
     if isinstance(cause, UnstorableText):
         body = error_body("invalid", "the body holds text that cannot be stored", cause.fields)
         return _respond(request, 422, body)

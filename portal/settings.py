@@ -374,6 +374,7 @@ API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1_048_576, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 # Deepest JSON nesting the API accepts (a guard against pathological documents).
 API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32, minimum=2)
+API_MAX_JSON_KEYS = env_int("API_MAX_JSON_KEYS", 100_000, minimum=10)
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50, minimum=1)
 API_PAGE_SIZE_MAX = env_int("API_PAGE_SIZE_MAX", 500, minimum=1)
 # last_used_at is written at most this often per token, to keep reads free of writes.

@@ -255,3 +255,32 @@ def test_a_service_with_a_configuration_can_be_deleted(full, estate):
     res = full.call("DELETE", "/api/services/svc")
     assert res.status_code == 204
     assert full.call("GET", "/api/services/svc").status_code == 404
+
+
+def test_a_key_twice_in_one_object_is_a_400_and_nothing_is_stored(full, estate):
+    """Which of two equal keys wins differs between parsers (one validating, another acting)
+    -- a smuggling path: refused."""
+    raw = '{"values": {"api_timeout": 5, "api_timeout": 500}, "base_version": 1}'
+    res = full.call("POST", "/api/services/svc/config", raw=raw)
+    assert res.status_code == 400
+    assert "a key appears twice in one object: api_timeout" in res.json()["error"]["message"]
+    assert configs.current_version(estate).version == 1
+
+
+def test_a_body_that_is_not_json_is_a_415(full, estate):
+    res = full.generic(
+        "POST",
+        "/api/services/svc/config",
+        data="values=1",
+        content_type="application/x-www-form-urlencoded",
+        headers=full._headers(None),
+    )
+    assert res.status_code == 415 and res.json()["error"]["code"] == "unsupported_media_type"
+    assert configs.current_version(estate).version == 1
+
+
+def test_too_many_keys_is_a_413(full, estate, settings):
+    settings.API_MAX_JSON_KEYS = 50
+    values = {f"k{i}": i for i in range(60)}
+    res = full.call("POST", "/api/services/svc/config/validate", {"values": values})
+    assert res.status_code == 413 and res.json()["error"]["limit"] == 50

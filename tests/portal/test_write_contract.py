@@ -47,6 +47,12 @@ def an_edge():
     registry.set_dependency("svc", "other", "soft", ACTOR)
 
 
+def a_token():
+    from portal import tokens
+
+    tokens.issue_token("victim", ["registry:read"], issuer=ACTOR)
+
+
 def an_alert():
     from automation.models import Alert
     from healthchecks.status import Status
@@ -201,6 +207,17 @@ CONTRACT = {
         "maintenance.delete",
         setup=[a_window],
         outside_message="no maintenance window 55",
+    ),
+    # Tokens are not a service's: one limited to services cannot grant (so revoke) a token
+    # that reaches every service.
+    "portal_security_api_revoke_token": Row(
+        Scope.AUDIT_READ,
+        "post",
+        "/api/tokens/victim/revoke",
+        None,
+        "token.revoke",
+        outside=403,
+        setup=[a_token],
     ),
     # An alert of a service outside the token is, to it, no alert at all.
     "automation_api_acknowledge_alert": Row(
