@@ -179,7 +179,56 @@ class JsonParser(Parser):
         return document
 
 
-api = NinjaAPI(
+# What every operation may answer besides its own successes, in the one error shape.
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "request_id"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                "request_id": {"type": "string"},
+            },
+            "additionalProperties": True,
+        }
+    },
+}
+COMMON_ERRORS = {
+    "400": "malformed request (not JSON, a key twice, NUL in the URL, ...)",
+    "401": "no credentials, or a token that is unknown, revoked or expired",
+    "403": "the caller lacks the operation's scope or reach",
+    "404": "nothing by that name (or outside the caller's reach)",
+    "413": "the body is too large, or has too many keys",
+    "415": "the body is not labelled application/json",
+    "422": "a field is not valid: `fields` names each",
+    "429": "over the caller's rate limit: see Retry-After",
+    "503": "the database does not answer: see Retry-After",
+}
+
+
+class PortalApi(NinjaAPI):
+    """The API whose document declares, for every operation, the errors any request may get
+    (in the error shape), so clients and fuzzers know every status it can answer."""
+
+    def get_openapi_schema(self, *args, **kwargs):
+        document = super().get_openapi_schema(*args, **kwargs)
+        document.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for methods in document["paths"].values():
+            for operation in methods.values():
+                responses = operation.setdefault("responses", {})
+                declared = {str(code) for code in responses}
+                for code, why in COMMON_ERRORS.items():
+                    if code not in declared:
+                        responses[code] = {"description": why, "content": error}
+        return document
+
+
+api = PortalApi(
     title="Service-operations portal API",
     version="1",
     description=(

@@ -102,3 +102,16 @@ def test_access_log_lines_are_json_with_who_route_status_duration(api, caplog):
     assert line["status"] == 404 and line["route"] == "api/services/<name>"
     assert line["who"].startswith("token:") and line["duration_ms"] >= 0
     assert line["method"] == "GET" and line["level"] == "info" and line["timestamp"]
+
+
+def test_every_operation_declares_the_errors_any_request_may_get():
+    """Clients and fuzzers read what an operation can answer from the document: the common
+    errors (401, 403, 429, 503, ...) in the one error shape, beside its own successes."""
+    from portal.api import api
+
+    document = api.get_openapi_schema()
+    assert document["components"]["schemas"]["Error"]["required"] == ["error"]
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            responses = {str(code) for code in operation["responses"]}
+            assert {"401", "403", "413", "415", "422", "429", "503"} <= responses, (method, path)
