@@ -152,19 +152,25 @@ def progress(run: ChecklistRun) -> tuple[int, int]:
     return sum(1 for s in found if s.done), len(found)
 
 
+def _locked_run(run_id: int) -> ChecklistRun:
+    """The run, its row locked for the rest of the transaction (one writer at a time)."""
+    run = (
+        ChecklistRun.objects.select_for_update(of=("self",))
+        .select_related("template", "service")
+        .filter(id=run_id)
+        .first()
+    )
+    if run is None:
+        raise NotFound(f"no checklist run {run_id}")
+    return run
+
+
 def tick(run_id: int, item_id: int, done: bool, note: str, actor) -> ItemState:
     """Tick (or untick) an item of a run, recorded and audited. A signed-off run is closed."""
     if len(note) > 1000:
         raise InvalidInput("the tick was not saved", fields={"note": "at most 1000 characters"})
     with transaction.atomic():
-        run = (
-            ChecklistRun.objects.select_for_update()
-            .select_related("template")
-            .filter(id=run_id)
-            .first()
-        )
-        if run is None:
-            raise NotFound(f"no checklist run {run_id}")
+        run = _locked_run(run_id)
         item = ChecklistItem.objects.filter(id=item_id, template_id=run.template_id).first()
         if item is None:
             raise NotFound(f"no item {item_id} in {run}")
@@ -184,14 +190,7 @@ def tick(run_id: int, item_id: int, done: bool, note: str, actor) -> ItemState:
 def sign_off(run_id: int, actor) -> ChecklistRun:
     """Someone vouches the run is done: every item must be ticked."""
     with transaction.atomic():
-        run = (
-            ChecklistRun.objects.select_for_update()
-            .select_related("template")
-            .filter(id=run_id)
-            .first()
-        )
-        if run is None:
-            raise NotFound(f"no checklist run {run_id}")
+        run = _locked_run(run_id)
         if run.signed_off_at is not None:
             raise Conflict(f"{run} was signed off already by {run.signed_off_by}")
         done, total = progress(run)

@@ -104,9 +104,9 @@ def summarise(
     }
 
 
-def _changes(service_ids: list[int], since: datetime) -> dict[int, list]:
-    """Each service's changes since ``since``, plus the status it had then (the last change
-    before it, if any), in time order -- two queries whatever the number of services."""
+def changes_since(service_ids: list[int], since: datetime) -> dict[int, list]:
+    """Each service's status changes (at, from, to) since ``since``, in time order: one
+    query whatever the number of services."""
     found: dict[int, list] = {i: [] for i in service_ids}
     rows = StatusChange.objects.filter(
         service_id__in=service_ids, health_check=None, at__gte=since
@@ -115,6 +115,13 @@ def _changes(service_ids: list[int], since: datetime) -> dict[int, list]:
         "service_id", "at", "from_status", "to_status"
     ):
         found[service_id].append((at, old, new))
+    return found
+
+
+def _changes(service_ids: list[int], since: datetime) -> dict[int, list]:
+    """``changes_since``, plus the status each had then (the last change before it, if
+    any): two queries."""
+    found = changes_since(service_ids, since)
     last_before = StatusChange.objects.filter(
         service_id=OuterRef("pk"), health_check=None, at__lt=since
     ).order_by("-at", "-id")
@@ -206,14 +213,7 @@ def status_strips(service_ids: list[int], now=None, hours: int = 24) -> dict[int
     current = dict(
         ServiceHealth.objects.filter(service_id__in=service_ids).values_list("service_id", "status")
     )
-    changes: dict[int, list] = {i: [] for i in service_ids}
-    rows = StatusChange.objects.filter(
-        service_id__in=service_ids, health_check=None, at__gte=start
-    ).order_by("at", "id")
-    for service_id, at, old, new in rows.values_list(
-        "service_id", "at", "from_status", "to_status"
-    ):
-        changes[service_id].append((at, old, new))
+    changes = changes_since(service_ids, start)
     return {
         i: worst_per_slot(changes[i], current.get(i, Status.UNKNOWN), start, slot, hours)
         for i in service_ids

@@ -166,6 +166,15 @@ def estate(targets, db):
     return Estate(targets)
 
 
+@pytest.fixture
+def db_estate(estate):
+    """One service, db, healthy, its first change processed (modules may define their own)."""
+    estate.add("db")
+    estate.up("db")
+    process()
+    return estate
+
+
 def channel(name: str, url: str, teams=(), events=("down", "degraded", "recovered")):
     return put_channel(name, ChannelIn(url=url, teams=list(teams), events=list(events)), ACTOR)[0]
 

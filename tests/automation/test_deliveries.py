@@ -19,14 +19,6 @@ from tests.healthchecks.servers import closed_port
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sqlite]
 
 
-@pytest.fixture
-def db_estate(estate):
-    estate.add("db")
-    estate.up("db")
-    process()
-    return estate
-
-
 def test_a_failing_receiver_is_retried_with_backoff_then_given_up(db_estate, receiver):
     receiver.status = 500
     channel("ops", receiver.url)

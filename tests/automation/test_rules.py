@@ -14,14 +14,6 @@ from tests.automation.conftest import Receiver, Webhook, channel, process, send_
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sqlite]
 
 
-@pytest.fixture
-def db_estate(estate):
-    estate.add("db")
-    estate.up("db")
-    process()
-    return estate
-
-
 def remediation(webhook, **extra) -> dict:
     return {
         "trigger": "down",

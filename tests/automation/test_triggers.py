@@ -15,7 +15,7 @@ from automation.models import Delivery, DeliveryState, RuleFiring
 from healthchecks import checks, pings, service_health
 from healthchecks.models import Prediction
 from services import maintenance
-from tests.automation.conftest import ACTOR, channel, process, send_later
+from tests.automation.conftest import ACTOR, channel, send_later
 from tests.factories import make_check
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sqlite]
@@ -35,14 +35,6 @@ def failing_rule(client, webhook, failures=3, **extra):
     answer = client.call("put", "/api/automation/rules/db-failing", body)
     assert answer.status_code == 201, answer.json()
     return answer.json()
-
-
-@pytest.fixture
-def db_estate(estate):
-    estate.add("db")
-    estate.up("db")
-    process()
-    return estate
 
 
 def test_n_failures_in_a_row_fire_once_per_episode(db_estate, webhook, automation):
