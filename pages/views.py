@@ -91,7 +91,6 @@ def _overview_context(request, problems_only: bool = False) -> dict:
     now = timezone.now()
     return {
         "rows": _rows(services, now),
-        "services": services,
         "overall": health_reports.overall(),
         "count": matching.count(),
         "page_size": PAGE_SIZE,
