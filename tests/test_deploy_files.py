@@ -80,3 +80,65 @@ def test_every_setting_is_documented():
     names = setting_names()
     assert names - documented_env == set()
     assert {n for n in names if f"`{n}`" not in readme} == set()
+
+
+K8S = BASE / "deploy" / "k8s"
+
+
+def k8s_documents() -> list[dict]:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    listed = kustomization["resources"]
+    on_disk = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert sorted(listed) == on_disk  # every manifest applied, none listed that is missing
+    return [doc for name in listed for doc in yaml.safe_load_all((K8S / name).read_text())]
+
+
+def test_the_kubernetes_manifests_follow_the_kubernetes_schemas():
+    """Offline, with the schemas kubernetes-validate ships (strict: unknown fields fail)."""
+    import kubernetes_validate
+
+    documents = k8s_documents()
+    for document in documents:
+        kubernetes_validate.validate(document, "1.30", strict=True)
+    broken = {**documents[0], "spec": {"replicas": "three"}}
+    try:
+        kubernetes_validate.validate(broken, "1.30", strict=True)
+    except kubernetes_validate.ValidationError:
+        pass  # it does refuse what is wrong
+    else:
+        raise AssertionError("an invalid manifest passed")
+
+
+def _deployments() -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in k8s_documents() if d["kind"] == "Deployment"}
+
+
+def test_the_web_probes_and_the_one_beat_are_as_the_seed_and_the_portal_need():
+    deployments = _deployments()
+    web = deployments["portal-web"]
+    assert web["spec"]["replicas"] == 3
+    container = web["spec"]["template"]["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/service/backend"
+    assert container["startupProbe"]["httpGet"]["path"] == "/health/"
+    beat = deployments["portal-beat"]
+    assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"]["type"] == "Recreate"
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        for c in pod["containers"]:
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True, name
+            # The seed's resources.
+            assert c["resources"] == {
+                "requests": {"memory": "256Mi", "cpu": "250m"},
+                "limits": {"memory": "512Mi", "cpu": "500m"},
+            }, name
+    kinds = {d["kind"] for d in k8s_documents()}
+    assert {"Job", "Service", "Ingress", "ConfigMap", "Secret"} <= kinds
+    assert {"PodDisruptionBudget", "HorizontalPodAutoscaler"} <= kinds
+
+
+def test_the_kubernetes_config_sets_only_variables_the_settings_read():
+    documents = {d["metadata"]["name"]: d for d in k8s_documents()}
+    names = set(documents["portal-config"]["data"]) | set(documents["portal-secrets"]["stringData"])
+    assert names - setting_names() - {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"} == set()
