@@ -1,6 +1,6 @@
 from django.urls import path
 
-from healthchecks import views
+from healthchecks import openapi, views
 
 app_name = "healthchecks"
 urlpatterns = [
@@ -9,6 +9,7 @@ urlpatterns = [
     path("service/<str:name>/history", views.service_history, name="service_history"),
     path("metrics", views.metrics, name="metrics"),
     path("predictive", views.predictive, name="predictive"),
+    path("openapi.json", openapi.openapi_json, name="openapi"),
     path("heartbeat/<str:token>", views.heartbeat, name="heartbeat"),
     path("heartbeat/<str:token>/<str:signal>", views.heartbeat, name="heartbeat_signal"),
 ]

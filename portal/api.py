@@ -235,7 +235,10 @@ api = PortalApi(
         "Registry, configuration and health of the organisation's services. Authenticate "
         "with `Authorization: Bearer <token>` (see `manage.py create_api_token`) or a "
         "logged-in browser session. Every error has the shape "
-        '`{"error": {"code", "message", "fields", "request_id"}}`.'
+        '`{"error": {"code", "message", "fields", "request_id"}}`.\n\n'
+        "The open reads under `/health/...`, the heartbeat URLs and Prometheus' `/metrics` "
+        "are described in a document of their own: "
+        "[/health/openapi.json](/health/openapi.json)."
     ),
     auth=[BearerTokenAuth(), PortalSessionAuth()],
     parser=JsonParser(),
