@@ -1,26 +1,22 @@
 """The pages people browse: the overview of every service and its health (and its wall-screen
 form, problems only), and drift."""
 
-from datetime import timedelta
-
 from django.contrib.auth.decorators import login_required
-from django.db.models import Case, Max, Q, Value, When
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from pydantic import ValidationError
 
 from checklists import runs
-from healthchecks import availability, history
 from healthchecks import reports as health_reports
 from healthchecks.status import Status
-from pages import charts
+from pages import service_rows
 from portal.htmx import render_page
 from services import deployments, queries
 from services.models import LifecycleStatus, Tag, Team
 from services.schemas import ServiceFilter
 
-PAGE_SIZE = 200
+PAGE_SIZE = 100
 
 
 def _filters(query) -> tuple[ServiceFilter, dict[str, str]]:
@@ -34,76 +30,67 @@ def _filters(query) -> tuple[ServiceFilter, dict[str, str]]:
         return ServiceFilter.model_validate(clean), bad
 
 
-HEALTH_WORDS = {s.label: s.value for s in Status}
-# Worst first: what needs someone on top.
-RANK = Case(
-    When(health__status=Status.UNHEALTHY, then=Value(0)),
-    When(health__status=Status.DEGRADED, then=Value(1)),
-    When(health__status=Status.UNKNOWN, then=Value(2)),
-    When(health__status=Status.MAINTENANCE, then=Value(3)),
-    When(health__status=Status.HEALTHY, then=Value(4)),
-    default=Value(2),  # no health row yet: unknown
-)
-
-
-def _health_filter(queryset, word: str, errors: dict):
-    if not word:
-        return queryset
-    if word not in HEALTH_WORDS:
-        errors["health"] = f"not one of {', '.join(HEALTH_WORDS)}"
-        return queryset
-    if HEALTH_WORDS[word] == Status.UNKNOWN:
-        return queryset.filter(Q(health__isnull=True) | Q(health__status=Status.UNKNOWN))
-    return queryset.filter(health__status=HEALTH_WORDS[word])
-
-
-def _rows(services: list, now) -> list[dict]:
-    """Each shown service with its strip, uptimes, latency and last check (a few grouped
-    queries for the whole page, whatever its size)."""
-    ids = [s.id for s in services]
-    strips = availability.status_strips(ids, now)
-    day = history.services_uptime("24h", now, ids)
-    month = history.services_uptime("30d", now, ids)
-    p95 = history.services_latency_p95(now, ids)
-    start = now - timedelta(hours=24)
-    return [
-        {
-            "service": s,
-            "strip": charts.status_strip(s.name, strips[s.id], start),
-            "uptime_24h": day.get(s.name),
-            "uptime_30d": month.get(s.name),
-            "p95_ms": p95.get(s.id),
-        }
-        for s in services
-    ]
-
-
 def _overview_context(request, problems_only: bool = False) -> dict:
     filters, filter_errors = _filters(request.GET)
     matching = queries.filter_services(filters)
-    matching = _health_filter(matching, request.GET.get("health", ""), filter_errors)
+    health = request.GET.get("health", "")
+    if health and health not in service_rows.HEALTH_WORDS:
+        filter_errors["health"] = f"not one of {', '.join(service_rows.HEALTH_WORDS)}"
+    elif health:
+        matching = service_rows.filter_health(matching, health)
     if problems_only:
         matching = matching.exclude(health__status=Status.HEALTHY)
     sort = request.GET.get("sort", "worst")
-    ordered = matching.annotate(rank=RANK, last_check=Max("checks__state__last_result_at"))
-    ordered = ordered.order_by("name") if sort == "name" else ordered.order_by("rank", "name")
-    services = list(queries.with_relations(ordered).select_related("health")[:PAGE_SIZE])
+    count = matching.count()
+    page = _page_number(request.GET.get("page"), count, filter_errors)
+    shown = service_rows.ordered(matching, sort)[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     now = timezone.now()
     return {
-        "rows": _rows(services, now),
+        "rows": service_rows.rows(shown, now, detailed=not problems_only),
         "overall": health_reports.overall(),
-        "count": matching.count(),
+        "count": count,
+        "page": page,
+        "pages": _page_links(request, page, count),
         "page_size": PAGE_SIZE,
         "filters": filters,
-        "health": request.GET.get("health", ""),
+        "health": health,
         "sort": sort,
         "filter_errors": filter_errors,
         "teams": Team.objects.values_list("name", flat=True),
         "tags": Tag.objects.order_by("name").values_list("name", flat=True),
         "statuses": LifecycleStatus.values,
-        "health_words": list(HEALTH_WORDS),
+        "health_words": list(service_rows.HEALTH_WORDS),
         "overdue": runs.overdue(),
         "updated_at": now,
+    }
+
+
+def _page_number(raw: str | None, count: int, errors: dict) -> int:
+    """The page asked for, within the pages there are; a bad value shows the first."""
+    last = max(1, -(-count // PAGE_SIZE))
+    try:
+        page = int(raw) if raw else 1
+    except ValueError:
+        page = 0
+    if not 1 <= page <= last:
+        errors["page"] = f"not a page between 1 and {last}"
+        return 1
+    return page
+
+
+def _page_links(request, page: int, count: int) -> dict:
+    """The query strings of the previous and next pages (the filters kept), or None."""
+    query = request.GET.copy()
+
+    def link(number: int) -> str:
+        query["page"] = str(number)
+        return "?" + query.urlencode()
+
+    return {
+        "previous": link(page - 1) if page > 1 else None,
+        "next": link(page + 1) if page * PAGE_SIZE < count else None,
+        "first_shown": (page - 1) * PAGE_SIZE + 1,
+        "last_shown": min(count, page * PAGE_SIZE),
     }
 
 

@@ -90,20 +90,33 @@ def service_dicts(queryset: QuerySet[Service]) -> list[dict]:
     """API documents for the services of ``queryset`` (sliced already), in its order."""
     rows = list(queryset.values_list(*_FIELDS))
     ids = [row[0] for row in rows]
+    tags = tags_by_service(ids)
+    deps = dependencies_by_service(ids)
+    return [_document(row, tags[row[0]], deps[row[0]]) for row in rows]
+
+
+def tags_by_service(ids: list[int]) -> defaultdict[int, list[str]]:
+    """The tag names of each of these services, sorted (one query)."""
     tags = defaultdict(list)
-    for service_id, tag in Service.tags.through.objects.filter(service_id__in=ids).values_list(
-        "service_id", "tag__name"
+    for service_id, tag in (
+        Service.tags.through.objects.filter(service_id__in=ids)
+        .order_by("tag__name")
+        .values_list("service_id", "tag__name")
     ):
         tags[service_id].append(tag)
+    return tags
+
+
+def dependencies_by_service(ids: list[int]) -> defaultdict[int, list[dict]]:
+    """What each of these services depends on, ``{"service", "kind"}`` by name (one query)."""
     deps = defaultdict(list)
-    for service_id, depends_on, kind in Dependency.objects.filter(service_id__in=ids).values_list(
-        "service_id", "depends_on__name", "kind"
+    for service_id, depends_on, kind in (
+        Dependency.objects.filter(service_id__in=ids)
+        .order_by("depends_on__name")
+        .values_list("service_id", "depends_on__name", "kind")
     ):
         deps[service_id].append({"service": depends_on, "kind": kind})
-    return [
-        _document(row, sorted(tags[row[0]]), sorted(deps[row[0]], key=lambda d: d["service"]))
-        for row in rows
-    ]
+    return deps
 
 
 def _document(row: tuple, tags: list[str], deps: list[dict]) -> dict:

@@ -173,3 +173,42 @@ def test_a_status_strip_tells_its_runs_in_words():
     assert 'title="&lt;api&gt;, last 24 h (UTC): healthy 08:00-04:00, ' in strip
     assert "unhealthy 04:00-07:00, healthy 07:00-08:00" in strip
     assert strip.count('<i class="x">') == 3
+
+
+def test_the_overview_pages_through_the_estate_keeping_its_filters(logged_in, settings):
+    from pages import views
+
+    team = TeamFactory(name="big")
+    for i in range(views.PAGE_SIZE + 5):
+        ServiceFactory(name=f"s{i:03d}", team=team)
+    first = logged_in.get("/?team=big&sort=name").content.decode()
+    assert first.count("<tr data-service=") == views.PAGE_SIZE
+    assert f"1–{views.PAGE_SIZE} shown" in first
+    assert 'href="?team=big&amp;sort=name&amp;page=2"' in first and 'rel="prev"' not in first
+    second = logged_in.get("/?team=big&sort=name&page=2").content.decode()
+    assert second.count("<tr data-service=") == 5 and 'data-service="s104"' in second
+    assert 'rel="next"' not in second and 'href="?team=big&amp;sort=name&amp;page=1"' in second
+    # A page that does not exist shows the first, and says why.
+    for bad in ("3", "0", "x"):
+        html = logged_in.get(f"/?team=big&sort=name&page={bad}").content.decode()
+        assert "Ignored filter page: not a page between 1 and 2" in html
+        assert 'data-service="s000"' in html
+
+
+def test_hostile_text_in_a_row_is_shown_as_text(logged_in):
+    service = ServiceFactory(
+        name="web",
+        display_name='<script>alert("x")</script>',
+        deployed_version="<b>1</b>",
+        team__name='<img src=x onerror="alert(1)">',
+    )
+    check = make_check(service, is_critical=True)
+    now = timezone.now()
+    recording.record([recording.Result(check.pk, now, now, ProbeOutcome(Status.UNHEALTHY))])
+    html = logged_in.get("/").content.decode()
+    assert "<script>alert" not in html and "&lt;script&gt;alert(&quot;x&quot;)" in html
+    assert "<img src=x" not in html and "&lt;img src=x onerror=" in html
+    assert "&lt;b&gt;1&lt;/b&gt;" in html
+    row = html[html.index('<tr data-service="web">') :]
+    row = row[: row.index("</tr>")]
+    assert 'href="/services/web/"' in row and "health-unhealthy" in row and "critical" in row

@@ -1,0 +1,148 @@
+"""The overview's rows: every shown service with its health, 24-hour strip, uptimes, latency
+and last check, read in a fixed number of queries and drawn in Python.
+
+The overview is the page people leave open: it redraws its table every 15 seconds, hundreds
+of rows of a dozen cells each. Drawn by the template engine a row costs about 0.4 ms (every
+``{{ }}`` is a lookup through the context stack); drawn here as one string it costs a
+tenth of that, with every value escaped as the template would. Django's admin draws its
+change-list rows in Python too (``items_for_result``).
+"""
+
+from datetime import datetime, timedelta
+
+from django.db.models import Case, Max, Q, QuerySet, Value, When
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+from healthchecks import availability, history
+from healthchecks.status import Status
+from pages import charts
+from services import queries
+
+HEALTH_WORDS = {s.label: s.value for s in Status}
+# Worst first: what needs someone on top.
+RANK = Case(
+    When(health__status=Status.UNHEALTHY, then=Value(0)),
+    When(health__status=Status.DEGRADED, then=Value(1)),
+    When(health__status=Status.UNKNOWN, then=Value(2)),
+    When(health__status=Status.MAINTENANCE, then=Value(3)),
+    When(health__status=Status.HEALTHY, then=Value(4)),
+    default=Value(2),  # no health row yet: unknown
+)
+_FIELDS = (
+    "id",
+    "name",
+    "display_name",
+    "team__name",
+    "health__status",
+    "health__reason",
+    "health__since",
+    "last_check",
+    "lifecycle_status",
+    "is_critical",
+    "deployed_version",
+)
+
+
+def filter_health(queryset: QuerySet, word: str) -> QuerySet:
+    """Services whose health is ``word`` (a status label; one with no health row yet is
+    unknown). The caller has checked the word."""
+    if HEALTH_WORDS[word] == Status.UNKNOWN:
+        return queryset.filter(Q(health__isnull=True) | Q(health__status=Status.UNKNOWN))
+    return queryset.filter(health__status=HEALTH_WORDS[word])
+
+
+def ordered(queryset: QuerySet, sort: str) -> QuerySet:
+    """Worst first (then by name), or by name; with the time of each one's last check."""
+    queryset = queryset.annotate(rank=RANK, last_check=Max("checks__state__last_result_at"))
+    return queryset.order_by("name") if sort == "name" else queryset.order_by("rank", "name")
+
+
+def rows(queryset: QuerySet, now: datetime, *, detailed: bool = True) -> list[dict]:
+    """The services of ``queryset`` (ordered and sliced) as plain rows; ``detailed`` adds the
+    strip, uptimes, latency, dependencies, tags and the row's HTML (the wall needs none)."""
+    found = [dict(zip(_FIELDS, values, strict=True)) for values in queryset.values_list(*_FIELDS)]
+    for row in found:
+        status = row["health__status"]
+        row["health"] = Status(status).label if status is not None else "unknown"
+    if not detailed or not found:
+        return found
+    ids = [row["id"] for row in found]
+    strips = availability.status_strips(ids, now)
+    day = history.services_uptime("24h", now, ids)
+    month = history.services_uptime("30d", now, ids)
+    p95 = history.services_latency_p95(now, ids)
+    deps = queries.dependencies_by_service(ids)
+    tags = queries.tags_by_service(ids)
+    start = now - timedelta(hours=24)
+    # One reverse() for the page: names are slugs (portal.fields), nothing to quote.
+    link = reverse("pages:service", args=["-"]).removesuffix("-/")
+    for row in found:
+        row["html"] = _row_html(
+            row,
+            href=f"{link}{row['name']}/",
+            strip=charts.status_strip(row["name"], strips[row["id"]], start),
+            uptimes=(day.get(row["name"]), month.get(row["name"])),
+            p95_ms=p95.get(row["id"]),
+            deps=deps[row["id"]],
+            tags=tags[row["id"]],
+        )
+    return found
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.2f} %"
+
+
+def _at(value: datetime | None, pattern: str) -> str:
+    return timezone.localtime(value).strftime(pattern) if value else ""
+
+
+def _row_html(row: dict, *, href, strip, uptimes, p95_ms, deps, tags) -> SafeString:
+    """One ``<tr>``: every value from the database goes through ``escape``."""
+    name, reason, since = (
+        escape(row["name"]),
+        escape(row["health__reason"] or ""),
+        row["health__since"],
+    )
+    health = escape(row["health"])
+    health_cell = (
+        f'<span class="badge health health-{health}"'
+        + (f' title="{reason}">' if reason else ">")
+        + f"{health}</span>"
+        + (f'<br><small class="reason">{reason}</small>' if reason else "")
+        + (
+            f'<br><small class="since">since {_at(since, "%Y-%m-%d %H:%M")}</small>'
+            if since
+            else ""
+        )
+    )
+    display = escape(row["display_name"])
+    lifecycle = escape(row["lifecycle_status"])
+    latency = (
+        f'<span title="the bound of its latency bucket">≤ {p95_ms:.0f} ms</span>'
+        if p95_ms is not None
+        else "—"
+    )
+    depends_on = " ".join(
+        f'<span class="dep dep-{escape(d["kind"])}">{escape(d["service"])}</span>' for d in deps
+    )
+    cells = (
+        f'<a href="{escape(href)}"><strong>{name}</strong></a>'
+        + (f"<br><small>{display}</small>" if display else ""),
+        escape(row["team__name"]),
+        health_cell,
+        strip,
+        f"{_percent(uptimes[0])} / {_percent(uptimes[1])}",
+        latency,
+        _at(row["last_check"], "%H:%M:%S") or "never",
+        f'<span class="badge lifecycle lifecycle-{lifecycle}">{lifecycle}</span>',
+        '<span class="critical">critical</span>' if row["is_critical"] else "",
+        escape(row["deployed_version"] or "—"),
+        depends_on or "—",
+        " ".join(f'<span class="tag">{escape(tag)}</span>' for tag in tags),
+    )
+    html = f'<tr data-service="{name}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+    return mark_safe(html)  # noqa: S308 - every value above is escaped
