@@ -10,14 +10,19 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Status
 
 from manifest import apply as manifests
-from manifest.schemas import ManifestIn, ServiceFieldsIn, ServiceIn, ServiceUpsertIn
+from manifest.schemas import (
+    ManifestApplyOut,
+    ManifestIn,
+    ServiceFieldsIn,
+    ServiceIn,
+    ServiceUpsertIn,
+)
 from portal.auth import authorize, authorize_services
 from portal.fields import PathName
 from portal.models import Scope
 from portal.responses import json_response
 from services import queries, registry
 from services.schemas import (
-    ApplyOut,
     PageParams,
     ServiceFilter,
     ServiceOut,
@@ -123,12 +128,19 @@ def delete_service(request: HttpRequest, name: str):
 
 @router.post(
     "/registry/apply",
-    response=ApplyOut,
+    response=ManifestApplyOut,
     summary="Apply a manifest atomically",
     operation_id=_id("apply_manifest"),
     description="All or nothing. Dependencies may name services later in the "
-    "manifest. Answers which services were created, updated and unchanged.",
+    "manifest. Answers which services were created, updated and unchanged. A service's "
+    "`config` (`schema`, `values`) is stored in the same transaction and needs `config:write` "
+    "too; a schema or values that do not pass answer 422 naming the field "
+    "(`services[0].config.values.port`), and nothing is stored. `dry_run=true` checks and "
+    "plans all of it, answers the same, and stores nothing.",
 )
-def apply_manifest(request: HttpRequest, payload: ManifestIn):
+def apply_manifest(request: HttpRequest, payload: ManifestIn, dry_run: bool = False):
     actor = authorize_services(request, WRITE, [s.name for s in payload.services])
-    return manifests.apply(payload, actor).as_dict()
+    configured = [s.name for s in payload.services if s.config is not None]
+    if configured:
+        authorize_services(request, Scope.CONFIG_WRITE, configured)
+    return manifests.apply(payload, actor, dry_run=dry_run).as_dict()

@@ -1,18 +1,21 @@
-"""Applying a manifest: the registry's part and each service's checks, planned together and
-written in one transaction -- all of it or nothing, every reason at once.
+"""Applying a manifest: the registry's part, each service's checks and configuration, in
+one transaction -- all of it or nothing, every reason at once.
 
 The registry (services.registry) and the health engine (healthchecks.checks) each plan,
 validate, write and audit their own objects; this module only puts their steps in one
 transaction, under the registry's lock, in one order: plan both, refuse if either refuses,
-then write both.
+then write both. Configurations come last (manifest.config_section): their schema and values
+are checked by the configuration's own write functions, against the schema the same
+manifest may have just stored.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import transaction
 
 from healthchecks import checks
 from healthchecks.models import HealthCheck
+from manifest import config_section
 from manifest.schemas import ManifestIn, ServiceIn
 from portal.errors import InvalidInput
 from services import registry
@@ -26,17 +29,26 @@ OUTCOMES = ("created", "updated", "unchanged")
 class Outcome:
     registry: registry.ApplyResult
     checks: dict[str, list[checks.CheckPlan]]  # service name -> plans, when checks were given
+    configs: dict[str, config_section.ConfigApplied] = field(default_factory=dict)
+    dry_run: bool = False
 
     def checks_changed(self, name: str) -> bool:
         return any(p.outcome != "unchanged" for p in self.checks.get(name, []))
 
+    def config_changed(self, name: str) -> bool:
+        applied = self.configs.get(name)
+        return applied is not None and (applied.changed or applied.schema_changed)
+
     def service_outcome(self, plan: registry.ServicePlan) -> str:
-        if plan.outcome == "unchanged" and self.checks_changed(plan.name):
+        if plan.outcome == "unchanged" and (
+            self.checks_changed(plan.name) or self.config_changed(plan.name)
+        ):
             return "updated"
         return plan.outcome
 
     def changed_fields(self, plan: registry.ServicePlan) -> list[str]:
         fields = set(plan.changes) | ({"checks"} if self.checks_changed(plan.name) else set())
+        fields |= {"config"} if self.config_changed(plan.name) else set()
         if plan.outcome == "created":
             return []
         return sorted(fields)
@@ -47,13 +59,24 @@ class Outcome:
             result[self.service_outcome(plan)].append(plan.name)
         teams = self.registry.teams
         result["teams"] = {o: [p.spec.name for p in teams if p.outcome == o] for o in OUTCOMES}
+        result["dry_run"] = self.dry_run
+        result["config"] = {name: c.as_dict() for name, c in self.configs.items()}
         return result
 
 
 def apply(
-    manifest: ManifestIn, actor, *, mode: registry.Mode = "upsert", single: bool = False
+    manifest: ManifestIn,
+    actor,
+    *,
+    mode: registry.Mode = "upsert",
+    single: bool = False,
+    dry_run: bool = False,
 ) -> Outcome:
-    """Apply a manifest atomically (``mode`` and ``single`` as services.registry)."""
+    """Apply a manifest atomically (``mode`` and ``single`` as services.registry).
+
+    ``dry_run`` does all of it and then rolls it back: the plan it answers was checked by
+    the very code that would write it (a configuration against the schema the same manifest
+    brings), and nothing -- rows, audit entries, tasks queued on commit -- outlives it."""
     with transaction.atomic():
         registry.lock_registry()
         check_plans, errors = _plan_checks(manifest, single)
@@ -65,7 +88,10 @@ def apply(
         ids = dict(Service.objects.filter(name__in=check_plans).values_list("name", "id"))
         for name, plans in check_plans.items():
             checks.write(ids[name], name, plans, actor)
-    return Outcome(result, check_plans)
+        applied = config_section.write(config_section.sections(manifest, single), actor)
+        if dry_run:
+            transaction.set_rollback(True)
+    return Outcome(result, check_plans, applied, dry_run)
 
 
 def _registry_part(manifest: ManifestIn) -> registry_schemas.ManifestIn:
@@ -73,7 +99,7 @@ def _registry_part(manifest: ManifestIn) -> registry_schemas.ManifestIn:
     fields given (a field left out keeps its stored value)."""
     items = []
     for item in manifest.services:
-        given = item.model_fields_set - {"checks"}
+        given = item.model_fields_set - {"checks", "config"}
         values = {name: getattr(item, name) for name in given}
         items.append(registry_schemas.ServiceIn.model_construct(_fields_set=given, **values))
     return registry.manifest_of(services=items, teams=manifest.teams)

@@ -5,14 +5,15 @@ from typing import Any, Literal
 from django.conf import settings
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse
-from ninja import Body, Path, Query, Router, Status
+from ninja import Body, Field, Path, Query, Router, Status
+from pydantic import StrictBool, StrictStr
 
 from portal.auth import authorize
 from portal.errors import InvalidInput, NotFound, PayloadTooLarge
 from portal.fields import MAX_INT32
 from portal.models import Scope
 from portal.responses import json_response
-from services import configs, deployments
+from services import config_import, configs, deployments
 from services.dotenv import to_dotenv
 from services.schemas import (
     ConfigIn,
@@ -27,6 +28,7 @@ from services.schemas import (
     RollbackIn,
     SchemaOut,
     SchemaPutOut,
+    StrictSchema,
     ValidateIn,
 )
 
@@ -117,6 +119,77 @@ def validate_config(request: HttpRequest, name: str, payload: ValidateIn):
         name, payload.values, payload.base_version, principal, comment=payload.comment, dry_run=True
     )
     return _publish_body(name, outcome)
+
+
+class ConfigImportIn(StrictSchema):
+    dotenv: StrictStr | None = Field(
+        None, description="A dotenv file's text (KEY=value lines); or give `env`."
+    )
+    env: dict[StrictStr, StrictStr] | None = Field(None, description="KEY -> value pairs.")
+    prefix: StrictStr = Field(
+        "",
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_]*$",
+        description="Only keys that start with it are taken, without it (`LEGACY_`).",
+    )
+    propose_schema: StrictBool = Field(
+        False,
+        description="Store a schema proposed from the values' types first (each field "
+        "required and typed; credential-like names secret).",
+    )
+    base_version: int | None = Field(
+        None, ge=0, le=MAX_INT32, description="Optional: given, 409 if no longer current."
+    )
+    comment: StrictStr = Field("", max_length=500)
+    dry_run: StrictBool = Field(False, description="Check and answer; store nothing.")
+
+
+class ConfigImportOut(PublishOut):
+    dry_run: bool
+    keys: dict[str, str] = Field(description="Each imported key -> its field path.")
+    types: dict[str, str] = Field(description="Each field path -> the JSON type imported.")
+    ignored: list[str] = Field(description="Keys without the prefix, left out.")
+    schema_version: int | None
+    proposed_schema: dict[str, Any] | None
+
+
+@router.post(
+    "/services/{name}/config/import",
+    response={200: ConfigImportOut, 201: ConfigImportOut},
+    summary="Import environment variables as a configuration version",
+    description="The seed's configuration migration: a dotenv file (or key/value pairs) "
+    "becomes a validated version. Keys lose the prefix and are lower-cased, `__` nests "
+    "(`DB__PORT` -> `db.port`); values take the type the current schema declares, or without "
+    "one the type they read as (integer, number, `true`/`false`, JSON array or object, else "
+    "string). `propose_schema` stores a schema made from those types first. 201 with the "
+    "new version; 200 when nothing changed or on a dry run; 409 `stale_version` when "
+    "`base_version` is no longer current; 422 naming each bad line (`dotenv:3`), key "
+    "(`env.DB__`) or value (`values.api_timeout`).",
+)
+def import_config(request: HttpRequest, name: str, payload: ConfigImportIn):
+    principal = authorize(request, WRITE, service=name)
+    _limit_size(request)
+    if (payload.dotenv is None) == (payload.env is None):
+        raise InvalidInput("give one of dotenv or env", fields={"dotenv": "or env: one of them"})
+    env = payload.env if payload.env is not None else config_import.parse_dotenv(payload.dotenv)
+    imported = config_import.import_env(
+        name,
+        env,
+        principal,
+        **payload.model_dump(include={"prefix", "base_version", "comment", "dry_run"}),
+        propose=payload.propose_schema,
+    )
+    body = {
+        **_publish_body(name, imported.outcome),
+        "stored": imported.outcome.stored and not payload.dry_run,
+        "dry_run": payload.dry_run,
+        "keys": imported.mapping,
+        "types": imported.types,
+        "ignored": imported.ignored,
+        "schema_version": imported.schema_version,
+        "proposed_schema": imported.schema,
+    }
+    return Status(201 if body["stored"] else 200, body)
 
 
 @router.post(

@@ -1,0 +1,414 @@
+"""The ``portalctl`` commands.
+
+Exit status: 0 success; 1 the portal refused (its message, fields and request id are
+printed), could not be reached, or a wait gave up; 2 bad usage (click's own, and a file that
+cannot be read or parsed).
+"""
+
+import functools
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import yaml
+
+from portalctl import output
+from portalctl.client import Portal, Refused, Unreachable, refused
+from portalctl.output import emit_json, table
+from portalctl.waiting import NoSuchService, Waiter
+
+HTTP_TIMEOUT = 30.0
+
+
+@dataclass
+class Session:
+    portal: Portal
+    as_json: bool
+
+    def need_token(self) -> None:
+        if not self.portal.token:
+            raise click.UsageError("no token: set PORTAL_TOKEN or pass --token")
+
+
+def command(group, name: str | None = None, **settings):
+    """A subcommand with the common options (--url, --token, --json) and the one way errors
+    end it: the portal's refusal or no answer -> 1."""
+
+    def wrap(fn):
+        @group.command(name, **settings)
+        @click.option("--url", envvar="PORTAL_URL", help="The portal's address [PORTAL_URL].")
+        @click.option("--token", envvar="PORTAL_TOKEN", help="An API token [PORTAL_TOKEN].")
+        @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+        @functools.wraps(fn)
+        def run(url, token, as_json, **kwargs):
+            if not url:
+                raise click.UsageError("no portal address: set PORTAL_URL or pass --url")
+            if not url.startswith(("http://", "https://")):
+                raise click.BadParameter("an http:// or https:// address", param_hint="--url")
+            session = Session(Portal(url, token or "", HTTP_TIMEOUT), as_json)
+            try:
+                fn(session, **kwargs)
+            except Refused as exc:
+                output.print_refused(exc, as_json)
+                sys.exit(1)
+            except (Unreachable, NoSuchService) as exc:
+                if as_json:
+                    emit_json({"error": {"code": "unreachable", "message": str(exc)}})
+                output.fail(str(exc))
+                sys.exit(1)
+
+        return run
+
+    return wrap
+
+
+def read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}") from None
+
+
+def read_document(path: str) -> dict:
+    """A YAML or JSON (JSON is YAML) mapping from a file, or ``-`` for stdin."""
+    try:
+        document = yaml.safe_load(read_text(path))
+    except yaml.YAMLError as exc:
+        raise click.BadParameter(f"{path} is not valid YAML or JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise click.BadParameter(f"{path} does not hold a mapping")
+    return document
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option("0.1.0", prog_name="portalctl")
+def cli():
+    """The service-operations portal from a shell or a pipeline.
+
+    Set PORTAL_URL and PORTAL_TOKEN (or pass --url and --token)."""
+
+
+# --- apply ----------------------------------------------------------------------------------
+
+
+def merge_manifests(paths: list[str]) -> dict:
+    """Several files as one manifest (one transaction: all of them or none)."""
+    merged: dict = {"teams": [], "services": []}
+    for path in paths:
+        document = read_document(path)
+        unknown = set(document) - set(merged)
+        if unknown:
+            raise click.BadParameter(
+                f"{path}: a manifest has 'teams' and 'services', not {', '.join(sorted(unknown))}"
+            )
+        for key in merged:
+            items = document.get(key) or []
+            if not isinstance(items, list):
+                raise click.BadParameter(f"{path}: '{key}' is a list")
+            merged[key] += items
+    return merged
+
+
+@command(cli)
+@click.argument("files", nargs=-1, required=True)
+@click.option("--dry-run", is_flag=True, help="Check and show the plan; store nothing.")
+def apply(session: Session, files, dry_run):
+    """Apply manifests (YAML or JSON; - for stdin) together, all or nothing."""
+    session.need_token()
+    manifest = merge_manifests(list(files))
+    result = session.portal.post(
+        "/api/registry/apply", manifest, dry_run="true" if dry_run else None
+    )
+    if session.as_json:
+        return emit_json(result)
+    if result.get("dry_run"):
+        click.echo("dry run: checked, nothing stored; applying would do this:")
+    for outcome in ("created", "updated", "unchanged"):
+        click.echo(f"{outcome}: {', '.join(result[outcome]) or '-'}")
+    teams = [f"{o} {', '.join(n)}" for o, n in result["teams"].items() if n]
+    if teams:
+        click.echo(f"teams: {'; '.join(teams)}")
+    for name, config in result.get("config", {}).items():
+        schema = f"schema v{config['schema_version']}" if config["schema_version"] else "no schema"
+        schema += " (changed)" if config["schema_changed"] else ""
+        version = f"version {config['version']}" if config["version"] else "no version"
+        version += " (stored)" if config["changed"] else ""
+        click.echo(f"config {name}: {schema}, {version}")
+
+
+# --- config ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def config():
+    """Read, check, store, compare and import configurations."""
+
+
+@command(config, "get")
+@click.argument("service")
+@click.option("--format", "fmt", type=click.Choice(["json", "env"]), default="json")
+@click.option("--version", type=click.IntRange(min=0), help="A version (default: current).")
+@click.option("--prefix", default="", help="env format: a prefix for every key.")
+def config_get(session: Session, service, fmt, version, prefix):
+    """Print a configuration (env: a dotenv file a shell can source)."""
+    session.need_token()
+    path = f"/api/services/{service}/config"
+    if fmt == "env" and not session.as_json:
+        params = {"format": "env", "version": version, "prefix": prefix or None}
+        click.echo(session.portal.call("GET", path, params=params).text, nl=False)
+        return
+    emit_json(session.portal.get(path, version=version))
+
+
+def _print_publish(result: dict) -> None:
+    if result.get("stored"):
+        click.echo(f"stored version {result['version']} of {result['service']}")
+    elif result.get("changed"):
+        click.echo(f"would store a new version of {result['service']} (nothing stored)")
+    else:
+        click.echo(f"unchanged: {result['service']} is at version {result['version']}")
+    if result.get("valid") is None:
+        click.echo("no schema check (no schema, or validation is off)")
+    for path, reason in (result.get("warnings") or {}).items():
+        click.echo(f"  warning {path}: {reason}")
+
+
+@command(config, "validate")
+@click.argument("service")
+@click.argument("file")
+def config_validate(session: Session, service, file):
+    """Check a configuration file (YAML or JSON values) against the service's schema;
+    nothing is stored. Exit 1 if it does not pass."""
+    session.need_token()
+    body = {"values": read_document(file)}
+    result = session.portal.post(f"/api/services/{service}/config/validate", body)
+    if session.as_json:
+        emit_json(result)
+    else:
+        click.echo("valid" if result["valid"] is not False else "not valid")
+        _print_publish(result)
+    if result["valid"] is False:
+        sys.exit(1)
+
+
+@command(config, "set")
+@click.argument("service")
+@click.argument("file")
+@click.option(
+    "--base-version",
+    type=click.IntRange(min=0),
+    required=True,
+    help="The version this edit started from (0 for the first).",
+)
+@click.option("--comment", default="")
+def config_set(session: Session, service, file, base_version, comment):
+    """Store a configuration file as the next version. If BASE_VERSION is no longer
+    current, nothing is stored and it exits 1 naming the current version."""
+    session.need_token()
+    body = {"values": read_document(file), "base_version": base_version, "comment": comment}
+    result = session.portal.post(f"/api/services/{service}/config", body)
+    if session.as_json:
+        return emit_json(result)
+    _print_publish(result)
+
+
+@command(config, "diff")
+@click.argument("service")
+@click.argument("from_version", type=click.IntRange(min=1))
+@click.argument("to_version", type=click.IntRange(min=1))
+def config_diff(session: Session, service, from_version, to_version):
+    """What changed between two versions (secrets named, never shown)."""
+    session.need_token()
+    result = session.portal.get(
+        f"/api/services/{service}/config/diff", from_version=from_version, to_version=to_version
+    )
+    if session.as_json:
+        return emit_json(result)
+    click.echo(f"{service}: version {result['from_version']} -> {result['to_version']}")
+    for item in result["added"]:
+        click.echo(f"+ {item['path']}" + ("" if item.get("secret") else f" = {item['value']!r}"))
+    for item in result["removed"]:
+        click.echo(f"- {item['path']}" + ("" if item.get("secret") else f" = {item['value']!r}"))
+    for item in result["changed"]:
+        shown = " (secret)" if item.get("secret") else f": {item['old']!r} -> {item['new']!r}"
+        click.echo(f"~ {item['path']}{shown}")
+    if not any(result[k] for k in ("added", "removed", "changed")):
+        click.echo("no differences")
+
+
+@command(config, "import")
+@click.argument("service")
+@click.argument("file", required=False)
+@click.option("--prefix", default="", help="Only keys starting with it, without it.")
+@click.option(
+    "--schema-from-env", is_flag=True, help="Store a schema proposed from the values' types first."
+)
+@click.option(
+    "--base-version",
+    type=click.IntRange(min=0),
+    help="Refuse (exit 1) unless this is still the current version.",
+)
+@click.option("--comment", default="")
+@click.option("--dry-run", is_flag=True, help="Check and show; store nothing.")
+def config_import(
+    session: Session, service, file, prefix, schema_from_env, base_version, comment, dry_run
+):
+    """Import environment variables as a configuration version: a dotenv FILE (- for
+    stdin), or without one the current environment's variables that start with --prefix."""
+    session.need_token()
+    if file is None and not prefix:
+        raise click.UsageError("give a dotenv FILE, or --prefix to import the environment")
+    body = {
+        "prefix": prefix,
+        "propose_schema": schema_from_env,
+        "base_version": base_version,
+        "comment": comment,
+        "dry_run": dry_run,
+    }
+    if file is None:
+        body["env"] = {k: v for k, v in os.environ.items() if k.startswith(prefix)}
+    else:
+        body["dotenv"] = read_text(file)
+    result = session.portal.post(f"/api/services/{service}/config/import", body)
+    if session.as_json:
+        return emit_json(result)
+    if result.get("proposed_schema"):
+        click.echo(f"schema proposed from the values: version {result['schema_version']}")
+    types = result["types"]
+    rows = [{"key": k, "field": f, "type": types.get(f)} for k, f in result["keys"].items()]
+    click.echo(table(rows, ["key", "field", "type"]))
+    _print_publish(result)
+
+
+# --- deploy ---------------------------------------------------------------------------------
+
+
+@command(cli)
+@click.argument("service")
+@click.option("--version", "build", required=True, help="The build deployed (a tag, a sha).")
+@click.option("--config-version", type=click.IntRange(min=1))
+@click.option("--config-hash")
+@click.option(
+    "--status",
+    default="succeeded",
+    type=click.Choice(["in_progress", "succeeded", "failed", "rolled_back"]),
+)
+@click.option("--link", default="", help="The pipeline run's URL.")
+def deploy(session: Session, service, build, config_version, config_hash, status, link):
+    """Report a deployment: which build, with which configuration."""
+    session.need_token()
+    if config_version is not None and config_hash:
+        raise click.UsageError("give --config-version or --config-hash, not both")
+    body = {"version": build, "status": status, "link": link}
+    if config_version is not None:
+        body["config_version"] = config_version
+    if config_hash:
+        body["config_hash"] = config_hash
+    result = session.portal.post(f"/api/services/{service}/deployments", body)
+    if session.as_json:
+        return emit_json(result)
+    number = result["config_version"]
+    config = f"config version {number}" if number else "no config version"
+    click.echo(f"reported {service} {result['version']} {result['status']} ({config})")
+
+
+# --- wait -----------------------------------------------------------------------------------
+
+
+@command(cli)
+@click.argument("services", nargs=-1, required=True)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait before giving up (exit 1).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    help="Seconds between polls.",
+)
+@click.option("--dependencies", is_flag=True, help="Also wait for their hard dependencies.")
+def wait(session: Session, services, timeout, interval, dependencies):
+    """Wait until services are usable (healthy or degraded) per /health/service/NAME."""
+    live = output.is_terminal() and not session.as_json
+    echo = functools.partial(click.echo, err=session.as_json)
+
+    def report(line: str) -> None:
+        echo(("\r\x1b[K" if live else "") + line)
+
+    def redraw(line: str) -> None:
+        click.echo("\r\x1b[K" + line, nl=False)
+
+    waiter = Waiter(
+        session.portal,
+        list(services),
+        timeout,
+        interval,
+        dependencies,
+        report=report,
+        live=redraw if live else None,
+    )
+    ok = waiter.run()
+    if live:
+        click.echo("\r\x1b[K", nl=False)
+    if session.as_json:
+        emit_json({"ok": ok, "services": {n: s.as_dict() for n, s in waiter.states.items()}})
+    if ok:
+        if not session.as_json:
+            click.echo(f"usable: {', '.join(waiter.states)}")
+        return
+    output.fail(f"gave up after {timeout:g}s; not usable:")
+    for state in waiter.not_usable():
+        output.fail(f"  {state.line()}")
+        for check in state.failing:
+            output.fail(f"    check {check}")
+    sys.exit(1)
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+@command(cli)
+@click.argument("service", required=False)
+def status(session: Session, service):
+    """The estate's health, or one service's checks and dependencies, as tables."""
+    if service is None:
+        document = session.portal.get("/health/services")
+        if session.as_json:
+            return emit_json(document)
+        click.echo(f"estate: {document['status']}")
+        columns = ["name", "status", "critical", "since", "response_ms", "reason"]
+        click.echo(table(document["services"], columns))
+        return
+    response = session.portal.send("GET", f"/health/service/{service}")
+    if response.status == 404:
+        raise NoSuchService(f"no service named {service!r}")
+    if response.status not in (200, 503):
+        raise refused(response)
+    document = response.json()
+    if session.as_json:
+        return emit_json(document)
+    reason = f" ({document['reason']})" if document.get("reason") else ""
+    click.echo(f"{service}: {document['status']}{reason}")
+    checks = [{**c, "errors": c.get("errors") or []} for c in document["checks"]]
+    if checks:
+        columns = ["name", "kind", "status", "last_check_at", "response_ms", "errors"]
+        click.echo(table(checks, columns))
+    if document["dependencies"]:
+        click.echo(table(document["dependencies"], ["service", "kind", "status"]))
+
+
+def main() -> None:
+    cli(prog_name="portalctl")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""HTTP to the portal, with the standard library (a pipeline installs nothing more).
+
+Every error the portal answers has one shape (``{"error": {"code", "message", "fields",
+"request_id", ...}}``); ``Refused`` carries it, so the command can print the message and the
+request id an operator greps the portal's logs for.
+"""
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+
+USER_AGENT = "portalctl/0.1"
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body or b"null")
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+@dataclass
+class Refused(Exception):
+    """The portal answered with an error (4xx/5xx)."""
+
+    status: int
+    code: str
+    message: str
+    request_id: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    error: dict = field(default_factory=dict)  # the whole error object, extra keys included
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Unreachable(Exception):
+    """No answer: the portal is down, the address is wrong, or it took too long."""
+
+
+class Portal:
+    def __init__(self, url: str, token: str = "", timeout: float = 30.0):
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def send(self, method: str, path: str, *, body=None, params=None, accept="") -> Response:
+        """One request; any HTTP status is an answer (a 503 from /health/service is one)."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        url = self.url + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        headers = {"User-Agent": USER_AGENT, "Accept": accept or "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 (the URL is the user's portal)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
+                return Response(answer.status, dict(answer.headers), answer.read())
+        except urllib.error.HTTPError as exc:
+            return Response(exc.code, dict(exc.headers), exc.read())
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise Unreachable(f"cannot reach the portal at {self.url}: {reason}") from None
+
+    def call(self, method: str, path: str, *, body=None, params=None, accept="") -> Response:
+        """A request whose error answers raise ``Refused``."""
+        response = self.send(method, path, body=body, params=params, accept=accept)
+        if response.status >= 400:
+            raise refused(response)
+        return response
+
+    def get(self, path: str, **params):
+        return self.call("GET", path, params=params).json()
+
+    def post(self, path: str, body, **params):
+        return self.call("POST", path, body=body, params=params).json()
+
+
+def refused(response: Response) -> Refused:
+    """The portal's error, or a plain description of an answer in another shape (a proxy's
+    HTML page, say)."""
+    request_id = response.headers.get("X-Request-ID", "")
+    try:
+        error = response.json()["error"]
+        return Refused(
+            status=response.status,
+            code=str(error.get("code", "")),
+            message=str(error.get("message", "")),
+            request_id=str(error.get("request_id") or request_id),
+            fields=dict(error.get("fields") or {}),
+            error=error,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        first = response.text.strip().splitlines()[:1]
+        message = f"HTTP {response.status}" + (f": {first[0][:200]}" if first else "")
+        return Refused(response.status, "http_error", message, request_id)

@@ -1,0 +1,331 @@
+"""Importing a service's environment variables as a configuration version (the seed's
+"Configuration Migration": scattered ``os.getenv`` calls become one validated document).
+
+Env-style text (a dotenv file) or key/value pairs become a document: a prefix is stripped,
+keys are lower-cased (``API_TIMEOUT`` -> ``api_timeout``), ``__`` nests
+(``DB__PORT`` -> ``db.port``), and each value is coerced to the type the current schema
+declares for it -- or, without one, to the type it reads as (integer, number, boolean,
+JSON array or object, else string). A schema can be proposed from those types. The version
+is stored through services.configs (``put_schema``, ``publish``): the one write path,
+validated and audited.
+"""
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from portal.errors import InvalidInput
+from services import configs
+
+ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+INTEGER = re.compile(r"-?(0|[1-9][0-9]*)\Z")
+NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\Z")
+TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+# Names that hold credentials: proposed as secrets (writeOnly), so they are stored encrypted.
+SECRET_NAME = re.compile(r"(password|passwd|secret|token|api_?key|private_?key|credential)", re.I)
+URL_WITH_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@:]*:[^/@]+@", re.I)
+MAX_KEYS = 1000
+
+
+# --- Reading env-style text -----------------------------------------------------------------
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """KEY=value lines as a shell reads them: ``export`` allowed, ``#`` comments, values
+    unquoted, 'single-quoted' (literal) or "double-quoted" (\\ escapes), pieces joined as the
+    shell joins ``'it'"'"'s'`` -- so the portal's own ``?format=env`` output reads back.
+    InvalidInput names each bad line (``dotenv:3``)."""
+    found, errors = {}, {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("export "):
+            stripped = stripped[len("export ") :].lstrip()
+        key, sep, raw = stripped.partition("=")
+        key = key.strip()
+        if not sep or not ENV_KEY.match(key):
+            errors[f"dotenv:{number}"] = "not a KEY=value line"
+            continue
+        try:
+            found[key] = _shell_value(raw)
+        except ValueError as exc:
+            errors[f"dotenv:{number}"] = str(exc)
+    if errors:
+        raise InvalidInput("the dotenv text has lines that cannot be read", fields=errors)
+    return found
+
+
+def _shell_value(raw: str) -> str:
+    """One value: quoted pieces and unquoted ones joined; an unquoted ``#`` after a space
+    starts a comment; unquoted space around the value is dropped, inside it kept."""
+    out, pending, quote = [], [], ""
+    spaced = raw[:1] in " \t"  # "KEY= # note" is empty; "KEY=#1" is "#1", as in a shell
+    chars = iter(raw.strip())
+    for char in chars:
+        if quote == "'":
+            quote, piece = ("", "") if char == "'" else (quote, char)
+        elif quote == '"':
+            if char == "\\":
+                char = next(chars, "\\")
+                piece = {"n": "\n", "t": "\t"}.get(char, char)
+            else:
+                quote, piece = ("", "") if char == '"' else (quote, char)
+        elif char in " \t":
+            pending.append(char)
+            continue
+        elif char == "#" and (pending or (spaced and not out)):
+            break
+        elif char in "'\"":
+            quote, piece = char, ""
+        else:
+            piece = next(chars, "") if char == "\\" else char
+        out.extend(pending)
+        pending = []
+        out.append(piece)
+    if quote:
+        raise ValueError(f"unterminated {quote} quote")
+    return "".join(out)
+
+
+# --- From env keys to a document ------------------------------------------------------------
+
+
+def document_from_env(env: dict[str, str], prefix: str = "") -> tuple[dict, dict[str, str]]:
+    """(nested document of strings, env key -> dotted path) for the keys that carry
+    ``prefix`` (stripped). Two keys reaching the same place, or a value where another key
+    needs an object, are refused by name."""
+    document: dict = {}
+    mapping: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for key in sorted(env):
+        if not key.startswith(prefix):
+            continue
+        if not ENV_KEY.match(key):
+            errors[f"env.{key}"] = "not an environment variable name (letters, digits, _)"
+            continue
+        parts = key[len(prefix) :].lower().split("__")
+        if not all(parts):
+            errors[f"env.{key}"] = "an empty name part (leading, trailing or ___ in the key)"
+            continue
+        node = document
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        dotted = ".".join(parts)
+        if not isinstance(node, dict) or parts[-1] in node:
+            errors[f"env.{key}"] = f"{dotted!r} is already set by another key"
+            continue
+        node[parts[-1]] = env[key]
+        mapping[key] = dotted
+    if errors:
+        raise InvalidInput("some keys cannot become configuration fields", fields=errors)
+    if len(mapping) > MAX_KEYS:
+        raise InvalidInput(
+            f"at most {MAX_KEYS} keys at once", fields={"env": f"{len(mapping)} keys"}
+        )
+    return document, mapping
+
+
+def declared_type(schema: dict | None, path: list[str]) -> str | None:
+    """The JSON type the schema declares at ``path`` (following ``properties`` only), the
+    first non-null one of a list; None if it says none."""
+    node = schema or {}
+    for part in path:
+        node = (node.get("properties") or {}).get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            return None
+    kind = node.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    return kind if isinstance(kind, str) else None
+
+
+def coerce(text: str, kind: str | None = None):
+    """A value for the declared JSON type ``kind``, or inferred without one. ValueError
+    says why a value cannot have the declared type."""
+    if kind == "string":
+        return text
+    if kind in ("integer", "number"):
+        value = _number(text.strip(), integer=kind == "integer")
+        if value is None:
+            raise ValueError(f"not {'an integer' if kind == 'integer' else 'a number'}")
+        return value
+    if kind == "boolean":
+        word = text.strip().lower()
+        if word not in TRUE | FALSE:
+            raise ValueError("not a boolean (true/false, yes/no, on/off, 1/0)")
+        return word in TRUE
+    if kind in ("array", "object"):
+        try:
+            value = _json(text)
+        except ValueError:
+            raise ValueError(f"not a JSON {kind}") from None
+        if not isinstance(value, list if kind == "array" else dict):
+            raise ValueError(f"not a JSON {kind}")
+        return value
+    return infer(text)
+
+
+def infer(text: str):
+    """What an undeclared value reads as: booleans only as the words true/false (``1`` is
+    an integer, ``yes`` a string), numbers as JSON writes them, JSON arrays and objects."""
+    word = text.strip()
+    if word.lower() in ("true", "false"):
+        return word.lower() == "true"
+    number = _number(word, integer=False)
+    if number is not None:
+        return number
+    if word[:1] in "[{":
+        try:
+            return _json(word)
+        except ValueError:
+            return text
+    return text
+
+
+def _json(text: str):
+    """JSON as a database column can hold it: no NaN or Infinity."""
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _number(word: str, *, integer: bool) -> int | float | None:
+    """The number ``word`` spells, if it is one a JSON document can hold: no more than 64
+    bits for an integer, finite for a float (``1e999`` is not)."""
+    if INTEGER.match(word):
+        value = int(word) if len(word) <= 20 else None
+        return value if value is not None and -(2**63) <= value < 2**63 else None
+    if integer or not NUMBER.match(word) or len(word) > 100:
+        return None
+    value = float(word)
+    return value if math.isfinite(value) else None
+
+
+def coerce_document(document: dict, schema: dict | None, prefix: tuple = ()) -> dict:
+    """Every string leaf coerced (see ``coerce``); InvalidInput names each field whose value
+    cannot have its declared type (``values.api_timeout``)."""
+    errors: dict[str, str] = {}
+    result = _coerce_node(document, schema, list(prefix), errors)
+    if errors:
+        raise InvalidInput("some values do not have the type the schema declares", fields=errors)
+    return result
+
+
+def _coerce_node(node: dict, schema, path: list[str], errors: dict) -> dict:
+    out = {}
+    for key, value in node.items():
+        here = [*path, key]
+        if isinstance(value, dict):
+            out[key] = _coerce_node(value, schema, here, errors)
+            continue
+        kind = declared_type(schema, here)
+        try:
+            out[key] = coerce(value, kind)
+        except ValueError as exc:
+            errors["values." + ".".join(here)] = f"{exc} (the schema says {kind})"
+    return out
+
+
+# --- Proposing a schema ---------------------------------------------------------------------
+
+_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"))
+
+
+def json_type(value) -> str:
+    for python, name in _TYPES:  # bool first: a bool is also an int
+        if isinstance(value, python):
+            return name
+    return "array" if isinstance(value, list) else "object" if isinstance(value, dict) else "null"
+
+
+def propose_schema(values: dict) -> dict:
+    """A JSON Schema (2020-12) the imported values pass: each field typed as imported,
+    all required, no others; names and URLs that hold credentials marked secret
+    (``writeOnly``), so the portal stores them encrypted."""
+    properties = {}
+    for key, value in sorted(values.items()):
+        if isinstance(value, dict) and value:
+            properties[key] = propose_schema(value)
+            continue
+        properties[key] = {"type": json_type(value)}
+        if SECRET_NAME.search(key) or (isinstance(value, str) and URL_WITH_PASSWORD.match(value)):
+            properties[key]["writeOnly"] = True
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": sorted(values),
+        "additionalProperties": False,
+    }
+
+
+# --- Storing --------------------------------------------------------------------------------
+
+
+@dataclass
+class Imported:
+    outcome: configs.Outcome
+    mapping: dict[str, str]
+    types: dict[str, str]
+    schema: dict | None = None  # the proposed schema, when one was asked for
+    schema_version: int | None = None
+    ignored: list[str] = field(default_factory=list)
+
+
+def import_env(
+    name: str,
+    env: dict[str, str],
+    actor,
+    *,
+    prefix: str = "",
+    propose: bool = False,
+    base_version: int | None = None,
+    comment: str = "",
+    dry_run: bool = False,
+) -> Imported:
+    """Store ``env`` as ``name``'s next configuration version (with ``propose``, after a
+    schema proposed from it). ``base_version`` None: based on whatever is current (an import
+    replaces the whole document; the audit log says which version it followed). A dry run
+    does it all and rolls it back."""
+    document, mapping = document_from_env(env, prefix)
+    if not mapping:
+        reason = f"no key starts with {prefix!r}" if prefix else "no keys"
+        raise InvalidInput("nothing to import", fields={"env": reason})
+    comment = comment or f"imported from {len(mapping)} environment variables"
+    with transaction.atomic():
+        service = configs.get_service(name, lock=True)
+        declared = None if propose else configs.current_schema(service)
+        values = coerce_document(document, declared.schema if declared else None)
+        proposed = propose_schema(values) if propose else None
+        if proposed is not None:
+            configs.put_schema(name, proposed, actor, comment=comment)
+        if base_version is None:
+            current = configs.current_version(service)
+            base_version = current.version if current else 0
+        outcome = configs.publish(name, values, base_version, actor, comment=comment)
+        schema = configs.current_schema(service)
+        if dry_run:
+            transaction.set_rollback(True)
+    return Imported(
+        outcome=outcome,
+        mapping=mapping,
+        types={path: json_type(value) for path, value in _leaves(values)},
+        schema=proposed,
+        schema_version=schema.version if schema else None,
+        ignored=sorted(k for k in env if not k.startswith(prefix)),
+    )
+
+
+def _leaves(values: dict, prefix: str = ""):
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value

@@ -1,0 +1,137 @@
+"""portalctl deploy, wait and status, with health from the real engine probing local HTTP
+servers (the ``prober`` fixture)."""
+
+import json
+import time
+
+import pytest
+
+from services.models import Deployment
+from tests.portalctl.conftest import write
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def estate(httpserver, web_status: int = 200) -> str:
+    """web (checked at /web) needs db (checked at /db) hard, and cache softly."""
+    httpserver.expect_request("/web").respond_with_data("ok", status=web_status)
+    httpserver.expect_request("/db").respond_with_data("ok")
+    return f"""
+teams: [{{name: shop}}]
+services:
+  - name: web
+    team: shop
+    is_critical: true
+    dependencies: [db, {{service: cache, kind: soft}}]
+    checks: [{{name: http, kind: http, interval: 10, target: "{httpserver.url_for("/web")}"}}]
+  - name: db
+    team: shop
+    checks: [{{name: http, kind: http, interval: 10, target: "{httpserver.url_for("/db")}"}}]
+  - name: cache
+    team: shop
+"""
+
+
+@pytest.fixture
+def applied(portalctl, tmp_path):
+    def apply(text: str) -> None:
+        result = portalctl("apply", write(tmp_path / "estate.yaml", text))
+        assert result.exit_code == 0, result.output
+
+    return apply
+
+
+def test_deploy_reports_a_deployment(portalctl, applied, httpserver):
+    applied(estate(httpserver))
+    result = portalctl(
+        "deploy", "web", "--version", "1.4.2", "--link", "https://ci.example.com/run/7"
+    )
+    assert result.exit_code == 0, result.output
+    assert "reported web 1.4.2 succeeded" in result.stdout
+    deployment = Deployment.objects.get(service__name="web")
+    assert (deployment.version, deployment.link) == ("1.4.2", "https://ci.example.com/run/7")
+
+
+def test_deploy_refuses_both_config_version_and_hash(portalctl, applied, httpserver):
+    applied(estate(httpserver))
+    result = portalctl(
+        "deploy", "web", "--version", "1", "--config-version", 1, "--config-hash", "ab"
+    )
+    assert result.exit_code == 2
+    assert not Deployment.objects.exists()
+
+
+def test_deploy_of_an_unknown_config_version_exits_1(portalctl, applied, httpserver):
+    applied(estate(httpserver))
+    result = portalctl("deploy", "web", "--version", "1", "--config-version", 9)
+    assert result.exit_code == 1
+    assert "request id" in result.stderr
+
+
+def test_wait_returns_once_the_probes_find_it_healthy(portalctl, applied, httpserver, prober):
+    applied(estate(httpserver))
+    prober()
+    started = time.monotonic()
+    result = portalctl("wait", "web", "--timeout", 30, "--interval", 0.2)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "usable: web"
+    assert "web: healthy" in result.stdout
+    assert time.monotonic() - started < 30
+
+
+def test_wait_with_dependencies_waits_for_hard_ones_only(portalctl, applied, httpserver, prober):
+    applied(estate(httpserver))
+    prober()
+    result = portalctl("wait", "web", "--dependencies", "--timeout", 30, "--interval", 0.2)
+    assert result.exit_code == 0, result.output
+    assert "usable: web, db" in result.stdout  # cache (soft, no checks) is not waited for
+
+
+def test_wait_gives_up_naming_the_failing_check_and_its_error(
+    portalctl, applied, httpserver, prober
+):
+    applied(estate(httpserver, web_status=500))
+    prober()
+    started = time.monotonic()
+    result = portalctl("wait", "web", "--timeout", 3, "--interval", 0.2)
+    assert result.exit_code == 1
+    assert time.monotonic() - started < 10
+    assert "gave up after 3s; not usable:" in result.stderr
+    assert "web: unknown" in result.stderr or "web: unhealthy" in result.stderr
+    assert "check http (unhealthy): HTTP 500" in result.stderr
+
+
+def test_wait_json_says_why(portalctl, applied, httpserver):
+    applied(estate(httpserver))  # nothing probes: no results yet
+    result = portalctl("wait", "web", "db", "--timeout", 0, "--json")
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["ok"] is False
+    assert body["services"]["db"]["status"] == "unknown"
+    assert body["services"]["db"]["failing_checks"] == ["http (unknown): no error reported"]
+
+
+def test_wait_for_an_unknown_service_exits_1_at_once(portalctl, applied, httpserver):
+    applied(estate(httpserver))
+    result = portalctl("wait", "nosuch", "--timeout", 60)
+    assert result.exit_code == 1
+    assert "no service named 'nosuch'" in result.stderr
+
+
+def test_status_shows_the_estate_and_one_service_as_tables(portalctl, applied, httpserver, prober):
+    applied(estate(httpserver))
+    prober()
+    assert portalctl("wait", "web", "db", "--timeout", 30, "--interval", 0.2).exit_code == 0
+    whole = portalctl("status")
+    assert whole.exit_code == 0, whole.output
+    lines = whole.stdout.splitlines()
+    assert lines[1].split() == ["NAME", "STATUS", "CRITICAL", "SINCE", "RESPONSE", "MS", "REASON"]
+    assert [line.split()[:2] for line in lines[2:]] == [
+        ["cache", "unknown"],
+        ["db", "healthy"],
+        ["web", "healthy"],
+    ]
+    one = portalctl("status", "web")
+    assert one.stdout.startswith("web: healthy\n")
+    assert "http  http  healthy" in one.stdout
+    assert "db       hard  healthy" in one.stdout
