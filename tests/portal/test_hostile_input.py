@@ -74,6 +74,7 @@ EXAMPLES = {
     "services_config_api_publish_config": {"values": {"api_timeout": 5}, "base_version": 1},
     "services_config_api_validate_config": {"values": {"api_timeout": 5}},
     "services_config_api_rollback_config": {"to_version": 1},
+    "services_config_api_import_config": {"dotenv": "API_TIMEOUT=5\n", "base_version": 1},
     "services_config_api_put_schema": SEED_SCHEMA,
     "services_config_api_report_deployment": {"version": "1.0", "config_version": 1},
     "healthchecks_api_put_check": {"kind": "tcp", "target": "127.0.0.1:9", "timeout": 1},

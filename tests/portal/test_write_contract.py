@@ -129,6 +129,13 @@ CONTRACT = {
     "services_config_api_validate_config": Row(
         Scope.CONFIG_READ, "post", f"{SVC}/config/validate", {"values": {"api_timeout": 5}}
     ),
+    "services_config_api_import_config": Row(
+        C,
+        "post",
+        f"{SVC}/config/import",
+        {"dotenv": "API_TIMEOUT=5\n", "base_version": 1},
+        "config.publish",
+    ),
     "services_config_api_rollback_config": Row(
         C,
         "post",
