@@ -8,8 +8,10 @@ as the probes, when the channel is saved and again before each send (DNS may hav
 Hosted services (Slack, Teams, PagerDuty ...) connect to their vendor's fixed address.
 """
 
+import re
 import socket
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
 import apprise
 from django.db import transaction
@@ -129,6 +131,20 @@ def masked(plugin) -> str:
     host, *path = rest.split("/")
     cut = [p if len(p) <= 8 or "..." in p else f"{p[0]}...{p[-1]}" for p in path]
     return f"{scheme}://{'/'.join([host, *cut])}"[:300]
+
+
+def redact(text: str, url: str) -> str:
+    """``text`` without the pieces of ``url`` that ``masked`` does not show (a password, a
+    long path segment, an option's value), quoted or not: a notifier's error names the URL it
+    failed to reach ("Max retries exceeded with url: /hooks/<token>"), and that text is kept
+    in the delivery's attempt row and shown to anyone who may read alerts."""
+    plugin = plugin_for(url)
+    shown = masked(plugin) if plugin is not None else ""
+    pieces = {unquote(p) for p in re.split(r"[/:@?&=#+]", url.split("://", 1)[-1])}
+    secret = {p for p in pieces if len(p) >= 4 and p not in shown}
+    for piece in sorted(secret | {quote(p, safe="") for p in secret}, key=len, reverse=True):
+        text = text.replace(piece, "****")
+    return text
 
 
 def put_channel(name: str, data: ChannelIn, actor) -> tuple[NotificationChannel, bool]:

@@ -228,7 +228,8 @@ def _send(
         return _start_checklist(delivery)
     if delivery.action is not None:
         return _call_webhook(delivery, impacted)
-    plugin = channels.plugin_for(channels.url_of(delivery.channel))
+    url = channels.url_of(delivery.channel)
+    plugin = channels.plugin_for(url)
     if plugin is None:
         return False, None, "apprise no longer understands the channel's URL"
     if reason := channels.policy_refusal(plugin):
@@ -239,11 +240,16 @@ def _send(
     plugin.redirects = False
     plugin.socket_connect_timeout = min(timeout, 5.0)
     plugin.socket_read_timeout = timeout
-    with apprise.LogCapture(level=logging.DEBUG, fmt="%(levelname)s %(message)s") as logs:
-        ok = plugin.notify(
-            body=message.body, title=message.title, notify_type=_NOTIFY_TYPE[delivery.event]
-        )
-    return ok, *_outcome(ok, logs.getvalue())
+    try:
+        with apprise.LogCapture(level=logging.DEBUG, fmt="%(levelname)s %(message)s") as logs:
+            ok = plugin.notify(
+                body=message.body, title=message.title, notify_type=_NOTIFY_TYPE[delivery.event]
+            )
+    except Exception as exc:  # its message may name the URL: told without its secrets
+        raise RuntimeError(channels.redact(f"{type(exc).__name__}: {exc}", url)) from None
+    # What the notifier said names the URL it called (a socket error's "with url: /hooks/
+    # <token>"): kept in the attempt row, so without the URL's secrets.
+    return ok, *_outcome(ok, channels.redact(logs.getvalue(), url))
 
 
 def _call_webhook(delivery: Delivery, impacted: list[str]) -> tuple[bool, int | None, str]:

@@ -74,6 +74,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
                 # delivery's attempt row. None reach the portal's log (a URL holds tokens),
                 # nor its complaints about a URL a client sent (that is the client's 422).
                 "apprise": {"level": "WARNING", "propagate": False, "handlers": []},
+                # urllib3 (under apprise's requests) logs each call's URL at debug level, and
+                # a notifier's URL holds its token: never, whatever LOG_LEVEL says.
+                "urllib3": {"level": "INFO"},
             },
         }
     )
