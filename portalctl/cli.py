@@ -338,6 +338,8 @@ def deploy(session: Session, service, build, config_version, config_hash, status
 @click.option("--dependencies", is_flag=True, help="Also wait for their hard dependencies.")
 def wait(session: Session, services, timeout, interval, dependencies):
     """Wait until services are usable (healthy or degraded) per /health/service/NAME."""
+    # One slow answer must not hold the job far past its own timeout.
+    session.portal.timeout = min(HTTP_TIMEOUT, max(2.0, timeout))
     live = output.is_terminal() and not session.as_json
     echo = functools.partial(click.echo, err=session.as_json)
 

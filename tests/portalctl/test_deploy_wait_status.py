@@ -135,3 +135,23 @@ def test_status_shows_the_estate_and_one_service_as_tables(portalctl, applied, h
     assert one.stdout.startswith("web: healthy\n")
     assert "http  http  healthy" in one.stdout
     assert "db       hard  healthy" in one.stdout
+
+
+def test_on_a_terminal_wait_keeps_one_live_line(live_server, applied, httpserver):
+    """The Waiter itself, with a live line (what a terminal gets) and no probes running."""
+    from portalctl.client import Portal
+    from portalctl.waiting import Waiter
+
+    applied(estate(httpserver))
+    changes, live = [], []
+    waiter = Waiter(
+        Portal(live_server.url),
+        ["web"],
+        timeout=0.5,
+        interval=0.1,
+        report=changes.append,
+        live=live.append,
+    )
+    assert waiter.run() is False
+    assert changes == ["web: unknown (no recent result: http)"]  # once, not once per poll
+    assert len(live) >= 2 and all("0/1 usable; waiting for web unknown" in line for line in live)
