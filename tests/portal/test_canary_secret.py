@@ -28,13 +28,14 @@ from django.test import Client
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from pytest_httpserver import HTTPServer
+from structlog.stdlib import ProcessorFormatter
 from werkzeug import Response
 
 from automation import channels, notify
 from automation.models import Alert, DeliveryAttempt, NotificationChannel
 from automation.tasks import process_status_changes
 from healthchecks.models import CheckSchedule, HealthCheck
-from healthchecks.tasks import dispatch_due_checks
+from healthchecks.tasks import dispatch_due_checks, probe_batch
 from portal.api import api
 from portal.models import Scope
 from services.models import ConfigVersion
@@ -82,7 +83,8 @@ def logs():
     """Everything logged during the test, at debug level (the most the portal can be told to
     say: LOG_LEVEL=debug), in the portal's own format."""
     root = logging.getLogger()
-    handler = Everything(root.handlers[0].formatter)
+    portal = next(h for h in root.handlers if isinstance(h.formatter, ProcessorFormatter))
+    handler = Everything(portal.formatter)
     level = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
@@ -327,7 +329,8 @@ def use_the_canary(http: Http, canary: str, target: HTTPServer, receiver: HTTPSe
     """Where it is meant to go: the check sends the header to its target; the service is
     down, so the channel is told -- first its receiver refuses the connection (an error the
     attempt keeps, without the URL's secrets), then it answers. Then the Celery messages:
-    the automation sender and a probe batch, queued with no worker to take them."""
+    the automation sender and a probe batch, queued with no worker to take them; the batch
+    is run here as a worker would run it (the engine's own log lines)."""
     call(http, "POST", f"/api/services/{NAME}/checks/{NAME}/run")
     assert [request.headers.get("Authorization") for request, _ in target.log] == [
         f"Bearer {canary}"
@@ -343,6 +346,12 @@ def use_the_canary(http: Http, canary: str, target: HTTPServer, receiver: HTTPSe
     assert request.path == f"/notify/{canary}" and request.authorization.password == canary
     CheckSchedule.objects.update(next_due_at=timezone.now())
     assert dispatch_due_checks() == 1
+    # The worker's part, in this process, on the message the dispatcher queued (left queued).
+    with redis.Redis.from_url(settings.REDIS_URL) as broker:
+        queued = broker.lindex("probes", 0)
+    args, kwargs, _ = json.loads(_celery_bodies(queued)[0])
+    assert probe_batch(*args, **kwargs)["probed"] == 1
+    assert len(target.log) == 2
 
 
 def read_everything(base_url: str, http: Http) -> list[str]:
