@@ -103,6 +103,7 @@ def start_for_service(template_name: str, service_name: str, actor) -> Checklist
     service = Service.objects.filter(name=service_name).first()
     if service is None:
         raise NotFound(f"no service named {service_name!r}")
+    _check_owner(service.name, actor)
     day = today()
     with transaction.atomic():
         run = ChecklistRun.objects.create(
@@ -152,8 +153,16 @@ def progress(run: ChecklistRun) -> tuple[int, int]:
     return sum(1 for s in found if s.done), len(found)
 
 
-def _locked_run(run_id: int) -> ChecklistRun:
-    """The run, its row locked for the rest of the transaction (one writer at a time)."""
+def _check_owner(service: str, actor) -> None:
+    """A service's checklist is its team's to start and tick (routines are everyone's)."""
+    may_change = getattr(actor, "may_change", None)
+    if may_change is not None and not may_change(service):
+        raise actor.ownership_denied(service)
+
+
+def _locked_run(run_id: int, actor) -> ChecklistRun:
+    """The run, its row locked for the rest of the transaction (one writer at a time), if
+    ``actor`` may change it."""
     run = (
         ChecklistRun.objects.select_for_update(of=("self",))
         .select_related("template", "service")
@@ -162,6 +171,8 @@ def _locked_run(run_id: int) -> ChecklistRun:
     )
     if run is None:
         raise NotFound(f"no checklist run {run_id}")
+    if run.service is not None:
+        _check_owner(run.service.name, actor)
     return run
 
 
@@ -170,7 +181,7 @@ def tick(run_id: int, item_id: int, done: bool, note: str, actor) -> ItemState:
     if len(note) > 1000:
         raise InvalidInput("the tick was not saved", fields={"note": "at most 1000 characters"})
     with transaction.atomic():
-        run = _locked_run(run_id)
+        run = _locked_run(run_id, actor)
         item = ChecklistItem.objects.filter(id=item_id, template_id=run.template_id).first()
         if item is None:
             raise NotFound(f"no item {item_id} in {run}")
@@ -190,7 +201,7 @@ def tick(run_id: int, item_id: int, done: bool, note: str, actor) -> ItemState:
 def sign_off(run_id: int, actor) -> ChecklistRun:
     """Someone vouches the run is done: every item must be ticked."""
     with transaction.atomic():
-        run = _locked_run(run_id)
+        run = _locked_run(run_id, actor)
         if run.signed_off_at is not None:
             raise Conflict(f"{run} was signed off already by {run.signed_off_by}")
         done, total = progress(run)

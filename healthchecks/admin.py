@@ -144,6 +144,11 @@ class HealthCheckAdmin(ScopedAdmin):
             return
         actor = request_principal(request)
         for check in queryset.select_related("service").order_by("service__name", "name"):
+            if not actor.may_change(check.service.name):
+                self.message_user(
+                    request, actor.ownership_denied(check.service.name).message, messages.ERROR
+                )
+                continue
             outcome = checks.run_now(check, actor)
             errors = "; ".join(outcome.errors)
             self.message_user(
@@ -240,7 +245,7 @@ class HealthCheckAdmin(ScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         """A heartbeat's token is its credential: shown only to who may write the check. A
         check's service and name are its identity (pipelines name it): fixed once made."""
-        writer = self.holds(request, self.write_scope)
+        writer = self.holds(request, self.write_scope) and self.owns(request, obj)
         shown = ["heartbeat_token", "last_result_and_ping"] if writer else ["last_result"]
         identity = ["service", "name"] if obj else []
         return [*identity, *shown, *self.readonly_fields]

@@ -30,7 +30,7 @@ def _check(service: Service, check_name: str) -> HealthCheck:
 def _out(request, check: HealthCheck) -> dict:
     base = f"{request.scheme}://{request.get_host()}"
     principal = request.auth
-    reveal = principal.has_scope(Scope.HEALTH_WRITE) and principal.may_act_on(check.service.name)
+    reveal = principal.has_scope(Scope.HEALTH_WRITE) and principal.may_change(check.service.name)
     return checks.describe(check, getattr(check, "state", None), base, reveal=reveal)
 
 

@@ -13,14 +13,18 @@ from django.views.decorators.http import require_GET, require_POST
 from checklists import evidence, runs
 from checklists.models import ChecklistRun, ChecklistTemplate, Period
 from portal.auth import request_principal
-from portal.errors import PortalError
+from portal.errors import Forbidden, PortalError
 from portal.htmx import is_partial
 from portal.models import Scope
 from services.models import Service
 
 
-def _may_tick(request) -> bool:
-    return request_principal(request).has_scope(Scope.CHECKLISTS_WRITE)
+def _may_tick(request, run: ChecklistRun | None = None) -> bool:
+    """Operators tick routines; a service's checklist only its team's operators."""
+    principal = request_principal(request)
+    if run is not None and run.service is not None and not principal.may_change(run.service.name):
+        return False
+    return principal.has_scope(Scope.CHECKLISTS_WRITE)
 
 
 def _run_context(run: ChecklistRun, found: dict) -> dict:
@@ -71,6 +75,8 @@ def start_service_checklist(request):
             request.POST.get("service", ""),
             request_principal(request),
         )
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message) from exc
     except PortalError as exc:
         messages.error(request, f"Not started: {exc.message} {' '.join(exc.fields.values())}")
         return HttpResponseRedirect(reverse("pages:maintenance"))
@@ -86,7 +92,7 @@ def run_detail(request, run_id: int):
     context = {
         "runs": [_run_context(run, found)],
         "overdue": [],
-        "may_tick": _may_tick(request),
+        "may_tick": _may_tick(request, run),
         "single": True,
     }
     return render(request, "pages/maintenance.html", context)
@@ -127,6 +133,8 @@ def sign_off(request, run_id: int):
     try:
         run = runs.sign_off(run_id, request_principal(request))
         messages.success(request, f"{run} signed off.")
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message) from exc
     except PortalError as exc:
         messages.error(request, f"Not signed off: {exc.message}")
     return HttpResponseRedirect(reverse("pages:checklist_run", args=[run_id]))

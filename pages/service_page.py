@@ -152,9 +152,9 @@ def service_page(request, name: str):
             .order_by("-created_at")[:5]
         ),
         "service_templates": ChecklistTemplate.objects.filter(period=Period.SERVICE),
-        "may_run": principal.has_scope(Scope.HEALTH_WRITE) and principal.may_act_on(name),
-        "may_tick": principal.has_scope(Scope.CHECKLISTS_WRITE),
-        "may_edit_config": principal.has_scope(Scope.CONFIG_WRITE) and principal.may_act_on(name),
+        "may_run": principal.has_scope(Scope.HEALTH_WRITE) and principal.may_change(name),
+        "may_tick": principal.has_scope(Scope.CHECKLISTS_WRITE) and principal.may_change(name),
+        "may_edit_config": principal.has_scope(Scope.CONFIG_WRITE) and principal.may_change(name),
         "exclude_query": "&exclude=" + ",".join(sorted(exclude)) if exclude else "",
         **neighbours,
     }
@@ -166,7 +166,7 @@ def service_page(request, name: str):
 def run_checks(request, name: str):
     """Run every enabled check of the service now (operators), back to its page."""
     principal = request_principal(request)
-    if not (principal.has_scope(Scope.HEALTH_WRITE) and principal.may_act_on(name)):
+    if not (principal.has_scope(Scope.HEALTH_WRITE) and principal.may_change(name)):
         raise PermissionDenied("running checks needs health:write (operators)")
     service = _service(name)
     ran = []

@@ -7,6 +7,7 @@ from portal.admin_base import RecordAdmin
 from portal.auth import Role, request_principal, role_of
 from portal.errors import Forbidden
 from portal.models import ApiToken, AuditEntry, Heartbeat, Scope, SecurityEvent
+from portal.ownership import Ownership
 
 admin.site.site_header = "Service portal administration"
 admin.site.site_title = "Service portal admin"
@@ -20,19 +21,34 @@ class ApiTokenForm(forms.ModelForm):
         required=False,
         help_text="Comma-separated service names this token is limited to; empty for all.",
     )
+    teams = forms.CharField(
+        required=False,
+        help_text="Comma-separated team names: the token reaches their services too.",
+    )
 
     class Meta:
         model = ApiToken
-        fields = ["name", "scopes", "services", "expires_at", "is_active"]
+        fields = ["name", "scopes", "services", "teams", "expires_at", "is_active"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["services"] = ", ".join(self.instance.services)
+            self.initial["teams"] = ", ".join(self.instance.teams)
+
+    @staticmethod
+    def _names(raw: str) -> list[str]:
+        return sorted({name.strip() for name in raw.split(",") if name.strip()})
 
     def clean_services(self) -> list[str]:
-        raw = self.cleaned_data["services"]
-        return sorted({name.strip() for name in raw.split(",") if name.strip()})
+        return self._names(self.cleaned_data["services"])
+
+    def clean_teams(self) -> list[str]:
+        teams = self._names(self.cleaned_data["teams"])
+        unknown = sorted(set(teams) - Ownership.teams_named(teams))
+        if unknown:
+            raise forms.ValidationError(f"No team named {', '.join(unknown)}.")
+        return teams
 
 
 def _is_admin(request) -> bool:
@@ -75,13 +91,15 @@ class ApiTokenAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         try:
             if change:
-                changes = {k: data[k] for k in ("scopes", "services", "expires_at", "is_active")}
+                fields = ("scopes", "services", "teams", "expires_at", "is_active")
+                changes = {k: data[k] for k in fields}
                 tokens.update_token(ApiToken.objects.get(pk=obj.pk), changes, issuer=issuer)
                 return
             issued = tokens.issue_token(
                 data["name"],
                 data["scopes"],
                 services=data["services"],
+                teams=data["teams"],
                 expires_at=data["expires_at"],
                 issuer=issuer,
                 created_by=request.user,

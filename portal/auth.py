@@ -7,6 +7,11 @@ of scopes and, for tokens, the services they are limited to. Handlers ask ``auth
 People get scopes from their role, which is the name of a Django group they belong to
 (``viewer``, ``operator``, ``admin``); superusers are admins and users in no role group are
 viewers.
+
+Ownership: every service belongs to a team, and people belong to teams. Everyone reads the
+whole estate; an operator *changes* only the services (their configs, checks, checklists) of
+their own teams, and admins change everything. A token may be limited to services, to teams,
+or both (it then reaches either); what lies outside a token's reach answers 404.
 """
 
 from dataclasses import dataclass
@@ -20,6 +25,7 @@ from ninja.security.session import SessionAuth
 from portal import security, tokens
 from portal.errors import Forbidden, no_such_service
 from portal.models import Scope
+from portal.ownership import Ownership
 
 
 class Role(StrEnum):
@@ -44,6 +50,16 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
     ),
     Role.ADMIN: frozenset(Scope.values),
 }
+# The scopes that change something: ownership limits these, never reading.
+WRITE_SCOPES = frozenset(
+    {
+        Scope.REGISTRY_WRITE,
+        Scope.CONFIG_WRITE,
+        Scope.HEALTH_WRITE,
+        Scope.AUTOMATION_WRITE,
+        Scope.CHECKLISTS_WRITE,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -51,9 +67,12 @@ class Principal:
     kind: str  # "user", "token" or "system"
     name: str
     scopes: frozenset[str]
-    services: frozenset[str] | None = None  # None: every service
+    services: frozenset[str] | None = None  # its reach; None: every service
     token_id: int | None = None
     user_id: int | None = None
+    # What it may change: the teams it owns and their services; None: all within reach.
+    teams: frozenset[str] | None = None
+    owned_services: frozenset[str] | None = None
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.name}"
@@ -62,7 +81,25 @@ class Principal:
         return scope in self.scopes
 
     def may_act_on(self, service: str) -> bool:
+        """Whether the service is within reach at all (outside it, it does not exist)."""
         return self.services is None or service in self.services
+
+    def may_change(self, service: str) -> bool:
+        """Whether its things may be changed: within reach and owned."""
+        owned = self.owned_services is None or service in self.owned_services
+        return owned and self.may_act_on(service)
+
+    def may_change_team(self, team: str) -> bool:
+        return self.teams is None or team in self.teams
+
+    def ownership_denied(self, service: str | None = None, team: str | None = None) -> Forbidden:
+        teams = ", ".join(sorted(self.teams or ())) or "none"
+        what = f"the service {service!r}" if service else f"the team {team!r}"
+        return Forbidden(
+            f"{self} changes only what its teams own (teams: {teams}), not {what}",
+            **({"service": service} if service else {"team": team}),
+            teams=sorted(self.teams or ()),
+        )
 
 
 def system_actor(name: str) -> Principal:
@@ -81,11 +118,19 @@ def role_of(user) -> Role:
 
 
 def user_principal(user) -> Principal:
+    """A person: their role's scopes; an operator changes only their teams' services."""
+    role = role_of(user)
+    teams = owned = None
+    if role is not Role.ADMIN:
+        teams = Ownership.user_teams(user.pk) if role is Role.OPERATOR else frozenset()
+        owned = Ownership.team_services(teams) if teams else frozenset()
     return Principal(
         kind="user",
         name=user.get_username(),
-        scopes=ROLE_SCOPES[role_of(user)],
+        scopes=ROLE_SCOPES[role],
         user_id=user.pk,
+        teams=teams,
+        owned_services=owned,
     )
 
 
@@ -99,12 +144,18 @@ def request_principal(request: HttpRequest) -> Principal:
 
 
 def token_principal(token) -> Principal:
+    """A token reaches its services and its teams' services (everything when it lists
+    neither), and changes what it reaches; one limited to teams changes only those teams."""
+    reach = None
+    if token.services or token.teams:
+        reach = frozenset(token.services) | Ownership.team_services(token.teams)
     return Principal(
         kind="token",
         name=token.name,
         scopes=frozenset(token.scopes),
-        services=frozenset(token.services) if token.services else None,
+        services=reach,
         token_id=token.pk,
+        teams=frozenset(token.teams) if token.teams else None,
     )
 
 
@@ -156,7 +207,8 @@ def authorize(
     """The caller, if it holds ``scope`` (Forbidden otherwise) and may act on ``service``.
     A service outside a token's reach answers as if it did not exist (404: no leak of what
     lies outside); ``naming`` is for a request that names a service to create, where a 403
-    says so without telling whether it exists."""
+    says so without telling whether it exists. A write on a service the caller's teams do
+    not own is refused (403: everyone may read it)."""
     principal: Principal = request.auth
     if not principal.has_scope(scope):
         raise Forbidden(f"{principal} lacks the scope '{scope}'", required_scope=str(scope))
@@ -165,6 +217,10 @@ def authorize(
             message = f"{principal} may not act on the service {service!r}"
             raise Forbidden(message, service=service)
         raise no_such_service(service)
+    # A service being created is checked on its plan (services.registry.check_reach).
+    changes = scope in WRITE_SCOPES and not naming and service is not None
+    if changes and not principal.may_change(service) and Ownership.services_named([service]):
+        raise principal.ownership_denied(service)
     return principal
 
 

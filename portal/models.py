@@ -42,6 +42,12 @@ class ApiToken(models.Model):
         blank=True,
         help_text="Service names this token may act on; empty means every service.",
     )
+    teams = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Team names: the token also acts on their services, and may change those "
+        "teams. Empty with no services: every service.",
+    )
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     is_active = models.BooleanField(default=True, help_text="Untick to revoke.")

@@ -62,6 +62,7 @@ class TokenOut(Schema):
     prefix: str = Field(description="The secret's first characters, to recognise it; never more.")
     scopes: list[str]
     services: list[str]
+    teams: list[str]
     expires_at: datetime | None
     last_used_at: datetime | None
     is_active: bool
@@ -74,6 +75,7 @@ def _token_out(token: ApiToken) -> dict:
         "prefix": token.prefix,
         "scopes": token.scopes,
         "services": token.services,
+        "teams": token.teams,
         "expires_at": token.expires_at,
         "last_used_at": token.last_used_at,
         "is_active": token.is_active,

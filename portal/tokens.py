@@ -12,6 +12,7 @@ from django.utils import timezone
 from portal import audit, security
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
 from portal.models import ApiToken, Scope
+from portal.ownership import Ownership
 
 TOKEN_PREFIX = "svp_"  # noqa: S105 (a marker, not a secret)
 
@@ -42,10 +43,18 @@ def check_scopes(scopes: list[str]) -> list[str]:
     return sorted(set(scopes))
 
 
-def check_grant(issuer, scopes: list[str], services: list[str]) -> None:
+def check_teams(teams: list[str]) -> list[str]:
+    teams = sorted(set(teams))
+    unknown = sorted(set(teams) - Ownership.teams_named(teams))
+    if unknown:
+        raise InvalidInput("unknown team", fields={"teams": f"no team named {', '.join(unknown)}"})
+    return teams
+
+
+def check_grant(issuer, scopes: list[str], services: list[str], teams: list[str] = ()) -> None:
     """Nobody hands out more than they hold: every scope of the token must be one of the
-    issuer's, and an issuer limited to some services may only issue tokens limited to
-    (some of) those."""
+    issuer's, and an issuer limited to some services or teams may only issue tokens limited
+    to (some of) those."""
     beyond = sorted(set(scopes) - set(issuer.scopes))
     if beyond:
         raise Forbidden(
@@ -53,7 +62,9 @@ def check_grant(issuer, scopes: list[str], services: list[str]) -> None:
             fields={"scopes": f"not yours to grant: {', '.join(beyond)}"},
         )
     if issuer.services is not None:
-        outside = sorted(set(services) - issuer.services) if services else ["every service"]
+        reach = set(services) | Ownership.team_services(teams)
+        outside = sorted(reach - issuer.services) if reach else ["every service"]
+        outside += sorted(set(teams) - (issuer.teams or set()))
         if outside:
             raise Forbidden(
                 f"{issuer} cannot grant services outside its reach: {', '.join(outside)}",
@@ -67,12 +78,14 @@ def issue_token(
     scopes: list[str],
     *,
     services: list[str] | None = None,
+    teams: list[str] | None = None,
     expires_in: timedelta | None = None,
     expires_at=None,
     issuer,
     created_by=None,
 ) -> IssuedToken:
     """Make a token; ``issuer`` (a principal) must hold every scope and service it grants.
+    A token limited to ``teams`` reaches their services (those of the moment it is used).
     The audit row names the issuer, never the secret."""
     if not name.strip():
         raise InvalidInput("a token needs a name", fields={"name": "empty"})
@@ -80,7 +93,8 @@ def issue_token(
         raise InvalidInput("name taken", fields={"name": f"a token named {name!r} exists"})
     scopes = check_scopes(scopes)
     services = sorted(set(services or []))
-    check_grant(issuer, scopes, services)
+    teams = check_teams(teams or [])
+    check_grant(issuer, scopes, services, teams)
     secret = new_secret()
     token = ApiToken.objects.create(
         name=name,
@@ -88,6 +102,7 @@ def issue_token(
         secret_hash=hash_secret(secret),
         scopes=scopes,
         services=services,
+        teams=teams,
         expires_at=expires_at or (timezone.now() + expires_in if expires_in else None),
         created_by=created_by,
     )
@@ -96,7 +111,12 @@ def issue_token(
         "token.create",
         "token",
         name,
-        {"scopes": scopes, "services": services, "expires_at": str(token.expires_at or "")},
+        {
+            "scopes": scopes,
+            "services": services,
+            "teams": teams,
+            "expires_at": str(token.expires_at or ""),
+        },
     )
     security.record(
         security.Kind.TOKEN_CREATED, issuer, f"create token {name}", "allowed", scopes=scopes
@@ -106,17 +126,19 @@ def issue_token(
 
 @transaction.atomic
 def update_token(token: ApiToken, changes: dict, *, issuer) -> ApiToken:
-    """Change a token's scopes, services, expiry or activity (revocation), within what the
-    issuer may grant; audited."""
+    """Change a token's scopes, services, teams, expiry or activity (revocation), within
+    what the issuer may grant; audited."""
     scopes = check_scopes(changes.get("scopes", token.scopes))
     services = sorted(set(changes.get("services", token.services)))
-    check_grant(issuer, scopes, services)
-    before = {f: getattr(token, f) for f in ("scopes", "services", "expires_at", "is_active")}
-    token.scopes, token.services = scopes, services
+    teams = check_teams(changes.get("teams", token.teams))
+    check_grant(issuer, scopes, services, teams)
+    fields = ["scopes", "services", "teams", "expires_at", "is_active"]
+    before = {f: getattr(token, f) for f in fields}
+    token.scopes, token.services, token.teams = scopes, services, teams
     for attr in ("expires_at", "is_active"):
         if attr in changes:
             setattr(token, attr, changes[attr])
-    token.save(update_fields=["scopes", "services", "expires_at", "is_active"])
+    token.save(update_fields=fields)
     after = {f: getattr(token, f) for f in before}
     diff = {f: [str(before[f]), str(after[f])] for f in before if before[f] != after[f]}
     action = "token.revoke" if before["is_active"] and not token.is_active else "token.update"

@@ -11,8 +11,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from portal import audit
 from portal.admin_base import RecordAdmin, ScopedAdmin
-from portal.auth import request_principal
+from portal.auth import Role, request_principal, role_of
 from portal.errors import Conflict, InvalidInput, PortalError
 from portal.models import Scope
 from services import configs, lifecycle, registry
@@ -83,10 +84,35 @@ class TeamAdmin(ScopedAdmin):
     read_scope, write_scope = READ, WRITE
     list_display = ["name", "display_name", "contact", "created_at"]
     search_fields = ["name", "display_name", "contact"]
+    filter_horizontal = ["members"]
+
+    def owns(self, request, obj) -> bool:
+        return obj is None or request_principal(request).may_change_team(obj.name)
 
     def get_readonly_fields(self, request, obj=None):
         # Teams are named in manifests and tokens: a rename would be a new team.
         return ["name"] if obj else []
+
+    def get_exclude(self, request, obj=None):
+        """Who belongs to a team decides what they may change: admins decide it."""
+        return [] if role_of(request.user) == Role.ADMIN else ["members"]
+
+    def save_related(self, request, form, formsets, change):
+        """Membership changes are audited, each a row naming who joined or left."""
+        if "members" not in form.cleaned_data:
+            return super().save_related(request, form, formsets, change)
+        team = form.instance
+        before = set(team.members.values_list("username", flat=True))
+        super().save_related(request, form, formsets, change)
+        after = set(team.members.values_list("username", flat=True))
+        if before != after:
+            audit.record(
+                request_principal(request),
+                "team.members",
+                "team",
+                team.name,
+                {"joined": sorted(after - before), "left": sorted(before - after)},
+            )
 
     def save_model(self, request, obj, form, change):
         """Through the registry's write path, like the API's team upsert (audited there)."""
@@ -138,6 +164,10 @@ def _transition_all(request, queryset, to: str) -> None:
 @admin.register(Service)
 class ServiceAdmin(ScopedAdmin):
     read_scope, write_scope = READ, WRITE
+
+    def service_of(self, obj) -> str | None:
+        return obj.name
+
     list_display = [
         "name",
         "display_name",

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
@@ -12,6 +13,12 @@ class Team(models.Model):
     description = models.TextField(blank=True)
     contact = models.CharField(max_length=200, blank=True, help_text="E-mail or chat channel.")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="teams",
+        help_text="People of the team: its operators change its services, configs and checks.",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -11,7 +11,7 @@ from collections import defaultdict
 from django.db.models import Prefetch, Q, QuerySet
 
 from portal.errors import no_such_service
-from services.models import Dependency, Service
+from services.models import Dependency, Service, Team
 from services.schemas import ServiceFilter
 
 
@@ -42,6 +42,26 @@ def filter_services(filters: ServiceFilter, queryset: QuerySet[Service] | None =
             Q(name__icontains=filters.q) | Q(display_name__icontains=filters.q)
         )
     return queryset.order_by("name")
+
+
+def teams_of_user(user_id: int) -> frozenset[str]:
+    """The names of the teams a person belongs to."""
+    return frozenset(Team.objects.filter(members=user_id).values_list("name", flat=True))
+
+
+def services_of_teams(teams) -> frozenset[str]:
+    """The names of the services these teams own."""
+    return frozenset(Service.objects.filter(team__name__in=teams).values_list("name", flat=True))
+
+
+def teams_named(names) -> frozenset[str]:
+    """Which of these team names exist."""
+    return frozenset(Team.objects.filter(name__in=names).values_list("name", flat=True))
+
+
+def services_named(names) -> frozenset[str]:
+    """Which of these service names exist."""
+    return frozenset(Service.objects.filter(name__in=names).values_list("name", flat=True))
 
 
 def visible_to(principal, queryset: QuerySet[Service]) -> QuerySet[Service]:

@@ -133,15 +133,21 @@ def plan(
 
 
 def check_reach(result: "ApplyResult", actor) -> None:
-    """A caller limited to some services (a token with ``services``) changes only those:
-    not teams, which other services share, and no dependency edge whose other end lies
-    outside its reach -- an edge onto a service changes that service's dependents, its
-    impact, and whether it may be deleted or stopped."""
+    """What the plan changes must lie within the actor's reach and ownership.
+
+    A caller limited to some services (a token with ``services``) changes only those: not
+    teams, which other services share, and no dependency edge whose other end lies outside
+    its reach -- an edge onto a service changes that service's dependents, its impact, and
+    whether it may be deleted or stopped. A caller limited to teams (an operator, a token
+    with ``teams``) changes only services its teams own, keeps them in those teams, and
+    changes no other team. An operator's services may depend on anyone's: people read the
+    whole estate, and the edge is a fact about their own service."""
+    _check_ownership(result, actor)
     may_act_on = getattr(actor, "may_act_on", None)
     if may_act_on is None or getattr(actor, "services", None) is None:
         return
     teams = [plan.spec.name for plan in result.teams if plan.outcome != "unchanged"]
-    if teams:
+    if teams and getattr(actor, "teams", None) is None:
         raise Forbidden(
             f"{actor} is limited to services and may not change teams: {', '.join(teams)}",
             teams=teams,
@@ -160,6 +166,21 @@ def check_reach(result: "ApplyResult", actor) -> None:
             f"{', '.join(outside)}",
             services=outside,
         )
+
+
+def _check_ownership(result: "ApplyResult", actor) -> None:
+    if getattr(actor, "teams", None) is None:
+        return
+    for team in result.teams:
+        if team.outcome != "unchanged" and not actor.may_change_team(team.spec.name):
+            raise actor.ownership_denied(team=team.spec.name)
+    for service in result.services:
+        if service.outcome == "unchanged":
+            continue
+        if service.existing is not None and not actor.may_change(service.name):
+            raise actor.ownership_denied(service.name)
+        if not actor.may_change_team(service.team):
+            raise actor.ownership_denied(team=service.team)
 
 
 class _Planner:

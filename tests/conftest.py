@@ -148,10 +148,15 @@ ISSUER = system_actor("tests")
 
 @pytest.fixture
 def make_token(db):
-    def make(scopes, *, services=None, name=None, expires_in=None):
+    def make(scopes, *, services=None, teams=None, name=None, expires_in=None):
         name = name or f"token-{len(scopes)}-{tokens.new_secret()[-8:]}"
         return tokens.issue_token(
-            name, list(scopes), services=services, expires_in=expires_in, issuer=ISSUER
+            name,
+            list(scopes),
+            services=services,
+            teams=teams,
+            expires_in=expires_in,
+            issuer=ISSUER,
         )
 
     return make

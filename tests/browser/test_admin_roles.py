@@ -41,7 +41,7 @@ def test_a_viewer_reads_services_and_configurations_but_has_no_save(page, paymen
 
 
 def test_an_operator_edits_a_service_and_its_configuration(page, page_problems, payments):
-    staff("olga", "operator")
+    payments.team.members.add(staff("olga", "operator"))
     log_in(page, "olga", path=f"/admin/services/service/{payments.pk}/change/")
     page.get_by_label("Description").fill("Takes the money")
     with page.expect_navigation():

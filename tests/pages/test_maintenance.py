@@ -98,7 +98,7 @@ def test_past_runs_stay_readable(client, bob):
 
 
 def test_an_operator_starts_a_services_validation_and_a_viewer_may_not(client, alice, bob):
-    ServiceFactory(name="ledger")
+    ServiceFactory(name="ledger").team.members.add(alice)
     client.force_login(bob)
     form = {"template": "post-migration", "service": "ledger"}
     assert client.post("/maintenance/service-checklists", form).status_code == 403

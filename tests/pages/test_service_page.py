@@ -11,7 +11,7 @@ from healthchecks import recording
 from healthchecks.models import HealthCheck
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import Status
-from services.models import Dependency, DependencyKind
+from services.models import Dependency, DependencyKind, Service
 from tests.factories import ServiceFactory, make_check
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]
@@ -69,6 +69,7 @@ def test_ranges_and_the_slo_view_are_read_from_the_query(client, bob, estate):
 
 
 def test_an_operator_runs_the_checks_and_a_viewer_may_not(client, alice, bob, estate):
+    Service.objects.get(name="db").team.members.add(alice)
     client.force_login(bob)
     assert client.post("/services/db/run-checks").status_code == 403
     client.force_login(alice)

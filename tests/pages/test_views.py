@@ -183,7 +183,7 @@ def test_the_overview_pages_through_the_estate_keeping_its_filters(logged_in, se
         ServiceFactory(name=f"s{i:03d}", team=team)
     first = logged_in.get("/?team=big&sort=name").content.decode()
     assert first.count("<tr data-service=") == views.PAGE_SIZE
-    assert f"1–{views.PAGE_SIZE} shown" in first
+    assert f"1\u2013{views.PAGE_SIZE} shown" in first
     assert 'href="?team=big&amp;sort=name&amp;page=2"' in first and 'rel="prev"' not in first
     second = logged_in.get("/?team=big&sort=name&page=2").content.decode()
     assert second.count("<tr data-service=") == 5 and 'data-service="s104"' in second

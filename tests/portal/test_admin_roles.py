@@ -102,6 +102,7 @@ def test_a_viewer_with_model_permissions_granted_by_hand_still_cannot_write(clie
 
 def test_an_operator_edits_services_configs_and_checks_but_not_tokens_or_teams(client, web):
     olga = staff("olga", "operator")
+    web.team.members.add(olga)
     login(client, olga)
     res = client.post(config_url(web), config_post(a=1))
     assert res.status_code == 302
@@ -137,7 +138,13 @@ def test_a_heartbeat_token_is_shown_only_to_who_may_write_the_check(client, web)
     page = client.get(f"/admin/healthchecks/healthcheck/{check.pk}/change/").content.decode()
     assert "t" * 32 not in page
     client.logout()
-    login(client, staff("olga", "operator"))
+    login(client, staff("otto", "operator"))  # of another team
+    page = client.get(f"/admin/healthchecks/healthcheck/{check.pk}/change/").content.decode()
+    assert "t" * 32 not in page and 'class="run-now"' not in page
+    client.logout()
+    olga = staff("olga", "operator")
+    web.team.members.add(olga)
+    login(client, olga)
     page = client.get(f"/admin/healthchecks/healthcheck/{check.pk}/change/").content.decode()
     assert "t" * 32 in page
     assert f"curl -fsS -m 10 http://127.0.0.1:8000/health/heartbeat/{'t' * 32}" in page
@@ -158,7 +165,7 @@ def test_the_admin_names_things_and_shows_a_checks_last_result(client, web):
     from healthchecks.status import Status
     from services.models import Dependency
 
-    db = ServiceFactory(name="db")
+    db = ServiceFactory(name="db", team=web.team)
     link = Dependency.objects.create(service=web, depends_on=db, kind="hard")
     assert str(link) == "web -> db (hard)"
     check = make_check(db, name="tcp", is_critical=True)
@@ -179,7 +186,9 @@ def test_the_admin_names_things_and_shows_a_checks_last_result(client, web):
     listing = client.get("/admin/healthchecks/incident/").content.decode()
     assert "1 h 15 min (ongoing)" in listing
     client.logout()
-    login(client, staff("olga", "operator"))
+    olga = staff("olga", "operator")
+    web.team.members.add(olga)
+    login(client, olga)
     ran = client.post(
         "/admin/healthchecks/healthcheck/",
         {"action": "run_now", "_selected_action": [check.pk], "index": 0},

@@ -149,6 +149,7 @@ def test_a_logged_in_viewer_may_read_but_not_write(bob, manifest):
 
 
 def test_a_logged_in_operator_writes_with_a_csrf_token(alice, manifest):
+    TeamFactory(name="core").members.add(alice)
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
     refused = client.post("/api/registry/apply", manifest, content_type="application/json")

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 
 from manifest import apply as manifests
@@ -7,12 +8,14 @@ from manifest.demo import DEMO_CONFIGS, DEMO_LIFECYCLE, DEMO_SCHEMA, demo_manife
 from manifest.schemas import ManifestIn
 from portal.auth import system_actor
 from services import configs, deployments, lifecycle
+from services.models import Team
 
 
 class Command(BaseCommand):
     help = (
         "Load the demo registry, with checks against the portal's own /demo/ targets "
-        "(idempotent). With DEBUG on, also a demo login admin/admin."
+        "(idempotent). With DEBUG on, also demo logins: admin, operator (of payments) and "
+        "viewer, each with its name as password."
     )
 
     def add_arguments(self, parser):
@@ -56,7 +59,16 @@ class Command(BaseCommand):
                 )
 
     def _demo_user(self) -> None:
+        """An admin, an operator of the payments team and a viewer, to try each role."""
         User = get_user_model()
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser("admin", "admin@example.invalid", "admin")
             self.stdout.write("Demo login: admin / admin (DEBUG only; change it).")
+        for name, role in (("operator", "operator"), ("viewer", "viewer")):
+            if User.objects.filter(username=name).exists():
+                continue
+            user = User.objects.create_user(name, f"{name}@example.invalid", name, is_staff=True)
+            user.groups.add(Group.objects.get(name=role))
+            if role == "operator":
+                Team.objects.get(name="payments").members.add(user)
+            self.stdout.write(f"Demo login: {name} / {name} ({role}; DEBUG only).")

@@ -33,13 +33,19 @@ class Command(BaseCommand):
             help="Comma-separated service names to limit the token to",
         )
         parser.add_argument(
+            "--teams",
+            type=_names,
+            default=[],
+            help="Comma-separated team names: the token reaches their services too",
+        )
+        parser.add_argument(
             "--expires-days",
             type=int,
             default=None,
             help="Days until the token expires (default: never)",
         )
 
-    def handle(self, *args, name, scopes, services, expires_days, **options):
+    def handle(self, *args, name, scopes, services, teams, expires_days, **options):
         if expires_days is not None and expires_days < 1:
             raise CommandError("--expires-days must be at least 1")
         try:
@@ -47,6 +53,7 @@ class Command(BaseCommand):
                 name,
                 scopes,
                 services=services,
+                teams=teams,
                 expires_in=timedelta(days=expires_days) if expires_days else None,
                 issuer=system_actor("create_api_token"),
             )
@@ -57,6 +64,7 @@ class Command(BaseCommand):
         self.stderr.write(
             f"Created token {token.name!r} with scopes {', '.join(token.scopes)}"
             + (f", limited to {', '.join(token.services)}" if token.services else "")
+            + (f", limited to the teams {', '.join(token.teams)}" if token.teams else "")
             + (f", expiring {token.expires_at:%Y-%m-%d %H:%M} UTC" if token.expires_at else "")
             + ". Copy the secret now; it is not stored:"
         )
