@@ -16,6 +16,7 @@ from django.utils import timezone
 from checklists import verify
 from checklists.models import ChecklistItem, ChecklistRun, ChecklistTemplate, Period, Tick
 from portal import audit
+from portal.auth import check_ownership
 from portal.errors import Conflict, InvalidInput, NotFound
 from services.models import Service
 
@@ -103,7 +104,7 @@ def start_for_service(template_name: str, service_name: str, actor) -> Checklist
     service = Service.objects.filter(name=service_name).first()
     if service is None:
         raise NotFound(f"no service named {service_name!r}")
-    _check_owner(service.name, actor)
+    check_ownership(actor, [service.name])  # a service's checklist is its team's
     day = today()
     with transaction.atomic():
         run = ChecklistRun.objects.create(
@@ -153,13 +154,6 @@ def progress(run: ChecklistRun) -> tuple[int, int]:
     return sum(1 for s in found if s.done), len(found)
 
 
-def _check_owner(service: str, actor) -> None:
-    """A service's checklist is its team's to start and tick (routines are everyone's)."""
-    may_change = getattr(actor, "may_change", None)
-    if may_change is not None and not may_change(service):
-        raise actor.ownership_denied(service)
-
-
 def _locked_run(run_id: int, actor) -> ChecklistRun:
     """The run, its row locked for the rest of the transaction (one writer at a time), if
     ``actor`` may change it."""
@@ -172,7 +166,7 @@ def _locked_run(run_id: int, actor) -> ChecklistRun:
     if run is None:
         raise NotFound(f"no checklist run {run_id}")
     if run.service is not None:
-        _check_owner(run.service.name, actor)
+        check_ownership(actor, [run.service.name])
     return run
 
 

@@ -37,6 +37,13 @@ class ScopedAdmin(admin.ModelAdmin):
             field.queryset = field.queryset.filter(name__in=principal.teams)
         return field
 
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        principal = request_principal(request)
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if db_field.name == "services" and principal.owned_services is not None:
+            field.queryset = field.queryset.filter(name__in=principal.owned_services)
+        return field
+
     def has_view_permission(self, request, obj=None):
         return super().has_view_permission(request, obj) and self.holds(request, self.read_scope)
 

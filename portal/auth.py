@@ -224,6 +224,17 @@ def authorize(
     return principal
 
 
+def check_ownership(actor, services=(), teams=()) -> None:
+    """For a domain write: every named service and team must be the actor's to change
+    (Forbidden naming the first that is not). The portal's own actors own everything."""
+    for team in teams:
+        if not actor.may_change_team(team):
+            raise actor.ownership_denied(team=team)
+    for service in services:
+        if not actor.may_change(service):
+            raise actor.ownership_denied(service)
+
+
 def authorize_services(request: HttpRequest, scope: str, names) -> Principal:
     """Like authorize(), for a request touching many services at once (a manifest)."""
     principal = authorize(request, scope)

@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from portal import audit
+from portal.auth import check_ownership
 from portal.errors import InvalidInput, NotFound
 from services import signals
 from services.models import MaintenanceWindow, Service, Team
@@ -71,8 +72,10 @@ def validate(data: WindowIn) -> tuple[list[Service], Team | None]:
 
 
 def create_window(data: WindowIn, actor) -> MaintenanceWindow:
-    """Validate and store a window; its services' health follows at once if it is open."""
+    """Validate and store a window; its services' health follows at once if it is open.
+    A window changes what its services report: only their owners plan it."""
     services, team = validate(data)
+    check_ownership(actor, [s.name for s in services], [team.name] if team else [])
     with transaction.atomic():
         window = MaintenanceWindow.objects.create(
             team=team,
@@ -94,6 +97,8 @@ def delete_window(window_id: int, actor) -> None:
         window = MaintenanceWindow.objects.select_for_update().filter(id=window_id).first()
         if window is None:
             raise NotFound(f"no maintenance window {window_id}")
+        names = window.services.values_list("name", flat=True)
+        check_ownership(actor, names, [window.team.name] if window.team_id else [])
         covered = covered_service_ids(window)
         described = describe(window)
         window.delete()

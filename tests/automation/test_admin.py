@@ -57,6 +57,7 @@ def test_an_operator_acknowledges_and_plans_maintenance(client):
     service = ServiceFactory(name="db", team=TeamFactory(name="core"))
     alert = Alert.objects.create(service=service, status=Status.UNHEALTHY)
     staff(client, "operator")
+    service.team.members.add(User.objects.get(username="operator"))
     client.post(
         "/admin/automation/alert/",
         {"action": "acknowledge", "_selected_action": [alert.pk]},

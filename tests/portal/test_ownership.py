@@ -195,3 +195,30 @@ def test_a_heartbeats_ping_url_is_revealed_only_to_its_owners(client, estate):
     assert "h" * 32 not in olga.get("/api/services/index/checks/nightly").content.decode()
     Service.objects.get(name="index").team.members.add(estate["olga"])
     assert "h" * 32 in olga.get("/api/services/index/checks/nightly").content.decode()
+
+
+def test_maintenance_windows_are_planned_by_the_owners_of_what_they_cover(client, estate):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from services.models import MaintenanceWindow
+
+    olga = session(client, estate["olga"])
+    start = timezone.now() + timedelta(hours=1)
+    times = {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()}
+
+    def plan(**cover):
+        return olga.post(
+            "/api/maintenance-windows", {**cover, **times}, content_type="application/json"
+        )
+
+    assert plan(services=["index"]).status_code == 403
+    assert plan(team="search").status_code == 403
+    assert not MaintenanceWindow.objects.exists()
+    assert plan(services=["ledger"]).status_code == 201
+    assert plan(team="payments").status_code == 201
+    theirs = MaintenanceWindow.objects.create(starts_at=start, ends_at=start + timedelta(hours=1))
+    theirs.services.set([Service.objects.get(name="index")])
+    assert olga.delete(f"/api/maintenance-windows/{theirs.id}").status_code == 403
+    assert MaintenanceWindow.objects.filter(id=theirs.id).exists()
