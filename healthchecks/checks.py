@@ -21,6 +21,7 @@ from healthchecks.probes import KINDS, ProbeOutcome, ProbeSpec, probe, target_er
 from healthchecks.schemas import CheckFieldsIn, CheckIn
 from healthchecks.status import Status
 from portal import audit, encryption
+from portal.auth import check_ownership
 from portal.errors import InvalidInput, NotFound, field_path
 from services.models import Service
 from services.queries import get_service
@@ -127,6 +128,7 @@ def plan(
 def put_one(service_name: str, check_name: str, fields: CheckFieldsIn, actor) -> CheckPlan:
     """Create or update one check: fields given replace, fields left out keep their values;
     another kind than the stored one replaces the check whole."""
+    check_ownership(actor, [service_name])
     spec = CheckIn(name=check_name, **fields.model_dump(exclude_unset=True))
     with transaction.atomic():
         service = _locked_service(service_name)
@@ -140,6 +142,7 @@ def put_one(service_name: str, check_name: str, fields: CheckFieldsIn, actor) ->
 
 
 def delete_one(service_name: str, check_name: str, actor) -> None:
+    check_ownership(actor, [service_name])
     with transaction.atomic():
         service = _locked_service(service_name)
         check = HealthCheck.objects.filter(service=service, name=check_name).first()
@@ -230,6 +233,7 @@ def save(service_id: int, name: str, state: dict, existing: HealthCheck | None, 
 def run_now(check: HealthCheck, actor) -> ProbeOutcome:
     """Probe a check now (not on its schedule), record the result like any other, and audit
     who asked: it is a person's act, and it writes history."""
+    check_ownership(actor, [check.service.name])
     # The state as stored now, not as cached on ``check``: a heartbeat's last ping may have
     # come since the instance was loaded.
     spec = probe_spec(check, CheckState.objects.filter(health_check=check).first())

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import F, Max
 
 from portal import audit, encryption, security
+from portal.auth import check_ownership
 from portal.errors import Conflict, InvalidInput, NotFound
 from services import config_schema, config_validation, queries
 from services.dotenv import leaves
@@ -228,6 +229,7 @@ def publish(
 ) -> Outcome:
     """Store ``values`` as the next version, if ``base_version`` is still current (a dry run
     may leave it out: it stores nothing that a concurrent write could be lost to)."""
+    check_ownership(actor, [name])
     if not isinstance(values, dict):
         raise InvalidInput("a configuration is a JSON object", fields={"values": "not an object"})
     with transaction.atomic():
@@ -318,6 +320,7 @@ def rollback(
     name: str, to_version: int, actor, *, comment: str = "", base_version: int | None = None
 ) -> Outcome:
     """A new version equal to an old one (validated against the current schema)."""
+    check_ownership(actor, [name])
     service = get_service(name)
     target = get_version(service, to_version)
     current = current_version(service)
@@ -501,6 +504,7 @@ def put_schema(name: str, document: dict, actor, *, comment: str = "") -> dict:
     current configuration against it, in one transaction: a schema that cannot be used is
     refused before anything is stored (``config_schema.normalise``), and if re-validating the
     current configuration fails, nothing stays stored either."""
+    check_ownership(actor, [name])
     schema_json, form = config_schema.normalise(document)
     with transaction.atomic():
         service = get_service(name, lock=True)

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import OuterRef, Subquery
 
 from portal import audit
+from portal.auth import check_ownership
 from portal.errors import InvalidInput
 from services import registry
 from services.configs import current_version, get_service
@@ -25,6 +26,7 @@ def report(
     link: str,
     actor,
 ) -> Deployment:
+    check_ownership(actor, [name])
     with transaction.atomic():
         # The registry's lock before the service's row, as every write that may reach the
         # registry (this one sets deployed_version through it): one order, no deadlock.

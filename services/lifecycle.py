@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal import audit
+from portal.auth import check_ownership
 from portal.errors import Conflict
 from services.models import Dependency, DependencyKind, LifecycleTransition, Service
 from services.models import LifecycleStatus as S
@@ -82,6 +83,7 @@ class TransitionOutcome:
 
 
 def transition(name: str, to: str, reason: str, actor, *, force: bool = False) -> TransitionOutcome:
+    check_ownership(actor, [name])
     with transaction.atomic():
         lock_registry()  # the registry's lock first, as every write that reads the graph
         service = get_service(name, queryset=Service.objects.select_for_update())

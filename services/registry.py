@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from portal import audit
+from portal.auth import check_ownership
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services import signals
 from services.graph import DependencyGraph, format_cycle
@@ -583,6 +584,7 @@ def delete_team(name: str, actor) -> None:
 
 
 def delete_service(name: str, actor) -> None:
+    check_ownership(actor, [name])
     with transaction.atomic():
         lock_registry()
         service = get_service(name)
