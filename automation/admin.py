@@ -3,6 +3,7 @@ automation.channels, like the API: validated, encrypted, audited; the URL never 
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
 
 from automation import alerts, channels
 from automation.models import Alert, Delivery, Event, NotificationChannel
@@ -100,6 +101,13 @@ class AlertAdmin(RecordAdmin):
     date_hierarchy = "opened_at"
     inlines = [DeliveryInline]
     actions = ["acknowledge"]
+
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        """Acknowledging is offered to who may acknowledge."""
+        actions = super().get_actions(request, action_location)
+        if not self.holds(request, Scope.AUTOMATION_WRITE):
+            actions.pop("acknowledge", None)
+        return actions
 
     @admin.action(description="Acknowledge the selected alerts")
     def acknowledge(self, request, queryset):

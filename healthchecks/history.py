@@ -263,16 +263,29 @@ def services_uptime(
     span = WINDOWS[window]
     granularity = _granularity(span)
     rows = CheckRollup.objects.filter(granularity=granularity, start__gte=now - span)
-    if service_ids is not None:
-        rows = rows.filter(health_check__service_id__in=service_ids)
-    rows = rows.values("health_check__service__name").annotate(
-        count=Sum("count"), failures=Sum("failures")
-    )
-    return {
-        r["health_check__service__name"]: round(1 - r["failures"] / r["count"], 6)
-        for r in rows
-        if r["count"]
-    }
+    if service_ids is None:
+        rows = rows.values("health_check__service__name").annotate(
+            count=Sum("count"), failures=Sum("failures")
+        )
+        totals = {r["health_check__service__name"]: (r["count"], r["failures"]) for r in rows}
+    else:
+        # A page's services: their checks named first, so the rollups are read through their
+        # key (health check, granularity, start) rather than scanned whole for a join.
+        service_of = dict(
+            HealthCheck.objects.filter(service_id__in=service_ids).values_list(
+                "id", "service__name"
+            )
+        )
+        rows = (
+            rows.filter(health_check_id__in=list(service_of))
+            .values_list("health_check_id")
+            .annotate(count=Sum("count"), failures=Sum("failures"))
+        )
+        totals: dict[str, tuple[int, int]] = {}
+        for check_id, count, failures in rows:
+            seen = totals.get(service_of[check_id], (0, 0))
+            totals[service_of[check_id]] = (seen[0] + count, seen[1] + failures)
+    return {name: round(1 - failed / count, 6) for name, (count, failed) in totals.items() if count}
 
 
 def daily_uptime(check_ids: list[int], days: int = 90, now: datetime | None = None) -> list[dict]:

@@ -251,8 +251,8 @@ def write_operations() -> dict[str, tuple[str, str]]:
     }
 
 
-@pytest.fixture
-def estate():
+def build_estate():
+    """Team ``core`` with svc (a configuration, a check ``chk``), other and elsewhere."""
     TeamFactory(name="core")
     ServiceFactory(name="svc", team__name="core")
     ServiceFactory(name="other", team__name="core")
@@ -266,6 +266,11 @@ def estate():
         target="127.0.0.1:9",
         timeout=1,
     )
+
+
+@pytest.fixture
+def estate():
+    build_estate()
 
 
 def test_every_write_operation_has_a_row():
