@@ -205,6 +205,7 @@ COMMON_ERRORS = {
     "413": "the body is too large, or has too many keys",
     "415": "the body is not labelled application/json",
     "422": "a field is not valid: `fields` names each",
+    "431": "a header, or all of them together, too large",
     "429": "over the caller's rate limit: see Retry-After",
     "503": "the database does not answer: see Retry-After",
 }

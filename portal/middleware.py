@@ -80,12 +80,26 @@ class RequestContextMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Refuse a body larger than API_MAX_BODY_BYTES before anything reads it (413)."""
+    """Refuse a body larger than API_MAX_BODY_BYTES before anything reads it (413), and
+    headers larger than API_MAX_HEADER_BYTES, one or all together (431): the server in front
+    may allow more (runserver has no limit), and every header is logged, parsed or stored
+    somewhere."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        oversized = _oversized_header(request.META)
+        if oversized:
+            name, size, limit = oversized
+            return error_response(
+                431,
+                "request_header_fields_too_large",
+                f"the request's headers are too large: {name} has {size} bytes; the limit is "
+                f"{limit}",
+                fields={f"headers.{name}": f"{size} bytes; at most {limit}"},
+                limit=limit,
+            )
         raw = request.META.get("CONTENT_LENGTH") or "0"
         try:
             length = int(raw)
@@ -100,6 +114,20 @@ class BodySizeLimitMiddleware:
                 limit=limit,
             )
         return self.get_response(request)
+
+
+def _oversized_header(meta: dict) -> tuple[str, int, int] | None:
+    """(header, its size, the limit) of one header over the per-header limit, or ("all", the
+    total, the limit) when together they are over the total; None when they fit."""
+    one, total = settings.API_MAX_HEADER_BYTES, settings.API_MAX_HEADERS_TOTAL_BYTES
+    names = {key: key[5:].replace("_", "-").title() for key in meta if key.startswith("HTTP_")}
+    sizes = {name: len(name) + len(str(meta[key])) for key, name in names.items()}
+    for name, size in sizes.items():
+        if size > one:
+            return name, size, one
+    if sum(sizes.values()) > total:
+        return "all", sum(sizes.values()), total
+    return None
 
 
 class UnstorableUrlTextMiddleware:

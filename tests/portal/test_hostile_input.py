@@ -285,3 +285,19 @@ def test_too_many_keys_is_a_413(full, estate, settings):
     values = {f"k{i}": i for i in range(60)}
     res = full.call("POST", "/api/services/svc/config/validate", {"values": values})
     assert res.status_code == 413 and res.json()["error"]["limit"] == 50
+
+
+def test_a_header_too_large_is_a_431_naming_it_and_nothing_is_stored(full, estate):
+    body = {"values": {"api_timeout": 5}, "base_version": 1}
+    huge = {"X-Comment": "x" * 9000}
+    res = full.call("POST", "/api/services/svc/config", body, headers=huge)
+    assert res.status_code == 431
+    error = res.json()["error"]
+    assert error["code"] == "request_header_fields_too_large"
+    assert error["fields"] == {"headers.X-Comment": "9009 bytes; at most 8192"}
+    many = {f"X-H{i}": "y" * 4000 for i in range(10)}  # each fits, together they do not
+    res = full.call("POST", "/api/services/svc/config", body, headers=many)
+    assert res.status_code == 431 and "headers.all" in res.json()["error"]["fields"]
+    assert configs.current_version(estate).version == 1
+    # Pages get the same answer, before any login or view.
+    assert full.get("/", headers=huge).status_code == 431
