@@ -18,12 +18,34 @@ import time
 import structlog
 from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.locmem import LocMemCache
 from django.db import DatabaseError
+from redis.exceptions import RedisError
 
 from portal.models import SecurityEvent
 from portal.requestcontext import current_client_ip, current_request_id
 
 log = structlog.get_logger(__name__)
+# Where the throttle counts while Redis cannot be asked: this process alone, as the rate
+# limiter does (portal.ratelimit) -- never no throttle, never a 500 at the login form.
+_LOCAL = LocMemCache("portal-security", {})
+_redis_down_logged = False
+
+
+def _shared(operation):
+    """``operation(cache)`` on the shared cache, or on this process's if Redis is down."""
+    global _redis_down_logged
+    try:
+        return operation(cache)
+    except (RedisError, OSError) as exc:
+        if not _redis_down_logged:
+            _redis_down_logged = True
+            log.warning(
+                "login throttle counts per process: the cache is unreachable", error=str(exc)
+            )
+        return operation(_LOCAL)
+
+
 Kind = SecurityEvent.Kind
 
 
@@ -51,7 +73,7 @@ def record(kind: str, who, operation: str, outcome: str, **detail) -> None:
 def record_once_a_minute(key: str, kind: str, who, operation: str, outcome: str, **detail):
     """``record``, at most once a minute for ``key`` (shared through the cache)."""
     minute = int(time.time() // 60)
-    if cache.add(f"security-event:{key}:{minute}", 1, timeout=120):
+    if _shared(lambda store: store.add(f"security-event:{key}:{minute}", 1, timeout=120)):
         record(kind, who, operation, outcome, **detail)
 
 
@@ -66,16 +88,21 @@ def _keys(username: str, address: str) -> list[tuple[str, int]]:
 
 
 def login_locked(username: str, address: str) -> bool:
-    return any(cache.get(f"{key}:locked") for key, _ in _keys(username, address))
+    keys = [f"{key}:locked" for key, _ in _keys(username, address)]
+    return _shared(lambda store: any(store.get(key) for key in keys))
 
 
 def login_failed(username: str, address: str) -> None:
+    _shared(lambda store: _count_failure(store, username, address))
+
+
+def _count_failure(store, username: str, address: str) -> None:
     for key, limit in _keys(username, address):
-        cache.add(key, 0, timeout=settings.LOGIN_FAILURE_WINDOW)
+        store.add(key, 0, timeout=settings.LOGIN_FAILURE_WINDOW)
         try:
-            count = cache.incr(key)
+            count = store.incr(key)
         except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW)
+            store.set(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW)
             count = 1
         if count >= limit:
-            cache.set(f"{key}:locked", 1, timeout=settings.LOGIN_LOCK_SECONDS)
+            store.set(f"{key}:locked", 1, timeout=settings.LOGIN_LOCK_SECONDS)

@@ -51,14 +51,17 @@ def refusing_database():
     return free_port()  # nothing listens: connections are refused at once
 
 
-def start_portal(database_port: int) -> tuple[subprocess.Popen, str]:
+def start_portal(
+    database_port: int, *, database: str = "portal", redis_url: str = "", log=None
+) -> tuple[subprocess.Popen, str]:
+    """gunicorn on this database (and Redis); its log into ``log`` (a file) if given."""
     port = free_port()
     env = {
         **os.environ,
         "PORTAL_ENV_FILE": "",
         "DEBUG": "true",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{database_port}/portal",
-        "REDIS_URL": settings.REDIS_URL,
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{database_port}/{database}",
+        "REDIS_URL": redis_url or settings.REDIS_URL,
         "DB_CONNECT_TIMEOUT": "2",
         "LOG_LEVEL": "warning",
     }
@@ -77,8 +80,8 @@ def start_portal(database_port: int) -> tuple[subprocess.Popen, str]:
         ],
         cwd=settings.BASE_DIR,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -55,6 +55,24 @@ def test_failed_logins_are_events_and_lock_the_name_out_even_with_the_right_pass
     assert login(client, "carol", "pw2").status_code == 302
 
 
+def test_with_the_cache_unreachable_the_throttle_counts_in_the_process(client, bob, settings):
+    """Redis gone: the login form still answers (no 500) and still locks a guessed name."""
+    from portal import security
+
+    security._LOCAL.clear()
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    settings.LOGIN_MAX_FAILURES_USER = 3
+    for _ in range(3):
+        assert login(client, "bob", "wrong").status_code == 200
+    assert login(client, "bob", "pw").status_code == 200  # locked in this process
+    assert "_auth_user_id" not in client.session
+
+
 def test_bad_and_expired_tokens_are_events(make_token):
     assert ApiClient("not-a-token").call("GET", "/api/services").status_code == 401
     old = make_token(["registry:read"], name="old", expires_in=timedelta(seconds=-1))
