@@ -260,32 +260,50 @@ def services_uptime(
     """One window's uptime for every service (or those of ``service_ids``: a page's) in one
     grouped query (for dashboards)."""
     now = now or timezone.now()
+    if service_ids is not None:
+        return uptimes_of(service_ids, [window], now)[window]
     span = WINDOWS[window]
-    granularity = _granularity(span)
-    rows = CheckRollup.objects.filter(granularity=granularity, start__gte=now - span)
-    if service_ids is None:
-        rows = rows.values("health_check__service__name").annotate(
-            count=Sum("count"), failures=Sum("failures")
-        )
-        totals = {r["health_check__service__name"]: (r["count"], r["failures"]) for r in rows}
-    else:
-        # A page's services: their checks named first, so the rollups are read through their
-        # key (health check, granularity, start) rather than scanned whole for a join.
-        service_of = dict(
-            HealthCheck.objects.filter(service_id__in=service_ids).values_list(
-                "id", "service__name"
-            )
-        )
-        rows = (
-            rows.filter(health_check_id__in=list(service_of))
-            .values_list("health_check_id")
-            .annotate(count=Sum("count"), failures=Sum("failures"))
-        )
-        totals: dict[str, tuple[int, int]] = {}
-        for check_id, count, failures in rows:
-            seen = totals.get(service_of[check_id], (0, 0))
-            totals[service_of[check_id]] = (seen[0] + count, seen[1] + failures)
-    return {name: round(1 - failed / count, 6) for name, (count, failed) in totals.items() if count}
+    rows = (
+        CheckRollup.objects.filter(granularity=_granularity(span), start__gte=now - span)
+        .values("health_check__service__name")
+        .annotate(count=Sum("count"), failures=Sum("failures"))
+    )
+    return {
+        r["health_check__service__name"]: round(1 - r["failures"] / r["count"], 6)
+        for r in rows
+        if r["count"]
+    }
+
+
+def uptimes_of(service_ids: list[int], windows: list[str], now: datetime) -> dict[str, dict]:
+    """Window -> service name -> uptime, for a page's services, in two queries: their checks,
+    then the rollups read through their key (health check, granularity, start) with one sum
+    per window -- not a scan of every rollup joined to its service."""
+    service_of = dict(
+        HealthCheck.objects.filter(service_id__in=service_ids).values_list("id", "service__name")
+    )
+    sums = {}
+    for window in windows:
+        span = WINDOWS[window]
+        within = Q(granularity=_granularity(span), start__gte=now - span)
+        sums[f"n_{window}"] = Sum("count", filter=within, default=0)
+        sums[f"f_{window}"] = Sum("failures", filter=within, default=0)
+    oldest = now - max(WINDOWS[w] for w in windows)
+    rows = (
+        CheckRollup.objects.filter(health_check_id__in=list(service_of), start__gte=oldest)
+        .values("health_check_id")
+        .annotate(**sums)
+    )
+    totals = {w: defaultdict(lambda: [0, 0]) for w in windows}
+    for row in rows:
+        name = service_of[row["health_check_id"]]
+        for window in windows:
+            totals[window][name][0] += row[f"n_{window}"]
+            totals[window][name][1] += row[f"f_{window}"]
+    return {
+        window: {n: round(1 - f / c, 6) for n, (c, f) in by_name.items() if c}
+        for window, by_name in totals.items()
+    }
 
 
 def daily_uptime(check_ids: list[int], days: int = 90, now: datetime | None = None) -> list[dict]:

@@ -71,8 +71,8 @@ def rows(queryset: QuerySet, now: datetime, *, detailed: bool = True) -> list[di
         return found
     ids = [row["id"] for row in found]
     strips = availability.status_strips(ids, now)
-    day = history.services_uptime("24h", now, ids)
-    month = history.services_uptime("30d", now, ids)
+    uptimes = history.uptimes_of(ids, ["24h", "30d"], now)
+    day, month = uptimes["24h"], uptimes["30d"]
     p95 = history.services_latency_p95(now, ids)
     deps = queries.dependencies_by_service(ids)
     tags = queries.tags_by_service(ids)
