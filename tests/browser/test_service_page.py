@@ -1,7 +1,7 @@
 """The service page and the wall screen in a real browser: charts drawn with data, the
 runbook of an unhealthy service, links between pages, all under the enforced CSP (no
 console error, no violation). With PORTAL_SCREENSHOTS=<dir> the main pages are saved there
-as PNG (docs/screenshots/ holds the README's)."""
+as PNG (the README shows the same pages as `make run` draws them: docs/screenshots/)."""
 
 import os
 from datetime import timedelta
