@@ -27,6 +27,13 @@ def _may_tick(request, run: ChecklistRun | None = None) -> bool:
     return principal.has_scope(Scope.CHECKLISTS_WRITE)
 
 
+def _startable_services(request) -> list[str]:
+    """The services whose checklists this person may start: their teams' (admins: all)."""
+    names = Service.objects.order_by("name").values_list("name", flat=True)
+    owned = request_principal(request).owned_services
+    return list(names if owned is None else names.filter(name__in=owned))
+
+
 def _run_context(run: ChecklistRun, found: dict) -> dict:
     items = runs.states(run)
     sections: dict[str, list] = {}
@@ -58,7 +65,7 @@ def maintenance(request):
         "may_tick": _may_tick(request),
         "service_runs": service_runs,
         "service_templates": ChecklistTemplate.objects.filter(period=Period.SERVICE),
-        "services": Service.objects.order_by("name").values_list("name", flat=True),
+        "services": _startable_services(request),
     }
     return render(request, "pages/maintenance.html", context)
 

@@ -166,8 +166,10 @@ def service_page(request, name: str):
 def run_checks(request, name: str):
     """Run every enabled check of the service now (operators), back to its page."""
     principal = request_principal(request)
-    if not (principal.has_scope(Scope.HEALTH_WRITE) and principal.may_change(name)):
+    if not principal.has_scope(Scope.HEALTH_WRITE):
         raise PermissionDenied("running checks needs health:write (operators)")
+    if not principal.may_change(name):
+        raise PermissionDenied(principal.ownership_denied(name).message)
     service = _service(name)
     ran = []
     for check in HealthCheck.objects.filter(service=service, enabled=True).order_by("name"):

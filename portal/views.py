@@ -42,7 +42,10 @@ def permission_denied(request, exception=None):
         "refused",
         reason=str(exception or "")[:300],
     )
-    return _error(request, 403, "forbidden", "you may not do this", "403.html")
+    # The portal's own refusals say why (which scope, which team); Django's say nothing.
+    return _error(
+        request, 403, "forbidden", str(exception or "") or "you may not do this", "403.html"
+    )
 
 
 def not_found(request, exception=None):

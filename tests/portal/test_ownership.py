@@ -222,3 +222,16 @@ def test_maintenance_windows_are_planned_by_the_owners_of_what_they_cover(client
     theirs.services.set([Service.objects.get(name="index")])
     assert olga.delete(f"/api/maintenance-windows/{theirs.id}").status_code == 403
     assert MaintenanceWindow.objects.filter(id=theirs.id).exists()
+
+
+def test_the_maintenance_page_offers_only_ones_own_services_and_refusals_say_why(client, estate):
+    client.force_login(estate["olga"])
+    page = client.get("/maintenance/").content.decode()
+    form = page[page.index('name="service"') :]
+    form = form[: form.index("</select>")]
+    assert ">ledger<" in form and ">billing<" in form and ">index<" not in form
+    refused = client.post(
+        "/maintenance/service-checklists", {"template": "post-migration", "service": "index"}
+    )
+    assert refused.status_code == 403
+    assert "changes only what its teams own (teams: payments)" in refused.content.decode()
