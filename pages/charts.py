@@ -55,12 +55,19 @@ def response_times(series: dict[str, list[tuple[datetime, float]]], start, end) 
         f"{end:%Y-%m-%d %H:%M} UTC</text>",
     ]
     for n, (name, rows) in enumerate(sorted(series.items())):
-        coords = " ".join(
-            f"{_x(at, start, end, WIDTH):.1f},{plot - ms / top * (plot - 8):.1f}"
+        points = [
+            (_x(at, start, end, WIDTH), plot - ms / top * (plot - 8))
             for at, ms in rows
             if ms is not None
-        )
-        if coords:
+        ]
+        if len(points) == 1:  # one bucket so far (a new check): a line of one point is invisible
+            x, y = points[0]
+            parts.append(
+                f'<circle class="dot line-{n % 6}" cx="{x:.1f}" cy="{y:.1f}" r="3">'
+                f"<title>{escape(name)}</title></circle>"
+            )
+        elif points:
+            coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
             parts.append(
                 f'<polyline class="line line-{n % 6}" points="{coords}">'
                 f"<title>{escape(name)}</title></polyline>"

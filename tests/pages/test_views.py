@@ -212,3 +212,20 @@ def test_hostile_text_in_a_row_is_shown_as_text(logged_in):
     row = html[html.index('<tr data-service="web">') :]
     row = row[: row.index("</tr>")]
     assert 'href="/services/web/"' in row and "health-unhealthy" in row and "critical" in row
+
+
+def test_a_response_time_series_of_one_point_is_drawn_as_a_dot():
+    """A check an hour old has one bucket in the 24-hour chart: a line of one point shows
+    nothing, so it is a dot."""
+    from datetime import UTC, datetime, timedelta
+
+    from pages import charts
+
+    end = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    start = end - timedelta(hours=24)
+    one = charts.response_times({"http": [(end - timedelta(minutes=30), 120.0)]}, start, end)
+    assert '<circle class="dot line-0"' in one and "<polyline" not in one
+    two = charts.response_times(
+        {"http": [(end - timedelta(hours=2), 80.0), (end - timedelta(hours=1), 120.0)]}, start, end
+    )
+    assert "<polyline" in two and "<circle" not in two
