@@ -178,7 +178,9 @@ def schema_issues(document: dict, schema: ConfigSchema) -> dict[str, str]:
     for error in found:
         for path, reason in _describe(error, schema.secret_paths):
             where = "values" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
-            issues[where] = f"{issues[where]}; {reason}" if where in issues else reason
+            seen = issues.get(where, "")
+            if reason not in seen.split("; "):  # one rule may fail twice (a schema's allOf)
+                issues[where] = f"{seen}; {reason}" if seen else reason
     return issues
 
 

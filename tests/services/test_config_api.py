@@ -338,3 +338,20 @@ def test_config_scopes_are_enforced(make_token, svc):
     assert reader.call("PUT", f"{svc}/schema", SEED_SCHEMA).status_code == 403
     registry_only = ApiClient(make_token(["registry:read"]).secret)
     assert registry_only.call("GET", svc).status_code == 403
+
+
+def test_a_missing_field_is_named_once_when_an_unknown_one_is_there_too(pipeline, svc):
+    """A stranger's trial: with an unknown key beside them, each missing required field was
+    reported twice ("required field missing; required field missing")."""
+    schema = {
+        "required_fields": ["currency", "timeout"],
+        "optional_fields": ["log_level"],
+        "field_types": {"currency": "str", "timeout": "int", "log_level": "str"},
+        "field_defaults": {"log_level": "INFO"},
+        "validation_rules": {"timeout": {"min": 1, "max": 300}},
+    }
+    assert pipeline.call("PUT", f"{svc}/schema", schema).status_code == 201
+    answer = pipeline.call("POST", f"{svc}/validate", {"values": {"a": 1}}).json()
+    fields = answer["error"]["fields"]
+    assert fields["values.currency"] == "required field missing"
+    assert fields["values.timeout"] == "required field missing"
