@@ -170,7 +170,7 @@ class RateLimitMiddleware:
             security.record_once_a_minute(
                 f"{kind}:{client}",
                 security.Kind.RATE_LIMITED,
-                client,
+                lambda: ratelimit.known_as(client),
                 security.operation_of(request),
                 "refused",
                 route_class=kind,

@@ -111,6 +111,29 @@ def client_key(request, kind: str = "") -> str:
     return f"addr:{client_address(request.META)}"
 
 
+def known_as(client: str) -> str:
+    """A client key as the security events name the same caller elsewhere: a token by its
+    name (its key holds the start of the secret's digest, which is what is stored), a person
+    by their user name; an address as it is. Read once a minute per client, at most."""
+    from django.contrib.auth import get_user_model
+
+    from portal.models import ApiToken
+
+    kind, _, value = client.partition(":")
+    try:
+        if kind == "token":
+            name = ApiToken.objects.filter(secret_hash__startswith=value).values_list(
+                "name", flat=True
+            )
+            return f"token:{name.first() or 'unknown'}"
+        if kind == "user":
+            user = get_user_model().objects.filter(pk=value).first()
+            return f"user:{user.get_username()}" if user else client
+    except (DatabaseError, ValueError):
+        pass
+    return client
+
+
 class LocalBuckets:
     """The same GCRA per process, for when Redis cannot be asked."""
 

@@ -71,10 +71,11 @@ def record(kind: str, who, operation: str, outcome: str, **detail) -> None:
 
 
 def record_once_a_minute(key: str, kind: str, who, operation: str, outcome: str, **detail):
-    """``record``, at most once a minute for ``key`` (shared through the cache)."""
+    """``record``, at most once a minute for ``key`` (shared through the cache); ``who`` may
+    be a function, called only then."""
     minute = int(time.time() // 60)
     if _shared(lambda store: store.add(f"security-event:{key}:{minute}", 1, timeout=120)):
-        record(kind, who, operation, outcome, **detail)
+        record(kind, who() if callable(who) else who, operation, outcome, **detail)
 
 
 # --- login throttle ------------------------------------------------------------------------

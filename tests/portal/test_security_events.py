@@ -106,6 +106,15 @@ def test_rate_limit_hits_are_events_once_a_minute_per_client(settings):
     events = SecurityEvent.objects.filter(kind=Kind.RATE_LIMITED)
     assert events.count() == 1  # a flood is not a flood of rows
     assert events.get().detail["route_class"] == "api_read"
+    assert events.get().who == "token:unknown"  # a secret no token has
+
+
+@pytest.mark.ratelimit
+def test_a_rate_limited_token_is_named_as_in_every_other_event(settings, make_token):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "api_read": (60, 2)}
+    client = ApiClient(make_token(["registry:read"], name="trial").secret)
+    assert 429 in [client.call("GET", "/api/services").status_code for _ in range(6)]
+    assert SecurityEvent.objects.get(kind=Kind.RATE_LIMITED).who == "token:trial"
 
 
 def test_tokens_made_and_revoked_and_secrets_read_are_events():
