@@ -338,6 +338,7 @@ def deploy(session: Session, service, build, config_version, config_hash, status
 @click.option("--dependencies", is_flag=True, help="Also wait for their hard dependencies.")
 def wait(session: Session, services, timeout, interval, dependencies):
     """Wait until services are usable (healthy or degraded) per /health/service/NAME."""
+    session.portal.check_token()
     # One slow answer must not hold the job far past its own timeout.
     session.portal.timeout = min(HTTP_TIMEOUT, max(2.0, timeout))
     live = output.is_terminal() and not session.as_json
@@ -382,6 +383,7 @@ def wait(session: Session, services, timeout, interval, dependencies):
 @click.argument("service", required=False)
 def status(session: Session, service):
     """The estate's health, or one service's checks and dependencies, as tables."""
+    session.portal.check_token()
     if service is None:
         document = session.portal.get("/health/services")
         if session.as_json:

@@ -84,6 +84,16 @@ class Portal:
     def get(self, path: str, **params):
         return self.call("GET", path, params=params).json()
 
+    def check_token(self) -> None:
+        """For the commands that read only open endpoints (status, wait): a token that was
+        given must still be a valid one, or the pipeline learns it only at its next write.
+        A token without the scope to list teams is valid (403); only a 401 refuses."""
+        if not self.token:
+            return
+        response = self.send("GET", "/api/teams")
+        if response.status == 401:
+            raise refused(response)
+
     def post(self, path: str, body, **params):
         return self.call("POST", path, body=body, params=params).json()
 

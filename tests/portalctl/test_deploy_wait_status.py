@@ -155,3 +155,14 @@ def test_on_a_terminal_wait_keeps_one_live_line(live_server, applied, httpserver
     assert waiter.run() is False
     assert changes == ["web: unknown (no recent result: http)"]  # once, not once per poll
     assert len(live) >= 2 and all("0/1 usable; waiting for web unknown" in line for line in live)
+
+
+def test_status_and_wait_refuse_a_token_that_is_not_valid(portalctl, applied, httpserver):
+    """They read open endpoints, yet a pipeline's wrong token must show here (a stranger's
+    trial: both exited 0), not at its next write."""
+    for command in (["status"], ["wait", "checkout", "--timeout", "5"]):
+        result = portalctl(*command, env={"PORTAL_TOKEN": "svp_wrong"})
+        assert result.exit_code == 1, (command, result.output)
+        assert "the bearer token is not valid" in result.output
+    # Without a token they still work: the health reads are open.
+    assert portalctl("status", env={"PORTAL_TOKEN": ""}).exit_code == 0
