@@ -5,10 +5,10 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from ninja import Field, Schema
-from pydantic import AwareDatetime, ConfigDict, StrictStr
+from pydantic import ConfigDict, StrictStr
 
 from automation.models import Event, Trigger
-from portal.fields import Name, Url
+from portal.fields import AwareMoment, Name, Url
 from services.models import LifecycleStatus
 
 EventName = StrEnum("EventName", {e.name: e.value for e in Event})
@@ -95,8 +95,8 @@ class WindowIn(Schema):
 
     services: list[Name] = Field(default_factory=list, max_length=1000)
     team: Name | None = None
-    starts_at: AwareDatetime = Field(description="With a time zone (Z or +hh:mm).")
-    ends_at: AwareDatetime
+    starts_at: AwareMoment = Field(description="With a time zone (Z or +hh:mm).")
+    ends_at: AwareMoment
     reason: StrictStr = Field("", max_length=500)
 
 

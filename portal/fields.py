@@ -2,12 +2,13 @@
 every app, defined once."""
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator, URLValidator
 from ninja import Field, Path
-from pydantic import AfterValidator, StrictStr, WithJsonSchema
+from pydantic import AfterValidator, AwareDatetime, StrictStr, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 # DNS-label shaped, so a name can be a hostname, a Kubernetes object or a dotenv prefix.
@@ -67,3 +68,19 @@ PathName = Path[Name]
 # Numbers that reach an integer column (versions, offsets): anything larger is refused (422)
 # instead of overflowing the column (a 500).
 MAX_INT32 = 2_147_483_647
+
+
+def _in_utc(value: datetime) -> datetime:
+    """PostgreSQL refuses offsets past +-15:59 that ISO 8601 and Python accept (+22:31): a
+    moment is stored and compared as UTC; one without an offset is read as UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # at the end of the calendar: the caller's own limits say why
+        return value
+
+
+# A moment in time from a caller (a filter's "since", a window's start).
+Moment = Annotated[datetime, AfterValidator(_in_utc)]
+AwareMoment = Annotated[AwareDatetime, AfterValidator(_in_utc)]

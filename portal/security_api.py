@@ -8,7 +8,7 @@ from ninja import Field, Query, Router, Schema
 
 from portal import tokens
 from portal.auth import authorize
-from portal.fields import MAX_INT32
+from portal.fields import MAX_INT32, Moment
 from portal.models import ApiToken, Scope, SecurityEvent
 
 router = Router(tags=["security"])
@@ -18,7 +18,7 @@ KindName = SecurityEvent.Kind
 class EventFilters(Schema):
     kind: KindName | None = None
     who: str | None = Field(None, max_length=200)
-    since: datetime | None = None
+    since: Moment | None = None
     limit: int = Field(100, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=MAX_INT32)
 

@@ -173,3 +173,32 @@ def test_tokens_are_listed_with_their_last_use_and_revoked_by_name(make_token, c
         call_command("revoke_api_token", "vault")
     assert other.secret not in str(list(SecurityEvent.objects.values()))
     assert [k for k in kinds() if k == Kind.TOKEN_REVOKED] == [Kind.TOKEN_REVOKED] * 2
+
+
+def test_a_since_with_an_offset_postgresql_refuses_is_read_in_utc(make_token):
+    """The fuzzer's case: +22:31 is valid ISO 8601 and Python, not PostgreSQL (was a 500)."""
+    auditor = ApiClient(make_token(["audit:read"]).secret)
+    answer = auditor.call("GET", "/api/security-events?since=1786-11-15T09%3A10%3A03.3%2B22%3A31")
+    assert answer.status_code == 200
+    far = auditor.call("GET", "/api/security-events?since=0001-01-01T00%3A00%3A00%2B01%3A00")
+    assert far.status_code == 200
+
+
+def test_a_window_with_such_an_offset_is_stored_in_utc(make_token):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from services.models import MaintenanceWindow
+
+    ServiceFactory(name="db")
+    day = (timezone.now() + timedelta(days=30)).date().isoformat()
+    planner = ApiClient(make_token(["automation:write", "automation:read"]).secret)
+    body = {
+        "services": ["db"],
+        "starts_at": f"{day}T09:00:00+22:31",
+        "ends_at": f"{day}T23:00:00Z",
+    }
+    assert planner.call("POST", "/api/maintenance-windows", body).status_code == 201
+    stored = MaintenanceWindow.objects.get()
+    assert stored.starts_at.isoformat().endswith("T10:29:00+00:00")  # the day before, in UTC
