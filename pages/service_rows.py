@@ -8,15 +8,20 @@ tenth of that, with every value escaped as the template would. Django's admin dr
 change-list rows in Python too (``items_for_result``).
 """
 
+import contextlib
+import hashlib
 from datetime import datetime, timedelta
 
+from django.core.cache import cache
 from django.db.models import Case, Max, Q, QuerySet, Value, When
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from redis.exceptions import RedisError
 
 from healthchecks import availability, history
+from healthchecks.models import StatusChange
 from healthchecks.status import Status
 from pages import charts
 from services import queries
@@ -70,12 +75,7 @@ def rows(queryset: QuerySet, now: datetime, *, detailed: bool = True) -> list[di
     if not detailed or not found:
         return found
     ids = [row["id"] for row in found]
-    strips = availability.status_strips(ids, now)
-    uptimes = history.uptimes_of(ids, ["24h", "30d"], now)
-    day, month = uptimes["24h"], uptimes["30d"]
-    p95 = history.services_latency_p95(now, ids)
-    deps = queries.dependencies_by_service(ids)
-    tags = queries.tags_by_service(ids)
+    strips, day, month, p95, deps, tags = _aggregates(ids, now)
     start = now - timedelta(hours=24)
     # One reverse() for the page: names are slugs (portal.fields), nothing to quote.
     link = reverse("pages:service", args=["-"]).removesuffix("-/")
@@ -86,9 +86,44 @@ def rows(queryset: QuerySet, now: datetime, *, detailed: bool = True) -> list[di
             strip=charts.status_strip(row["name"], strips[row["id"]], start),
             uptimes=(day.get(row["name"]), month.get(row["name"])),
             p95_ms=p95.get(row["id"]),
-            deps=deps[row["id"]],
-            tags=tags[row["id"]],
+            deps=deps.get(row["id"], []),
+            tags=tags.get(row["id"], []),
         )
+    return found
+
+
+# How long a page's aggregates are reused: every viewer's refresh (each 15 s) within it reads
+# them from the cache instead of PostgreSQL.
+AGGREGATES_SECONDS = 20
+
+
+def _aggregates(ids: list[int], now: datetime) -> tuple:
+    """The slow-moving part of a page's rows -- status strips, uptimes, latency, dependencies,
+    tags -- shared for AGGREGATES_SECONDS by every viewer of the same page. A status change
+    anywhere makes new ones at once (the strips would show it); uptimes and latency (hourly
+    and daily sums) may be that much older. Health, its reason and the last check are read
+    live for every request. Without a cache (Redis down) they are read every time."""
+    latest = StatusChange.objects.aggregate(latest=Max("id"))["latest"]
+    digest = hashlib.sha256(f"{ids}|{now:%Y%m%d%H}|{latest}".encode()).hexdigest()[:32]
+    key = f"overview-rows:{digest}"
+    try:
+        found = cache.get(key)
+    except (RedisError, OSError):
+        found, key = None, None
+    if found is not None:
+        return found
+    uptimes = history.uptimes_of(ids, ["24h", "30d"], now)
+    found = (
+        availability.status_strips(ids, now),
+        uptimes["24h"],
+        uptimes["30d"],
+        history.services_latency_p95(now, ids),
+        dict(queries.dependencies_by_service(ids)),
+        dict(queries.tags_by_service(ids)),
+    )
+    if key is not None:
+        with contextlib.suppress(RedisError, OSError):
+            cache.set(key, found, timeout=AGGREGATES_SECONDS)
     return found
 
 

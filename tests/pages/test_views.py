@@ -229,3 +229,29 @@ def test_a_response_time_series_of_one_point_is_drawn_as_a_dot():
         {"http": [(end - timedelta(hours=2), 80.0), (end - timedelta(hours=1), 120.0)]}, start, end
     )
     assert "<polyline" in two and "<circle" not in two
+
+
+def test_a_pages_aggregates_are_shared_and_a_status_change_remakes_them(logged_in, settings):
+    """Refreshes within AGGREGATES_SECONDS reuse the strips, uptimes and latency (fewer
+    queries); a status change anywhere is shown at once; without Redis nothing breaks."""
+    check = make_check(ServiceFactory(name="web"), is_critical=True)
+
+    def fragment() -> tuple[str, int]:
+        with CaptureQueriesContext(connection) as ctx:
+            html = logged_in.get("/", HTTP_HX_REQUEST="true").content.decode()
+        return html, len(ctx)
+
+    first, cold = fragment()
+    again, warm = fragment()
+    assert warm < cold and again.count('<i class="u">') == first.count('<i class="u">')
+    now = timezone.now()
+    recording.record([recording.Result(check.pk, now, now, ProbeOutcome(Status.UNHEALTHY))])
+    changed, _ = fragment()
+    assert '<i class="x">' in changed  # the outage in the strip at once, not 20 s later
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    assert '<i class="x">' in logged_in.get("/", HTTP_HX_REQUEST="true").content.decode()
