@@ -25,4 +25,6 @@ USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health/', timeout=2).status != 200)"]
-CMD ["gunicorn", "portal.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# gunicorn's settings (bind, workers, request limits above the portal's) live in one file that
+# compose and the Kubernetes manifests name too.
+CMD ["gunicorn", "-c", "portal/gunicorn.conf.py"]

@@ -263,11 +263,20 @@ RATE_LIMITED = _error(
 DATABASE_DOWN = _error(
     "the portal's database does not answer", **{"Retry-After": "seconds to wait"}
 )
+URI_TOO_LONG = _error("the URI (path and query) is longer than API_MAX_URL_BYTES")
+HEADERS_TOO_LARGE = _error("a header, or all of them together, too large")
 
 
 def _answers(ok: dict, *, database: bool = True, **more: dict) -> dict:
     """An operation's responses: its own, plus what every request here may get."""
-    responses = {"200": ok, "400": MALFORMED, "429": RATE_LIMITED, **more}
+    responses = {
+        "200": ok,
+        "400": MALFORMED,
+        "414": URI_TOO_LONG,
+        "429": RATE_LIMITED,
+        "431": HEADERS_TOO_LARGE,
+        **more,
+    }
     if database:
         responses.setdefault("503", DATABASE_DOWN)
     return dict(sorted(responses.items()))

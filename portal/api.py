@@ -203,6 +203,7 @@ COMMON_ERRORS = {
     "403": "the caller lacks the operation's scope or reach",
     "404": "nothing by that name (or outside the caller's reach)",
     "413": "the body is too large, or has too many keys",
+    "414": "the URI (path and query) is too long",
     "415": "the body is not labelled application/json",
     "422": "a field is not valid: `fields` names each",
     "431": "a header, or all of them together, too large",

@@ -7,10 +7,16 @@ import structlog
 from django.conf import settings
 from django.db.utils import InterfaceError, OperationalError
 from django.http import HttpResponse, HttpResponseBadRequest
+from django.utils.encoding import escape_uri_path
 
 from portal import ratelimit, security
 from portal.errors import error_response, wants_json
-from portal.requestcontext import choose_request_id, client_ip_var, request_id_var
+from portal.requestcontext import (
+    choose_request_id,
+    client_address,
+    client_ip_var,
+    request_id_var,
+)
 
 access_log = structlog.get_logger("portal.access")
 log = structlog.get_logger(__name__)
@@ -56,7 +62,9 @@ class RequestContextMiddleware:
         request_id = choose_request_id(request.headers.get("X-Request-ID"))
         request.id = request_id
         rid_token = request_id_var.set(request_id)
-        ip_token = client_ip_var.set(request.META.get("REMOTE_ADDR", ""))
+        # The client's address as the rate limiter sees it (behind a trusted proxy, the
+        # forwarded one): what the security events and the audit log record.
+        ip_token = client_ip_var.set(client_address(request.META))
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         try:
@@ -80,10 +88,11 @@ class RequestContextMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Refuse a body larger than API_MAX_BODY_BYTES before anything reads it (413), and
-    headers larger than API_MAX_HEADER_BYTES, one or all together (431): the server in front
-    may allow more (runserver has no limit), and every header is logged, parsed or stored
-    somewhere."""
+    """Refuse a body larger than API_MAX_BODY_BYTES before anything reads it (413), headers
+    larger than API_MAX_HEADER_BYTES, one or all together (431), and a URI longer than
+    API_MAX_URL_BYTES (414): the server in front may allow more (runserver has no limit;
+    gunicorn's limits are set above these, portal/gunicorn.conf.py), and every header and URI
+    is logged, parsed or stored somewhere."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -100,6 +109,15 @@ class BodySizeLimitMiddleware:
                 fields={f"headers.{name}": f"{size} bytes; at most {limit}"},
                 limit=limit,
             )
+        uri, limit = _uri_bytes(request), settings.API_MAX_URL_BYTES
+        if uri > limit:
+            return error_response(
+                414,
+                "uri_too_long",
+                f"the request's URI (path and query) has {uri} bytes; the limit is {limit}",
+                fields={"uri": f"{uri} bytes; at most {limit}"},
+                limit=limit,
+            )
         raw = request.META.get("CONTENT_LENGTH") or "0"
         try:
             length = int(raw)
@@ -114,6 +132,13 @@ class BodySizeLimitMiddleware:
                 limit=limit,
             )
         return self.get_response(request)
+
+
+def _uri_bytes(request) -> int:
+    """The request target's length as it was sent (the path percent-encoded, the query as
+    is), which is what the server in front measures too."""
+    query = request.META.get("QUERY_STRING", "")
+    return len(escape_uri_path(request.path)) + (1 + len(query) if query else 0)
 
 
 def _oversized_header(meta: dict) -> tuple[str, int, int] | None:

@@ -27,6 +27,8 @@ import structlog
 from django.conf import settings
 from django.db import DatabaseError
 
+from portal.requestcontext import client_address
+
 log = structlog.get_logger(__name__)
 
 FACTOR_KEY = "ratelimit:factor"
@@ -77,20 +79,6 @@ def route_class(path: str, method: str) -> str:
     if path.startswith("/api/"):
         return "api_read" if method in ("GET", "HEAD", "OPTIONS") else "api_write"
     return "pages"
-
-
-def client_address(meta: dict) -> str:
-    """The peer, or the address the trusted proxy says it forwarded for (the rightmost
-    address not itself a trusted proxy: the leftmost can be forged by the client)."""
-    peer = meta.get("REMOTE_ADDR", "")
-    trusted = settings.TRUSTED_PROXIES
-    forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
-    if not forwarded or peer not in trusted:
-        return peer
-    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-        if hop not in trusted:
-            return hop[:64]
-    return peer
 
 
 def client_key(request, kind: str = "") -> str:

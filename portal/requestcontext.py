@@ -1,13 +1,18 @@
 """Per-request facts that code far from the view needs: the request id and the client address.
 
-Set by ``portal.middleware.RequestContextMiddleware``; read by the audit log and by
-structlog (the request id is bound as a structlog context variable too). Outside a request
-(Celery tasks, management commands) both are empty.
+Set by ``portal.middleware.RequestContextMiddleware``; read by the audit log, the security
+events and structlog (the request id is bound as a structlog context variable too). Outside a
+request (Celery tasks, management commands) both are empty. The client address is the one the
+rate limiter counts by (``client_address``): behind a trusted proxy, the client's, not the
+proxy's.
 """
 
+import ipaddress
 import re
 import uuid
 from contextvars import ContextVar
+
+from django.conf import settings
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 client_ip_var: ContextVar[str] = ContextVar("client_ip", default="")
@@ -28,3 +33,31 @@ def current_request_id() -> str:
 
 def current_client_ip() -> str:
     return client_ip_var.get()
+
+
+def client_address(meta: dict) -> str:
+    """The peer, or the address the trusted proxy says it forwarded for (the rightmost
+    address not itself a trusted proxy: the leftmost can be forged by the client). A hop that
+    is no address (a proxy passing on what the client wrote) is not believed: the peer then."""
+    peer = meta.get("REMOTE_ADDR", "")
+    trusted = settings.TRUSTED_PROXIES
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
+    if not forwarded or peer not in trusted:
+        return peer
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if hop in trusted:
+            continue
+        return _address(hop) or peer
+    return peer
+
+
+def _address(hop: str) -> str | None:
+    """An X-Forwarded-For entry as an address ("[::1]:80" and "1.2.3.4:80" lose the port)."""
+    if hop.startswith("[") and "]" in hop:
+        hop = hop[1 : hop.index("]")]
+    elif hop.count(":") == 1:
+        hop = hop.split(":")[0]
+    try:
+        return str(ipaddress.ip_address(hop))
+    except ValueError:
+        return None
