@@ -343,16 +343,19 @@ def config_view(model_admin, request, object_id):
         raise PermissionDenied
     schema = configs.current_schema(service)
     current = configs.current_version(service)
-    base = current.version if current else 0
-    form_kwargs = {
-        "schema": schema.schema if schema else None,
-        "current": configs.masked(current) if current else {},
-        "base_version": base,
-    }
-    form = ConfigForm(request.POST or None, **form_kwargs)
+    opened = _opened_version(service, request.POST.get("base_version"), current)
+    form = ConfigForm(
+        request.POST or None,
+        schema=schema.schema if schema else None,
+        current=configs.masked(opened) if opened else {},
+        base_version=opened.version if opened else 0,
+    )
     if not may_write:
         for field in form.fields.values():
             field.disabled = True
+    if request.method == "POST" and form.is_valid() and not form.changed_paths():
+        messages.info(request, "Nothing changed: no field was edited, nothing was stored.")
+        return redirect("admin:services_service_config", object_id=service.pk)
     if request.method == "POST" and form.is_valid():
         try:
             outcome = configs.publish(
@@ -391,6 +394,16 @@ def config_view(model_admin, request, object_id):
         "versions": service.config_versions.order_by("-version")[:20],
     }
     return TemplateResponse(request, "admin/services/service/config.html", context)
+
+
+def _opened_version(service: Service, posted: str | None, current):
+    """The version a posted form was opened on (its changes apply to that one; publishing
+    then refuses it if it is no longer current), or the current one."""
+    if posted is None or not posted.isdigit() or current is None:
+        return current
+    if int(posted) == current.version:
+        return current
+    return service.config_versions.filter(version=int(posted)).first() or current
 
 
 class ConfigVersionAdmin(RecordAdmin):

@@ -92,6 +92,53 @@ def test_a_stale_form_is_refused_in_the_browser(page, superuser, config_page):
     assert ConfigVersion.objects.count() == 2
 
 
+# Every type the form shows, stored against its default where it has one.
+EVERY_TYPE = {
+    "type": "object",
+    "properties": {
+        "on": {"type": "boolean", "default": False},
+        "off": {"type": "boolean", "default": True},
+        "label": {"type": "string", "default": "something"},
+        "nickname": {"type": ["string", "null"]},
+        "size": {"type": "integer", "enum": [1, 2, 3], "default": 2},
+        "db": {"type": "object", "properties": {"port": {"type": "integer"}}},
+        "hosts": {"type": "array", "items": {"type": "string"}},
+        "ratio": {"type": "number"},
+        "greeting": {"type": "string"},
+        "max_retries": {"type": "integer", "default": 3},
+        "token": {"type": "string", "writeOnly": True},
+    },
+}
+EVERY_VALUE = {
+    "on": True, "off": False, "label": "", "nickname": None, "size": 3,
+    "db": {"port": 5432, "pool": 4}, "hosts": ["a", "b"], "ratio": 1e-07,
+    "greeting": "Grüße, 世界", "max_retries": 3, "token": "s3cr3t", "undescribed": {"x": 1},
+}  # fmt: skip
+
+
+def test_a_form_saved_unchanged_changes_nothing_and_one_edit_changes_one_field(
+    page, superuser, registry_data
+):
+    service = Service.objects.get(name="payments")
+    service.config_validation_level = "lenient"
+    service.save()
+    configs.put_schema("payments", EVERY_TYPE, ACTOR)
+    configs.publish("payments", EVERY_VALUE, 0, ACTOR)
+    log_in(page, "root", path=f"/admin/services/service/{service.pk}/config/")
+    expect(page.locator("[name=values__on]")).to_have_value("true")
+    expect(page.locator("[name=values__off]")).to_have_value("false")
+    expect(page.locator("[name=values__ratio]")).to_have_value("1e-07")
+    save(page)
+    expect(page.locator(".messagelist")).to_contain_text("Nothing changed")
+    assert ConfigVersion.objects.filter(service=service).count() == 1
+
+    page.get_by_label("max_retries").fill("5")
+    save(page)
+    # (The schema is closed: the undescribed keys are kept, and reported, as before.)
+    expect(page.locator(".messagelist")).to_contain_text("Saved version 2")
+    assert configs.reveal(configs.current_version(service)) == {**EVERY_VALUE, "max_retries": 5}
+
+
 def test_the_drift_page_lists_services_deployed_with_another_config(page, user, registry_data):
     configs.publish("payments", {"timeout": 5}, 0, ACTOR)
     deployments.report(

@@ -92,3 +92,58 @@ def test_history_is_read_only_with_diffs_and_rollback_is_an_action(client, page)
     third = ConfigVersion.objects.get(version=3)
     assert third.rolled_back_from == 1
     assert configs.reveal(third)["api_timeout"] == 45
+
+
+def test_an_untouched_boolean_keeps_its_value_when_another_field_changes(client, page):
+    """The issue's case: enable_caching stored false (its default is true), the owner changes
+    max_retries only; the new version still has enable_caching false."""
+    values = {"enable_caching": False, "api_timeout": 30, "db_password": "pw-1"}
+    configs.publish("legacy-service", values, 0, ACTOR)
+    html = client.get(page).content.decode()
+    assert '<option value="false" selected>No</option>' in html
+    data = form_data(
+        base_version=1,
+        api_timeout="30",
+        log_level="INFO",
+        enable_caching="false",
+        max_retries="5",
+        db_password=configs.MASK,
+    )
+    assert client.post(page, data).status_code == 302
+    latest = configs.reveal(ConfigVersion.objects.get(version=2))
+    assert latest["enable_caching"] is False and latest["max_retries"] == 5
+
+
+def test_saving_unchanged_says_nothing_changed(client, page):
+    configs.publish("legacy-service", {"api_timeout": 30}, 0, ACTOR)
+    res = client.post(page, form_data(base_version=1, api_timeout="30"), follow=True)
+    assert "Nothing changed" in res.content.decode()
+    assert ConfigVersion.objects.count() == 1
+
+
+def test_an_emptied_field_falls_back_to_its_default(client, page):
+    configs.publish("legacy-service", {"api_timeout": 30, "max_retries": 7}, 0, ACTOR)
+    assert client.post(page, form_data(base_version=1, max_retries="")).status_code == 302
+    assert configs.reveal(ConfigVersion.objects.get(version=2))["max_retries"] == 3
+
+
+def test_undescribed_keys_nested_in_an_object_are_kept_and_editable(client, admin_user):
+    service = ServiceFactory(name="nested", config_validation_level="lenient")
+    schema = {"type": "object", "properties": {"db": {"type": "object", "properties": {
+        "port": {"type": "integer"}}}}}  # fmt: skip
+    configs.put_schema("nested", schema, ACTOR)
+    configs.publish("nested", {"db": {"port": 5, "pool": 3}, "top": [1]}, 0, ACTOR)
+    page = f"/admin/services/service/{service.pk}/config/"
+    client.force_login(admin_user)
+    assert client.post(page, {"base_version": 1, "values__db__port": "6"}).status_code == 302
+    assert configs.reveal(configs.current_version(service)) == {
+        "db": {"port": 6, "pool": 3},
+        "top": [1],
+    }
+    extra = '{"db": {"pool": 4}}'
+    assert client.post(page, {"base_version": 2, "extra_values": extra}).status_code == 302
+    assert configs.reveal(configs.current_version(service)) == {"db": {"port": 6, "pool": 4}}
+    # A described leaf is edited in its own field, not through the JSON of the others.
+    res = client.post(page, {"base_version": 3, "extra_values": '{"db": {"port": 1}}'})
+    assert "db.port: described by the schema" in str(res.context["form"].errors)
+    assert configs.current_version(service).version == 3
