@@ -204,13 +204,21 @@ if REDIS_URL:
         "unacked_restore_throttle": 1,
     }
 else:
-    # Embedded broker: kombu's filesystem transport, so `make run` needs nothing installed.
+    # Embedded broker: kombu's filesystem transport, so `make run` needs nothing installed,
+    # with every message file written whole before any consumer can see it (portal.broker:
+    # kombu's own lets a worker read a half-written file and die, kombu issue 1551).
     CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT = "portal.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(VAR_DIR / "broker"),
         "data_folder_out": str(VAR_DIR / "broker"),
         "control_folder": str(VAR_DIR / "broker-control"),
         "store_processed": False,
+        # An idle worker looks for messages this often (kombu's default is every second). It
+        # also waits this long whenever its prefetch is full, so at one second a worker of
+        # two processes took two messages a second: the demo's dispatcher fell ten seconds
+        # behind and its messages expired. At 0.1 s it keeps up with 15 checks a second.
+        "polling_interval": 0.1,
     }
     CELERY_RESULT_BACKEND = f"file://{VAR_DIR / 'results'}"
 CELERY_TASK_SERIALIZER = "json"  # tasks take ids and plain values, never model instances

@@ -1,3 +1,4 @@
+import contextlib
 import os
 import signal
 import subprocess
@@ -5,6 +6,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -14,6 +16,12 @@ from portal.celery import ensure_broker_folders
 # How long the web server may take to answer before `make run` gives up (first start migrates
 # nothing here, but a cold, busy machine imports Django slowly).
 WEB_START_SECONDS = 60
+# A child that ran this long before it died is started again at once; one that keeps dying
+# sooner waits longer each time, up to RESTART_DELAY_MAX seconds.
+STABLE_SECONDS = 60.0
+RESTART_DELAY_MAX = 30.0
+# Closing the terminal (SIGHUP) stops everything as Ctrl-C (SIGINT) does.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def local_url(addr: str) -> str:
@@ -25,10 +33,65 @@ def local_url(addr: str) -> str:
     return f"http://{host}:{port}/health/"
 
 
+def restart_delay(deaths_in_a_row: int) -> float:
+    """Seconds before a dead child starts again: a second after a first death (a killed worker
+    is back within seconds), doubling while it keeps dying young (a broken setting must not
+    spin the machine), never more than RESTART_DELAY_MAX, so a fixed cause is picked up soon."""
+    return min(RESTART_DELAY_MAX, 2.0 ** max(0, deaths_in_a_row - 1))
+
+
+def how_it_ended(returncode: int) -> str:
+    if returncode < 0:
+        return f"was killed by {signal.Signals(-returncode).name}"
+    return f"exited with status {returncode}"
+
+
+@dataclass
+class Child:
+    """One of the processes `make run` keeps running, and its record of deaths."""
+
+    name: str
+    command: list[str]
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    deaths_in_a_row: int = 0
+    start_at: float = 0.0  # when a dead one is due to start again
+
+    def start(self) -> None:
+        # Each child leads its own process group: Ctrl-C reaches only this command, which then
+        # stops the children in order, and a forced stop can take each whole group down.
+        self.process = subprocess.Popen(  # noqa: S603
+            self.command, cwd=settings.BASE_DIR, start_new_session=True
+        )
+        self.started_at = time.monotonic()
+
+    def died(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+    def bury(self) -> float:
+        """Clear away what a dead child left (runserver's server process, Celery's pool) so
+        its replacement finds the port free, and schedule that replacement; returns the
+        delay."""
+        assert self.process is not None
+        kill_group(self.process.pid, signal.SIGKILL)
+        lived = time.monotonic() - self.started_at
+        self.deaths_in_a_row = 1 if lived >= STABLE_SECONDS else self.deaths_in_a_row + 1
+        delay = restart_delay(self.deaths_in_a_row)
+        self.start_at = time.monotonic() + delay
+        self.process = None
+        return delay
+
+
+def kill_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole group is gone already
+        os.killpg(pgid, sig)
+
+
 class Command(BaseCommand):
     help = (
         "Run the web server, a Celery worker and Celery beat together (the `make run` mode). "
-        "Ctrl-C stops all three."
+        "A child that dies is started again; Ctrl-C, SIGTERM or closing the terminal (SIGHUP) "
+        "stops all three."
     )
 
     def add_arguments(self, parser):
@@ -41,10 +104,11 @@ class Command(BaseCommand):
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         ensure_broker_folders()
         python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
-        commands = {
-            "web": [python, manage, "runserver", addr],
-            # One worker for every queue: enough for the demo's few checks a second.
-            "worker": [
+        web = Child("web", [python, manage, "runserver", addr])
+        # One worker for every queue: enough for the demo's few checks a second.
+        worker = Child(
+            "worker",
+            [
                 python,
                 "-m",
                 "celery",
@@ -55,42 +119,56 @@ class Command(BaseCommand):
                 f"--concurrency={concurrency}",
                 "--queues=celery,dispatch,probes,automation",
             ],
-            "beat": [python, "-m", "celery", "-A", "portal", "beat", "--loglevel=INFO"],
-        }
+        )
+        beat = Child("beat", [python, "-m", "celery", "-A", "portal", "beat", "--loglevel=INFO"])
         stopping = False
 
         def stop(signum, frame):
             nonlocal stopping
             stopping = True
 
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        # Each child leads its own process group: Ctrl-C reaches only this command, which then
-        # stops the children in order, and a forced stop can take each whole group down.
-        children = {"web": self._start(commands["web"])}
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, stop)
+        web.start()
+        children = [web]
         # The demo's checks probe pages the web server serves: a worker started before it
         # listens finds them refusing and opens incidents for healthy services.
         exit_code = 0
-        serving = self._wait_until_serving(local_url(addr), children["web"], lambda: stopping)
+        serving = self._wait_until_serving(local_url(addr), web.process, lambda: stopping)
         if not serving and not stopping:
-            self.stderr.write(f"web did not answer on {local_url(addr)}; stopping")
+            self._say(self.stderr, f"web did not answer on {local_url(addr)}; stopping")
             exit_code, stopping = 1, True
         if not stopping:
-            children["worker"] = self._start(commands["worker"])
-            children["beat"] = self._start(commands["beat"])
-            self.stdout.write(f"Portal on http://{addr}/ (worker and beat running). Ctrl-C stops.")
+            worker.start()
+            beat.start()
+            children += [worker, beat]
+            self._say(
+                self.stdout,
+                f"Portal on http://{addr}/ (worker and beat running). Ctrl-C stops.",
+            )
         while not stopping:
-            for name, child in children.items():
-                if child.poll() is not None:
-                    self.stderr.write(f"{name} exited with status {child.returncode}; stopping")
-                    exit_code, stopping = 1, True
+            self._supervise(children)
             time.sleep(0.5)
         self._stop_all(children)
         sys.exit(exit_code)
 
+    def _supervise(self, children: list[Child]) -> None:
+        """Start again whatever died, rather than stop the rest with it: the demo goes on."""
+        now = time.monotonic()
+        for child in children:
+            if child.died():
+                ended = how_it_ended(child.process.returncode)
+                delay = child.bury()
+                self._say(self.stderr, f"{child.name} {ended}; starting it again in {delay:g} s")
+            elif child.process is None and now >= child.start_at:
+                child.start()
+                self._say(self.stderr, f"{child.name} started again (pid {child.process.pid})")
+
     @staticmethod
-    def _start(command: list[str]) -> subprocess.Popen:
-        return subprocess.Popen(command, cwd=settings.BASE_DIR, start_new_session=True)  # noqa: S603
+    def _say(stream, message: str) -> None:
+        # After SIGHUP the terminal is gone and writing to it fails: stopping goes on regardless.
+        with contextlib.suppress(OSError):
+            stream.write(message)
 
     @staticmethod
     def _wait_until_serving(url: str, web: subprocess.Popen, stopping) -> bool:
@@ -107,18 +185,18 @@ class Command(BaseCommand):
                 time.sleep(0.3)
         return False
 
-    def _stop_all(self, children: dict[str, subprocess.Popen]) -> None:
-        for name, child in children.items():
-            if child.poll() is None:
-                if name == "web":  # runserver's reloader would leave its server child behind
-                    os.killpg(child.pid, signal.SIGTERM)
+    def _stop_all(self, children: list[Child]) -> None:
+        running = [child for child in children if child.process is not None]
+        for child in running:
+            if child.process.poll() is None:
+                if child.name == "web":  # runserver's reloader would leave its server behind
+                    kill_group(child.process.pid, signal.SIGTERM)
                 else:  # Celery shuts its own pool down on SIGTERM (warm shutdown)
-                    child.terminate()
+                    child.process.terminate()
         deadline = time.monotonic() + 10
-        for child in children.values():
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
-        self.stdout.write("Stopped web, worker and beat.")
+        for child in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            # Whatever is left of its group (a pool process, a server) goes too.
+            kill_group(child.process.pid, signal.SIGKILL)
+        self._say(self.stdout, "Stopped web, worker and beat.")
