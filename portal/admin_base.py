@@ -1,8 +1,11 @@
 """Shared admin behaviour."""
 
-from django.contrib import admin
+from contextlib import contextmanager
 
-from portal.auth import request_principal
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+
+from portal.auth import request_principal, role_of
 
 
 class ScopedAdmin(admin.ModelAdmin):
@@ -27,6 +30,44 @@ class ScopedAdmin(admin.ModelAdmin):
     def owns(self, request, obj) -> bool:
         name = None if obj is None else self.service_of(obj)
         return name is None or request_principal(request).may_change(name)
+
+    def ownership_refusal(self, request, obj) -> str:
+        return request_principal(request).ownership_denied(self.service_of(obj)).message
+
+    def refusal(self, request, obj, action: str) -> str:
+        """Why ``action`` (view, add, change, delete) on ``obj`` is refused, in the API's
+        words: the role's permission, the scope, or the team that owns it."""
+        opts, principal = self.model._meta, request_principal(request)
+        if not request.user.has_perm(f"{opts.app_label}.{action}_{opts.model_name}"):
+            role = role_of(request.user).value
+            return f"{principal} (role {role}) may not {action} {opts.verbose_name_plural}"
+        scope = self.read_scope if action == "view" else self.write_scope
+        if not self.holds(request, scope):
+            return f"{principal} lacks the scope '{scope}'"
+        if action != "view" and not self.owns(request, obj):
+            return self.ownership_refusal(request, obj)
+        return f"{principal} may not {action} this {opts.verbose_name}"
+
+    @contextmanager
+    def saying_why(self, request, object_id, action: str):
+        """Django's own refusals carry no reason; the portal's say which one applies."""
+        try:
+            yield
+        except PermissionDenied as exc:
+            if str(exc):
+                raise
+            obj = self.get_object(request, object_id) if object_id else None
+            if action == "change" and request.method != "POST":
+                action = "view"
+            raise PermissionDenied(self.refusal(request, obj, action)) from None
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        with self.saying_why(request, object_id, "change" if object_id else "add"):
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        with self.saying_why(request, object_id, "delete"):
+            return super().delete_view(request, object_id, extra_context)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         principal = request_principal(request)

@@ -89,6 +89,9 @@ class TeamAdmin(ScopedAdmin):
     def owns(self, request, obj) -> bool:
         return obj is None or request_principal(request).may_change_team(obj.name)
 
+    def ownership_refusal(self, request, obj) -> str:
+        return request_principal(request).ownership_denied(team=obj.name).message
+
     def get_readonly_fields(self, request, obj=None):
         # Teams are named in manifests and tokens: a rename would be a new team.
         return ["name"] if obj else []
@@ -269,6 +272,20 @@ class ServiceAdmin(ScopedAdmin):
             messages.error(request, f"Not saved: {exc.message}")
         form.instance.pk = Service.objects.filter(name=name).values_list("pk", flat=True).first()
 
+    def get_deleted_objects(self, objs, request):
+        """What goes with a service is the registry's to delete (its history, checks and
+        derived rows, which no one may delete by hand), so no permission is asked for them;
+        a service others depend on is protected, naming them, as the API's 409 does."""
+        deleted, counts, _perms, protected = super().get_deleted_objects(objs, request)
+        for service in objs:
+            needed_by = Dependency.objects.filter(depends_on=service).order_by("service__name")
+            protected += [
+                f"{service.name} is needed by {d.service.name} ({d.kind}); remove that "
+                "dependency first"
+                for d in needed_by.select_related("service")
+            ]
+        return deleted, counts, set(), protected
+
     def delete_model(self, request, obj):
         registry.delete_service(obj.name, request_principal(request))
 
@@ -336,11 +353,10 @@ def config_view(model_admin, request, object_id):
         model_admin.has_view_permission(request, service) and principal.has_scope(Scope.CONFIG_READ)
     ):
         raise PermissionDenied
-    may_write = model_admin.has_change_permission(request, service) and principal.has_scope(
-        Scope.CONFIG_WRITE
-    )
+    read_only_because = _config_refusal(model_admin, request, service)
+    may_write = read_only_because is None
     if request.method == "POST" and not may_write:
-        raise PermissionDenied
+        raise PermissionDenied(read_only_because)
     schema = configs.current_schema(service)
     current = configs.current_version(service)
     opened = _opened_version(service, request.POST.get("base_version"), current)
@@ -391,9 +407,20 @@ def config_view(model_admin, request, object_id):
         "current": current,
         "level": configs.level_for(service),
         "may_write": may_write,
+        "read_only_because": read_only_because,
         "versions": service.config_versions.order_by("-version")[:20],
     }
     return TemplateResponse(request, "admin/services/service/config.html", context)
+
+
+def _config_refusal(model_admin, request, service) -> str | None:
+    """Why this person may not save the configuration (None: they may), as the API says it."""
+    principal = request_principal(request)
+    if not principal.has_scope(Scope.CONFIG_WRITE):
+        return f"{principal} lacks the scope '{Scope.CONFIG_WRITE}' (the operator or admin role)"
+    if not model_admin.has_change_permission(request, service):
+        return model_admin.refusal(request, service, "change")
+    return None
 
 
 def _opened_version(service: Service, posted: str | None, current):

@@ -4,10 +4,16 @@ even when model permissions were granted by hand beyond the role."""
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
+from django.utils import timezone
 
+from healthchecks import recording
 from healthchecks.models import HealthCheck
+from healthchecks.probes import ProbeOutcome
+from healthchecks.status import Status
+from portal.auth import system_actor
 from portal.models import ApiToken, AuditEntry
-from services.models import ConfigVersion, Service, Team
+from services import configs
+from services.models import ConfigVersion, Dependency, Service, Team
 from tests.conftest import ApiClient
 from tests.factories import ServiceFactory, TeamFactory, make_check
 
@@ -201,3 +207,74 @@ def test_the_admin_names_things_and_shows_a_checks_last_result(client, web):
     assert client.get(run_url).status_code == 405
     answer = client.post(run_url, follow=True)
     assert "Db / tcp: unhealthy" in answer.content.decode()
+
+
+def test_an_operator_of_another_team_is_told_which_team_owns_the_service(client, web):
+    """Issue 19, item 10: refused on another team's service, an operator was told it lacked
+    config:write (it holds it), and a direct POST said only 'you may not do this'."""
+    otto = staff("otto", "operator")
+    TeamFactory(name="edge").members.add(otto)
+    login(client, otto)
+    form = client.get(config_url(web)).content.decode()
+    assert "config:write" not in form
+    assert "changes only what its teams own (teams: edge), not the service &#x27;web&#x27;" in form
+    refused = client.post(config_url(web), config_post(a=1))
+    assert (
+        refused.status_code == 403 and "not the service &#x27;web&#x27;" in refused.content.decode()
+    )
+    change = {"name": "web", "team": web.team.pk, "description": "mine now"}
+    refused = client.post(f"/admin/services/service/{web.pk}/change/", change)
+    assert refused.status_code == 403
+    assert "teams: edge), not the service &#x27;web&#x27;" in refused.content.decode()
+    refused = client.post(f"/admin/services/service/{web.pk}/delete/", {"post": "yes"})
+    assert (
+        refused.status_code == 403 and "not the service &#x27;web&#x27;" in refused.content.decode()
+    )
+    refused = client.post(f"/admin/services/team/{web.team.pk}/change/", {"name": "core"})
+    assert refused.status_code == 403 and "may not change teams" in refused.content.decode()
+    assert Service.objects.get(name="web").description == ""
+    assert not ConfigVersion.objects.exists()
+
+
+def test_a_viewer_is_told_it_lacks_the_scope(client, web):
+    login(client, staff("vera", "viewer"))
+    form = client.get(config_url(web)).content.decode()
+    assert "user:vera lacks the scope &#x27;config:write&#x27;" in form
+    refused = client.post(config_url(web), config_post(a=1))
+    assert "lacks the scope &#x27;config:write&#x27;" in refused.content.decode()
+
+
+@pytest.mark.parametrize("role", ["admin", "operator", "superuser"])
+def test_a_service_is_deleted_in_the_admin_through_the_registry(client, web, role):
+    """Deleting failed for everyone ('doesn't have permission to delete ... service
+    health'): the rows that go with a service are the registry's to delete."""
+    if role == "superuser":
+        person = User.objects.create_superuser("root", "root@example.invalid", "pw")
+    else:
+        person = staff("pat", role)
+        web.team.members.add(person)
+    check = make_check(web, name="http")
+    now = timezone.now()
+    recording.record([recording.Result(check.pk, now, now, ProbeOutcome(Status.HEALTHY))])
+    configs.publish("web", {"a": 1}, 0, system_actor("t"))
+    login(client, person)
+    page = client.get(f"/admin/services/service/{web.pk}/delete/").content.decode()
+    assert 'type="submit" value="Yes' in page
+    res = client.post(f"/admin/services/service/{web.pk}/delete/", {"post": "yes"})
+    assert res.status_code == 302
+    assert not Service.objects.filter(name="web").exists()
+    assert AuditEntry.objects.get(action="service.delete").actor == f"user:{person.username}"
+
+
+def test_a_service_others_need_is_not_deleted_and_the_admin_names_them(client, web):
+    api = ServiceFactory(name="api", team=web.team)
+    Dependency.objects.create(service=api, depends_on=web, kind="soft")
+    login(client, User.objects.create_superuser("root", "root@example.invalid", "pw"))
+    page = client.get(f"/admin/services/service/{web.pk}/delete/").content.decode()
+    assert "web is needed by api (soft); remove that dependency first" in page
+    res = client.post(f"/admin/services/service/{web.pk}/delete/", {"post": "yes"})
+    assert res.status_code == 200 and Service.objects.filter(name="web").exists()
+    bulk = {"action": "delete_selected", "_selected_action": [web.pk], "post": "yes"}
+    res = client.post("/admin/services/service/", bulk, follow=True)
+    assert "web is needed by api" in res.content.decode()
+    assert Service.objects.filter(name="web").exists()
