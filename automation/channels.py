@@ -125,26 +125,57 @@ def validate(name: str, data: ChannelIn) -> tuple[str, dict]:
 def masked(plugin) -> str:
     """The URL to show people: apprise's privacy form (passwords and tokens masked), without
     its options, each path segment over 8 characters cut to its ends (a webhook's path is
-    its secret)."""
+    its secret; apprise's own masks are shorter)."""
     shown = plugin.url(privacy=True).split("?", 1)[0]
     scheme, _, rest = shown.partition("://")
     host, *path = rest.split("/")
-    cut = [p if len(p) <= 8 or "..." in p else f"{p[0]}...{p[-1]}" for p in path]
+    cut = [p if len(p) <= 8 else f"{p[0]}...{p[-1]}" for p in path]
     return f"{scheme}://{'/'.join([host, *cut])}"[:300]
 
 
+# Credentials in any URL a text names: ``scheme://user:password@`` keeps the user only.
+_CREDENTIALS = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s/:@]*):[^\s/@]+@", re.IGNORECASE)
+
+
 def redact(text: str, url: str) -> str:
-    """``text`` without the pieces of ``url`` that ``masked`` does not show (a password, a
-    long path segment, an option's value), quoted or not: a notifier's error names the URL it
-    failed to reach ("Max retries exceeded with url: /hooks/<token>"), and that text is kept
-    in the delivery's attempt row and shown to anyone who may read alerts."""
-    plugin = plugin_for(url)
-    shown = masked(plugin) if plugin is not None else ""
-    pieces = {unquote(p) for p in re.split(r"[/:@?&=#+]", url.split("://", 1)[-1])}
-    secret = {p for p in pieces if len(p) >= 4 and p not in shown}
-    for piece in sorted(secret | {quote(p, safe="") for p in secret}, key=len, reverse=True):
+    """``text`` without the secrets of ``url`` (``secrets_of``), and without the password of
+    any URL it names: a notifier's error names the URL it failed to reach ("Max retries
+    exceeded with url: /hooks/<token>"), and that text is kept in the delivery's attempt row
+    and shown to anyone who may read alerts."""
+    for piece in sorted(secrets_of(url), key=len, reverse=True):
         text = text.replace(piece, "****")
-    return text
+    return _CREDENTIALS.sub(r"\g<head>:****@", text)
+
+
+def secrets_of(url: str) -> set[str]:
+    """What of ``url`` a reader may not see, as written and percent-encoded: every piece that
+    ``masked`` does not show (a password, a long path segment, an option's name and value)
+    and every value apprise itself calls private (a bot token, an API key), 4 characters or
+    more (a shorter one cannot be told from the text around it)."""
+    plugin = plugin_for(url)
+    shown = _pieces(masked(plugin)) if plugin is not None else set()
+    found = {p for p in _pieces(url.split("://", 1)[-1]) if p not in shown}
+    if plugin is not None:
+        found |= _private_values(plugin)
+    found = {p for p in found if len(p) >= 4}
+    return found | {quote(p, safe="") for p in found}
+
+
+def _pieces(text: str) -> set[str]:
+    return {unquote(p) for p in re.split(r"[/:@?&=#+]", text)}
+
+
+def _private_values(plugin) -> set[str]:
+    """The values of the parameters apprise marks private (what its privacy form masks)."""
+    values: set[str] = set()
+    declared = {**type(plugin).template_tokens, **type(plugin).template_args}
+    for name, spec in declared.items():
+        if not isinstance(spec, dict) or not spec.get("private"):
+            continue
+        value = getattr(plugin, spec.get("map_to", name), None)
+        items = value if isinstance(value, list | tuple | set) else [value]
+        values |= {str(v) for v in items if isinstance(v, str | int) and str(v)}
+    return values
 
 
 def put_channel(name: str, data: ChannelIn, actor) -> tuple[NotificationChannel, bool]:

@@ -8,7 +8,6 @@ receiver that hangs costs one timeout of one thread and holds up nothing else; t
 engine never waits on any of this (its own queues and workers).
 """
 
-import logging
 import re
 import urllib.error
 import urllib.request
@@ -23,7 +22,7 @@ from django.db import close_old_connections, connection, connections, transactio
 from django.db.models import Q
 from django.utils import timezone
 
-from automation import channels, rules
+from automation import channels, rules, sendlog
 from automation.models import Alert, Delivery, DeliveryAttempt, DeliveryState, Event, Trigger
 from checklists import runs
 from portal.auth import system_actor
@@ -241,7 +240,8 @@ def _send(
     plugin.socket_connect_timeout = min(timeout, 5.0)
     plugin.socket_read_timeout = timeout
     try:
-        with apprise.LogCapture(level=logging.DEBUG, fmt="%(levelname)s %(message)s") as logs:
+        # Only this thread's lines: the deliveries sent beside it log through the same logger.
+        with sendlog.capture() as said:
             ok = plugin.notify(
                 body=message.body, title=message.title, notify_type=_NOTIFY_TYPE[delivery.event]
             )
@@ -249,7 +249,7 @@ def _send(
         raise RuntimeError(channels.redact(f"{type(exc).__name__}: {exc}", url)) from None
     # What the notifier said names the URL it called (a socket error's "with url: /hooks/
     # <token>"): kept in the attempt row, so without the URL's secrets.
-    return ok, *_outcome(ok, channels.redact(logs.getvalue(), url))
+    return ok, *_outcome(ok, channels.redact(said.text(), url))
 
 
 def _call_webhook(delivery: Delivery, impacted: list[str]) -> tuple[bool, int | None, str]:
