@@ -12,7 +12,7 @@ from functools import cache
 import redis
 import structlog
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Sum
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
@@ -105,11 +105,12 @@ class PortalCollector:
         events = CounterMetricFamily(
             "portal_security_events",
             "Security events recorded, by kind (failed logins, token failures, refusals, "
-            "rate-limit hits, secret reads, tokens made and revoked)",
+            "rate-limit hits, secret reads, tokens made and revoked); a refusal counted on "
+            "another's row counts too",
             labels=["kind"],
         )
         counts = dict(
-            SecurityEvent.objects.values("kind").annotate(n=Count("id")).values_list("kind", "n")
+            SecurityEvent.objects.values("kind").annotate(n=Sum("count")).values_list("kind", "n")
         )
         for kind in SecurityEvent.Kind.values:
             events.add_metric([kind], counts.get(kind, 0))

@@ -129,11 +129,12 @@ class AuditEntryAdmin(RecordAdmin):
 
 @admin.register(SecurityEvent)
 class SecurityEventAdmin(RecordAdmin):
-    """Admins read them here (their role alone has the permission; audit:read too)."""
+    """Admins read them here (their role alone has the permission; audit:read too). A
+    refusal repeated within a minute is one row: ``count`` times, from ``at`` to ``last_at``."""
 
     deletable = False  # append-only
     read_scope = Scope.AUDIT_READ
-    list_display = ["at", "kind", "who", "client_ip", "operation", "outcome"]
+    list_display = ["at", "kind", "who", "client_ip", "operation", "outcome", "count", "last_at"]
     list_filter = ["kind", "outcome"]
     search_fields = ["who", "operation", "request_id", "client_ip"]
     date_hierarchy = "at"

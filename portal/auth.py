@@ -161,7 +161,7 @@ def token_principal(token) -> Principal:
 
 class BearerTokenAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> Principal:
-        found = tokens.find_token(token)
+        found = tokens.token_of(request, token)
         if found is None:
             security.record(
                 security.Kind.TOKEN_INVALID, "anonymous", security.operation_of(request), "refused"

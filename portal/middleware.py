@@ -192,12 +192,12 @@ class RateLimitMiddleware:
         if verdict is not None and not verdict.allowed:
             wait = ratelimit.headers(verdict)["Retry-After"]
             client = ratelimit.client_key(request, kind)
-            security.record_once_a_minute(
-                f"{kind}:{client}",
+            security.record(
                 security.Kind.RATE_LIMITED,
-                lambda: ratelimit.known_as(client),
+                lambda: ratelimit.known_as(client),  # named once, when its row is made
                 security.operation_of(request),
                 "refused",
+                caller=f"{kind}:{client}",
                 route_class=kind,
                 limit_per_minute=verdict.limit,
             )

@@ -92,7 +92,11 @@ class SecurityEvent(models.Model):
     """Something a security reviewer wants to see (the seed's ``security_context``: who,
     from where, what, and how it ended): failed and throttled logins, bad tokens, refusals,
     rate-limit hits, secret reads, tokens made and revoked. Written by portal.security;
-    append-only, beside the audit log (which records changes)."""
+    append-only, beside the audit log (which records changes).
+
+    A refusal repeated by the same caller from the same address within a minute is one row
+    that counts (``count``, first seen ``at``, ``last_at``; the first request's operation and
+    detail): a flood is a number, not a flood of rows. ``tally`` names that row."""
 
     class Kind(models.TextChoices):
         LOGIN_FAILED = "login_failed", "login failed"
@@ -113,12 +117,18 @@ class SecurityEvent(models.Model):
     outcome = models.CharField(max_length=16, help_text="refused or allowed")
     detail = models.JSONField(default=dict, blank=True)
     request_id = models.CharField(max_length=128, blank=True)
+    count = models.PositiveIntegerField(default=1, help_text="Times seen, from at to last_at.")
+    last_at = models.DateTimeField(default=timezone.now, help_text="Last seen.")
+    # Which counted row a repeat adds to (kind, address, caller, minute; a digest); none for
+    # the events that are one row each (secret reads, tokens made and revoked).
+    tally = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
 
     class Meta:
         ordering = ["-at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()}: {self.who} {self.operation} ({self.outcome})"
+        times = f" x{self.count}" if self.count > 1 else ""
+        return f"{self.get_kind_display()}: {self.who} {self.operation} ({self.outcome}){times}"
 
 
 class Heartbeat(models.Model):

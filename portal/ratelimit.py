@@ -3,8 +3,9 @@ burst_rate=200, adaptive_enabled=True)``), ahead of the views.
 
 Each request falls in a route class (API reads, API writes, login, heartbeat pings, /health/
 probes, pages), each with its rate per minute and its burst (``RATE_LIMITS``). A client is
-its API token, else its logged-in user, else its address (``X-Forwarded-For`` counts only
-when the peer is one of ``TRUSTED_PROXIES``). The budget is a GCRA token bucket kept in Redis
+its API token (on the API, and only a token that exists: a made-up one is its address's),
+else its logged-in user, else its address (``X-Forwarded-For`` counts only when the peer is
+one of ``TRUSTED_PROXIES``). The budget is a GCRA token bucket kept in Redis
 and checked by one Lua script -- one round trip, atomic, so every web process shares it.
 
 Adaptive: ``factor`` (1 = the configured rates) is set by the health side every few seconds
@@ -27,12 +28,14 @@ import structlog
 from django.conf import settings
 from django.db import DatabaseError
 
+from portal import tokens
 from portal.requestcontext import client_address
 
 log = structlog.get_logger(__name__)
 
 FACTOR_KEY = "ratelimit:factor"
 ADAPTIVE = ("pages", "api_read")  # the lowest classes: what tightens under stress
+TOKEN_CLASSES = frozenset({"api_read", "api_write", "health"})  # where a token is a credential
 # GCRA: the bucket's theoretical arrival time (ms) per key. KEYS[1] the bucket, KEYS[2] the
 # factor; ARGV now_ms, rate per minute, burst, adaptive (1/0). Returns allowed, remaining,
 # retry_after_ms, reset_ms, the rate used.
@@ -82,14 +85,17 @@ def route_class(path: str, method: str) -> str:
 
 
 def client_key(request, kind: str = "") -> str:
-    """A token (by its digest, never the secret), else a user, else an address. A heartbeat
-    ping is its check's (the token in its URL): many services may ping from one address."""
+    """A known token (by its digest, never the secret), else a user, else an address. A
+    token counts only where it is a credential (the API, /health/ writes), and only if some
+    token has it: a secret nobody holds is no client of its own, or a random one per request
+    would buy a fresh budget each time (its caller is its address). A heartbeat ping is its
+    check's (the token in its URL): many services may ping from one address."""
     if kind == "heartbeat":
         return "ping:" + hashlib.sha256(request.path.encode()).hexdigest()[:24]
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if header[:7].lower() == "bearer " and header[7:].strip():
-        digest = hashlib.sha256(header[7:].strip().encode()).hexdigest()[:24]
-        return f"token:{digest}"
+    if kind in TOKEN_CLASSES:
+        token = _known_token(request)
+        if token is not None:
+            return f"token:{token.secret_hash[:24]}"
     user = getattr(request, "user", None)
     try:
         if user is not None and user.is_authenticated:
@@ -99,10 +105,22 @@ def client_key(request, kind: str = "") -> str:
     return f"addr:{client_address(request.META)}"
 
 
+def _known_token(request):
+    """The token the request's bearer secret belongs to (expired ones too), or None."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header[:7].lower() != "bearer " or not header[7:].strip():
+        return None
+    try:
+        return tokens.token_of(request, header[7:].strip())
+    except DatabaseError:
+        return None  # the database is out: counted by address meanwhile
+
+
 def known_as(client: str) -> str:
     """A client key as the security events name the same caller elsewhere: a token by its
     name (its key holds the start of the secret's digest, which is what is stored), a person
-    by their user name; an address as it is. Read once a minute per client, at most."""
+    by their user name; a caller known only by its address is anonymous (the event holds the
+    address). Read once a minute per client, at most: when its counted row is made."""
     from django.contrib.auth import get_user_model
 
     from portal.models import ApiToken
@@ -119,7 +137,7 @@ def known_as(client: str) -> str:
             return f"user:{user.get_username()}" if user else client
     except (DatabaseError, ValueError):
         pass
-    return client
+    return "anonymous" if kind == "addr" else client
 
 
 class LocalBuckets:

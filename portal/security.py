@@ -3,9 +3,13 @@ login throttle.
 
 Recording never fails the request it describes: a database that cannot take the event is
 logged instead. Refusals are recorded by the error handlers, once the view's transactions
-have unwound, so a rolled-back write does not take its refusal's event with it. Rate-limit hits
-are recorded at most once per client, route class and minute: a flood must not become a
-flood of rows.
+have unwound, so a rolled-back write does not take its refusal's event with it.
+
+Refusals are counted, not stored one row per request: the same kind from the same address
+and caller within a minute (a fixed window) adds one to that row's ``count`` and moves its
+``last_at`` -- one UPDATE of one row, so a flood (400 requests with random bearer tokens,
+a client past its rate limit) is a number on a row, not 400 rows. What is done rather than
+refused (secret reads, tokens made and revoked) stays one row each.
 
 Login throttle: failed logins are counted per user name and per address for
 LOGIN_FAILURE_WINDOW seconds; past LOGIN_MAX_FAILURES_USER (or _ADDRESS) the next attempts
@@ -13,13 +17,15 @@ are refused for LOGIN_LOCK_SECONDS, even with the right password (each refusal a
 The rate limiter's login class already slows attempts to a few a minute.
 """
 
-import time
+import hashlib
 
 import structlog
 from django.conf import settings
 from django.core.cache import cache
 from django.core.cache.backends.locmem import LocMemCache
-from django.db import DatabaseError
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 from redis.exceptions import RedisError
 
 from portal.models import SecurityEvent
@@ -47,35 +53,71 @@ def _shared(operation):
 
 
 Kind = SecurityEvent.Kind
+# The refusals anyone can repeat at will: counted on one row per kind, address, caller and
+# WINDOW_SECONDS.
+COUNTED = frozenset(
+    {
+        Kind.LOGIN_FAILED,
+        Kind.LOGIN_THROTTLED,
+        Kind.TOKEN_INVALID,
+        Kind.TOKEN_EXPIRED,
+        Kind.PERMISSION_DENIED,
+        Kind.RATE_LIMITED,
+    }
+)
+WINDOW_SECONDS = 60
 
 
 def operation_of(request) -> str:
     return f"{request.method} {request.path}"[:300] if request is not None else ""
 
 
-def record(kind: str, who, operation: str, outcome: str, **detail) -> None:
-    """Append one event (who: a principal, or the user name a login tried)."""
-    row = SecurityEvent(
+def record(kind: str, who, operation: str, outcome: str, *, caller: str = "", **detail) -> None:
+    """Record one event (who: a principal, or the user name a login tried; a function is
+    called only when a row is made). A refusal adds to the row of its kind, address and
+    ``caller`` (``who`` unless given) of this minute, if there is one."""
+    try:
+        if kind in COUNTED:
+            _count(kind, who, operation, outcome, caller or str(who), detail)
+        else:
+            _row(kind, who, operation, outcome, detail).save()
+    except DatabaseError as exc:
+        log.warning("security event not stored", kind=kind, error=str(exc))
+
+
+def _row(kind, who, operation, outcome, detail, **fields) -> SecurityEvent:
+    return SecurityEvent(
         kind=kind,
-        who=str(who or "anonymous")[:200],
+        who=str((who() if callable(who) else who) or "anonymous")[:200],
         client_ip=current_client_ip() or None,
         operation=operation[:300],
         outcome=outcome,
         detail=detail,
         request_id=current_request_id(),
+        **fields,
     )
+
+
+def tally_of(kind: str, address: str, caller: str, at) -> str:
+    """The name of the row a refusal counts on: its kind, address, caller and window."""
+    window = int(at.timestamp() // WINDOW_SECONDS)
+    return hashlib.sha256(f"{kind}\n{address}\n{caller}\n{window}".encode()).hexdigest()
+
+
+def _count(kind, who, operation, outcome, caller: str, detail) -> None:
+    """One more on this window's row; the first of the window makes it. Two processes
+    making it at once: the unique tally lets one insert, the other counts on its row."""
+    now = timezone.now()
+    tally = tally_of(kind, current_client_ip(), caller, now)
+    seen = SecurityEvent.objects.filter(tally=tally)
+    if seen.update(count=F("count") + 1, last_at=now):
+        return
+    row = _row(kind, who, operation, outcome, detail, at=now, last_at=now, tally=tally)
     try:
-        row.save()
-    except DatabaseError as exc:
-        log.warning("security event not stored", kind=row.kind, who=row.who, error=str(exc))
-
-
-def record_once_a_minute(key: str, kind: str, who, operation: str, outcome: str, **detail):
-    """``record``, at most once a minute for ``key`` (shared through the cache); ``who`` may
-    be a function, called only then."""
-    minute = int(time.time() // 60)
-    if _shared(lambda store: store.add(f"security-event:{key}:{minute}", 1, timeout=120)):
-        record(kind, who() if callable(who) else who, operation, outcome, **detail)
+        with transaction.atomic():
+            row.save(force_insert=True)
+    except IntegrityError:
+        seen.update(count=F("count") + 1, last_at=now)
 
 
 # --- login throttle ------------------------------------------------------------------------

@@ -168,6 +168,14 @@ def find_token(secret: str) -> ApiToken | None:
     return ApiToken.objects.filter(secret_hash=hash_secret(secret), is_active=True).first()
 
 
+def token_of(request, secret: str) -> ApiToken | None:
+    """``find_token``, asked once per request: the rate limiter asks before the API's auth."""
+    asked = request.__dict__.get("_portal_token")
+    if asked is None or asked[0] != secret:
+        asked = request._portal_token = (secret, find_token(secret))
+    return asked[1]
+
+
 def touch(token: ApiToken) -> None:
     """Record use, at most once per API_TOKEN_TOUCH_SECONDS, so reads stay mostly write-free."""
     now = timezone.now()

@@ -6,18 +6,28 @@ classes tighten to the floor and relax after; the factor is on /metrics."""
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from django.conf import settings as django_settings
+from django.contrib.auth.models import AnonymousUser
+from django.test import RequestFactory
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from healthchecks import pressure
 from healthchecks.models import ServiceHealth
 from healthchecks.status import Status
 from portal import ratelimit
-from tests.conftest import ApiClient, test_database_url
+from portal.models import SecurityEvent
+from tests.conftest import ApiClient
+from tests.conftest import test_database_url as database_url
 from tests.factories import ServiceFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.ratelimit]
@@ -46,11 +56,12 @@ def test_route_classes_and_the_client_address():
         django_settings.TRUSTED_PROXIES = []
 
 
-def test_over_its_budget_a_client_gets_429s_and_another_client_does_not(tight):
-    greedy, quiet = ApiClient("greedy-secret"), ApiClient("quiet-secret")
+def test_over_its_budget_a_client_gets_429s_and_another_client_does_not(tight, make_token):
+    greedy = ApiClient(make_token(["registry:read"], name="greedy").secret)
+    quiet = ApiClient(make_token(["registry:read"], name="quiet").secret)
     answers = [greedy.call("GET", "/api/services") for _ in range(15)]
     codes = [a.status_code for a in answers]
-    assert codes[:5] == [401] * 5  # allowed through (the token is unknown: 401 from auth)
+    assert codes[:5] == [200] * 5
     assert codes.count(429) >= 9
     refused = answers[-1]
     assert refused.status_code == 429
@@ -58,7 +69,7 @@ def test_over_its_budget_a_client_gets_429s_and_another_client_does_not(tight):
     assert body["code"] == "rate_limited" and "retry in" in body["message"]
     assert int(refused["Retry-After"]) >= 1
     assert refused["RateLimit-Limit"] == "60" and refused["RateLimit-Remaining"] == "0"
-    assert [quiet.call("GET", "/api/services").status_code for _ in range(4)] == [401] * 4
+    assert [quiet.call("GET", "/api/services").status_code for _ in range(4)] == [200] * 4
     assert answers[0]["RateLimit-Remaining"] == "4"
 
 
@@ -82,7 +93,8 @@ def test_a_client_at_three_times_its_rate_gets_burst_plus_rate_through(tight):
 @pytest.mark.postgresql  # the other process reads the settings of a PostgreSQL run
 def test_two_processes_share_one_budget(tight):
     """Another process (its own Redis connection, its own interpreter) spends the same
-    token's budget: between them, the burst and no more."""
+    client's budget (its address: the secret is no token's): between them, the burst and no
+    more."""
     script = """
 import os, django
 os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
@@ -95,7 +107,7 @@ print(",".join(str(client.get("/api/services").status_code) for _ in range(4)))
         **os.environ,
         "DEBUG": "true",
         "PORTAL_ENV_FILE": "",
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": database_url(),
         "REDIS_URL": django_settings.REDIS_URL,
         "RATE_LIMIT_API_READ": "60/5",
         "ALLOWED_HOSTS": "testserver",
@@ -157,3 +169,83 @@ def test_the_heartbeat_of_each_check_has_its_own_budget(settings):
         ]
         == "rate_limited"
     )
+
+
+# --- a bearer token nobody holds buys no budget of its own (issue 19, item 4) --------------
+
+# The start of a minute, so that every refusal of a test falls in one window of the counted
+# security events; time runs on from there.
+MINUTE = datetime(2026, 12, 7, 12, 0, 1, tzinfo=UTC)
+
+
+def test_random_bearer_tokens_are_limited_by_their_address_and_counted_on_one_row():
+    """The issue's trial: 400 anonymous requests, each with a bearer secret of its own, at
+    the default rate (100 a minute, bursts of 200). Each got a budget of its own and wrote a
+    row of its own: 0 x 429 and 400 `token_invalid` rows."""
+    SecurityEvent.objects.all().delete()
+    with time_machine.travel(MINUTE, tick=True):
+        began = time.monotonic()
+        codes = [
+            ApiClient(f"svp_{secrets.token_urlsafe(30)}").call("GET", "/api/services").status_code
+            for _ in range(400)
+        ]
+        elapsed = time.monotonic() - began
+    refused, unknown = codes.count(429), codes.count(401)
+    assert refused + unknown == 400
+    rate, burst = django_settings.RATE_LIMITS["api_read"]
+    dripped = int(rate * elapsed / 60) + 1  # what the rate grants while the burst is spent
+    assert burst <= unknown <= burst + dripped, (unknown, elapsed)
+    rows = {e.kind: e for e in SecurityEvent.objects.all()}
+    assert set(rows) == {SecurityEvent.Kind.TOKEN_INVALID, SecurityEvent.Kind.RATE_LIMITED}
+    assert rows["token_invalid"].count == unknown and rows["rate_limited"].count == refused
+    assert rows["rate_limited"].who == "anonymous" == rows["token_invalid"].who
+
+
+def test_a_bearer_header_does_not_lift_the_login_forms_limit(client):
+    """The login form counts by address (or the person): a bearer header is nothing there."""
+    rate, burst = django_settings.RATE_LIMITS["login"]
+    with time_machine.travel(MINUTE, tick=True):
+        began = time.monotonic()
+        codes = [
+            client.post(
+                "/accounts/login/",
+                {"username": f"guess{i}", "password": "x"},
+                HTTP_AUTHORIZATION=f"Bearer svp_{secrets.token_urlsafe(30)}",
+            ).status_code
+            for i in range(burst + 20)
+        ]
+        elapsed = time.monotonic() - began
+    allowed = len(codes) - codes.count(429)
+    assert allowed <= burst + int(rate * elapsed / 60) + 1, (codes, elapsed)
+
+
+HEADERS = st.one_of(
+    st.text(max_size=80),
+    st.text(max_size=80).map(lambda s: f"Bearer {s}"),
+    st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", max_size=60).map(
+        lambda s: f"Bearer svp_{s}"
+    ),
+)
+
+
+@given(header=HEADERS, kind=st.sampled_from(sorted(ratelimit.TOKEN_CLASSES)))
+@hypothesis_settings(max_examples=200, deadline=None)
+def test_a_secret_no_token_has_is_counted_by_its_address(header, kind):
+    """Whatever the Authorization header says, unless it is a token's secret, the client is
+    the address -- and a token's own secret is that token's budget."""
+    request = RequestFactory().get("/api/services", HTTP_AUTHORIZATION=header)
+    request.user = AnonymousUser()
+    assert ratelimit.client_key(request, kind) == "addr:127.0.0.1"
+
+
+def test_a_tokens_own_secret_is_its_budget_wherever_it_is_a_credential(make_token):
+    issued = make_token(["registry:read"], name="pipeline")
+    for kind in sorted(ratelimit.TOKEN_CLASSES):
+        request = RequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
+        request.user = AnonymousUser()
+        assert ratelimit.client_key(request, kind) == f"token:{issued.token.secret_hash[:24]}"
+        assert ratelimit.known_as(ratelimit.client_key(request, kind)) == "token:pipeline"
+    for kind in ("login", "pages"):  # not a credential there
+        request = RequestFactory().post("/", HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
+        request.user = AnonymousUser()
+        assert ratelimit.client_key(request, kind) == "addr:127.0.0.1"

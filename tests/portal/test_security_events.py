@@ -1,16 +1,25 @@
 """Security events: failed and throttled logins (and the throttle itself), bad tokens,
-permission denials on the API and the pages, rate-limit hits (once a minute per client),
-secret reads, tokens made and revoked -- each with who, where from and what; readable by
-admins only, on the API and /metrics."""
+permission denials on the API and the pages, rate-limit hits, secret reads, tokens made and
+revoked -- each with who, where from and what; refusals counted on one row per kind, address
+and caller a minute; readable by admins only, on the API and /metrics."""
 
-from datetime import timedelta
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 
 import pytest
+import time_machine
+from django.db import connection
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from portal import tokens
+from portal import security, tokens
 from portal.auth import system_actor
 from portal.models import SecurityEvent
+from portal.requestcontext import client_ip_var
 from tests.conftest import ApiClient
 from tests.factories import ServiceFactory
 
@@ -98,15 +107,16 @@ def test_refusals_on_the_api_and_on_the_pages_are_events(client, bob, make_token
 
 
 @pytest.mark.ratelimit
-def test_rate_limit_hits_are_events_once_a_minute_per_client(settings):
+def test_rate_limit_hits_are_counted_on_one_row_per_client_a_minute(settings):
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "api_read": (60, 2)}
     client = ApiClient("flooding")
     codes = [client.call("GET", "/api/services").status_code for _ in range(10)]
     assert codes.count(429) >= 7
-    events = SecurityEvent.objects.filter(kind=Kind.RATE_LIMITED)
-    assert events.count() == 1  # a flood is not a flood of rows
-    assert events.get().detail["route_class"] == "api_read"
-    assert events.get().who == "token:unknown"  # a secret no token has
+    event = SecurityEvent.objects.get(kind=Kind.RATE_LIMITED)  # a flood is not a flood of rows
+    assert event.count == codes.count(429) and event.last_at >= event.at
+    assert event.detail["route_class"] == "api_read"
+    assert event.who == "anonymous"  # a secret no token has: its caller is its address
+    assert event.client_ip == "127.0.0.1"
 
 
 @pytest.mark.ratelimit
@@ -202,3 +212,109 @@ def test_a_window_with_such_an_offset_is_stored_in_utc(make_token):
     assert planner.call("POST", "/api/maintenance-windows", body).status_code == 201
     stored = MaintenanceWindow.objects.get()
     assert stored.starts_at.isoformat().endswith("T10:29:00+00:00")  # the day before, in UTC
+
+
+# --- refusals are counted, not stored one row per request (issue 19, item 4) ---------------
+
+MINUTE = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)  # a window starts
+
+
+def test_refusals_of_one_kind_from_one_address_are_counted_on_one_row_a_minute(make_token):
+    """Unknown tokens from one address: one row counting them, whatever the secrets; another
+    address has its own row, and so has the next minute."""
+    with time_machine.travel(MINUTE, tick=False):
+        for i in range(7):
+            ApiClient(f"svp_guess{i}").call("GET", f"/api/services?n={i}")
+        ApiClient("svp_other", REMOTE_ADDR="192.0.2.9").call("GET", "/api/services")
+    with time_machine.travel(MINUTE + timedelta(seconds=59.5), tick=False):
+        ApiClient("svp_late").call("GET", "/api/services")
+    with time_machine.travel(MINUTE + timedelta(seconds=60), tick=False):
+        ApiClient("svp_next").call("GET", "/api/services")
+    rows = SecurityEvent.objects.filter(kind=Kind.TOKEN_INVALID).order_by("at", "client_ip")
+    counted = [(e.client_ip, e.count, e.at, e.last_at) for e in rows]
+    assert counted == [
+        ("127.0.0.1", 8, MINUTE, MINUTE + timedelta(seconds=59.5)),
+        ("192.0.2.9", 1, MINUTE, MINUTE),
+        ("127.0.0.1", 1, MINUTE + timedelta(seconds=60), MINUTE + timedelta(seconds=60)),
+    ]
+    first = rows[0]
+    assert first.operation == "GET /api/services" and first.who == "anonymous"
+    metrics = ApiClient().get("/metrics").content.decode()
+    assert 'portal_security_events_total{kind="token_invalid"} 10.0' in metrics
+
+
+def test_callers_from_one_address_are_not_counted_together(client, bob, make_token):
+    """A count never hides who: two tokens denied from one address are two rows."""
+    for name in ("reader", "viewer"):
+        caller = ApiClient(make_token(["registry:read"], name=name).secret)
+        for _ in range(3):
+            caller.call("POST", "/api/services", {"name": "x", "team": "t"})
+    rows = SecurityEvent.objects.filter(kind=Kind.PERMISSION_DENIED).order_by("who")
+    assert [(e.who, e.count) for e in rows] == [("token:reader", 3), ("token:viewer", 3)]
+
+
+def test_what_is_done_stays_one_row_each():
+    actor = system_actor("tests")
+    for name in ("one", "two"):
+        tokens.issue_token(name, ["registry:read"], issuer=actor)
+    created = SecurityEvent.objects.filter(kind=Kind.TOKEN_CREATED)
+    assert [e.count for e in created] == [1, 1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_counting_from_many_connections_at_once_loses_none():
+    """Four web processes' worth of connections counting the same refusal at once: one row,
+    and every refusal on it (the unique tally lets one insert; the others count)."""
+    SecurityEvent.objects.all().delete()
+    barrier = threading.Barrier(4)
+
+    def refuse(times: int) -> None:
+        token = client_ip_var.set("198.51.100.4")
+        try:
+            barrier.wait()
+            for _ in range(times):
+                security.record(Kind.TOKEN_INVALID, "anonymous", "GET /api/services", "refused")
+        finally:
+            client_ip_var.reset(token)
+            connection.close()
+
+    with time_machine.travel(MINUTE, tick=False):
+        threads = [threading.Thread(target=refuse, args=(50,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    (row,) = SecurityEvent.objects.filter(kind=Kind.TOKEN_INVALID)
+    assert row.count == 200 and row.client_ip == "198.51.100.4"
+
+
+@given(
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(sorted(security.COUNTED)),
+            st.sampled_from(["192.0.2.1", "192.0.2.2", "2001:db8::1"]),
+            st.sampled_from(["anonymous", "token:ci", "bob"]),
+            st.integers(0, 179),  # seconds into three minutes
+        ),
+        max_size=40,
+    )
+)
+@hypothesis_settings(max_examples=40, deadline=None)
+def test_every_refusal_is_counted_once_on_the_row_of_its_kind_address_caller_and_minute(events):
+    """The promise as a property: rows are exactly the distinct (kind, address, caller,
+    minute) seen, and their counts add up to the refusals."""
+    SecurityEvent.objects.all().delete()
+    for kind, address, who, second in events:
+        token = client_ip_var.set(address)
+        try:
+            with time_machine.travel(MINUTE + timedelta(seconds=second), tick=False):
+                security.record(kind, who, "GET /x", "refused")
+        finally:
+            client_ip_var.reset(token)
+    expected = Counter((k, str(ip_address(a)), w, s // 60) for k, a, w, s in events)
+    rows = SecurityEvent.objects.all()
+    got = {
+        (e.kind, e.client_ip, e.who, int((e.at - MINUTE).total_seconds() // 60)): e.count
+        for e in rows
+    }
+    assert got == dict(expected) and len(rows) == len(expected)
