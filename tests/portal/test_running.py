@@ -1,9 +1,12 @@
 """Running the portal as the README says: `make run` on PostgreSQL and Redis from a fresh
-checkout, commands typed in a second shell, the address it listens on, and the number of
-database connections a process may hold."""
+checkout, commands typed in a second shell, the address it listens on, the number of
+database connections a process may hold, and `make run` kept up (a child that dies started
+again) and stopped whole (Ctrl-C, SIGHUP)."""
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -11,14 +14,19 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connection
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from healthchecks.models import CheckResult
 from healthchecks.status import ErrorCode, Status
+from portal.management.commands.runportal import RESTART_DELAY_MAX, restart_delay
 from portal.models import ApiToken
 from tests.conftest import test_database_url as database_url
 from tests.factories import make_check
@@ -344,3 +352,153 @@ def test_make_run_says_what_to_do_when_its_database_does_not_exist(tmp_path):
     assert "'no_such_portal_database', which does not exist" in done.stderr
     assert "createdb" in done.stderr and "Traceback" not in done.stderr
     assert not env_file.exists()
+
+
+def start_embedded_runportal(port: int, var: Path) -> subprocess.Popen:
+    """`make run`'s last step with the embedded mode's broker (no REDIS_URL: the filesystem
+    broker under ``var``), on the test database so the demo's tables exist."""
+    env = shell_env(
+        PORTAL_ENV_FILE="",
+        DEBUG="true",
+        LOG_LEVEL="warning",
+        DATABASE_URL=database_url(),
+        PORTAL_VAR_DIR=str(var),
+    )
+    return subprocess.Popen(
+        [sys.executable, MANAGE, "runportal", "--addr", f"127.0.0.1:{port}", "--concurrency=1"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def child_pid(portal: subprocess.Popen, word: str, seconds: float = 60) -> int:
+    """The pid of runportal's child whose command line holds ``word`` (worker, beat,
+    runserver), once there is one."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert portal.poll() is None, f"runportal exited with {portal.returncode}"
+        for pid in child_pids(portal.pid):
+            if word in command_of(pid):
+                return pid
+        time.sleep(0.1)
+    pytest.fail(f"runportal has no {word} child")
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def descendants(pid: int) -> set[int]:
+    found = set()
+    for child in child_pids(pid):
+        found |= {child} | descendants(child)
+    return found
+
+
+def command_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_until(predicate, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, f"not within {seconds} s"
+        time.sleep(0.2)
+
+
+def results_after(check, moment) -> bool:
+    return CheckResult.objects.filter(health_check=check, at__gt=moment).exists()
+
+
+@hypothesis_settings(max_examples=200)
+@given(deaths=st.integers(min_value=0, max_value=10_000))
+def test_a_dead_child_waits_at_most_half_a_minute_however_often_it_died(deaths):
+    """The promise "a killed worker is replaced within a minute" holds for a child that
+    keeps dying too: the wait grows with its deaths in a row but stops at 30 s."""
+    assert 1 <= restart_delay(deaths) <= RESTART_DELAY_MAX <= 30
+    assert restart_delay(deaths) <= restart_delay(deaths + 1)
+
+
+def test_runportal_starts_a_killed_worker_again_while_the_web_goes_on_answering(tmp_path):
+    """Embedded mode: a worker that died took web and beat down with it. Killed with SIGKILL,
+    it is replaced (its pool cleared away) and the check's results go on within a minute;
+    the web answers every request meanwhile."""
+    from django.utils import timezone
+
+    port = closed_port()
+    url = f"http://127.0.0.1:{port}/health/"
+    check = make_check(target=url, interval=2, timeout=1)
+    portal = start_embedded_runportal(port, tmp_path / "var")
+    try:
+        worker = child_pid(portal, "worker")
+        wait_until(lambda: results_after(check, timezone.now() - timedelta(hours=1)), 90)
+        pool = descendants(worker)
+        os.kill(worker, signal.SIGKILL)
+        killed, killed_at = time.monotonic(), timezone.now()
+        unanswered = 0
+        while not results_after(check, killed_at):
+            assert time.monotonic() - killed < 60, "no result within a minute of the kill"
+            unanswered += not answers(url)
+            time.sleep(0.2)
+        print(f"results again {time.monotonic() - killed:.1f} s after the kill")
+        assert unanswered == 0
+        assert child_pid(portal, "worker") != worker
+        assert not [pid for pid in pool if alive(pid)], "the dead worker's pool is left"
+    finally:
+        assert stop(portal, signal.SIGINT) == 0
+
+
+def test_runportal_starts_a_killed_web_server_again_on_its_port(tmp_path):
+    """runserver's reloader killed leaves its server holding the port: it goes too, and a
+    new web server answers on the same port within a minute."""
+    port = closed_port()
+    url = f"http://127.0.0.1:{port}/health/"
+    portal = start_embedded_runportal(port, tmp_path / "var")
+    try:
+        child_pid(portal, "worker")  # started once the web answered: runportal supervises
+        web = child_pid(portal, "runserver")
+        os.kill(web, signal.SIGKILL)
+        killed = time.monotonic()
+        wait_until(lambda: child_pid(portal, "runserver") != web and answers(url), 60)
+        print(f"web answered again {time.monotonic() - killed:.1f} s after the kill")
+    finally:
+        assert stop(portal, signal.SIGINT) == 0
+
+
+def test_sighup_to_runportals_process_group_stops_everything_and_frees_the_port(tmp_path):
+    """Closing the terminal left web, worker and beat running, and the next `make run` found
+    its port busy. SIGHUP to the group (what a closing terminal sends) stops all of them."""
+    port = closed_port()
+    portal = start_embedded_runportal(port, tmp_path / "var")
+    everything = set()
+    try:
+        child_pid(portal, "beat")
+        worker = child_pid(portal, "worker")
+        wait_until(lambda: len(descendants(worker)) >= 1, 60)  # its pool process
+        everything = descendants(portal.pid)
+        os.killpg(portal.pid, signal.SIGHUP)
+        assert portal.wait(timeout=30) == 0
+        wait_until(lambda: not [pid for pid in everything if alive(pid)], 15)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # free again
+    finally:
+        for pid in [portal.pid, *everything]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -37,7 +37,8 @@ def restart_delay(deaths_in_a_row: int) -> float:
     """Seconds before a dead child starts again: a second after a first death (a killed worker
     is back within seconds), doubling while it keeps dying young (a broken setting must not
     spin the machine), never more than RESTART_DELAY_MAX, so a fixed cause is picked up soon."""
-    return min(RESTART_DELAY_MAX, 2.0 ** max(0, deaths_in_a_row - 1))
+    doublings = min(max(0, deaths_in_a_row - 1), 10)  # 2 ** 1024 would overflow a float
+    return min(RESTART_DELAY_MAX, 2.0**doublings)
 
 
 def how_it_ended(returncode: int) -> str:
