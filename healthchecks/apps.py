@@ -6,7 +6,7 @@ class HealthchecksConfig(AppConfig):
     verbose_name = "Health checks"
 
     def ready(self) -> None:
-        from healthchecks import checks, service_health
+        from healthchecks import checks, scheduling, service_health
         from portal import encryption
         from services import signals
 
@@ -15,5 +15,8 @@ class HealthchecksConfig(AppConfig):
         )
         signals.maintenance_changed.connect(
             service_health.on_maintenance_changed, dispatch_uid="health-on-maintenance"
+        )
+        signals.deployment_reported.connect(
+            scheduling.on_deployment_reported, dispatch_uid="health-on-deployment"
         )
         encryption.register_encrypted("healthchecks.HealthCheck.secrets", checks.rotate_secrets)

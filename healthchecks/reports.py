@@ -13,6 +13,7 @@ from django.db.models import Count, Max
 
 from healthchecks import healthjson
 from healthchecks.models import CheckState, HealthCheck, ServiceHealth
+from healthchecks.probes.kinds import KINDS
 from healthchecks.status import Status, is_stale, overall_status, service_status
 from services import maintenance
 from services.models import Dependency, DependencyKind, Service
@@ -101,11 +102,54 @@ _CHECK_FIELDS = (
 _DEPENDENCY_FIELDS = ("depends_on__name", "kind", "depends_on__health__status")
 
 
-def service_detail(name: str) -> dict | None:
-    """A service's status with its checks and dependencies, or None if there is none."""
+def service_detail(name: str, since: datetime | None = None) -> dict | None:
+    """A service's status with its checks and dependencies, or None if there is none.
+    With ``since`` it is a deploy gate's answer: only results recorded since then count
+    (``fresh_results``)."""
     fetch = detail_rows_in_one_statement if connection.vendor == "postgresql" else detail_rows
     rows = fetch(name)
-    return None if rows is None else _detail_document(*rows)
+    if rows is None:
+        return None
+    document = _detail_document(*rows)
+    return document if since is None else fresh_results(document, since)
+
+
+def fresh_results(document: dict, since: datetime) -> dict:
+    """The document as a deploy gate judges it: a result recorded before ``since`` (the
+    release being gated) says nothing about it. Each probed check that gates -- the
+    critical ones, or all when none is -- must have a result since then, and counts as its
+    own last result (an older healthy streak that retries keep does not carry a failure
+    through the gate); until each has one, the service is not usable. Pushed checks
+    (heartbeats) keep their state: a release does not make a cron job beat sooner."""
+    document = {**document, "results_since": iso(since)}
+    if document["status"] == word(Status.MAINTENANCE):
+        return document
+    enabled = [c for c in document["checks"] if c["enabled"]]
+    probed = [c for c in enabled if not KINDS[c["kind"]].pushed]
+    waiting = []
+    for check in [c for c in probed if c["critical"]] or probed:
+        last = check["last_check_at"]
+        if last is None or datetime.fromisoformat(last) < since:
+            waiting.append(check["name"])
+            check["status"] = word(Status.UNKNOWN)
+            check["errors"] = [*check["errors"], f"no result since {iso(since)}"]
+        elif check["consecutive_failures"]:
+            check["status"] = word(Status.UNHEALTHY)
+    hard = [d for d in document["dependencies"] if d["kind"] == DependencyKind.HARD]
+    status, reason = service_status(
+        [(c["name"], Status[c["status"].upper()], c["critical"]) for c in enabled],
+        [(d["service"], Status[d["status"].upper()]) for d in hard],
+    )
+    if waiting and status != Status.UNHEALTHY:
+        status, reason = Status.UNKNOWN, f"no result since {iso(since)}: {', '.join(waiting)}"
+    if word(status) != document["status"]:
+        document["since"] = None
+    document.update(
+        status=word(status),
+        reason=reason,
+        errors=[f"{c['name']}: {e}" for c in enabled for e in c["errors"]],
+    )
+    return document
 
 
 def detail_rows(name: str):

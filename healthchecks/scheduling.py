@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from healthchecks.models import CheckSchedule, CheckState, HealthCheck
+from healthchecks.probes.kinds import KINDS
 
 _CLAIM_SQL = """
 WITH due AS (
@@ -100,6 +102,19 @@ def reschedule(check: HealthCheck, now: datetime, *, interval_changed: bool = Fa
         following = now + timedelta(seconds=check.interval)
         if schedule.next_due_at > following:
             CheckSchedule.objects.filter(pk=check.pk).update(next_due_at=following)
+
+
+def run_soon(service_id: int, now: datetime) -> int:
+    """Make a service's probed checks due now (a release was rolled out: its gate waits for
+    results recorded after it). Heartbeats stay as they are: nothing to probe."""
+    pushed = [name for name, kind in KINDS.items() if kind.pushed]
+    return CheckSchedule.objects.filter(
+        health_check__service_id=service_id, next_due_at__gt=now
+    ).exclude(health_check__kind__in=pushed).update(next_due_at=now)
+
+
+def on_deployment_reported(sender, service_id: int, **kwargs) -> None:
+    run_soon(service_id, timezone.now())
 
 
 def postpone(check_id: int, until: datetime) -> None:

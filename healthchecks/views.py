@@ -4,16 +4,21 @@ Plain Django views rather than the API framework: they are the hottest read path
 outside contract (status codes, application/health+json) is theirs to keep.
 """
 
+from datetime import datetime
+
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import TypeAdapter, ValidationError
 
 from healthchecks import availability, healthjson, history, pings, predict, reports, selfcheck
 from healthchecks.metrics import exposition
 from healthchecks.status import Status, is_usable
 from portal.errors import error_response, no_such_service
+from portal.fields import Moment
 from services.models import Service
 
 
@@ -50,12 +55,35 @@ def services(request: HttpRequest):
 @require_GET
 def service(request: HttpRequest, name: str):
     """200 while the service is usable (healthy or degraded), 503 when not: a readiness
-    probe and a deploy gate."""
-    detail = selfcheck.detail() if name == selfcheck.NAME else reports.service_detail(name)
+    probe and a deploy gate (``?since=``: only results recorded since then count)."""
+    try:
+        since = _since(request)
+    except ValueError as exc:
+        return error_response(422, "invalid", "bad since", fields={"since": str(exc)})
+    detail = selfcheck.detail() if name == selfcheck.NAME else reports.service_detail(name, since)
     if detail is None:
         return _not_found(name)
     usable = is_usable(Status[detail["status"].upper()])
     return _respond(request, detail, healthjson.service_document(detail), 200 if usable else 503)
+
+
+_MOMENT = TypeAdapter(Moment)
+
+
+def _since(request: HttpRequest) -> datetime | None:
+    """``?since=``: an ISO 8601 moment, or ``now`` (the portal's clock, so a pipeline's own
+    clock never matters: the answer says which moment it used, in ``results_since``)."""
+    text = request.GET.get("since")
+    if text is None:
+        return None
+    if text == "now":
+        return timezone.now()
+    try:
+        return _MOMENT.validate_python(text)
+    except ValidationError as exc:
+        raise ValueError(
+            f"{exc.errors()[0]['msg']}; an ISO 8601 moment (2024-05-01T12:00:00Z) or now"
+        ) from None
 
 
 @require_GET

@@ -298,8 +298,35 @@ def config_import(
     type=click.Choice(["in_progress", "succeeded", "failed", "rolled_back"]),
 )
 @click.option("--link", default="", help="The pipeline run's URL.")
-def deploy(session: Session, service, build, config_version, config_hash, status, link):
-    """Report a deployment: which build, with which configuration."""
+@click.option(
+    "--wait",
+    "then_wait",
+    is_flag=True,
+    help="Then wait until the service is usable on results recorded after this report "
+    "(the deploy gate; report once the rollout is done).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="With --wait: seconds before giving up (exit 1).",
+)
+@click.option("--dependencies", is_flag=True, help="With --wait: also its hard dependencies.")
+def deploy(
+    session: Session,
+    service,
+    build,
+    config_version,
+    config_hash,
+    status,
+    link,
+    then_wait,
+    timeout,
+    dependencies,
+):
+    """Report a deployment: which build, with which configuration (and with --wait, gate
+    it: the portal checks the service at once and only results after the report count)."""
     session.need_token()
     if config_version is not None and config_hash:
         raise click.UsageError("give --config-version or --config-hash, not both")
@@ -309,11 +336,15 @@ def deploy(session: Session, service, build, config_version, config_hash, status
     if config_hash:
         body["config_hash"] = config_hash
     result = session.portal.post(f"/api/services/{service}/deployments", body)
-    if session.as_json:
+    if session.as_json and not then_wait:
         return emit_json(result)
-    number = result["config_version"]
-    config = f"config version {number}" if number else "no config version"
-    click.echo(f"reported {service} {result['version']} {result['status']} ({config})")
+    if not session.as_json:
+        number = result["config_version"]
+        config = f"config version {number}" if number else "no config version"
+        click.echo(f"reported {service} {result['version']} {result['status']} ({config})")
+    if then_wait:
+        since = {service: result["created_at"]}
+        gate(session, [service], timeout, 2.0, dependencies, since=since)
 
 
 # --- wait -----------------------------------------------------------------------------------
@@ -336,9 +367,22 @@ def deploy(session: Session, service, build, config_version, config_hash, status
     help="Seconds between polls.",
 )
 @click.option("--dependencies", is_flag=True, help="Also wait for their hard dependencies.")
-def wait(session: Session, services, timeout, interval, dependencies):
-    """Wait until services are usable (healthy or degraded) per /health/service/NAME."""
+@click.option(
+    "--any-result",
+    is_flag=True,
+    help="Count results recorded before the wait began too (not a deploy gate).",
+)
+def wait(session: Session, services, timeout, interval, dependencies, any_result):
+    """Wait until services are usable (healthy or degraded) per /health/service/NAME,
+    counting only results recorded after the wait began: a deploy gate never passes a
+    release on a result from before it."""
     session.portal.check_token()
+    gate(session, services, timeout, interval, dependencies, fresh=not any_result)
+
+
+def gate(session, services, timeout, interval, dependencies, *, fresh=True, since=None) -> None:
+    """Poll until the services are usable (exit 0) or the timeout passes (exit 1, saying
+    why); ``since``: service -> the moment from which its results count."""
     # One slow answer must not hold the job far past its own timeout.
     session.portal.timeout = min(HTTP_TIMEOUT, max(2.0, timeout))
     live = output.is_terminal() and not session.as_json
@@ -358,6 +402,8 @@ def wait(session: Session, services, timeout, interval, dependencies):
         dependencies,
         report=report,
         live=redraw if live else None,
+        fresh=fresh,
+        since=dict(since or {}),
     )
     ok = waiter.run()
     if live:

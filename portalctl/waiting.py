@@ -4,13 +4,20 @@ degraded; 503: not), the same answer a readiness probe or a deploy gate gets.
 A poll reads every service still being waited for; with ``dependencies`` the set grows with
 the hard dependencies each answer names (and theirs), so a service is waited for with
 everything it cannot start without.
+
+The services named are gated (``fresh``): only results the portal recorded after the wait
+began count, so a release rolled out just before is never passed on a result from before it.
+The first poll asks ``?since=now`` and the portal says which moment that was (its clock,
+not the job's); later polls ask since that moment. Dependencies, which the job did not roll
+out, are read as they are.
 """
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import quote, urlencode
 
-from portalctl.client import Portal, Unreachable, refused
+from portalctl.client import Portal, Refused, Unreachable, refused
 
 
 @dataclass
@@ -21,6 +28,7 @@ class State:
     reason: str = ""
     failing: list[str] = field(default_factory=list)  # "check: error" of checks not healthy
     hard_dependencies: list[str] = field(default_factory=list)
+    results_since: str | None = None  # the moment from which results count (gated ones)
 
     def line(self) -> str:
         why = f" ({self.reason})" if self.reason and not self.usable else ""
@@ -39,10 +47,11 @@ class NoSuchService(Exception):
     pass
 
 
-def read_state(portal: Portal, name: str) -> State:
-    """One service's state; NoSuchService for a 404 (it will not appear by waiting),
-    ``Refused`` for any other error answer."""
-    response = portal.send("GET", f"/health/service/{name}")
+def read_state(portal: Portal, name: str, since: str | None = None) -> State:
+    """One service's state (counting only results since ``since`` when given); NoSuchService
+    for a 404 (it will not appear by waiting), ``Refused`` for any other error answer."""
+    query = f"?{urlencode({'since': since})}" if since else ""
+    response = portal.send("GET", f"/health/service/{quote(name, safe='')}{query}")
     if response.status == 404:
         raise NoSuchService(f"no service named {name!r}")
     if response.status not in (200, 503):
@@ -50,6 +59,7 @@ def read_state(portal: Portal, name: str) -> State:
     document = response.json()
     return State(
         name=name,
+        results_since=document.get("results_since"),
         status=document.get("status", "unknown"),
         usable=response.status == 200,
         reason=document.get("reason", ""),
@@ -83,6 +93,8 @@ class Waiter:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     states: dict[str, State] = field(default_factory=dict)
+    fresh: bool = True  # the services named count only results recorded after the wait began
+    since: dict[str, str] = field(default_factory=dict)
 
     def run(self) -> bool:
         """True once every service is usable; False when the timeout passes first."""
@@ -105,8 +117,20 @@ class Waiter:
         i = 0
         while i < len(targets):
             name = targets[i]
+            gated = self.fresh and name in self.names
             try:
-                state = read_state(self.portal, name)
+                state = read_state(
+                    self.portal, name, self.since.get(name, "now") if gated else None
+                )
+                if gated and name not in self.since:
+                    if state.results_since is None:
+                        raise Refused(
+                            status=200,
+                            code="no_gate",
+                            message="this portal does not count fresh results only (?since=); "
+                            "upgrade it, or wait with --any-result",
+                        )
+                    self.since[name] = state.results_since
             except Unreachable as exc:  # the portal restarting mid-deploy: keep waiting
                 state = State(name, status="unreachable", reason=str(exc))
             previous = self.states.get(name)

@@ -10,7 +10,7 @@ from django.db.models import OuterRef, Subquery
 from portal import audit
 from portal.auth import check_ownership
 from portal.errors import InvalidInput
-from services import registry
+from services import registry, signals
 from services.configs import current_version, get_service
 from services.models import ConfigVersion, Deployment, DeploymentStatus, Service
 from services.schemas import ServiceFieldsIn
@@ -58,6 +58,8 @@ def report(
             link=link,
             actor=str(actor),
         )
+        if status in (DeploymentStatus.IN_PROGRESS, DeploymentStatus.SUCCEEDED):
+            signals.deployment_reported.send(sender=Deployment, service_id=service.pk)
         if status == DeploymentStatus.SUCCEEDED and service.deployed_version != version:
             # Through the registry's one write path, so the change is audited like any other.
             registry.patch_service(name, ServiceFieldsIn(deployed_version=version), actor)

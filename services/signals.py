@@ -14,3 +14,8 @@ dependencies_changed = Signal()
 # Sent inside the writing transaction with ``service_ids``: a maintenance window covering these
 # services was created or removed. Health recomputes them (MAINTENANCE is a derived status).
 maintenance_changed = Signal()
+
+# Sent inside the writing transaction with ``service_id``: a release of it was reported rolled
+# out (in progress or succeeded). Health runs its checks at once, so a deploy gate, which
+# counts only results recorded after the release, does not wait out their intervals.
+deployment_reported = Signal()

@@ -290,3 +290,52 @@ def test_an_unknown_soft_dependency_does_not_fail_a_warn_document(client, estate
     assert doc["checks"]["cache:dependency"][0]["status"] == "pass"
     assert doc["checks"]["cache:dependency"][0]["observedValue"] == "unknown"
     assert soft.kind == "soft"
+
+
+# --- The deploy gate: ?since= (issue 19, item 2) ----------------------------------------------
+
+
+def test_a_gate_counts_no_result_recorded_before_its_moment(client, estate):
+    payments, _ = estate
+    assert client.get("/health/service/payments").status_code == 200
+    res = client.get("/health/service/payments", {"since": "now"})
+    assert res.status_code == 503
+    body = res.json()
+    moment = body["results_since"]
+    assert body["status"] == "unknown"
+    assert body["reason"] == f"no result since {moment}: http"
+    record(payments, Status.HEALTHY)
+    res = client.get("/health/service/payments", {"since": moment})
+    assert res.status_code == 200 and res.json()["results_since"] == moment
+
+
+def test_a_fresh_failure_fails_the_gate_though_retries_keep_the_state_healthy(client):
+    service = ServiceFactory(name="api")
+    check = make_check(service, name="http", retries=2)
+    record(check, Status.HEALTHY, when=timezone.now() - timedelta(seconds=30))
+    moment = timezone.now()
+    record(check, Status.UNHEALTHY, errors=["refused"])
+    assert CheckState.objects.get(health_check=check).status == Status.HEALTHY  # retried
+    assert client.get("/health/service/api").status_code == 200
+    res = client.get("/health/service/api", {"since": moment.isoformat()})
+    assert res.status_code == 503
+    assert res.json()["checks"][0]["status"] == "unhealthy"
+
+
+def test_the_gate_waits_for_critical_checks_only_and_never_for_heartbeats(client):
+    service = ServiceFactory(name="api")
+    critical = make_check(service, name="http", is_critical=True)
+    make_check(service, name="tcp", is_critical=False)
+    make_check(service, name="nightly", kind="heartbeat", target="", heartbeat_token="h" * 32)
+    moment = timezone.now()
+    record(critical, Status.HEALTHY)
+    res = client.get("/health/service/api", {"since": moment.isoformat()})
+    assert res.status_code == 200  # tcp and nightly: no result (degraded), not waited for
+    assert res.json()["status"] == "degraded"
+
+
+@pytest.mark.parametrize("since", ["0.5", "yesterday", "2026-13-01T00:00:00Z", ""])
+def test_a_bad_since_is_a_422_naming_the_field(client, estate, since):
+    res = client.get("/health/service/payments", {"since": since})
+    assert res.status_code == 422
+    assert list(res.json()["error"]["fields"]) == ["since"]

@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from healthchecks import scheduling
 from healthchecks.models import CheckSchedule, CheckState, HealthCheck
+from portal.auth import system_actor
+from services import deployments
 from tests.factories import ServiceFactory, make_check, next_due
 
 # Also on SQLite: these parts have an embedded-mode branch of their own.
@@ -273,3 +275,26 @@ def test_the_hot_tables_are_vacuumed_even_without_autovacuum():
 
 def test_no_vacuum_inside_a_transaction(db):
     assert scheduling.vacuum_hot_tables() == []
+
+
+def test_a_reported_release_makes_its_services_probed_checks_due_at_once():
+    """A deploy gate counts only results after the report: the checks run now rather than
+    at their next interval (heartbeats have nothing to probe; failed reports change nothing)."""
+    later = timezone.now() + timedelta(minutes=5)
+    web, other = ServiceFactory(name="web"), ServiceFactory(name="other")
+    http = make_check(web, name="http", interval=600, next_due_at=later)
+    beat = make_check(web, name="beat", kind="heartbeat", target="", next_due_at=later)
+    elsewhere = make_check(other, name="http", interval=600, next_due_at=later)
+
+    def report(status):
+        deployments.report(
+            "web", version="2", status=status, config_version=None, config_hash="", link="",
+            actor=system_actor("ci"),
+        )  # fmt: skip
+
+    report("failed")
+    assert next_due(http) == later
+    before = timezone.now()
+    report("in_progress")
+    assert before <= next_due(http) <= timezone.now()
+    assert next_due(beat) == later and next_due(elsewhere) == later

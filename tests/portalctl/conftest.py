@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from django.db import connection
 from django.utils import timezone
 
-from healthchecks import engine
+from healthchecks import engine, scheduling
 from healthchecks.models import HealthCheck
 from portalctl.cli import cli
 
@@ -49,6 +49,31 @@ def prober(transactional_db):
                 ids = HealthCheck.objects.filter(enabled=True).values_list("pk", flat=True)
                 if ids:
                     engine.run_batch([(pk, due) for pk in ids])
+                stop.wait(0.2)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=loop, daemon=True)
+    yield worker.start
+    stop.set()
+    if worker.is_alive():
+        worker.join(timeout=30)
+
+
+@pytest.fixture
+def scheduled_prober(transactional_db):
+    """A probe worker that keeps the checks' schedules, as beat's dispatcher and a worker
+    do: every 0.2 s it claims the checks due (scheduling.claim_due) and probes them through
+    the engine, until the test ends."""
+    stop = threading.Event()
+
+    def loop():
+        try:
+            while not stop.is_set():
+                now = timezone.now()
+                claims = scheduling.claim_due(now, now, 100)
+                if claims:
+                    engine.run_batch([(c.check_id, c.due_at.isoformat()) for c in claims])
                 stop.wait(0.2)
         finally:
             connection.close()

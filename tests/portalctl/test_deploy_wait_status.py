@@ -108,7 +108,8 @@ def test_wait_json_says_why(portalctl, applied, httpserver):
     body = json.loads(result.stdout)
     assert body["ok"] is False
     assert body["services"]["db"]["status"] == "unknown"
-    assert body["services"]["db"]["failing_checks"] == ["http (unknown): no error reported"]
+    [failing] = body["services"]["db"]["failing_checks"]
+    assert failing.startswith("http (unknown): no result since 20")
 
 
 def test_wait_for_an_unknown_service_exits_1_at_once(portalctl, applied, httpserver):
@@ -153,7 +154,10 @@ def test_on_a_terminal_wait_keeps_one_live_line(live_server, applied, httpserver
         live=live.append,
     )
     assert waiter.run() is False
-    assert changes == ["web: unknown (no recent result: http)"]  # once, not once per poll
+    # Once, not once per poll; the moment is the portal's, asked once.
+    [change] = changes
+    assert change.startswith("web: unknown (no result since 20") and change.endswith(": http)")
+    assert list(waiter.since) == ["web"]
     assert len(live) >= 2 and all("0/1 usable; waiting for web unknown" in line for line in live)
 
 
@@ -166,3 +170,37 @@ def test_status_and_wait_refuse_a_token_that_is_not_valid(portalctl, applied, ht
         assert "the bearer token is not valid" in result.output
     # Without a token they still work: the health reads are open.
     assert portalctl("status", env={"PORTAL_TOKEN": ""}).exit_code == 0
+
+
+def test_the_gate_never_passes_a_release_on_a_result_from_before_it(
+    portalctl, applied, httpserver, scheduled_prober
+):
+    """Issue 19, item 2: a check with a 60 s interval, just healthy; the target starts
+    failing; `deploy` then `wait` exited 0 in 0.17 s on the result from before."""
+    applied(estate(httpserver).replace("interval: 10", "interval: 60"))
+    scheduled_prober()  # a new check is due at once, then every 60 s
+    assert (
+        portalctl("wait", "web", "--any-result", "--timeout", 30, "--interval", 0.2).exit_code == 0
+    )
+    httpserver.clear_all_handlers()
+    httpserver.expect_request("/web").respond_with_data("broken", status=500)
+    httpserver.expect_request("/db").respond_with_data("ok")
+
+    # Plain wait, after the report: no result recorded since it began, so not usable.
+    assert portalctl("deploy", "web", "--version", "2").exit_code == 0
+    started = time.monotonic()
+    waited = portalctl("wait", "web", "--timeout", 3, "--interval", 0.2)
+    assert waited.exit_code == 1, waited.output
+    assert time.monotonic() - started >= 3
+    # The report made the portal check at once: the gate sees the failure, not the past.
+    gated = portalctl("deploy", "web", "--version", "3", "--wait", "--timeout", 10)
+    assert gated.exit_code == 1, gated.output
+    assert "check http (unhealthy): HTTP 500" in gated.stderr
+
+    httpserver.clear_all_handlers()
+    httpserver.expect_request("/web").respond_with_data("ok")
+    started = time.monotonic()
+    gated = portalctl("deploy", "web", "--version", "4", "--wait", "--timeout", 30)
+    assert gated.exit_code == 0, gated.output
+    assert "usable: web" in gated.stdout
+    assert time.monotonic() - started < 30  # checked at once, not after its 60 s interval

@@ -109,11 +109,12 @@ def test_the_github_actions_job_runs_as_documented(workspace, job_env, prober):
         ran.append(step["name"])
         if github_env.exists():  # what a step exports to the next ones
             env.update(line.split("=", 1) for line in github_env.read_text().splitlines())
-    assert "Wait until healthy" in ran and "Report the deployment" in ran
+    assert "Verify the release" in ran and "Report the deployment" in ran
     assert (
         workspace / "deployed.env"
     ).read_text() == "CURRENCY='EUR'\nLOG_LEVEL='INFO'\nTIMEOUT='30'\n"
-    deployment = Deployment.objects.get(service__name="checkout")
+    verified, deployment = Deployment.objects.filter(service__name="checkout").order_by("id")
+    assert (verified.version, verified.status) == ("0a1b2c3", "in_progress")
     assert (deployment.version, deployment.config_version, deployment.status) == (
         "0a1b2c3",
         1,
@@ -135,14 +136,15 @@ def test_the_gitlab_job_runs_as_documented(workspace, job_env, prober):
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     assert "usable: checkout, accounts" in result.stdout
     assert ConfigVersion.objects.filter(service__name="checkout").count() == 1
-    deployment = Deployment.objects.get(service__name="checkout")
+    deployment = Deployment.objects.filter(service__name="checkout").latest("id")
     assert (deployment.version, deployment.config_version) == ("9f8e7d6", 1)
+    assert deployment.status == "succeeded"
     # Run again, as a retried job does: nothing new is stored but the deployment report.
     again = run("\n".join(job["script"]), workspace, env)
     assert again.returncode == 0, again.stderr
     assert "unchanged: checkout, accounts" in again.stdout
     assert ConfigVersion.objects.filter(service__name="checkout").count() == 1
-    assert Deployment.objects.filter(service__name="checkout").count() == 2
+    assert Deployment.objects.filter(service__name="checkout").count() == 4  # 2 per run
 
 
 def test_the_client_imports_no_django_and_no_portal_app(installed):
