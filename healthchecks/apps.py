@@ -20,3 +20,8 @@ class HealthchecksConfig(AppConfig):
             scheduling.on_deployment_reported, dispatch_uid="health-on-deployment"
         )
         encryption.register_encrypted("healthchecks.HealthCheck.secrets", checks.rotate_secrets)
+        # A web process counting its answers alone (no Redis) adapts its rate limits itself.
+        from healthchecks import pressure
+        from portal import ratelimit
+
+        ratelimit.register_adapter(pressure.adapt)

@@ -16,7 +16,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 
-from portal import security
+from portal import ratelimit, security
 from portal.auth import BearerTokenAuth, PortalSessionAuth
 from portal.errors import PortalError, error_body, field_path
 from portal.middleware import database_unavailable
@@ -355,11 +355,12 @@ def on_database_unavailable(request, exc: Exception):
 @api.exception_handler(Exception)
 def on_unexpected(request, exc: Exception):
     log.exception("unhandled API error", path=request.path)
-    return _respond(
+    response = _respond(
         request,
         500,
         error_body("internal_error", "an internal error occurred; quote the request id"),
     )
+    return ratelimit.mark_fault(response)  # a genuine fault: stress
 
 
 api.add_router("/", "portal.security_api.router")

@@ -5,7 +5,9 @@ import time
 
 import structlog
 from django.conf import settings
+from django.core.signals import got_request_exception
 from django.db.utils import InterfaceError, OperationalError
+from django.dispatch import receiver
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.utils.encoding import escape_uri_path
 
@@ -177,10 +179,19 @@ class UnstorableUrlTextMiddleware:
         return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
 
 
+@receiver(got_request_exception, dispatch_uid="portal-fault-on-unhandled-error")
+def on_unhandled_error(sender, request=None, **kwargs):
+    """An exception nothing handled (Django answers 500) is a genuine fault: stress."""
+    if request is not None:
+        request.portal_fault = True
+
+
 class RateLimitMiddleware:
     """The adaptive rate limiter (portal.ratelimit) ahead of the views: over its budget a
     client gets a 429 in the error shape with Retry-After; every limited answer carries the
-    RateLimit-* headers. Also counts each answer for the stress signal."""
+    RateLimit-* headers. Also counts each answer for the stress signal (its genuine
+    faults: portal.ratelimit.mark_fault), and where the counts stay in this process, adapts
+    the factor here."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -212,7 +223,10 @@ class RateLimitMiddleware:
         else:
             started = time.monotonic()
             response = self.get_response(request)
-            ratelimit.LIMITER.record(response.status_code, time.monotonic() - started)
+            elapsed = time.monotonic() - started
+            fault = ratelimit.is_fault(response) or getattr(request, "portal_fault", False)
+            ratelimit.LIMITER.record(fault, elapsed)
+            ratelimit.LIMITER.adapt_here_if_due()
         if verdict is not None:
             for name, value in ratelimit.headers(verdict).items():
                 response[name] = value
@@ -234,7 +248,7 @@ def database_unavailable(request):
             message + "\n", status=503, content_type="text/plain; charset=utf-8"
         )
     response["Retry-After"] = DATABASE_RETRY_AFTER
-    return response
+    return ratelimit.mark_fault(response)  # the portal in trouble: stress
 
 
 class DatabaseUnavailableMiddleware:

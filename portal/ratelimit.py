@@ -8,19 +8,26 @@ else its logged-in user, else its address (``X-Forwarded-For`` counts only when 
 one of ``TRUSTED_PROXIES``). The budget is a GCRA token bucket kept in Redis
 and checked by one Lua script -- one round trip, atomic, so every web process shares it.
 
-Adaptive: ``factor`` (1 = the configured rates) is set by the health side every few seconds
+Adaptive: ``factor`` (1 = the configured rates) is set by the health side every 15 s
 (healthchecks.pressure): when the portal is under stress it halves, step by step down to
 ``RATE_LIMIT_FLOOR``, for the lowest classes only (pages and API reads), and doubles back
-once the stress passes. Probes, pings, logins and writes keep their rates.
+once the stress passes. Probes, pings, logins and writes keep their rates. Stress is the
+portal's own trouble, never an answer it gives on purpose: the middleware counts an answer
+as a fault only when it was marked one (``mark_fault``: an unhandled error's 500, the
+database unavailable) -- a health gate's 503 for an unusable service, a demo target's
+failure, a 4xx are the portal working -- plus answers slower than RATE_LIMIT_SLOW_SECONDS.
 
 Redis unreachable (or the embedded mode, which has none): the same buckets per process, and
-one log line -- never "no limit", never a 500.
+one log line -- never "no limit", never a 500. The counts are then this process's too, which
+no beat task can read: each process adapts its own factor from them (``adapt_here_if_due``,
+through the hook the health side registers), every 15 s as beat would.
 """
 
 import contextlib
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -162,6 +169,30 @@ class LocalBuckets:
             return Verdict(True, rate, remaining, 0.0, (tat + interval - now_ms) / 1000)
 
 
+FAULT = "portal_fault"  # the attribute mark_fault sets on a response
+ADAPT_SECONDS = 15.0  # how often the factor follows the stress (beat's adapt-rate-limits too)
+_adapters: list[Callable[[], float]] = []
+
+
+def mark_fault(response):
+    """Mark an answer as a genuine fault of the portal (an unhandled error, its database
+    unavailable): the stress signal counts these, and never an answer the portal gives on
+    purpose, whatever its status -- a health gate's documented 503 is the portal working."""
+    setattr(response, FAULT, True)
+    return response
+
+
+def is_fault(response) -> bool:
+    return bool(getattr(response, FAULT, False))
+
+
+def register_adapter(adapt: Callable[[], float]) -> None:
+    """The health side's one adaptation step (healthchecks.pressure.adapt), which a process
+    counting on its own runs itself (the core cannot import it)."""
+    if adapt not in _adapters:
+        _adapters.append(adapt)
+
+
 class Limiter:
     def __init__(self):
         self.local = LocalBuckets()
@@ -170,6 +201,9 @@ class Limiter:
         self._warned = False
         self._local_factor = 1.0
         self._local_stats: dict[int, list[int]] = {}
+        self._counting_here = False  # the last answer was counted in this process
+        self._adapted_at = 0.0
+        self._adapt_failed_logged = False
 
     def _redis(self):
         if not settings.REDIS_URL:
@@ -227,11 +261,12 @@ class Limiter:
             with contextlib.suppress(redis.RedisError):
                 client.set(FACTOR_KEY, f"{value:.4f}", ex=300)  # stale stress expires
 
-    # --- the stress signal: requests, server errors and slow answers per minute ----------
+    # --- the stress signal: requests, genuine faults and slow answers per minute ---------
 
-    def record(self, status: int, seconds: float) -> None:
+    def record(self, fault: bool, seconds: float) -> None:
+        """Count one answer: every answer, the faults (``is_fault``), the slow ones."""
         minute = int(time.time() // 60)
-        error, slow = status >= 500, seconds >= settings.RATE_LIMIT_SLOW_SECONDS
+        error, slow = bool(fault), seconds >= settings.RATE_LIMIT_SLOW_SECONDS
         client = self._redis()
         if client is not None:
             try:
@@ -244,10 +279,12 @@ class Limiter:
                     pipe.hincrby(key, "slow", 1)
                 pipe.expire(key, 300)
                 pipe.execute()
+                self._counting_here = False
                 return
             except redis.RedisError:
                 pass
         with self.local._lock:
+            self._counting_here = True
             counts = self._local_stats.setdefault(minute, [0, 0, 0])
             counts[0] += 1
             counts[1] += error
@@ -255,8 +292,27 @@ class Limiter:
             for old in [m for m in self._local_stats if m < minute - 3]:
                 del self._local_stats[old]
 
+    def adapt_here_if_due(self) -> None:
+        """Where this process counts its answers alone (no Redis: the embedded mode; Redis
+        unreachable), no beat task sees them: run the adaptation step here, at most every
+        ADAPT_SECONDS. With Redis, beat does it for every process and this does nothing."""
+        if not self._counting_here or not _adapters:
+            return
+        now = time.time()
+        with self.local._lock:
+            if self._adapted_at <= now < self._adapted_at + ADAPT_SECONDS:
+                return
+            self._adapted_at = now
+        for adapt in _adapters:
+            try:
+                adapt()
+            except DatabaseError as exc:  # the backend's status cannot be read: next time
+                if not self._adapt_failed_logged:
+                    self._adapt_failed_logged = True
+                    log.warning("rate limits not adapted: database unavailable", error=str(exc))
+
     def last_minute(self) -> tuple[int, int, int]:
-        """(requests, server errors, slow answers) of the last full minute."""
+        """(requests, genuine faults, slow answers) of the last full minute."""
         minute = int(time.time() // 60) - 1
         client = self._redis()
         if client is not None:

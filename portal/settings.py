@@ -295,8 +295,9 @@ RATE_LIMITS = {
 }
 # Under stress the lowest classes (pages, API reads) tighten down to this share of their rate.
 RATE_LIMIT_FLOOR = env_float("RATE_LIMIT_FLOOR", 0.25)
-# Stress: more than this share of the last minute's answers were 5xx, or slower than
-# RATE_LIMIT_SLOW_SECONDS, or the portal's own `backend` service is not healthy.
+# Stress: more than this share of the last minute's answers were genuine faults (an unhandled
+# error, the database unavailable; never an answer given on purpose, such as the health gate's
+# 503) or slower than RATE_LIMIT_SLOW_SECONDS, or the portal's own `backend` is not healthy.
 RATE_LIMIT_STRESS_SHARE = env_float("RATE_LIMIT_STRESS_SHARE", 0.05)
 RATE_LIMIT_SLOW_SECONDS = env_float("RATE_LIMIT_SLOW_SECONDS", 1.0)
 # Proxies whose X-Forwarded-For is believed (addresses); none: the peer is the client.

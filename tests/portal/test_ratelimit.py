@@ -10,25 +10,28 @@ import secrets
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.conf import settings as django_settings
 from django.contrib.auth.models import AnonymousUser
-from django.test import RequestFactory
+from django.db import OperationalError
+from django.test import Client, RequestFactory
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from healthchecks import pressure
+from healthchecks import pressure, reports
 from healthchecks.models import ServiceHealth
 from healthchecks.status import Status
+from healthchecks.tasks import adapt_rate_limits
 from portal import ratelimit
 from portal.models import SecurityEvent
 from tests.conftest import ApiClient
 from tests.conftest import test_database_url as database_url
-from tests.factories import ServiceFactory
+from tests.factories import ServiceFactory, make_check
+from tests.healthchecks.test_health_views import record as record_result
 
 pytestmark = [pytest.mark.django_db, pytest.mark.ratelimit]
 
@@ -249,3 +252,119 @@ def test_a_tokens_own_secret_is_its_budget_wherever_it_is_a_credential(make_toke
         request = RequestFactory().post("/", HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
         request.user = AnonymousUser()
         assert ratelimit.client_key(request, kind) == "addr:127.0.0.1"
+
+
+# --- stress is the portal's own trouble, never an answer it gives on purpose (item 3) -------
+
+
+@pytest.fixture
+def incident():
+    """A service whose health gate answers 503 (its one check failing): what every pipeline
+    and readiness probe polls during an incident."""
+    check = make_check(ServiceFactory(name="ledger"), name="tcp")
+    record_result(check, Status.UNHEALTHY, errors=["connection refused"])
+    return "/health/service/ledger"
+
+
+def reads_let_through(reader: ApiClient, count: int) -> tuple[int, float]:
+    """``count`` ordinary API reads by one client; how many were answered (not refused),
+    and in how long."""
+    began = time.monotonic()
+    codes = [reader.call("GET", "/api/teams").status_code for _ in range(count)]
+    assert set(codes) <= {200, 429}
+    return codes.count(200), time.monotonic() - began
+
+
+def fault(kind: str, monkeypatch) -> str:
+    """A genuine fault on an ordinary path; the path that now fails so."""
+    if kind == "unhandled API error":
+        monkeypatch.setattr("services.api.page_of", lambda *a: 1 / 0)
+        return "/api/teams"
+    if kind == "unhandled error":  # Django's own 500 (handler500), outside the API
+        monkeypatch.setattr(reports, "service_detail", lambda *a: 1 / 0)
+        return "/health/service/ledger"
+    monkeypatch.setattr(
+        reports,
+        "service_detail",
+        lambda *a: (_ for _ in ()).throw(
+            OperationalError("the server closed the connection unexpectedly")
+        ),
+    )
+    return "/health/service/ledger"
+
+
+def test_a_health_gate_polled_during_an_incident_leaves_reads_their_full_burst(
+    incident, make_token
+):
+    """The issue's trial: the documented 503 of an unusable service, polled all minute long
+    (and the demo's failing target), took `make run` to a quarter of its rate: 51 of 260
+    reads passed, the burst 50 instead of 200."""
+    with time_machine.travel(MINUTE, tick=True):
+        gate = [Client().get(incident).status_code for _ in range(200)]
+        demo = [Client().get("/demo/down").status_code for _ in range(20)]
+    assert set(gate) == {503} and set(demo) == {503}
+    with time_machine.travel(MINUTE + timedelta(seconds=61), tick=True):
+        assert [adapt_rate_limits(), adapt_rate_limits()] == [1.0, 1.0]  # two beat ticks
+        reader = ApiClient(make_token(["registry:read"]).secret)
+        allowed, elapsed = reads_let_through(reader, 260)
+    rate, burst = django_settings.RATE_LIMITS["api_read"]
+    assert burst <= allowed <= burst + int(rate * elapsed / 60) + 1, (allowed, elapsed)
+
+
+@pytest.mark.parametrize("kind", ["unhandled API error", "unhandled error", "database_unavailable"])
+def test_a_genuine_fault_still_lowers_the_factor(incident, monkeypatch, make_token, kind):
+    caller = ApiClient(make_token(["registry:read"]).secret, raise_request_exception=False)
+    path = fault(kind, monkeypatch)
+    with time_machine.travel(MINUTE, tick=True):
+        answers = [caller.call("GET", path) for _ in range(30)]
+        ok = [Client().get("/health/").status_code for _ in range(30)]
+    assert {a.status_code for a in answers} == {503 if kind == "database_unavailable" else 500}
+    assert set(ok) == {200}  # half the minute's answers were faults: stress
+    monkeypatch.undo()
+    with time_machine.travel(MINUTE + timedelta(seconds=61), tick=True):
+        assert [adapt_rate_limits(), adapt_rate_limits()] == [0.5, 0.25]
+        read = ApiClient().call("GET", "/api/teams")
+    assert read["RateLimit-Limit"] == str(django_settings.RATE_LIMITS["api_read"][0] // 4)
+
+
+# The embedded mode: no Redis, so each process counts its own answers and no beat task can
+# read them. The web process adapts its own factor, as beat would.
+
+
+@pytest.fixture
+def embedded(settings):
+    settings.REDIS_URL = ""
+    saved, ratelimit.LIMITER = ratelimit.LIMITER, ratelimit.Limiter()
+    yield ratelimit.LIMITER
+    ratelimit.LIMITER = saved
+
+
+@pytest.mark.sqlite
+@pytest.mark.parametrize("kind", ["unhandled API error", "database_unavailable"])
+def test_in_the_embedded_mode_the_web_process_adapts_by_itself(
+    embedded, incident, monkeypatch, make_token, kind
+):
+    caller = ApiClient(make_token(["registry:read"]).secret, raise_request_exception=False)
+    path = fault(kind, monkeypatch)
+    with time_machine.travel(MINUTE, tick=True):
+        answered = {caller.call("GET", path).status_code for _ in range(30)}
+    assert answered == {500 if kind == "unhandled API error" else 503}
+    monkeypatch.undo()
+    limits = []
+    for later in (61, 76, 91):  # three requests 15 s apart, each a step due
+        with time_machine.travel(MINUTE + timedelta(seconds=later), tick=False):
+            limits.append(ApiClient().call("GET", "/api/teams")["RateLimit-Limit"])
+    rate = django_settings.RATE_LIMITS["api_read"][0]
+    # The first request is counted at the factor of its time; each one steps it after.
+    assert limits == [str(rate), str(rate // 2), str(rate // 4)]
+    assert embedded.factor() == 0.25
+
+
+@pytest.mark.sqlite
+def test_in_the_embedded_mode_a_polled_health_gate_is_no_stress(embedded, incident):
+    with time_machine.travel(MINUTE, tick=True):
+        assert {Client().get(incident).status_code for _ in range(100)} == {503}
+    for later in (61, 76, 91):
+        with time_machine.travel(MINUTE + timedelta(seconds=later), tick=False):
+            ApiClient().call("GET", "/api/teams")
+    assert embedded.factor() == 1.0
