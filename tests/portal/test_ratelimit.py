@@ -59,6 +59,16 @@ def test_route_classes_and_the_client_address():
         django_settings.TRUSTED_PROXIES = []
 
 
+def test_the_demo_targets_are_probed_on_the_probes_budget_not_the_pages(tight):
+    """`make run` with 150 extra checks at 10 s on /demo/healthy (one address, 900 a minute):
+    two in three answered 429 on the pages' budget, and the checks turned unhealthy."""
+    client = Client()
+    statuses = [client.get("/demo/healthy").status_code for _ in range(20)]
+    assert statuses == [200] * 20
+    pages = [client.get("/services/").status_code for _ in range(10)]
+    assert 429 in pages  # the pages' budget here: a burst of 5
+
+
 def test_over_its_budget_a_client_gets_429s_and_another_client_does_not(tight, make_token):
     greedy = ApiClient(make_token(["registry:read"], name="greedy").secret)
     quiet = ApiClient(make_token(["registry:read"], name="quiet").secret)
