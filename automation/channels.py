@@ -2,10 +2,12 @@
 apprise URL is judged against the network policy.
 
 A channel URL holds credentials (a webhook's path, a bot token), so it is stored encrypted
-and shown back only with apprise's own masking. Where the URL names the host to connect to
-(json://, ntfy://host, mailto://smtp-host ...), that host must pass the same network policy
-as the probes, when the channel is saved and again before each send (DNS may have moved).
-Hosted services (Slack, Teams, PagerDuty ...) connect to their vendor's fixed address.
+and shown back only with apprise's own masking. Only the schemes of automation.schemes are
+accepted, each without the parameters that reach past the policy; where its notifier
+connects to a host of the user's choosing -- the URL's host, an e-mail's SMTP server --
+that address must pass the same network policy as the probes, when the channel is saved and
+again before each send (DNS may have moved). Hosted services (Slack, PagerDuty ...) connect
+to their vendor's fixed address.
 """
 
 import re
@@ -17,8 +19,15 @@ import apprise
 from django.db import transaction
 from django.utils import timezone
 
+from automation import schemes
 from automation.models import Event, NotificationChannel
-from healthchecks.netpolicy import NetworkPolicy, ip_literal
+from healthchecks.netpolicy import (
+    NetworkPolicy,
+    TargetError,
+    check_host_syntax,
+    check_port,
+    ip_literal,
+)
 from portal import audit, encryption
 from portal.errors import InvalidInput, NotFound
 from services.models import Team
@@ -45,26 +54,27 @@ def plugin_for(url: str):
         return None
 
 
-def connects_to(plugin) -> tuple[str, int] | None:
-    """(host, port) the notifier connects to when its URL chose it, else None (a hosted
-    service at its vendor's address). Plugins with a plain-text protocol are the ones that
-    take a host of the user's (json://, xml://, form://, ntfy://, mailto://, gotify://...)."""
-    host = (getattr(plugin, "host", "") or "").strip("[]")  # an IPv6 literal, unbracketed
-    if not getattr(plugin, "protocol", None) or not host:
+def refusal(url: str, plugin, policy: NetworkPolicy | None = None) -> str | None:
+    """Why a channel may not use ``url`` (``plugin``, its notifier), or None: a scheme the
+    portal does not accept, a parameter that reaches past the network policy, or a refused
+    destination -- the address the notifier really connects to, resolved, every address
+    judged, as the probes do."""
+    scheme = schemes.accepted(plugin)
+    if scheme is None:
+        return schemes.not_accepted(plugin)
+    if reason := scheme.refused_parameter(url):
+        return reason
+    where = scheme.connects(plugin)
+    if where is None:  # the vendor's own address
         return None
-    port = getattr(plugin, "port", None)
-    if not port:
-        port = 443 if getattr(plugin, "secure", False) else 80
-    return host, int(port)
-
-
-def policy_refusal(plugin, policy: NetworkPolicy | None = None) -> str | None:
-    """Why the network policy refuses this notifier's destination, or None. Resolves the
-    name and judges every address, as the probes do."""
-    target = connects_to(plugin)
-    if target is None:
-        return None
-    return _refusal(*target, policy)
+    try:
+        check_host_syntax(where.host)
+        check_port(where.port)
+    except TargetError as exc:
+        return f"{where}: {exc}"
+    if reason := _refusal(where.host, where.port, policy):
+        return f"refused by the network policy: {where}: {reason}"
+    return None
 
 
 def _refusal(host: str, port: int, policy: NetworkPolicy | None = None) -> str | None:
@@ -99,8 +109,8 @@ def validate(name: str, data: ChannelIn) -> tuple[str, dict]:
         fields["url"] = (
             "not an apprise URL this portal understands (see apprise's list of services)"
         )
-    elif reason := policy_refusal(plugin):
-        fields["url"] = f"refused by the network policy: {reason}"
+    elif reason := refusal(data.url, plugin):
+        fields["url"] = reason
     unknown = sorted(
         set(data.teams)
         - set(Team.objects.filter(name__in=data.teams).values_list("name", flat=True))

@@ -231,8 +231,8 @@ def _send(
     plugin = channels.plugin_for(url)
     if plugin is None:
         return False, None, "apprise no longer understands the channel's URL"
-    if reason := channels.policy_refusal(plugin):
-        return False, None, f"refused by the network policy: {reason}"
+    if reason := channels.refusal(url, plugin):
+        return False, None, reason
     timeout = settings.AUTOMATION_SEND_TIMEOUT
     # A redirect would lead away from the host the policy judged (to a metadata address,
     # say): apprise's plugins honour this and treat a 3xx as a failure.
