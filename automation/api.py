@@ -9,10 +9,10 @@ from automation import alerts, channels, rules
 from automation.models import Alert, Delivery, DeliveryAttempt, NotificationChannel, Rule
 from automation.schemas import (
     AlertDetailOut,
-    AlertOut,
+    AlertPageOut,
     ChannelIn,
     ChannelOut,
-    DeliveryOut,
+    DeliveryPageOut,
     RuleIn,
     RuleOut,
     WindowIn,
@@ -20,9 +20,10 @@ from automation.schemas import (
 )
 from healthchecks.status import Status as Health
 from portal.auth import authorize
-from portal.errors import Forbidden, NotFound
-from portal.fields import MAX_INT32, PathName
+from portal.errors import Forbidden, NotFound, answers
+from portal.fields import MAX_INT32, PathName, UrlBoolean, UrlInteger
 from portal.models import Scope
+from portal.responses import page_of
 from services import maintenance
 from services.models import MaintenanceWindow
 
@@ -30,10 +31,10 @@ router = Router(tags=["automation"])
 
 
 class AlertFilters(Schema):
-    open: bool | None = None
+    open: UrlBoolean | None = None
     service: str | None = None
-    limit: int = Field(100, ge=1, le=500)
-    offset: int = Field(0, ge=0, le=MAX_INT32)
+    limit: UrlInteger = Field(100, ge=1, le=500)
+    offset: UrlInteger = Field(0, ge=0, le=MAX_INT32)
 
 
 def _word(status: int) -> str:
@@ -76,7 +77,7 @@ def _impacted(alert_ids: list[int]) -> dict[int, list[str]]:
     return found
 
 
-@router.get("/alerts", response=list[AlertOut], summary="Alerts, newest first")
+@router.get("/alerts", response=AlertPageOut, summary="Alerts, newest first")
 def list_alerts(request: HttpRequest, filters: Query[AlertFilters]):
     authorize(request, Scope.AUTOMATION_READ)
     rows = _visible(request)
@@ -84,8 +85,11 @@ def list_alerts(request: HttpRequest, filters: Query[AlertFilters]):
         rows = rows.filter(resolved_at__isnull=filters.open)
     if filters.service:
         rows = rows.filter(service__name=filters.service)
-    start, end = filters.offset, filters.offset + filters.limit
-    page = list(rows.order_by("-opened_at", "-id")[start:end])
+    return page_of(rows.order_by("-opened_at", "-id"), filters.limit, filters.offset, _alerts_out)
+
+
+def _alerts_out(rows) -> list[dict]:
+    page = list(rows)
     impacted = _impacted([a.id for a in page])
     return [_alert_out(a, impacted.get(a.id, [])) for a in page]
 
@@ -140,7 +144,7 @@ def _detail(alert: Alert) -> dict:
 
 
 @router.get("/alerts/{alert_id}", response=AlertDetailOut, summary="An alert and its deliveries")
-def get_alert(request: HttpRequest, alert_id: int):
+def get_alert(request: HttpRequest, alert_id: UrlInteger):
     authorize(request, Scope.AUTOMATION_READ)
     return _detail(_get(request, alert_id))
 
@@ -149,8 +153,9 @@ def get_alert(request: HttpRequest, alert_id: int):
     "/alerts/{alert_id}/acknowledge",
     response=AlertDetailOut,
     summary="Acknowledge an alert (someone is on it); 409 if it already is",
+    openapi_extra=answers({409: "the alert is acknowledged already, or resolved"}),
 )
-def acknowledge_alert(request: HttpRequest, alert_id: int):
+def acknowledge_alert(request: HttpRequest, alert_id: UrlInteger):
     actor = authorize(request, Scope.AUTOMATION_WRITE)
     alerts.acknowledge(_get(request, alert_id).id, actor)
     return _detail(_get(request, alert_id))
@@ -258,7 +263,7 @@ def create_window(request: HttpRequest, payload: WindowIn):
 
 
 @router.get("/maintenance-windows", response=list[WindowOut])
-def list_windows(request: HttpRequest, open: bool | None = None):
+def list_windows(request: HttpRequest, open: UrlBoolean | None = None):
     authorize(request, Scope.AUTOMATION_READ)
     now = timezone.now()
     rows = _windows_visible(request)
@@ -281,13 +286,13 @@ def _window(request: HttpRequest, window_id: int) -> MaintenanceWindow:
 
 
 @router.get("/maintenance-windows/{window_id}", response=WindowOut)
-def get_window(request: HttpRequest, window_id: int):
+def get_window(request: HttpRequest, window_id: UrlInteger):
     authorize(request, Scope.AUTOMATION_READ)
     return _window_out(_window(request, window_id), timezone.now())
 
 
 @router.delete("/maintenance-windows/{window_id}", response={204: None})
-def delete_window(request: HttpRequest, window_id: int):
+def delete_window(request: HttpRequest, window_id: UrlInteger):
     actor = authorize(request, Scope.AUTOMATION_WRITE)
     window = _window(request, window_id)
     if actor.services is not None and (
@@ -356,13 +361,13 @@ def put_rule(request: HttpRequest, name: PathName, payload: RuleIn):
 class DeliveryFilters(Schema):
     rule: str | None = None
     service: str | None = None
-    limit: int = Field(100, ge=1, le=500)
-    offset: int = Field(0, ge=0, le=MAX_INT32)
+    limit: UrlInteger = Field(100, ge=1, le=500)
+    offset: UrlInteger = Field(0, ge=0, le=MAX_INT32)
 
 
 @router.get(
     "/automation/deliveries",
-    response=list[DeliveryOut],
+    response=DeliveryPageOut,
     summary="Deliveries, newest first: notifications and rule actions, with their attempts",
     description="Alert deliveries are also on their alert; a check trigger's actions (no "
     "alert) are read here.",
@@ -376,8 +381,8 @@ def list_deliveries(request: HttpRequest, filters: Query[DeliveryFilters]):
         rows = rows.filter(rule__name=filters.rule)
     if filters.service:
         rows = rows.filter(service__name=filters.service)
-    start, end = filters.offset, filters.offset + filters.limit
-    return _deliveries_out(rows.order_by("-created_at", "-id")[start:end])
+    ordered = rows.order_by("-created_at", "-id")
+    return page_of(ordered, filters.limit, filters.offset, _deliveries_out)
 
 
 @router.delete("/automation/rules/{name}", response={204: None})

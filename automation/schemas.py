@@ -5,10 +5,10 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from ninja import Field, Schema
-from pydantic import ConfigDict, StrictStr
+from pydantic import ConfigDict, StrictBool, StrictFloat, StrictStr
 
 from automation.models import Event, Trigger
-from portal.fields import AwareMoment, Name, Url
+from portal.fields import AwareMoment, Integer, Name, Url
 from services.models import LifecycleStatus
 
 EventName = StrEnum("EventName", {e.name: e.value for e in Event})
@@ -62,6 +62,20 @@ class AlertOut(Schema):
 
 class AlertDetailOut(AlertOut):
     deliveries: list[DeliveryOut]
+
+
+class AlertPageOut(Schema):
+    items: list[AlertOut]
+    count: int
+    limit: int
+    offset: int
+
+
+class DeliveryPageOut(Schema):
+    items: list[DeliveryOut]
+    count: int
+    limit: int
+    offset: int
 
 
 class ChannelIn(Schema):
@@ -132,8 +146,8 @@ class WebhookAction(Schema):
         max_length=10_000,
         description="A template: $service, $event, $status, $cause, $since, $impacted, $url.",
     )
-    timeout: float = Field(10.0, gt=0, le=30)
-    expect_status: int | None = Field(None, ge=100, le=599, description="Default: any 2xx.")
+    timeout: StrictFloat = Field(10.0, gt=0, le=30)
+    expect_status: Integer | None = Field(None, ge=100, le=599, description="Default: any 2xx.")
 
 
 LifecycleName = StrEnum("LifecycleName", {s.name: s.value for s in LifecycleStatus})
@@ -167,13 +181,13 @@ class RuleScope(Schema):
     services: list[Name] = Field(default_factory=list, max_length=1000)
     team: Name | None = None
     tag: StrictStr | None = Field(None, max_length=50)
-    critical_only: bool = False
+    critical_only: StrictBool = False
 
 
 class RuleCondition(Schema):
     model_config = ConfigDict(extra="forbid")
 
-    failures: int | None = Field(
+    failures: Integer | None = Field(
         None, ge=1, le=1000, description="check_failing: this many failures in a row (default 3)."
     )
     kinds: list[PredictionKind] | None = Field(
@@ -192,9 +206,9 @@ class RuleIn(Schema):
     scope: RuleScope = Field(default_factory=RuleScope, description="Empty: every service.")
     actions: list[Action] = Field(min_length=1, max_length=10)
     escalation: list[Action] = Field(default_factory=list, max_length=10)
-    escalate_after_minutes: int | None = Field(None, ge=1, le=10_080)
-    cooldown_seconds: int = Field(300, ge=0, le=86_400)
-    enabled: bool = True
+    escalate_after_minutes: Integer | None = Field(None, ge=1, le=10_080)
+    cooldown_seconds: Integer = Field(300, ge=0, le=86_400)
+    enabled: StrictBool = True
 
 
 class RuleOut(Schema):

@@ -497,6 +497,33 @@ def _paths() -> dict:
     }
 
 
+NO_STORE = {
+    "Cache-Control": {
+        "description": "`no-store` among its directives: a live answer, never to be reused "
+        "by a cache (docs/decisions.md)",
+        "required": True,
+        "schema": {"type": "string", "pattern": "(^|[ ,])no-store([ ,]|$)"},
+    }
+}
+
+
+def _no_store(paths: dict) -> dict:
+    """The answers the views give (200, their own 404 and 422) say they must not be stored;
+    this document may be. (The health gate's 503 carries it too, but the same status from the
+    middleware -- the database is down -- does not, so it is not declared there.)"""
+    for template, methods in paths.items():
+        if template == "/health/openapi.json":
+            continue
+        for operation in methods.values():
+            operation["responses"] = {
+                code: {**answer, "headers": {**answer.get("headers", {}), **NO_STORE}}
+                if code in ("200", "404", "422")
+                else answer
+                for code, answer in operation["responses"].items()
+            }
+    return paths
+
+
 @cache
 def document() -> dict:
     """The document; built once per process (it depends on code only)."""
@@ -516,7 +543,7 @@ def document() -> dict:
             {"name": "heartbeats", "description": "pings from services and cron jobs"},
             {"name": "metrics", "description": "Prometheus"},
         ],
-        "paths": _paths(),
+        "paths": _no_store(_paths()),
         "components": {"schemas": _schemas()},
     }
 

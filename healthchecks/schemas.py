@@ -11,10 +11,10 @@ from typing import Any
 
 from django.conf import settings
 from ninja import Field, Schema
-from pydantic import ConfigDict, StrictBool, StrictStr, create_model
+from pydantic import ConfigDict, StrictBool, StrictFloat, StrictStr, create_model
 
 from healthchecks.probes import KINDS
-from portal.fields import Name
+from portal.fields import Integer, Name
 
 CheckKind = StrEnum("CheckKind", {name.upper(): name for name in KINDS})
 
@@ -24,15 +24,17 @@ class CommonCheckFields(Schema):
 
     kind: CheckKind
     target: StrictStr = Field("", max_length=1000)
-    interval: int = Field(default_factory=lambda: settings.HEALTH_CHECK_INTERVAL, ge=1, le=86_400)
-    timeout: float = Field(
+    interval: Integer = Field(
+        default_factory=lambda: settings.HEALTH_CHECK_INTERVAL, ge=1, le=86_400
+    )
+    timeout: StrictFloat = Field(
         5.0,
         gt=0,
         le=settings.HEALTH_CHECK_TIMEOUT_MAX,
         description="Seconds for the whole probe, at most the interval and 60.",
     )
-    retries: int = Field(0, ge=0, le=100)
-    latency_threshold_ms: int | None = Field(None, ge=1, le=600_000)
+    retries: Integer = Field(0, ge=0, le=100)
+    latency_threshold_ms: Integer | None = Field(None, ge=1, le=600_000)
     critical: StrictBool = True
     enabled: StrictBool = True
 

@@ -1,7 +1,10 @@
 """The /health/... endpoints: open reads for probes, load balancers and dashboards.
 
 Plain Django views rather than the API framework: they are the hottest read paths and the
-outside contract (status codes, application/health+json) is theirs to keep.
+outside contract (status codes, application/health+json) is theirs to keep. Every answer is
+live: ``Cache-Control: no-store`` (never_cache), so no cache between a probe and the portal
+answers with a status that was true a while ago (docs/decisions.md, "Health answers are never
+cached"); the negotiated ones say they vary by ``Accept``.
 """
 
 from datetime import datetime
@@ -9,8 +12,10 @@ from datetime import datetime
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.vary import vary_on_headers
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import TypeAdapter, ValidationError
 
@@ -40,6 +45,8 @@ def _not_found(name: str):
     return error_response(missing.status, missing.code, missing.message)
 
 
+@never_cache
+@vary_on_headers("Accept")
 @require_GET
 def services(request: HttpRequest):
     health_json = healthjson.wants_health_json(request)
@@ -52,6 +59,8 @@ def services(request: HttpRequest):
     return _respond(request, overview, healthjson.overview_document(overview))
 
 
+@never_cache
+@vary_on_headers("Accept")
 @require_GET
 def service(request: HttpRequest, name: str):
     """200 while the service is usable (healthy or degraded), 503 when not: a readiness
@@ -86,17 +95,20 @@ def _since(request: HttpRequest) -> datetime | None:
         ) from None
 
 
+@never_cache
 @require_GET
 def predictive(request: HttpRequest):
     """Trouble that is coming (healthchecks.predict), as last computed (every minute)."""
     return JsonResponse(predict.document())
 
 
+@never_cache
 @require_GET
 def metrics(request: HttpRequest):
     return JsonResponse(history.metrics_summary())
 
 
+@never_cache
 @require_GET
 def service_history(request: HttpRequest, name: str):
     """Results over a range, check uptime, and the service's availability by time
@@ -120,6 +132,7 @@ def service_history(request: HttpRequest, name: str):
 
 
 @csrf_exempt
+@never_cache
 @require_http_methods(["GET", "POST", "HEAD"])
 def heartbeat(request: HttpRequest, token: str, signal: str = ""):
     """The URL a service or cron job calls; ``/fail`` reports a failure."""
@@ -131,6 +144,7 @@ def heartbeat(request: HttpRequest, token: str, signal: str = ""):
     return HttpResponse("OK\n", content_type="text/plain")
 
 
+@never_cache
 @require_GET
 def prometheus_metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text exposition (open, like the health reads)."""

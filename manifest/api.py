@@ -18,7 +18,8 @@ from manifest.schemas import (
     ServiceUpsertIn,
 )
 from portal.auth import authorize, authorize_services
-from portal.fields import PathName
+from portal.errors import answers
+from portal.fields import PathName, UrlBoolean
 from portal.models import Scope
 from portal.responses import json_response
 from services import queries, registry
@@ -61,6 +62,7 @@ def list_services(request: HttpRequest, filters: Query[ServiceFilter], page: Que
     response={201: ServiceOut},
     summary="Register a service",
     operation_id=_id("create_service"),
+    openapi_extra=answers({409: "`already_exists`: a service by that name is registered"}),
 )
 def create_service(request: HttpRequest, payload: ServiceIn):
     actor = authorize(request, WRITE, service=payload.name, naming=True)
@@ -119,6 +121,7 @@ def patch_service(request: HttpRequest, name: str, payload: ServiceFieldsIn):
     summary="Delete a service",
     operation_id=_id("delete_service"),
     description="Refused with 409 and the dependents listed while other services need it.",
+    openapi_extra=answers({409: "`has_dependents`: other services need it (`dependents`)"}),
 )
 def delete_service(request: HttpRequest, name: str):
     actor = authorize(request, WRITE, service=name)
@@ -138,7 +141,7 @@ def delete_service(request: HttpRequest, name: str):
     "(`services[0].config.values.port`), and nothing is stored. `dry_run=true` checks and "
     "plans all of it, answers the same, and stores nothing.",
 )
-def apply_manifest(request: HttpRequest, payload: ManifestIn, dry_run: bool = False):
+def apply_manifest(request: HttpRequest, payload: ManifestIn, dry_run: UrlBoolean = False):
     actor = authorize_services(request, WRITE, [s.name for s in payload.services])
     configured = [s.name for s in payload.services if s.config is not None]
     if configured:

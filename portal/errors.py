@@ -91,6 +91,26 @@ def error_body(
     return {"error": error}
 
 
+# An answer in the error shape, as the API's document refers to it (portal.api defines it).
+ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+
+def answers(responses: dict[int, str | dict]) -> dict:
+    """An operation's ``openapi_extra`` declaring what it answers beyond its successes and the
+    errors every operation declares (portal.api): a status with a reason is an error in the
+    one shape (409 ``stale_version``...); a dict is merged into that status' response object
+    (a second media type of a success). Clients and the fuzzer learn every answer from the
+    document, so each code path that can give one declares it where the route is."""
+    # Keyed by number as the framework keys the responses it makes, so a dict merges into one.
+    declared = {
+        status: (
+            {"description": what, "content": ERROR_CONTENT} if isinstance(what, str) else what
+        )
+        for status, what in responses.items()
+    }
+    return {"responses": declared}
+
+
 def wants_json(request) -> bool:
     """API clients, probes and scrapers get errors as JSON; browsers on pages get HTML."""
     return request.path.startswith(

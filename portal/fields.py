@@ -8,7 +8,7 @@ from typing import Annotated
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator, URLValidator
 from ninja import Field, Path
-from pydantic import AfterValidator, AwareDatetime, StrictStr, WithJsonSchema
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StrictStr, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 # DNS-label shaped, so a name can be a hostname, a Kubernetes object or a dotenv prefix.
@@ -81,6 +81,65 @@ def _in_utc(value: datetime) -> datetime:
         return value
 
 
+def _kind(value) -> str:
+    kinds = {bool: "a boolean", str: "a string", float: "a number with a fraction"}
+    kinds |= {type(None): "null", list: "an array", dict: "an object"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _json_integer(value):
+    """An integer as the document states it: a JSON number without a fraction (1, and 1.0 as
+    JSON Schema counts it). Never "1" nor true, which pydantic's lax mode turned into 1: a
+    pipeline sending the wrong type learns it at once instead of storing a guess."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise PydanticCustomError(
+        "int_type", "must be a JSON integer, not {kind}", {"kind": _kind(value)}
+    )
+
+
+def _url_integer(value):
+    """An integer from a URL (its query or path, which are text): decimal digits only, so
+    "0.5", "1.0", " 1", "1_000" and "true" are refused rather than read as some number."""
+    if isinstance(value, str):
+        if not _DIGITS.fullmatch(value):
+            raise PydanticCustomError("int_parsing", "must be a whole number in decimal digits")
+        return int(value)
+    return _json_integer(value)
+
+
+def _url_boolean(value):
+    """A boolean from a URL: true or false (as OpenAPI serialises one), not 1, yes or on."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise PydanticCustomError("bool_parsing", "must be true or false")
+
+
+def _date_time_text(value):
+    """A moment as ISO 8601 text (2024-05-01T12:00:00Z), which pydantic then reads: a number
+    (or text that is one) is refused, where lax parsing took "0.5" as half a second after
+    1970."""
+    if isinstance(value, datetime) or (isinstance(value, str) and not _NUMBER.match(value)):
+        return value
+    raise PydanticCustomError(
+        "datetime_type", "must be a date and time in ISO 8601 (2024-05-01T12:00:00Z), not a number"
+    )
+
+
+_DIGITS = re.compile(r"-?[0-9]{1,40}\Z")  # a bound refuses what is too large, and says so
+_NUMBER = re.compile(r"\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*\Z")
+
+# Numbers where the document states a type: a JSON body's integers (Integer), and a query or
+# path parameter's integers and booleans (UrlInteger, UrlBoolean). The JSON Schema they show
+# is the plain type's. A body's booleans are pydantic's StrictBool, its numbers StrictFloat.
+Integer = Annotated[int, BeforeValidator(_json_integer)]
+UrlInteger = Annotated[int, BeforeValidator(_url_integer)]
+UrlBoolean = Annotated[bool, BeforeValidator(_url_boolean)]
+
 # A moment in time from a caller (a filter's "since", a window's start).
-Moment = Annotated[datetime, AfterValidator(_in_utc)]
-AwareMoment = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+Moment = Annotated[datetime, BeforeValidator(_date_time_text), AfterValidator(_in_utc)]
+AwareMoment = Annotated[AwareDatetime, BeforeValidator(_date_time_text), AfterValidator(_in_utc)]

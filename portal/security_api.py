@@ -8,8 +8,10 @@ from ninja import Field, Query, Router, Schema
 
 from portal import tokens
 from portal.auth import authorize
-from portal.fields import MAX_INT32, Moment
+from portal.errors import answers
+from portal.fields import MAX_INT32, Moment, UrlInteger
 from portal.models import ApiToken, Scope, SecurityEvent
+from portal.responses import page_of
 
 router = Router(tags=["security"])
 KindName = SecurityEvent.Kind
@@ -18,9 +20,9 @@ KindName = SecurityEvent.Kind
 class EventFilters(Schema):
     kind: KindName | None = None
     who: str | None = Field(None, max_length=200)
-    since: Moment | None = None
-    limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0, le=MAX_INT32)
+    since: Moment | None = Field(None, description="ISO 8601 (2024-05-01T12:00:00Z).")
+    limit: UrlInteger = Field(100, ge=1, le=1000)
+    offset: UrlInteger = Field(0, ge=0, le=MAX_INT32)
 
 
 class EventOut(Schema):
@@ -34,9 +36,16 @@ class EventOut(Schema):
     request_id: str
 
 
+class EventPageOut(Schema):
+    items: list[EventOut]
+    count: int
+    limit: int
+    offset: int
+
+
 @router.get(
     "/security-events",
-    response=list[EventOut],
+    response=EventPageOut,
     summary="Security events, newest first (failed logins, token failures, refusals, "
     "rate-limit hits, secret reads, tokens made and revoked)",
 )
@@ -49,12 +58,10 @@ def list_events(request: HttpRequest, filters: Query[EventFilters]):
         rows = rows.filter(who=filters.who)
     if filters.since:
         rows = rows.filter(at__gte=filters.since)
-    start, end = filters.offset, filters.offset + filters.limit
-    return list(
-        rows.order_by("-at", "-id").values(
-            "at", "kind", "who", "client_ip", "operation", "outcome", "detail", "request_id"
-        )[start:end]
+    rows = rows.order_by("-at", "-id").values(
+        "at", "kind", "who", "client_ip", "operation", "outcome", "detail", "request_id"
     )
+    return page_of(rows, filters.limit, filters.offset)
 
 
 class TokenOut(Schema):
@@ -94,6 +101,7 @@ def list_tokens(request: HttpRequest):
     response=TokenOut,
     summary="Revoke a token: it stops working at once (audited; a security event)",
     description="409 if it is revoked already; 403 unless the caller could grant its scopes.",
+    openapi_extra=answers({409: "the token is revoked already"}),
 )
 def revoke_token(request: HttpRequest, name: str):
     actor = authorize(request, Scope.AUDIT_READ)

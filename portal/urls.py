@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from portal import views
 from portal.api import api
@@ -15,6 +15,8 @@ urlpatterns = [
     path("health/", views.liveness, name="liveness"),
     path("health/", include("healthchecks.urls")),
     path("", include("healthchecks.root_urls")),
+    # Anything else under the machine-read prefixes: the error shape, in development too.
+    re_path(r"^(?:api|health|metrics)/", views.no_such_endpoint),
     # Browsers ask for it on every page, the admin's included.
     path("favicon.ico", views.favicon),
 ]

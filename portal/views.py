@@ -3,12 +3,15 @@
 from django.http import HttpRequest, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import render
 from django.templatetags.static import static
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from portal import security
 from portal.errors import error_response, wants_json
 
 
+@never_cache
 @require_GET
 def liveness(request: HttpRequest) -> JsonResponse:
     """The process answers: no database, no Redis (readiness lives at /health/service/...)."""
@@ -50,6 +53,14 @@ def permission_denied(request, exception=None):
 
 def not_found(request, exception=None):
     return _error(request, 404, "not_found", f"nothing at {request.path}", "404.html")
+
+
+@csrf_exempt
+def no_such_endpoint(request: HttpRequest) -> JsonResponse:
+    """A path under /api/, /health/ or /metrics/ that matches no operation, whatever the
+    method: a 404 in the error shape. Django's own 404 gives it too, but only with DEBUG off;
+    with DEBUG on (make run) it is the technical page, HTML, which no client can parse."""
+    return error_response(404, "not_found", f"nothing at {request.path}")
 
 
 def server_error(request):

@@ -5,10 +5,10 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from portal.auth import authorize
-from portal.errors import InvalidInput
-from portal.fields import PathName
+from portal.errors import InvalidInput, answers
+from portal.fields import PathName, UrlInteger
 from portal.models import Scope
-from portal.responses import json_response
+from portal.responses import json_response, page_of
 from services import lifecycle, queries, registry
 from services.graph import DependencyGraph
 from services.models import Team
@@ -17,9 +17,11 @@ from services.schemas import (
     DependencyOut,
     ImpactOut,
     OrderOut,
+    PageParams,
     TeamFieldsIn,
     TeamIn,
     TeamOut,
+    TeamPageOut,
     TransitionIn,
     TransitionOut,
     TransitionResultOut,
@@ -78,7 +80,9 @@ def impact(request: HttpRequest, name: str):
 
 
 @router.get("/services/{name}/transitions", response=list[TransitionOut])
-def list_transitions(request: HttpRequest, name: str, limit: int = Query(100, ge=1, le=1000)):
+def list_transitions(
+    request: HttpRequest, name: str, limit: UrlInteger = Query(100, ge=1, le=1000)
+):
     authorize(request, READ, service=name)
     service = queries.get_service(name)
     return list(service.transitions.all()[:limit])
@@ -91,6 +95,12 @@ def list_transitions(request: HttpRequest, name: str, limit: int = Query(100, ge
     description="An illegal transition is 409 with the allowed ones; starting while hard "
     "dependencies are not running, or stopping while hard dependents run, is 409 with the "
     "services in the way (`blocking`) unless `force` is true.",
+    openapi_extra=answers(
+        {
+            409: "`illegal_transition` (with `current`, `allowed`), or "
+            "`dependencies_not_running` / `has_running_dependents` (with `blocking`)"
+        }
+    ),
 )
 def transition_service(request: HttpRequest, name: str, payload: TransitionIn):
     actor = authorize(request, WRITE, service=name)
@@ -124,10 +134,11 @@ def _order(service: str | None, *, reverse: bool) -> list[str]:
     return graph.stop_order(only) if reverse else graph.start_order(only)
 
 
-@router.get("/teams", response=list[TeamOut])
-def list_teams(request: HttpRequest):
+@router.get("/teams", response=TeamPageOut, summary="Teams with their service counts, by name")
+def list_teams(request: HttpRequest, page: Query[PageParams]):
     authorize(request, READ)
-    return Team.objects.annotate(service_count=Count("services")).order_by("name")
+    rows = Team.objects.annotate(service_count=Count("services")).order_by("name")
+    return page_of(rows, page.limit, page.offset)
 
 
 @router.put(

@@ -9,8 +9,8 @@ from ninja import Body, Field, Path, Query, Router, Status
 from pydantic import StrictBool, StrictStr
 
 from portal.auth import authorize
-from portal.errors import InvalidInput, NotFound, PayloadTooLarge
-from portal.fields import MAX_INT32
+from portal.errors import InvalidInput, NotFound, PayloadTooLarge, answers
+from portal.fields import MAX_INT32, Integer, UrlInteger
 from portal.models import Scope
 from portal.responses import json_response
 from services import config_import, configs, deployments
@@ -64,11 +64,34 @@ def _publish_body(name: str, outcome) -> dict:
     summary="Read the current (or a given) configuration",
     description="`format=env` answers a dotenv file a shell can source. Secrets are masked "
     "(JSON) or left out (env) unless the caller holds `config:secrets`.",
+    openapi_extra=answers(
+        {
+            200: {
+                "content": {
+                    "text/plain": {
+                        "schema": {"type": "string"},
+                        "example": "CURRENCY='EUR'\nTIMEOUT='30'\n",
+                    }
+                },
+                "headers": {
+                    "X-Config-Version": {
+                        "description": "the version read (format=env)",
+                        "schema": {"type": "string"},
+                    },
+                    "X-Config-Hash": {
+                        "description": "its content hash (format=env)",
+                        "schema": {"type": "string"},
+                    },
+                },
+            },
+            409: "`env_key_collision` (format=env): two fields become the same variable",
+        }
+    ),
 )
 def read_config(
     request: HttpRequest,
     name: str,
-    version: int | None = Query(None, ge=0, le=MAX_INT32),
+    version: UrlInteger | None = Query(None, ge=0, le=MAX_INT32),
     format: Literal["json", "env"] = "json",
     prefix: str = "",
 ):
@@ -95,6 +118,9 @@ def read_config(
     description="201 with the new version; 200 when the content equals the current version "
     "(nothing stored); 409 when `base_version` is no longer current; 422 with `error.fields` "
     "naming each bad field (strict level). A secret sent back masked keeps its stored value.",
+    openapi_extra=answers(
+        {409: "`stale_version`: `base_version` is no longer current (with `current_version`)"}
+    ),
 )
 def publish_config(request: HttpRequest, name: str, payload: ConfigIn):
     principal = authorize(request, WRITE, service=name)
@@ -111,6 +137,9 @@ def publish_config(request: HttpRequest, name: str, payload: ConfigIn):
     summary="Validate a configuration without storing it (dry run)",
     description="The same body and answers as storing it, but nothing is stored; "
     "`base_version` is optional here.",
+    openapi_extra=answers(
+        {409: "`stale_version`: `base_version` is no longer current (with `current_version`)"}
+    ),
 )
 def validate_config(request: HttpRequest, name: str, payload: ValidateIn):
     principal = authorize(request, READ, service=name)
@@ -137,7 +166,7 @@ class ConfigImportIn(StrictSchema):
         description="Store a schema proposed from the values' types first (each field "
         "required and typed; credential-like names secret).",
     )
-    base_version: int | None = Field(
+    base_version: Integer | None = Field(
         None, ge=0, le=MAX_INT32, description="Optional: given, 409 if no longer current."
     )
     comment: StrictStr = Field("", max_length=500)
@@ -165,6 +194,9 @@ class ConfigImportOut(PublishOut):
     "new version; 200 when nothing changed or on a dry run; 409 `stale_version` when "
     "`base_version` is no longer current; 422 naming each bad line (`dotenv:3`), key "
     "(`env.DB__`) or value (`values.api_timeout`).",
+    openapi_extra=answers(
+        {409: "`stale_version`: `base_version` is no longer current (with `current_version`)"}
+    ),
 )
 def import_config(request: HttpRequest, name: str, payload: ConfigImportIn):
     principal = authorize(request, WRITE, service=name)
@@ -196,6 +228,9 @@ def import_config(request: HttpRequest, name: str, payload: ConfigImportIn):
     "/services/{name}/config/rollback",
     response={200: PublishOut, 201: PublishOut},
     summary="Store a new version equal to an old one",
+    openapi_extra=answers(
+        {409: "`stale_version`: `base_version` is no longer current (with `current_version`)"}
+    ),
 )
 def rollback_config(request: HttpRequest, name: str, payload: RollbackIn):
     principal = authorize(request, WRITE, service=name)
@@ -210,7 +245,9 @@ def rollback_config(request: HttpRequest, name: str, payload: RollbackIn):
 
 
 @router.get("/services/{name}/config/versions", response=list[ConfigVersionOut])
-def list_config_versions(request: HttpRequest, name: str, limit: int = Query(100, ge=1, le=1000)):
+def list_config_versions(
+    request: HttpRequest, name: str, limit: UrlInteger = Query(100, ge=1, le=1000)
+):
     authorize(request, READ, service=name)
     service = configs.get_service(name)
     rows = service.config_versions.annotate(schema_number=F("schema__version")).order_by("-version")
@@ -232,7 +269,7 @@ def list_config_versions(request: HttpRequest, name: str, limit: int = Query(100
 
 @router.get("/services/{name}/config/versions/{number}", response=ConfigOut)
 def read_config_version(
-    request: HttpRequest, name: str, number: int = Path(..., ge=0, le=MAX_INT32)
+    request: HttpRequest, name: str, number: UrlInteger = Path(..., ge=0, le=MAX_INT32)
 ):
     principal = authorize(request, READ, service=name)
     return configs.read(name, number, reveal_secrets=principal.has_scope(SECRETS), actor=principal)
@@ -246,8 +283,8 @@ def read_config_version(
 def diff_config(
     request: HttpRequest,
     name: str,
-    from_version: int | None = Query(None, ge=1, le=MAX_INT32),
-    to_version: int | None = Query(None, ge=1, le=MAX_INT32),
+    from_version: UrlInteger | None = Query(None, ge=1, le=MAX_INT32),
+    to_version: UrlInteger | None = Query(None, ge=1, le=MAX_INT32),
 ):
     authorize(request, READ, service=name)
     return configs.diff(name, from_version, to_version or None)
@@ -255,7 +292,7 @@ def diff_config(
 
 @router.get("/services/{name}/config/schema", response=SchemaOut, by_alias=True)
 def read_schema(
-    request: HttpRequest, name: str, version: int | None = Query(None, ge=1, le=MAX_INT32)
+    request: HttpRequest, name: str, version: UrlInteger | None = Query(None, ge=1, le=MAX_INT32)
 ):
     authorize(request, READ, service=name)
     service = configs.get_service(name)
@@ -305,7 +342,7 @@ def report_deployment(request: HttpRequest, name: str, payload: DeploymentIn):
 
 
 @router.get("/services/{name}/deployments", response=list[DeploymentOut])
-def list_deployments(request: HttpRequest, name: str, limit: int = Query(50, ge=1, le=500)):
+def list_deployments(request: HttpRequest, name: str, limit: UrlInteger = Query(50, ge=1, le=500)):
     authorize(request, Scope.REGISTRY_READ, service=name)
     service = configs.get_service(name)
     return [_deployment_dict(name, d) for d in service.deployments.all()[:limit]]

@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 from django.conf import settings
 from ninja import Field, Schema
-from pydantic import ConfigDict, StrictBool, StrictStr
+from pydantic import ConfigDict, StrictBool, StrictFloat, StrictStr
 
-from portal.fields import MAX_INT32, Name, TagName, Url
+from portal.fields import MAX_INT32, Integer, Name, TagName, Url, UrlBoolean, UrlInteger
 from services.models import DependencyKind, LifecycleStatus
 
 
@@ -47,7 +47,7 @@ class ServiceFieldsIn(StrictSchema):
     team: Name | None = Field(None, description="Required for a new service.")
     tags: list[TagName] = Field(default_factory=list, max_length=50)
     is_critical: StrictBool = False
-    slo_target: float | None = Field(
+    slo_target: StrictFloat | None = Field(
         None,
         ge=50,
         le=99.999,
@@ -154,6 +154,13 @@ class TeamOut(Schema):
     service_count: int = 0
 
 
+class TeamPageOut(Schema):
+    items: list[TeamOut]
+    count: int
+    limit: int
+    offset: int
+
+
 class TransitionOut(Schema):
     from_status: str
     to_status: str
@@ -186,13 +193,13 @@ class ServiceFilter(Schema):
     team: Name | None = None
     tag: TagName | None = None
     status: LifecycleStatus | None = None
-    critical: bool | None = None
+    critical: UrlBoolean | None = None
     q: str | None = Field(None, max_length=100, description="Part of the name or display name.")
 
 
 class PageParams(Schema):
-    limit: int = Field(settings.API_PAGE_SIZE, ge=1, le=settings.API_PAGE_SIZE_MAX)
-    offset: int = Field(0, ge=0, le=MAX_INT32)
+    limit: UrlInteger = Field(settings.API_PAGE_SIZE, ge=1, le=settings.API_PAGE_SIZE_MAX)
+    offset: UrlInteger = Field(0, ge=0, le=MAX_INT32)
 
 
 # --- Configuration ---------------------------------------------------------------------------
@@ -200,7 +207,7 @@ class PageParams(Schema):
 
 class ConfigIn(StrictSchema):
     values: dict[str, Any]
-    base_version: int = Field(
+    base_version: Integer = Field(
         ge=0, le=MAX_INT32, description="The version this edit started from; 0 for the first."
     )
     comment: StrictStr = Field("", max_length=500)
@@ -208,7 +215,7 @@ class ConfigIn(StrictSchema):
 
 class ValidateIn(StrictSchema):
     values: dict[str, Any]
-    base_version: int | None = Field(
+    base_version: Integer | None = Field(
         None,
         ge=0,
         le=MAX_INT32,
@@ -218,8 +225,8 @@ class ValidateIn(StrictSchema):
 
 
 class RollbackIn(StrictSchema):
-    to_version: int = Field(ge=1, le=MAX_INT32)
-    base_version: int | None = Field(
+    to_version: Integer = Field(ge=1, le=MAX_INT32)
+    base_version: Integer | None = Field(
         None, ge=0, le=MAX_INT32, description="Refuse if no longer current."
     )
     comment: StrictStr = Field("", max_length=500)
@@ -308,7 +315,7 @@ class SchemaOut(Schema):
 class DeploymentIn(StrictSchema):
     version: StrictStr = Field(min_length=1, max_length=100)
     status: Literal["in_progress", "succeeded", "failed", "rolled_back"] = "succeeded"
-    config_version: int | None = Field(None, ge=1, le=MAX_INT32)
+    config_version: Integer | None = Field(None, ge=1, le=MAX_INT32)
     config_hash: StrictStr = Field("", max_length=64)
     link: Url = ""
 

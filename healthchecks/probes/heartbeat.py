@@ -8,12 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from healthchecks.probes.kinds import Kind
 from healthchecks.probes.outcome import Failure, Run
 from healthchecks.status import ErrorCode
+from portal.fields import Integer
 
 
 class HeartbeatOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    grace: int = Field(0, ge=0, le=86_400, description="Extra seconds before a missed beat.")
+    grace: Integer = Field(0, ge=0, le=86_400, description="Extra seconds before a missed beat.")
 
 
 def judge_heartbeat(run: Run) -> None:

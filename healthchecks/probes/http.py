@@ -41,6 +41,7 @@ from healthchecks.probes.outcome import (
 )
 from healthchecks.probes.prober import Prober, connect_failure, tls_context
 from healthchecks.status import ErrorCode, Status
+from portal.fields import Integer
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 TLS_WARN_DAYS = 14
@@ -75,15 +76,15 @@ class HttpOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["GET", "HEAD"] = "GET"
-    expected_status: Annotated[list[int], AfterValidator(_status_codes)] = Field(
+    expected_status: Annotated[list[Integer], AfterValidator(_status_codes)] = Field(
         default_factory=list, max_length=50
     )
     headers: Annotated[dict[str, StrictStr], AfterValidator(_header_names)] = Field(
         default_factory=dict, description="Kept encrypted."
     )
     verify_tls: StrictBool = True
-    max_body_bytes: int = Field(65_536, ge=0, le=10_485_760)
-    max_redirects: int = Field(5, ge=0, le=20)
+    max_body_bytes: Integer = Field(65_536, ge=0, le=10_485_760)
+    max_redirects: Integer = Field(5, ge=0, le=20)
 
 
 def http_endpoint(target: str) -> Endpoint:

@@ -35,12 +35,13 @@ def test_alerts_are_listed_with_root_causes_and_impacted_services(down_estate, a
     answer = automation.call("get", "/api/alerts?open=true")
     assert answer.status_code == 200, answer.json()
     listed = answer.json()
-    by_service = {a["service"]: a for a in listed}
+    assert (listed["count"], listed["limit"], listed["offset"]) == (2, 100, 0)
+    by_service = {a["service"]: a for a in listed["items"]}
     assert set(by_service) == {"db", "ledger"}
     assert by_service["db"]["status"] == "down" and by_service["db"]["root_cause"] is None
     assert by_service["db"]["impacted"] == ["ledger"]
     assert by_service["ledger"]["root_cause"] == "db"
-    assert automation.call("get", "/api/alerts?service=shop").json() == []
+    assert automation.call("get", "/api/alerts?service=shop").json()["items"] == []
 
     detail = automation.call("get", f"/api/alerts/{by_service['db']['id']}").json()
     (delivery,) = detail["deliveries"]
@@ -75,7 +76,8 @@ def test_a_resolved_alert_is_not_acknowledged(down_estate, automation):
 
 def test_a_token_limited_to_services_sees_only_their_alerts(down_estate, make_token):
     limited = ApiClient(make_token(["automation:read"], services=["ledger"]).secret)
-    assert [a["service"] for a in limited.call("get", "/api/alerts").json()] == ["ledger"]
+    page = limited.call("get", "/api/alerts").json()
+    assert [a["service"] for a in page["items"]] == ["ledger"] and page["count"] == 1
     db_alert = Alert.objects.get(service__name="db", resolved_at=None)
     assert limited.call("get", f"/api/alerts/{db_alert.id}").status_code == 404
 

@@ -68,7 +68,7 @@ def test_a_check_trigger_delivery_is_read_on_the_deliveries_api(db_estate, webho
     send_later(0)
     answer = automation.call("get", "/api/automation/deliveries?rule=db-failing")
     assert answer.status_code == 200
-    [row] = answer.json()
+    [row] = answer.json()["items"]
     assert (row["alert"], row["service"], row["rule"], row["event"]) == (
         None,
         "db",

@@ -6,8 +6,8 @@ never a server error (5xx). A failure shows schemathesis' curl line to reproduce
 exception the server logged for that request (found by its ``X-Request-ID``).
 
 Nor does any answer break the document: a status it does not declare, another media type,
-a body off its schema (schemathesis' response conformance) fails the run, every kind listed
-once with an example.
+a body off its schema (schemathesis' status code, content type and response schema
+conformance checks) fails the run, every kind listed once with an example.
 
 The run is deterministic (Hypothesis derandomized, no example database), so it fails or
 passes the same way every time. For a longer hunt: ``FUZZ_MAX_EXAMPLES=N`` (cases per
@@ -22,7 +22,11 @@ import pytest
 import schemathesis
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from healthchecks.models import HealthCheck
 from portal.auth import system_actor
@@ -212,7 +216,10 @@ def test_no_server_errors(case, auth_headers, server_errors, conformance):
         if case.method.upper() == "DELETE" and response.status_code < 300:
             ensure_estate()
     try:
-        case.validate_response(response, checks=[response_schema_conformance])
+        case.validate_response(
+            response,
+            checks=[status_code_conformance, content_type_conformance, response_schema_conformance],
+        )
     except BaseExceptionGroup as group:
         for failure in group.exceptions:
             conformance.setdefault((case.operation.label, failure.title), str(group)[:1500])

@@ -151,10 +151,10 @@ def test_admins_read_them_on_the_api_and_metrics_count_them(make_token):
     auditor = ApiClient(make_token(["audit:read"], name="auditor").secret)
     answer = auditor.call("GET", "/api/security-events?kind=token_invalid")
     assert answer.status_code == 200
-    (event,) = answer.json()
+    (event,) = answer.json()["items"]
     assert event["kind"] == "token_invalid" and event["operation"] == "GET /api/services"
     since = (timezone.now() + timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
-    assert auditor.call("GET", f"/api/security-events?since={since}").json() == []
+    assert auditor.call("GET", f"/api/security-events?since={since}").json()["items"] == []
     metrics = ApiClient().get("/metrics").content.decode()
     assert 'portal_security_events_total{kind="token_invalid"} 1.0' in metrics
     assert 'portal_security_events_total{kind="permission_denied"} 1.0' in metrics

@@ -242,6 +242,6 @@ def test_teams_are_listed_with_counts_and_upserted(api, manifest):
     api.call("POST", "/api/registry/apply", manifest)
     assert api.call("PUT", "/api/teams/edge", {"contact": "#edge"}).status_code == 201
     assert api.call("PUT", "/api/teams/edge", {"contact": "#edge"}).status_code == 200
-    teams = {t["name"]: t for t in api.call("GET", "/api/teams").json()}
+    teams = {t["name"]: t for t in api.call("GET", "/api/teams").json()["items"]}
     assert teams["core"]["service_count"] == 3
     assert teams["edge"]["contact"] == "#edge"
