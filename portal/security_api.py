@@ -1,12 +1,12 @@
 """GET /api/security-events: the security events, newest first, for admins (audit:read);
 GET /api/tokens and POST /api/tokens/{name}/revoke: token hygiene (never a secret)."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
-from portal import tokens
+from portal import security, tokens
 from portal.auth import authorize
 from portal.errors import answers
 from portal.fields import MAX_INT32, Moment, UrlInteger
@@ -20,13 +20,17 @@ KindName = SecurityEvent.Kind
 class EventFilters(Schema):
     kind: KindName | None = None
     who: str | None = Field(None, max_length=200)
-    since: Moment | None = Field(None, description="ISO 8601 (2024-05-01T12:00:00Z).")
+    since: Moment | None = Field(
+        None,
+        description="ISO 8601 (2024-05-01T12:00:00Z): events seen since then (a counted "
+        "event whose last_at is since then included).",
+    )
     limit: UrlInteger = Field(100, ge=1, le=1000)
     offset: UrlInteger = Field(0, ge=0, le=MAX_INT32)
 
 
 class EventOut(Schema):
-    at: datetime
+    at: datetime = Field(description="When it happened (a counted event: first seen).")
     kind: str
     who: str
     client_ip: str | None
@@ -34,6 +38,11 @@ class EventOut(Schema):
     outcome: str
     detail: dict
     request_id: str
+    count: int = Field(
+        description="Times seen: a refusal repeated by the same caller from the same address "
+        "within a minute is one event that counts (1 for the rest)."
+    )
+    last_at: datetime = Field(description="Last seen (at, when seen once).")
 
 
 class EventPageOut(Schema):
@@ -57,9 +66,25 @@ def list_events(request: HttpRequest, filters: Query[EventFilters]):
     if filters.who:
         rows = rows.filter(who=filters.who)
     if filters.since:
-        rows = rows.filter(at__gte=filters.since)
+        # A counted row spans one window at most, so `at` (indexed; last_at is not, or every
+        # count would rewrite an index) narrows the search.
+        window = timedelta(seconds=security.WINDOW_SECONDS)
+        try:
+            first = filters.since - window
+        except OverflowError:  # since the year 1: everything
+            first = filters.since
+        rows = rows.filter(at__gte=first, last_at__gte=filters.since)
     rows = rows.order_by("-at", "-id").values(
-        "at", "kind", "who", "client_ip", "operation", "outcome", "detail", "request_id"
+        "at",
+        "kind",
+        "who",
+        "client_ip",
+        "operation",
+        "outcome",
+        "detail",
+        "request_id",
+        "count",
+        "last_at",
     )
     return page_of(rows, filters.limit, filters.offset)
 

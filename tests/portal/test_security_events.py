@@ -243,6 +243,25 @@ def test_refusals_of_one_kind_from_one_address_are_counted_on_one_row_a_minute(m
     assert 'portal_security_events_total{kind="token_invalid"} 10.0' in metrics
 
 
+def test_the_api_shows_how_often_and_until_when(make_token):
+    """A counted event reads as one item with its count and last_at, and a since= after its
+    first sighting still finds it (it was seen since)."""
+    auditor = ApiClient(make_token(["audit:read"], name="auditor").secret)
+    with time_machine.travel(MINUTE, tick=False):
+        ApiClient("svp_guess").call("GET", "/api/services")
+    with time_machine.travel(MINUTE + timedelta(seconds=40), tick=False):
+        for _ in range(4):
+            ApiClient("svp_guess").call("GET", "/api/services")
+        page = auditor.call("GET", "/api/security-events?kind=token_invalid").json()
+    (event,) = page["items"]
+    assert event["count"] == 5 and event["at"].startswith("2026-12-07T12:00:00")
+    assert event["last_at"].startswith("2026-12-07T12:00:40")
+    since = "/api/security-events?kind=token_invalid&since=2026-12-07T12:00:30Z"
+    assert [e["count"] for e in auditor.call("GET", since).json()["items"]] == [5]
+    later = "/api/security-events?kind=token_invalid&since=2026-12-07T12:00:41Z"
+    assert auditor.call("GET", later).json()["items"] == []
+
+
 def test_callers_from_one_address_are_not_counted_together(client, bob, make_token):
     """A count never hides who: two tokens denied from one address are two rows."""
     for name in ("reader", "viewer"):
