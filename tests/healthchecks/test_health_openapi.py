@@ -227,6 +227,12 @@ def calls(settings):
                 (method, path + "?x=%00", {}, None, 400),
                 (method, path, {}, big, 413),
             ]
+    # Every operation: a URI and a header over the portal's limits (the middleware's 414/431).
+    long_query = "?q=" + "a" * settings.API_MAX_URL_BYTES
+    huge = {"HTTP_X_BIG": "x" * settings.API_MAX_HEADER_BYTES}
+    for method, path, _headers, _body, status in list(out):
+        if status == 200 and "?" not in path:
+            out += [(method, path + long_query, {}, None, 414), (method, path, huge, None, 431)]
     return out
 
 
