@@ -8,7 +8,7 @@ from django.contrib.admin.options import ActionLocation
 from automation import alerts, channels
 from automation.models import Alert, Delivery, Event, NotificationChannel
 from portal.admin_base import RecordAdmin, ScopedAdmin
-from portal.auth import request_principal
+from portal.auth import check_reach, request_principal
 from portal.errors import PortalError
 from portal.models import Scope
 from services import maintenance
@@ -53,6 +53,10 @@ class ChannelForm(forms.ModelForm):
         except PortalError as exc:
             for field, reason in exc.fields.items() or {None: exc.message}.items():
                 self.add_error(field if field in self.fields else None, reason)
+        try:  # a channel hears of its teams' services: the author's own, as in the API
+            check_reach(self.principal, teams=teams, what="a channel")
+        except PortalError as exc:
+            self.add_error("teams", exc.message)
         return data
 
 
@@ -66,6 +70,22 @@ class NotificationChannelAdmin(ScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ["name", "url_shown"] if obj else []
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.principal = request_principal(request)  # a class made for this request
+        return form
+
+    def owns(self, request, obj) -> bool:
+        teams = request_principal(request).teams
+        return obj is None or teams is None or (bool(obj.teams) and set(obj.teams) <= teams)
+
+    def ownership_refusal(self, request, obj) -> str:
+        try:
+            check_reach(request_principal(request), teams=obj.teams, what="a channel")
+        except PortalError as exc:
+            return exc.message
+        return ""
+
     def save_model(self, request, obj, form, change):
         channel, _ = channels.put_channel(obj.name, form.channel_in, request_principal(request))
         obj.pk = channel.pk
@@ -76,7 +96,10 @@ class NotificationChannelAdmin(ScopedAdmin):
     def delete_queryset(self, request, queryset):
         actor = request_principal(request)
         for name in queryset.values_list("name", flat=True):
-            channels.delete_channel(name, actor)
+            try:
+                channels.delete_channel(name, actor)
+            except PortalError as exc:
+                messages.error(request, exc.message)
 
 
 class DeliveryInline(admin.TabularInline):

@@ -29,6 +29,7 @@ from healthchecks.netpolicy import (
     ip_literal,
 )
 from portal import audit, encryption
+from portal.auth import check_reach
 from portal.errors import InvalidInput, NotFound
 from services.models import Team
 
@@ -189,11 +190,16 @@ def _private_values(plugin) -> set[str]:
 
 
 def put_channel(name: str, data: ChannelIn, actor) -> tuple[NotificationChannel, bool]:
-    """Create or replace a channel (validated first; nothing stored when refused)."""
+    """Create or replace a channel (validated first; nothing stored when refused). A channel
+    hears of its teams' services: its author must own them (none named: every team, an
+    admin's channel), and the channel it replaces too."""
     shown, clean = validate(name, data)
+    check_reach(actor, teams=clean["teams"], what="a channel")
     with transaction.atomic():
         channel = NotificationChannel.objects.select_for_update().filter(name=name).first()
         created = channel is None
+        if not created:
+            check_reach(actor, teams=channel.teams, what="a channel")
         if created:
             channel = NotificationChannel(name=name)
         channel.url = encryption.encrypt(data.url)
@@ -214,9 +220,11 @@ def put_channel(name: str, data: ChannelIn, actor) -> tuple[NotificationChannel,
 
 def delete_channel(name: str, actor) -> None:
     with transaction.atomic():
-        deleted, _ = NotificationChannel.objects.filter(name=name).delete()
-        if not deleted:
+        channel = NotificationChannel.objects.select_for_update().filter(name=name).first()
+        if channel is None:
             raise NotFound(f"no notification channel named {name!r}")
+        check_reach(actor, teams=channel.teams, what="a channel")
+        channel.delete()
         audit.record(actor, "channel.delete", "notification_channel", name)
 
 

@@ -1,5 +1,6 @@
 """Alerts, the channels they are told through, and the record of every delivery."""
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -195,6 +196,15 @@ class Rule(models.Model):
     secrets = models.TextField(blank=True, help_text="Encrypted webhook headers, by action.")
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Who last wrote it: its actions run with their rights, as they are when it acts
+    # (automation.rules.acting_as). Empty: the portal itself.
+    written_by = models.CharField(max_length=200, blank=True)
+    written_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    written_by_token = models.ForeignKey(
+        "portal.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["name"]

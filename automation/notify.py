@@ -25,7 +25,6 @@ from django.utils import timezone
 from automation import channels, rules, sendlog
 from automation.models import Alert, Delivery, DeliveryAttempt, DeliveryState, Event, Trigger
 from checklists import runs
-from portal.auth import system_actor
 from portal.errors import PortalError
 from services import lifecycle
 
@@ -281,13 +280,14 @@ def _call_webhook(delivery: Delivery, impacted: list[str]) -> tuple[bool, int | 
 
 def _move_lifecycle(delivery: Delivery) -> tuple[bool, int | None, str]:
     """A rule's lifecycle action, through the registry's one write path (audited as the
-    rule). Lifecycle does not feed health, so it cannot set the rule off again."""
+    rule and its author, whose rights it has). Lifecycle does not feed health, so it cannot
+    set the rule off again."""
     alert = delivery.alert
     name = (delivery.service or alert.service).name
-    actor = system_actor(f"rule:{delivery.rule.name if delivery.rule else '?'}")
     cause = alert.cause if alert else (delivery.subject or {}).get("message", "")
     reason = f"automation: {delivery.event} ({cause or 'no cause given'})"
     try:
+        actor = rules.acting_as(delivery.rule)  # its author's rights, as they are now
         lifecycle.transition(name, delivery.action["to"], reason[:500], actor)
     except PortalError as exc:
         return False, exc.status, exc.message
@@ -295,11 +295,11 @@ def _move_lifecycle(delivery: Delivery) -> tuple[bool, int | None, str]:
 
 
 def _start_checklist(delivery: Delivery) -> tuple[bool, int | None, str]:
-    """A rule's checklist action: the service's checklist started (audited as the rule), its
+    """A rule's checklist action: the service's checklist started (as the rule's author), its
     verifiable items answered now. Checklists do not feed health: no loop."""
     name = (delivery.service or delivery.alert.service).name
-    actor = system_actor(f"rule:{delivery.rule.name if delivery.rule else '?'}")
     try:
+        actor = rules.acting_as(delivery.rule)  # its author's rights, as they are now
         runs.start_for_service(delivery.action["template"], name, actor)
     except PortalError as exc:
         return False, exc.status, exc.message

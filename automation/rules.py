@@ -15,7 +15,7 @@ flapping service.
 """
 
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from django.conf import settings
@@ -34,7 +34,10 @@ from automation.models import (
 from checklists.models import ChecklistTemplate, Period
 from healthchecks.netpolicy import NetworkPolicy, parse_http_url
 from portal import audit, encryption
-from portal.errors import InvalidInput, NotFound
+from portal.auth import Principal, system_actor, token_principal, user_principal
+from portal.auth import check_reach as check_reach_of
+from portal.errors import Forbidden, InvalidInput, NotFound
+from portal.models import ApiToken
 from services.models import Service, Tag, Team
 
 TEMPLATE_FIELDS = ("service", "event", "status", "cause", "since", "impacted", "url", "check")
@@ -140,14 +143,61 @@ def _without_secrets(actions: list[dict]) -> tuple[list[dict], dict]:
     return shown, secrets
 
 
+def check_reach(actor, scope: dict) -> None:
+    """A rule acts on the services its scope selects: its author must own them all (an
+    operator names their own services or one of their teams; a tag or "critical only"
+    narrows that, never widens it)."""
+    team = scope.get("team")
+    check_reach_of(actor, scope.get("services") or [], [team] if team else [], what="a rule")
+
+
+def acting_as(rule: Rule | None) -> Principal:
+    """Whom a rule's actions act as: whoever last wrote it, with their rights as they are
+    now (a person who left the team, a revoked token: refused, saying why); the portal
+    itself for a rule written by a command or before authors were kept."""
+    if rule is None or not rule.written_by or rule.written_by.startswith("system:"):
+        author = system_actor("rules")
+    elif rule.written_by_user_id is not None and rule.written_by_user.is_active:
+        author = user_principal(rule.written_by_user)
+    elif (
+        rule.written_by_token_id is not None
+        and ApiToken.objects.usable().filter(pk=rule.written_by_token_id).exists()
+    ):
+        author = token_principal(rule.written_by_token)
+    else:
+        raise Forbidden(
+            f"the rule {rule.name!r} acts with the rights of {rule.written_by}, who can no "
+            "longer act; someone who may must save it again"
+        )
+    if rule is None:
+        return replace(author, kind="rule", name="?")
+    by = f" by {rule.written_by}" if rule.written_by else ""
+    return replace(author, kind="rule", name=f"{rule.name}{by}")
+
+
+def _written_by(actor) -> dict:
+    principal = actor if isinstance(actor, Principal) else None
+    return {
+        "written_by": str(actor)[:200],
+        "written_by_user_id": principal.user_id if principal else None,
+        "written_by_token_id": principal.token_id if principal else None,
+    }
+
+
 def put_rule(name: str, data: RuleIn, actor) -> tuple[Rule, bool]:
+    """Create or replace a rule; its actions then run with ``actor``'s rights."""
     validate(data)
+    check_reach(actor, data.scope)
     actions, action_secrets = _without_secrets(data.actions)
     escalation, escalation_secrets = _without_secrets(data.escalation)
     with transaction.atomic():
         rule = Rule.objects.select_for_update().filter(name=name).first()
         created = rule is None
+        if not created:
+            check_reach(actor, rule.scope)  # another team's rule is theirs to change
         rule = rule or Rule(name=name)
+        for key, value in _written_by(actor).items():
+            setattr(rule, key, value)
         rule.trigger, rule.scope = data.trigger, data.scope
         rule.condition = data.condition
         rule.actions, rule.escalation = actions, escalation
@@ -176,9 +226,11 @@ def put_rule(name: str, data: RuleIn, actor) -> tuple[Rule, bool]:
 
 def delete_rule(name: str, actor) -> None:
     with transaction.atomic():
-        deleted, _ = Rule.objects.filter(name=name).delete()
-        if not deleted:
+        rule = Rule.objects.select_for_update().filter(name=name).first()
+        if rule is None:
             raise NotFound(f"no rule named {name!r}")
+        check_reach(actor, rule.scope)
+        rule.delete()
         audit.record(actor, "rule.delete", "rule", name)
 
 

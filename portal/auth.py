@@ -240,6 +240,23 @@ def check_ownership(actor, services=(), teams=()) -> None:
         raise actor.ownership_denied(existing[0])
 
 
+def check_reach(actor, services=(), teams=(), *, what: str) -> None:
+    """For something that acts on, or hears of, the services it selects by name or team (a
+    rule's scope, a channel's teams): an actor whose ownership is limited may make it reach
+    only what it owns, so it must name its services or teams; "every service" (or a tag, or
+    "critical only", across teams) is an admin's to set. Forbidden naming the first miss."""
+    if not isinstance(actor, Principal) or actor.teams is None:
+        return
+    if not services and not teams:
+        owned = ", ".join(sorted(actor.teams)) or "none"
+        raise Forbidden(
+            f"{actor} changes only what its teams own (teams: {owned}); {what} naming no "
+            "team and no service reaches every team's services: name yours",
+            teams=sorted(actor.teams),
+        )
+    check_ownership(actor, services, teams)
+
+
 def authorize_services(request: HttpRequest, scope: str, names) -> Principal:
     """Like authorize(), for a request touching many services at once (a manifest)."""
     principal = authorize(request, scope)

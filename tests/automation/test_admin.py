@@ -38,8 +38,15 @@ def test_a_viewer_reads_and_changes_nothing(client):
 
 def test_an_operator_makes_a_channel_through_the_write_path(client):
     staff(client, "operator")
+    TeamFactory(name="core").members.add(User.objects.get(username="operator"))
     secret_url = "json://127.0.0.1:9/hooks/T0KEN-abcdef"
-    answer = client.post(ADD, {"name": "ops", "url": secret_url, "teams": "", "events": ["down"]})
+    # A channel for every team would hear of other teams' services: an admin's to make.
+    every = client.post(ADD, {"name": "ops", "url": secret_url, "teams": "", "events": ["down"]})
+    assert every.status_code == 200 and b"naming no team and no service" in every.content
+    assert not NotificationChannel.objects.exists()
+    answer = client.post(
+        ADD, {"name": "ops", "url": secret_url, "teams": "core", "events": ["down"]}
+    )
     assert answer.status_code == 302, answer.content[:2000]
     channel = NotificationChannel.objects.get(name="ops")
     assert channel.events == ["down"] and "T0KEN" not in channel.url

@@ -81,13 +81,15 @@ def a_window():
 def a_rule():
     from automation.rules import RuleIn, put_rule
 
-    put_rule("r1", RuleIn("down", {}, [{"type": "webhook", "url": "http://127.0.0.1:9/"}]), ACTOR)
+    webhook = [{"type": "webhook", "url": "http://127.0.0.1:9/"}]
+    put_rule("r1", RuleIn("down", {"team": "core"}, webhook), ACTOR)
 
 
 def a_channel():
     from automation.channels import ChannelIn, put_channel
 
-    put_channel("ops", ChannelIn(url="json://127.0.0.1:9/hook", teams=[], events=["down"]), ACTOR)
+    hook = ChannelIn(url="json://127.0.0.1:9/hook", teams=["core"], events=["down"])
+    put_channel("ops", hook, ACTOR)
 
 
 R, C, H = Scope.REGISTRY_WRITE, Scope.CONFIG_WRITE, Scope.HEALTH_WRITE
@@ -167,12 +169,13 @@ CONTRACT = {
     ),
     "healthchecks_api_delete_check": Row(H, "delete", f"{SVC}/checks/chk", None, "check.delete"),
     "healthchecks_api_run_check": Row(H, "post", f"{SVC}/checks/chk/run", None, "check.run"),
-    # Channels serve every service: a limited token may not change them (403).
+    # A channel hears of its teams' services (a rule acts on its scope's): their team owns
+    # them; a token limited to some services may not change them (403).
     "automation_api_put_channel": Row(
         A,
         "put",
         "/api/notification-channels/ops",
-        {"url": "json://127.0.0.1:9/x"},
+        {"url": "json://127.0.0.1:9/x", "teams": ["core"]},
         "channel.create",
         403,
     ),
@@ -185,12 +188,15 @@ CONTRACT = {
         403,
         setup=[a_channel],
     ),
-    # Rules, like channels, serve every service: a limited token may not change them.
     "automation_api_put_rule": Row(
         A,
         "put",
         "/api/automation/rules/r1",
-        {"trigger": "down", "actions": [{"type": "webhook", "url": "http://127.0.0.1:9/"}]},
+        {
+            "trigger": "down",
+            "scope": {"team": "core"},
+            "actions": [{"type": "webhook", "url": "http://127.0.0.1:9/"}],
+        },
         "rule.create",
         403,
     ),
