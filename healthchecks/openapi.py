@@ -99,6 +99,11 @@ def _schemas() -> dict:
                 "critical": {"type": "boolean"},
                 "since": TIME,
                 "reason": {"type": "string"},
+                "results_since": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "with `?since=`: the moment from which results count",
+                },
                 "checks": {"type": "array", "items": _ref("CheckDetail")},
                 "dependencies": {
                     "type": "array",
@@ -113,7 +118,11 @@ def _schemas() -> dict:
                 "errors": {"type": "array", "items": {"type": "string"}},
                 "warnings": {"type": "array", "items": {"type": "string"}},
                 "metrics": _object({"response_ms": MS}),
-            }
+            },
+            required=[
+                *("name", "status", "critical", "since", "reason", "checks", "dependencies"),
+                *("errors", "warnings", "metrics"),
+            ],
         ),
         "HealthCheckEntry": _object(
             {
@@ -297,6 +306,16 @@ NAME = {
     "schema": {"type": "string"},
     "description": "the service's name (`backend` is the portal itself, evaluated live)",
 }
+SINCE = {
+    "name": "since",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "a deploy gate: only results recorded since this moment count (ISO 8601, "
+    "or `now`: the portal's clock); each critical check -- every probed check when none is -- "
+    "must have one, and counts as its own last result; the answer says the moment in "
+    "`results_since`",
+}
 TOKEN = {
     "name": "token",
     "in": "path",
@@ -368,7 +387,7 @@ def _paths() -> dict:
                 "summary": "One service: a readiness probe and a deploy gate",
                 "description": "200 while the service is usable (healthy or degraded), 503 "
                 "when not (unhealthy, unknown, maintenance). " + NEGOTIATED,
-                "parameters": [NAME],
+                "parameters": [NAME, SINCE],
                 "security": [],
                 "responses": _answers(
                     {
@@ -379,6 +398,7 @@ def _paths() -> dict:
                     },
                     **{
                         "404": _error("no service by that name"),
+                        "422": _error("`since` is not a moment (ISO 8601) nor `now`"),
                         "503": {
                             "description": "not usable (the same document), or the database "
                             "does not answer (the error shape, with Retry-After)",
