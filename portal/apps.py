@@ -1,16 +1,25 @@
 from django.apps import AppConfig
 from django.contrib.auth.signals import user_login_failed
 from django.db import connections
-from django.db.models.signals import pre_migrate
+from django.db.models.signals import post_migrate, pre_migrate
+
+from portal import database
 
 
 def lift_statement_timeout(sender, using="default", **kwargs) -> None:
     """Migrations may rewrite big tables for minutes: DB_STATEMENT_TIMEOUT guards requests
-    and tasks, not `migrate`, so its session runs without one."""
+    and tasks, not `migrate`, so its session runs without one, and the client waits for the
+    answer as long as it takes (portal.database)."""
     connection = connections[using]
     if connection.vendor == "postgresql":
+        database.lift(True)
         with connection.cursor() as cursor:
             cursor.execute("SET statement_timeout = 0")
+
+
+def restore_round_trip_limit(sender, **kwargs) -> None:
+    """After the migrations, the process waits for the server within its bound again."""
+    database.lift(False)
 
 
 def on_login_failed(sender, credentials, request=None, **kwargs):
@@ -29,4 +38,5 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         pre_migrate.connect(lift_statement_timeout, dispatch_uid="portal-lift-statement-timeout")
+        post_migrate.connect(restore_round_trip_limit, dispatch_uid="portal-restore-limit")
         user_login_failed.connect(on_login_failed, dispatch_uid="portal-login-failed")

@@ -19,6 +19,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")  # read at fi
 wsgi_app = "portal.wsgi"
 bind = "0.0.0.0:8000"  # inside a container; tests pass --bind
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))  # gunicorn's own variable
+# Threads, one per pooled connection: a request waiting on a database that does not answer
+# (DB_READ_TIMEOUT at most, then 503) holds one thread, not its worker, so liveness
+# (/health/), readiness and whatever needs no database are answered beside it at once.
+worker_class = "gthread"
+threads = settings.DB_POOL_SIZE
 accesslog = "-"
 
 # gunicorn's request line (method, URI, version) may be 8,190 bytes at most; the portal's

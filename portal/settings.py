@@ -71,6 +71,9 @@ MIDDLEWARE = [
     # First, so that every response (redirects and errors included) carries a request id
     # and every request gets one access-log line.
     "portal.middleware.RequestContextMiddleware",
+    # Before anything that may read the database (sessions, authentication, the views): a
+    # request waits DB_READ_TIMEOUT at most for each answer from PostgreSQL, and waits once.
+    "portal.database.DatabaseTimeoutMiddleware",
     "portal.middleware.BodySizeLimitMiddleware",
     "portal.middleware.UnstorableUrlTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -127,13 +130,20 @@ DATABASES = {
 # a request waits up to DB_POOL_TIMEOUT seconds for one -- all busy, or the server not
 # answering -- then gets a 503.
 # Connecting gives up after DB_CONNECT_TIMEOUT seconds and a statement after
-# DB_STATEMENT_TIMEOUT, so a hung or unreachable server costs a request seconds, not the
-# worker's whole timeout. (`migrate` lifts the statement timeout: portal.apps.)
+# DB_STATEMENT_TIMEOUT on the server; a server that says nothing at all (a black-holed
+# network, a frozen host) is left after DB_READ_TIMEOUT in a request and after both timeouts
+# elsewhere (portal.database), so it costs a request seconds and a 503, not the worker.
+# (`migrate` lifts the statement timeout and that bound: portal.apps.)
 DB_POOL_SIZE = env_int("DB_POOL_SIZE", 4, minimum=1)
 DB_POOL_TIMEOUT = env_float("DB_POOL_TIMEOUT", 3.0)
 DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 3, minimum=1)
 DB_STATEMENT_TIMEOUT = env_float("DB_STATEMENT_TIMEOUT", 30.0)
+DB_READ_TIMEOUT = env_float("DB_READ_TIMEOUT", 4.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    from portal import database
+
+    # Django's PostgreSQL backend, whose requests stop asking after a first failure.
+    DATABASES["default"]["ENGINE"] = "portal.database"
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections instead
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
@@ -142,6 +152,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
                 "max_size": DB_POOL_SIZE,
                 "timeout": DB_POOL_TIMEOUT,
                 "max_idle": 60,  # connections above min_size close after a minute unused
+                "connection_class": database.BoundedConnection,
+                "check": database.check_connection,  # one round trip at checkout, 1 s at most
+                # A failed (re)connection is retried after 1 s and 2 s, then given up, so the
+                # next request tries at once: the pool's own backoff kept doubling through an
+                # outage and came back to a restored database up to 32 s late.
+                "reconnect_timeout": DB_POOL_TIMEOUT,
             },
             "connect_timeout": DB_CONNECT_TIMEOUT,
             "options": f"-c statement_timeout={round(DB_STATEMENT_TIMEOUT * 1000)}",

@@ -80,7 +80,8 @@ def test_without_redis_the_broker_is_embedded(tmp_path):
         REDIS_URL="redis://127.0.0.1:6379/3",
         DATABASE_URL=PRODUCTION["DATABASE_URL"],
     )
-    assert result.stdout.split() == ["redis://127.0.0.1:6379/3", "django.db.backends.postgresql"]
+    # PostgreSQL through Django's backend with the portal's bounds (portal.database)
+    assert result.stdout.split() == ["redis://127.0.0.1:6379/3", "portal.database"]
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("true", True), ("0", False), ("On", True)])
