@@ -2,6 +2,7 @@
 not healthy, neighbours with impact, history charts, availability with the SLO view, and the
 run-checks button for operators only."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,8 @@ from healthchecks import recording
 from healthchecks.models import HealthCheck
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import Status
+from portal.auth import system_actor
+from services import configs
 from services.models import Dependency, DependencyKind, Service
 from tests.factories import ServiceFactory, make_check
 
@@ -94,3 +97,17 @@ def test_the_page_keeps_its_query_count_with_history(
         recording.record([recording.Result(check.pk, at, at, ProbeOutcome(Status.HEALTHY))])
     with django_assert_max_num_queries(60):
         assert client.get("/services/db/").status_code == 200
+
+
+def test_a_versions_diff_link_compares_that_version_with_the_one_before(client, bob):
+    """The link sent ?from=&to=, which the API does not read: every link showed the last
+    change, whichever version it sat beside."""
+    ServiceFactory(name="shop")
+    for base, timeout in enumerate((1, 2, 3)):
+        configs.publish("shop", {"timeout": timeout}, base, system_actor("t"))
+    client.force_login(bob)
+    page = client.get("/services/shop/").content.decode()
+    link = next(u for u in re.findall(r'href="([^"]+)"', page) if "to_version=2" in u)
+    diff = client.get(link.replace("&amp;", "&")).json()
+    [change] = diff["changed"]
+    assert (change["path"], change["old"], change["new"]) == ("timeout", 1, 2)
