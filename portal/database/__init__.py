@@ -21,6 +21,7 @@ Liveness never asks at all.
 import contextlib
 import contextvars
 import functools
+import time
 from collections.abc import Generator, Iterator
 from typing import Any
 
@@ -49,6 +50,10 @@ class _Request:
 
 _request: contextvars.ContextVar[_Request | None] = contextvars.ContextVar(
     "db_request", default=None
+)
+# When the pool's checkout in progress gives up (time.monotonic()), if one is.
+_checkout_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "db_checkout_deadline", default=None
 )
 
 
@@ -126,14 +131,29 @@ class BoundedConnection(psycopg.Connection):
             raise psycopg.OperationalError(reason) from None
 
 
+@contextlib.contextmanager
+def checking_out(seconds: float) -> Iterator[None]:
+    """A checkout from the pool, which gives up after ``seconds``: its checks end by then."""
+    token = _checkout_deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _checkout_deadline.reset(token)
+
+
 def check_connection(conn: psycopg.Connection) -> None:
     """The pool's check of a connection at checkout (one empty round trip), within
-    CHECK_SECONDS: a connection whose server went silent while it sat in the pool costs a
-    second, and the pool tries the next one or a new one. Not a verdict on the database:
-    the pool goes on looking until its own timeout."""
+    CHECK_SECONDS and the checkout's own deadline: a connection whose server went silent
+    while it sat in the pool costs a second at most, and the pool tries the next one or a
+    new one. Not a verdict on the database: the pool goes on looking until its timeout."""
+    limit = CHECK_SECONDS
+    if (deadline := _checkout_deadline.get()) is not None:
+        limit = min(limit, deadline - time.monotonic())
+        if limit <= 0:
+            raise psycopg.OperationalError("no time left to check a pooled connection")
     token = _request.set(None)
     try:
-        with limited(CHECK_SECONDS):
+        with limited(limit):
             ConnectionPool.check_connection(conn)
     finally:
         _request.reset(token)
