@@ -27,6 +27,7 @@ BENCHMARKS = {
     "health": "bench.health",
     "automation": "bench.automation",
     "pages": "bench.pages",
+    "embedded_broker": "bench.embedded_broker",
 }
 
 
