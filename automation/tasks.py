@@ -8,7 +8,10 @@ from automation import alerts, notify, rules, triggers
 log = structlog.get_logger(__name__)
 
 
-@shared_task(ignore_result=True)
+# Acknowledged on receipt, like the health side's housekeeping: the work lives in the database
+# (the outbox, leased deliveries), and beat sends the next run within seconds, so a run lost
+# with its worker costs nothing -- redelivered late, it would only repeat one.
+@shared_task(ignore_result=True, acks_late=False)
 def process_status_changes() -> None:
     """Beat, every AUTOMATION_SECONDS: the health engine's new status changes into alerts,
     check conditions into the rules they set off, alerts nobody acknowledged in time
@@ -30,7 +33,7 @@ def process_status_changes() -> None:
     send_due_deliveries.delay()
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True, acks_late=False)
 def send_due_deliveries() -> None:
     while notify.send_due():
         pass
