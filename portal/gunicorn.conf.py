@@ -10,9 +10,11 @@ error shape; only what is beyond gunicorn's own ceilings (a request line over 8,
 single header larger than all the portal accepts together) is gunicorn's to refuse.
 """
 
+import logging
 import os
 
 from django.conf import settings
+from gunicorn.glogging import Logger
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")  # read at first use
 
@@ -24,7 +26,27 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "3"))  # gunicorn's own variable
 # (/health/), readiness and whatever needs no database are answered beside it at once.
 worker_class = "gthread"
 threads = settings.DB_POOL_SIZE
-accesslog = "-"
+# The portal's own access line (portal.access: one JSON object per request, with its request
+# id, who, route, status and duration) is the access log; gunicorn's Apache-style line would
+# be a second, plain-text line per request without the request id.
+accesslog = None
+loglevel = settings.LOG_LEVEL.lower()
+
+
+class PortalLogger(Logger):
+    """gunicorn's own lines (starting, workers booting and exiting, a worker timing out) go
+    through the portal's logging like every other line: one JSON object each (LOG_FORMAT)."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in list(log.handlers):
+                log.removeHandler(handler)
+            log.propagate = True  # to the root handler portal.logging configured
+        logging.getLogger("gunicorn").propagate = True
+
+
+logger_class = PortalLogger
 
 # gunicorn's request line (method, URI, version) may be 8,190 bytes at most; the portal's
 # URI limit is below that, so e.g. "OPTIONS <URI> HTTP/1.1" at that limit still reaches it.

@@ -82,6 +82,10 @@ class RequestContextMiddleware:
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 who=_who(request),
             )
+            # This is the request's line. Django would log a 4xx/5xx once more after the
+            # middleware ran, without the request id (an exception's traceback it logs
+            # before, while the id is bound).
+            response._has_been_logged = True
             return response
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
