@@ -36,15 +36,17 @@ def _cell(value) -> str:
 
 def print_refused(exc: Refused, as_json: bool) -> None:
     """The portal's message, each field's reason, and the request id (to find it in the
-    portal's logs); with --json the portal's error object as it came, on stdout."""
+    portal's logs); with --json the portal's error object on stdout, with every key a
+    pipeline reads there always present: ``fields`` ({} when the refusal names none, as the
+    portal leaves it out), the request id (from the header if the body has none), the status."""
     if as_json:
         emit_json(
             {
-                "error": {**exc.error, "status": exc.status}
-                if exc.error
-                else {
+                "error": {
                     "code": exc.code,
                     "message": exc.message,
+                    "fields": exc.fields,
+                    **exc.error,
                     "request_id": exc.request_id,
                     "status": exc.status,
                 }

@@ -52,6 +52,8 @@ def to_dotenv(values: dict, *, hidden: set[tuple] = frozenset(), prefix: str = "
     may not read."""
     lines, seen = [], {}
     for path, value in leaves(values):
+        if not path:
+            continue  # an empty document: no variables (not a line named by the prefix alone)
         key = prefix.upper() + env_key(path)
         dotted = ".".join(str(p) for p in path)
         if key in seen:
@@ -64,4 +66,4 @@ def to_dotenv(values: dict, *, hidden: set[tuple] = frozenset(), prefix: str = "
             lines.append(f"# {key} omitted: a secret (needs the config:secrets scope)")
             continue
         lines.append(f"{key}={shell_quote(env_value(value))}")
-    return "\n".join(lines) + "\n"
+    return "".join(f"{line}\n" for line in lines)
