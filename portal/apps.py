@@ -23,8 +23,12 @@ def restore_round_trip_limit(sender, **kwargs) -> None:
 
 
 def on_login_failed(sender, credentials, request=None, **kwargs):
-    """Every failed login is a security event and counts towards the throttle."""
+    """Every failed login is a security event and counts towards the throttle; an attempt
+    refused by the throttle itself is recorded as throttled (portal.backends), nothing more."""
     from portal import ratelimit, security
+
+    if getattr(request, "login_throttled", False):
+        return
 
     username = str(credentials.get("username", ""))[:150]
     address = ratelimit.client_address(request.META) if request is not None else ""
