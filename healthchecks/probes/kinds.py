@@ -5,8 +5,9 @@ callables); the model, the API's schema, the admin, the network policy's checks 
 the engine all read it from here.
 
 Adding a kind (DNS, gRPC health, a TLS certificate's expiry, ...) is one new module in this
-package that defines its probe and its options and calls ``register(Kind(...))``, and one
-line importing it in ``healthchecks/probes/__init__.py``.
+package that defines its probe, its options and its ``KIND = Kind(...)``, and its name in
+``healthchecks/probes/__init__.py``: in the import, and in the list registered there
+(tests/healthchecks/test_a_new_kind.py adds one on a copy of the code).
 """
 
 from collections.abc import Callable
