@@ -1,8 +1,8 @@
 """The embedded mode (docs/decisions.md): a portal started without REDIS_URL and DATABASE_URL
 -- `make run` with nothing installed -- keeps everything under its var directory: a SQLite
 file in WAL mode (readers and the one writer together: web, worker and beat share it),
-the filesystem broker's folders and the result files. A fresh process, as `make run` starts
-one."""
+the filesystem broker's folders (polled every 0.1 s) and the result files. A fresh process,
+as `make run` starts one."""
 
 import json
 from pathlib import Path
@@ -21,6 +21,7 @@ print(json.dumps({
     "journal_mode": mode,
     "broker": s.CELERY_BROKER_URL,
     "broker_folder": s.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"],
+    "polling_interval": s.CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"],
     "results": s.CELERY_RESULT_BACKEND,
 }))
 """
@@ -44,6 +45,7 @@ def test_without_urls_the_portal_keeps_its_database_and_results_under_var(tmp_pa
         "journal_mode": "wal",
         "broker": "filesystem://",
         "broker_folder": str(var / "broker"),
+        "polling_interval": 0.1,  # an idle worker looks for messages every 0.1 s
         "results": f"file://{var / 'results'}",
     }
     assert Path(seen["database"]).is_file()
