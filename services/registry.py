@@ -180,7 +180,11 @@ def _check_ownership(result: "ApplyResult", actor) -> None:
             continue
         if service.existing is not None and not actor.may_change(service.name):
             raise actor.ownership_denied(service.name)
-        if not actor.may_change_team(service.team):
+        # A service made in, or moved into, a team: that team must be the actor's. (One the
+        # actor may change and leaves where it is needs nothing more: a token limited to
+        # services and teams changes the services it names, whatever their team.)
+        into_team = service.existing is None or service.existing.team.name != service.team
+        if into_team and not actor.may_change_team(service.team):
             raise actor.ownership_denied(team=service.team)
 
 
