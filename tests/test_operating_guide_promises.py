@@ -265,7 +265,9 @@ def production_settings(tmp_path) -> dict:
         " 'CSRF_COOKIE_SECURE', 'SECURE_HSTS_SECONDS', 'SESSION_ENGINE', 'RATE_LIMITS_ENABLED',"
         " 'STATUS_PAGE_PUBLIC']\n"
         "print('SETTINGS=' + json.dumps({n: getattr(s, n) for n in names}"
-        " | {'demo_served': served('/demo/healthy')}))\n"
+        " | {'demo_served': served('/demo/healthy'),"
+        " 'pool': {k: v for k, v in s.DATABASES['default']['OPTIONS']['pool'].items()"
+        " if k in ('max_size', 'max_idle')}}))\n"
     )
     environ = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -294,6 +296,8 @@ def test_the_production_defaults_are_the_ones_the_guide_states(tmp_path):
     assert found["DEBUG"] is False
     assert (found["DEMO_ENDPOINTS"], found["demo_served"]) == (False, False)
     assert found["DB_POOL_SIZE"] == 4
+    # A pool of DB_POOL_SIZE per process, its idle connections closed after a minute.
+    assert found["pool"] == {"max_size": 4, "max_idle": 60}
     assert (found["DB_READ_TIMEOUT"], found["DB_POOL_TIMEOUT"]) == (4.0, 3.0)
     assert (
         found["HEALTH_RAW_RETENTION_DAYS"],
@@ -309,6 +313,7 @@ def test_the_production_defaults_are_the_ones_the_guide_states(tmp_path):
         "`HEALTH_DAILY_RETENTION_DAYS` (400) |",
         "| `DEMO_ENDPOINTS` | follows `DEBUG`; must stay `false` (it is, with `DEBUG` off) |",
         "legitimately runs longer than 4 s",
+        "pools close idle connections after a minute",
         "(all on without `DEBUG`;",
         "Sessions are in PostgreSQL (Django's database backend), not in Redis.",
     )
