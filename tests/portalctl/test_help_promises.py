@@ -19,10 +19,13 @@ from hypothesis import HealthCheck, assume, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from healthchecks.status import Status
 from portalctl.cli import cli
 from services.models import ConfigVersion, Service
-from tests.conftest import test_database_url
+from tests.conftest import test_database_url as database_url
+from tests.factories import make_check
 from tests.healthchecks.servers import closed_port
+from tests.healthchecks.test_health_views import record
 from tests.portalctl.conftest import write
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -426,7 +429,7 @@ def test_a_yaml_tag_that_would_run_code_is_refused_and_runs_nothing(portalctl, t
             **os.environ,
             "PORTAL_ENV_FILE": "",
             "DEBUG": "true",
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": database_url(),
         },
         capture_output=True,
         text=True,
@@ -435,3 +438,24 @@ def test_a_yaml_tag_that_would_run_code_is_refused_and_runs_nothing(portalctl, t
     assert command.returncode != 0, command.stdout
     assert not marker.exists()
     assert not Service.objects.exists()
+
+
+# --- wait --any-result: older results count too (not a deploy gate) ------------------------
+
+
+def test_any_result_counts_a_result_from_before_the_wait_and_a_plain_wait_does_not(
+    portalctl, tmp_path
+):
+    """One healthy result, recorded before either wait began, and nothing probing since."""
+    applied = portalctl(
+        "apply",
+        write(tmp_path / "w.yaml", "teams: [{name: shop}]\nservices: [{name: web, team: shop}]"),
+    )
+    assert applied.exit_code == 0, applied.output
+    record(make_check(Service.objects.get(name="web"), name="http"), Status.HEALTHY)
+    older = portalctl("wait", "web", "--any-result", "--timeout", 5, "--interval", 0.2)
+    assert older.exit_code == 0, older.output
+    assert "usable: web" in older.stdout
+    gated = portalctl("wait", "web", "--timeout", 1, "--interval", 0.2)
+    assert gated.exit_code == 1, gated.output
+    assert "check http (unknown): no result since" in gated.stderr
