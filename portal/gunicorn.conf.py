@@ -39,7 +39,10 @@ class PortalLogger(Logger):
 
     def setup(self, cfg):
         super().setup(cfg)
-        for log in (self.error_log, self.access_log):
+        logs = [self.error_log]
+        if cfg.accesslog in (None, "-"):  # a file asked for on the command line stays a file
+            logs.append(self.access_log)
+        for log in logs:
             for handler in list(log.handlers):
                 log.removeHandler(handler)
             log.propagate = True  # to the root handler portal.logging configured

@@ -148,9 +148,12 @@ def answered(access_log: Path) -> list[tuple[int, int, str]]:
     return [(int(pid.strip("<>")), int(status), path) for pid, status, path in rows]
 
 
-def until_every_worker_serves(server, base: str, access_log: Path, api: dict) -> float:
+def until_every_worker_serves(
+    server, base: str, access_log: Path, api: dict, limit: float = 5.0
+) -> float:
     """Seconds until each worker has answered an API read with 200 (reads sent four at a
-    time, so that every worker gets some); the test fails past 5 s."""
+    time, so that every worker gets some); the test fails past ``limit`` (the promise: 5 s
+    after the database is back)."""
     workers, seen, started = workers_of(server), len(answered(access_log)), time.monotonic()
     with ThreadPoolExecutor(4) as pool:
         while True:
@@ -159,7 +162,7 @@ def until_every_worker_serves(server, base: str, access_log: Path, api: dict) ->
             took = time.monotonic() - started
             if workers <= served:
                 return took
-            assert took < 5.0, f"workers {workers - served} not serving after {took:.1f} s"
+            assert took < limit, f"workers {workers - served} not serving after {took:.1f} s"
 
 
 def outage_answer(base: str, path: str, headers=None, opener=None) -> float:
@@ -186,7 +189,9 @@ def portal_behind_proxy(tmp_path):
     server, base = start_portal(proxy.port, database=db["NAME"], access_log=access_log)
     api = {"Authorization": f"Bearer {token.secret}"}
     try:
-        until_every_worker_serves(server, base, access_log, api)  # each holds connections
+        # Each worker holds connections before the outage (starting up is no promise of 5 s:
+        # on a busy machine it takes longer).
+        until_every_worker_serves(server, base, access_log, api, limit=60)
         yield proxy, server, base, access_log, api
     finally:
         stop(server)

@@ -497,7 +497,10 @@ def test_sighup_to_runportals_process_group_stops_everything_and_frees_the_port(
         assert portal.wait(timeout=30) == 0
         wait_until(lambda: not [pid for pid in everything if alive(pid)], 15)
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", port))  # free again
+            # Free again for the next make run, whose server binds as this does (its old
+            # connections may linger in TIME_WAIT, which does not stop it).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
     finally:
         for pid in [portal.pid, *everything]:
             with contextlib.suppress(ProcessLookupError):
