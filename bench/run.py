@@ -28,6 +28,8 @@ BENCHMARKS = {
     "automation": "bench.automation",
     "pages": "bench.pages",
     "embedded_broker": "bench.embedded_broker",
+    "security_events": "bench.security_events",
+    "overview_rows": "bench.overview_rows",
 }
 
 
