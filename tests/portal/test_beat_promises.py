@@ -17,20 +17,18 @@ from datetime import timedelta
 
 import pytest
 import yaml
+from django.apps import apps
 from django.conf import settings
 from django.utils import timezone
 
+from checklists import routines
 from checklists import tasks as checklist_tasks
 from checklists.models import ChecklistRun
 from portal import tasks
 from portal.models import Heartbeat
 from tests.conftest import test_database_url
 
-# (serialized_rollback: the routines a migration installs survive the flush between tests)
-pytestmark = [
-    pytest.mark.worker,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 def test_beat_runs_the_runs_every_10_minutes_and_the_rate_limits_every_15_s():
@@ -48,6 +46,7 @@ def worker_queue(start_worker):
 
 
 def test_a_worker_running_beats_task_puts_every_current_period_on_record(worker_queue):
+    routines.install(apps)  # what the migration installs (a flush between tests removes it)
     assert not ChecklistRun.objects.exists()  # nobody opened /maintenance/
     checklist_tasks.open_current_runs.apply_async(queue=worker_queue)  # keeps no result
     deadline = time.monotonic() + 60
