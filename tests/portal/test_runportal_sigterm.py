@@ -36,7 +36,11 @@ def test_sigterm_to_runportal_stops_everything_and_frees_the_port(tmp_path):
         assert portal.wait(timeout=30) == 0
         wait_until(lambda: not [pid for pid in everything if alive(pid)], 15)
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", port))  # free again
+            # As the next `make run`'s server binds it: only a listener left behind is in the
+            # way, not the closed connections' TIME-WAIT.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
     finally:
         for pid in [portal.pid, *everything]:
             with contextlib.suppress(ProcessLookupError):
