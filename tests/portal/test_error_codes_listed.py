@@ -84,7 +84,7 @@ def codes_in_the_source() -> dict[str, str]:
 def codes_in_the_readme() -> set[str]:
     text = (BASE / "README.md").read_text()
     errors = text[text.index("\n### Errors") :]
-    listed = errors[errors.index("Codes:") : errors.index("Every response carries")]
+    listed = errors[errors.index("Codes:") : errors.index("Every response")]
     return set(re.findall(r"`([a-z_]+)`", listed))
 
 
