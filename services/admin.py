@@ -357,7 +357,7 @@ def config_view(model_admin, request, object_id):
     may_write = read_only_because is None
     if request.method == "POST" and not may_write:
         raise PermissionDenied(read_only_because)
-    schema = configs.current_schema(service)
+    schema = _opened_schema(service, request.POST.get("schema_version"))
     current = configs.current_version(service)
     opened = _opened_version(service, request.POST.get("base_version"), current)
     form = ConfigForm(
@@ -365,6 +365,7 @@ def config_view(model_admin, request, object_id):
         schema=schema.schema if schema else None,
         current=configs.masked(opened) if opened else {},
         base_version=opened.version if opened else 0,
+        schema_version=schema.version if schema else 0,
     )
     if not may_write:
         for field in form.fields.values():
@@ -421,6 +422,19 @@ def _config_refusal(model_admin, request, service) -> str | None:
     if not model_admin.has_change_permission(request, service):
         return model_admin.refusal(request, service, "change")
     return None
+
+
+def _opened_schema(service: Service, posted: str | None):
+    """The schema a posted form was drawn from (its fields are read as they were shown, so
+    a schema stored while the form was open changes no value nobody touched; publishing
+    then validates against the current one), or the current one."""
+    if posted is None or not posted.isdigit():
+        return configs.current_schema(service)
+    if int(posted) == 0:
+        return None
+    return service.config_schemas.filter(version=int(posted)).first() or configs.current_schema(
+        service
+    )
 
 
 def _opened_version(service: Service, posted: str | None, current):

@@ -31,7 +31,18 @@ _INTEGER = re.compile(r"[+-]?\d+")
 
 
 def field_name(path) -> str:
-    return SEP.join(["values", *map(str, path)])
+    """``values__db__port`` for the leaf ``db.port``: one name per path, whatever the schema
+    calls its properties. A name that could blur the joins (``a__b`` beside an object ``a``
+    holding ``b``, a leading or trailing ``_``, the empty name) is written as ``~`` and its
+    UTF-8 in hex, which holds no ``_``; so no two leaves share a field."""
+    return SEP.join(["values", *map(_part, path)])
+
+
+def _part(name) -> str:
+    name = str(name)
+    if name and SEP not in name and name[0] not in "_~" and not name.endswith("_"):
+        return name
+    return "~" + name.encode().hex()
 
 
 def _canonical(value) -> str:
@@ -264,16 +275,29 @@ def _merge_extra(document: dict, extra: dict, node: dict, prefix=()) -> list[str
 
 class ConfigForm(forms.Form):
     base_version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    # The schema version the form was drawn from: a post is read against the same fields,
+    # even if another schema was stored while the form was open.
+    schema_version = forms.IntegerField(widget=forms.HiddenInput, min_value=0, required=False)
     comment = forms.CharField(max_length=500, required=False)
 
-    def __init__(self, *args, schema: dict | None, current: dict, base_version: int, **kwargs):
+    def __init__(
+        self,
+        *args,
+        schema: dict | None,
+        current: dict,
+        base_version: int,
+        schema_version: int = 0,
+        **kwargs,
+    ):
         """``current`` is the (masked) document of version ``base_version``: the one shown,
-        and the one a save applies its changes to."""
+        and the one a save applies its changes to; ``schema`` (version ``schema_version``)
+        is the one the form is drawn from."""
         super().__init__(*args, **kwargs)
         self.schema = schema or {}
         self.opened = copy.deepcopy(current)
         self.paths = []
         self.fields["base_version"].initial = base_version
+        self.fields["schema_version"].initial = schema_version
         leaves, extra = _walk(self.schema, current)
         for path, spec, value, present in leaves:
             name = field_name(path)
