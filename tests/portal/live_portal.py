@@ -13,7 +13,10 @@ import urllib.request
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 
+from portal.roles import grant_role_permissions
 from tests.conftest import test_database_url
 
 MANAGE = str(settings.BASE_DIR / "manage.py")
@@ -38,15 +41,19 @@ def portal_env(port: int, var: Path, **extra: str) -> dict:
 
 
 def load_demo(port: int, env: dict) -> None:
-    """`make run`'s steps before runportal: the portal's own checks and the demo."""
+    """`make run`'s steps before runportal: the portal's own checks and the demo (its logins
+    join the role groups a migration makes, which an earlier transactional test's flush
+    took: made again first)."""
+    grant_role_permissions(MigrationLoader(connection).project_state().apps)  # as migrated
     for command in (["register_self"], ["load_demo", "--base-url", f"http://127.0.0.1:{port}"]):
-        subprocess.run(
+        done = subprocess.run(
             [sys.executable, MANAGE, *command],
             cwd=settings.BASE_DIR,
             env=env,
-            check=True,
             capture_output=True,
+            text=True,
         )
+        assert done.returncode == 0, done.stderr[-3000:]
 
 
 def start(port: int, env: dict, log: Path) -> subprocess.Popen:
