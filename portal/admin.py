@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 
 from portal import audit, tokens
-from portal.admin_base import RecordAdmin
+from portal.admin_base import RecordAdmin, delete_each
 from portal.auth import Role, request_principal, role_of
 from portal.errors import Forbidden
 from portal.models import ApiToken, AuditEntry, Heartbeat, Scope, SecurityEvent
@@ -116,6 +116,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         audit.record(request_principal(request), "token.delete", "token", obj.name)
         super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        delete_each(self, request, queryset)  # each audited, as on its own page
 
 
 @admin.register(AuditEntry)
