@@ -16,7 +16,7 @@ from healthchecks import checks
 from healthchecks.models import HealthCheck, Incident, ServiceHealth, StatusChange
 from healthchecks.probes import KINDS
 from healthchecks.status import Status
-from portal import humanize
+from portal import humanize, ratelimit
 from portal.admin_base import RecordAdmin, ScopedAdmin
 from portal.auth import request_principal
 from portal.errors import PortalError
@@ -143,6 +143,7 @@ class HealthCheckAdmin(ScopedAdmin):
             self.message_user(request, "running checks needs health:write", messages.ERROR)
             return
         actor = request_principal(request)
+        ratelimit.mark_deliberate(request)  # it waits on the targets: slow on purpose
         for check in queryset.select_related("service").order_by("service__name", "name"):
             if not actor.may_change(check.service.name):
                 self.message_user(

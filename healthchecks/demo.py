@@ -20,11 +20,16 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from portal import ratelimit
+
 STARTED = time.monotonic()
 SWITCHED_DOWN: set[str] = set()
 
 
 def target(request, name: str):
+    # Slow on purpose (slow, degrading): the rate limiter's stress signal must not read the
+    # demo's sleeps as the portal's load (from minute 25 degrading takes over 1 s).
+    ratelimit.mark_deliberate(request)
     if name in SWITCHED_DOWN:
         return HttpResponse("switched down\n", status=503)
     if name == "healthy":

@@ -21,6 +21,7 @@ from healthchecks import reports as health_reports
 from healthchecks.models import HealthCheck, Incident, Prediction
 from healthchecks.status import Status
 from pages import charts, runbook
+from portal import ratelimit
 from portal.auth import request_principal
 from portal.errors import PortalError
 from portal.models import Scope
@@ -171,6 +172,7 @@ def run_checks(request, name: str):
     if not principal.may_change(name):
         raise PermissionDenied(principal.ownership_denied(name).message)
     service = _service(name)
+    ratelimit.mark_deliberate(request)  # it waits on the targets: slow on purpose, no stress
     ran = []
     for check in HealthCheck.objects.filter(service=service, enabled=True).order_by("name"):
         try:

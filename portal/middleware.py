@@ -229,7 +229,7 @@ class RateLimitMiddleware:
             response = self.get_response(request)
             elapsed = time.monotonic() - started
             fault = ratelimit.is_fault(response) or getattr(request, "portal_fault", False)
-            ratelimit.LIMITER.record(fault, elapsed)
+            ratelimit.LIMITER.record(fault, elapsed, ratelimit.is_deliberate(request))
             ratelimit.LIMITER.adapt_here_if_due()
         if verdict is not None:
             for name, value in ratelimit.headers(verdict).items():

@@ -15,7 +15,9 @@ once the stress passes. Probes, pings, logins and writes keep their rates. Stres
 portal's own trouble, never an answer it gives on purpose: the middleware counts an answer
 as a fault only when it was marked one (``mark_fault``: an unhandled error's 500, the
 database unavailable) -- a health gate's 503 for an unusable service, a demo target's
-failure, a 4xx are the portal working -- plus answers slower than RATE_LIMIT_SLOW_SECONDS.
+failure, a 4xx are the portal working -- plus answers slower than RATE_LIMIT_SLOW_SECONDS,
+except those slow on purpose (``mark_deliberate``: a demo target's sleep, a check run by hand
+waiting on its target).
 
 Redis unreachable (or the embedded mode, which has none): the same buckets per process, and
 one log line -- never "no limit", never a 500. The counts are then this process's too, which
@@ -190,6 +192,21 @@ def is_fault(response) -> bool:
     return bool(getattr(response, FAULT, False))
 
 
+DELIBERATE = "portal_deliberate"  # the attribute mark_deliberate sets on a request
+
+
+def mark_deliberate(request):
+    """Mark a request whose answer is slow on purpose -- a demo target that sleeps, a check
+    run by hand that waits on its target: its time says nothing of the portal's load, so the
+    stress signal does not count it slow (a fault it still counts)."""
+    setattr(request, DELIBERATE, True)
+    return request
+
+
+def is_deliberate(request) -> bool:
+    return bool(getattr(request, DELIBERATE, False))
+
+
 def register_adapter(adapt: Callable[[], float]) -> None:
     """The health side's one adaptation step (healthchecks.pressure.adapt), which a process
     counting on its own runs itself (the core cannot import it)."""
@@ -267,10 +284,12 @@ class Limiter:
 
     # --- the stress signal: requests, genuine faults and slow answers per minute ---------
 
-    def record(self, fault: bool, seconds: float) -> None:
-        """Count one answer: every answer, the faults (``is_fault``), the slow ones."""
+    def record(self, fault: bool, seconds: float, deliberate: bool = False) -> None:
+        """Count one answer: every answer, the faults (``is_fault``), the slow ones (not
+        those slow on purpose: ``mark_deliberate``)."""
         minute = int(time.time() // 60)
-        error, slow = bool(fault), seconds >= settings.RATE_LIMIT_SLOW_SECONDS
+        error = bool(fault)
+        slow = not deliberate and seconds >= settings.RATE_LIMIT_SLOW_SECONDS
         client = self._redis()
         if client is not None:
             try:
