@@ -311,10 +311,10 @@ SINCE = {
     "in": "query",
     "required": False,
     "schema": {"type": "string"},
-    "description": "a deploy gate: only results recorded since this moment count (ISO 8601, "
-    "or `now`: the portal's clock); each critical check -- every probed check when none is -- "
-    "must have one, and counts as its own last result; the answer says the moment in "
-    "`results_since`",
+    "description": "a deploy gate: only results recorded since this moment count (ISO 8601 "
+    "with its time zone, `Z` or `+hh:mm`; or `now`: the portal's clock); each critical "
+    "check -- every probed check when none is -- must have one, and counts as its own last "
+    "result; the answer says the moment in `results_since`",
 }
 TOKEN = {
     "name": "token",

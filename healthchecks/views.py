@@ -23,7 +23,7 @@ from healthchecks import availability, healthjson, history, pings, predict, repo
 from healthchecks.metrics import exposition
 from healthchecks.status import Status, is_usable
 from portal.errors import error_response, no_such_service
-from portal.fields import Moment
+from portal.fields import AwareMoment
 from services.models import Service
 
 
@@ -76,7 +76,9 @@ def service(request: HttpRequest, name: str):
     return _respond(request, detail, healthjson.service_document(detail), 200 if usable else 503)
 
 
-_MOMENT = TypeAdapter(Moment)
+# With its time zone: a moment without one was read as UTC, so a pipeline writing its own
+# local time west of Greenwich asked for results from hours before its release.
+_MOMENT = TypeAdapter(AwareMoment)
 
 
 def _since(request: HttpRequest) -> datetime | None:
@@ -90,8 +92,10 @@ def _since(request: HttpRequest) -> datetime | None:
     try:
         return _MOMENT.validate_python(text)
     except ValidationError as exc:
+        error = exc.errors()[0]
+        reason = "needs a time zone (Z or +hh:mm)" if error["type"] == "timezone_aware" else None
         raise ValueError(
-            f"{exc.errors()[0]['msg']}; an ISO 8601 moment (2024-05-01T12:00:00Z) or now"
+            f"{reason or error['msg']}; an ISO 8601 moment (2024-05-01T12:00:00Z) or now"
         ) from None
 
 
