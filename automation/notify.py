@@ -287,7 +287,7 @@ def _move_lifecycle(delivery: Delivery) -> tuple[bool, int | None, str]:
     cause = alert.cause if alert else (delivery.subject or {}).get("message", "")
     reason = f"automation: {delivery.event} ({cause or 'no cause given'})"
     try:
-        actor = rules.acting_as(delivery.rule)  # its author's rights, as they are now
+        actor = rules.acting_for(delivery.rule, delivery.action)  # its author's rights, now
         lifecycle.transition(name, delivery.action["to"], reason[:500], actor)
     except PortalError as exc:
         return False, exc.status, exc.message
@@ -299,7 +299,7 @@ def _start_checklist(delivery: Delivery) -> tuple[bool, int | None, str]:
     verifiable items answered now. Checklists do not feed health: no loop."""
     name = (delivery.service or delivery.alert.service).name
     try:
-        actor = rules.acting_as(delivery.rule)  # its author's rights, as they are now
+        actor = rules.acting_for(delivery.rule, delivery.action)  # its author's rights, now
         runs.start_for_service(delivery.action["template"], name, actor)
     except PortalError as exc:
         return False, exc.status, exc.message

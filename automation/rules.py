@@ -37,7 +37,7 @@ from portal import audit, encryption
 from portal.auth import Principal, system_actor, token_principal, user_principal
 from portal.auth import check_reach as check_reach_of
 from portal.errors import Forbidden, InvalidInput, NotFound
-from portal.models import ApiToken
+from portal.models import ApiToken, Scope
 from services.models import Service, Tag, Team
 
 TEMPLATE_FIELDS = ("service", "event", "status", "cause", "since", "impacted", "url", "check")
@@ -151,6 +151,33 @@ def check_reach(actor, scope: dict) -> None:
     check_reach_of(actor, scope.get("services") or [], [team] if team else [], what="a rule")
 
 
+# What each kind of action changes, and the scope that change needs when made directly.
+ACTION_SCOPES = {"lifecycle": Scope.REGISTRY_WRITE, "checklist": Scope.CHECKLISTS_WRITE}
+
+
+def check_action_scopes(actor, actions: list[dict]) -> None:
+    """A rule's author must hold the scope of each change its actions make (a lifecycle
+    move needs registry:write, a checklist checklists:write, as through the API): a rule is
+    no way to make a change its author is refused directly."""
+    if not isinstance(actor, Principal):
+        return  # the portal itself (a command)
+    for action in actions:
+        needed = ACTION_SCOPES.get(action.get("type"))
+        if needed is not None and not actor.has_scope(needed):
+            raise Forbidden(
+                f"{actor} lacks the scope '{needed}' that a {action['type']} action needs",
+                required_scope=str(needed),
+            )
+
+
+def acting_for(rule: Rule | None, action: dict) -> Principal:
+    """``acting_as`` for one action: refused (saying why) when the author no longer holds
+    the scope the action's change needs."""
+    actor = acting_as(rule)
+    check_action_scopes(actor, [action])
+    return actor
+
+
 def acting_as(rule: Rule | None) -> Principal:
     """Whom a rule's actions act as: whoever last wrote it, with their rights as they are
     now (a person who left the team, a revoked token: refused, saying why); the portal
@@ -188,6 +215,7 @@ def put_rule(name: str, data: RuleIn, actor) -> tuple[Rule, bool]:
     """Create or replace a rule; its actions then run with ``actor``'s rights."""
     validate(data)
     check_reach(actor, data.scope)
+    check_action_scopes(actor, [*data.actions, *data.escalation])
     actions, action_secrets = _without_secrets(data.actions)
     escalation, escalation_secrets = _without_secrets(data.escalation)
     with transaction.atomic():

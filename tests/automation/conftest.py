@@ -115,6 +115,15 @@ def automation(make_token):
     return ApiClient(make_token(["automation:read", "automation:write"]).secret)
 
 
+@pytest.fixture
+def acting_automation(make_token):
+    """A token for rules whose actions change services: a rule's author holds the scope of
+    each change its actions make (registry:write moves a lifecycle, checklists:write starts
+    a checklist), as for the same change made directly."""
+    scopes = ["automation:read", "automation:write", "registry:write", "checklists:write"]
+    return ApiClient(make_token(scopes).secret)
+
+
 @pytest.fixture(autouse=True)
 def _automation_settings(settings):
     settings.PORTAL_BASE_URL = "https://portal.example"

@@ -112,7 +112,7 @@ def test_a_rule_acts_with_its_authors_rights_as_they_are_when_it_acts(client, te
 
 
 def test_a_rule_written_by_a_token_later_revoked_does_nothing(teams, make_token):
-    token = make_token(["automation:read", "automation:write"])
+    token = make_token(["automation:read", "automation:write", "registry:write"])
     answer = ApiClient(token.secret).call(
         "put", "/api/automation/rules/t", {"trigger": "down", "actions": [STOP]}
     )

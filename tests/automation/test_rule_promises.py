@@ -135,12 +135,12 @@ def test_a_silenced_service_sets_no_rule_off(db_estate, webhook, automation):
     assert webhook.calls == [] and not RuleFiring.objects.exists()
 
 
-def test_an_action_never_sets_its_own_rule_off(db_estate, webhook, automation):
+def test_an_action_never_sets_its_own_rule_off(db_estate, webhook, acting_automation):
     """A lifecycle action moves the registry's status, never health: with no cooldown, the
     rule fires once for one outage however often the automation runs afterwards."""
     Service.objects.filter(name="db").update(lifecycle_status="running")
     put_rule(
-        automation,
+        acting_automation,
         "mark-failed",
         {
             "trigger": "down",

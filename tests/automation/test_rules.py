@@ -158,7 +158,7 @@ def test_a_bad_rule_is_refused_with_its_field(
     assert not Rule.objects.exists()
 
 
-def test_a_lifecycle_action_moves_the_service_through_the_registry(db_estate, automation):
+def test_a_lifecycle_action_moves_the_service_through_the_registry(db_estate, acting_automation):
     from portal.models import AuditEntry
     from services.models import Service
 
@@ -168,7 +168,7 @@ def test_a_lifecycle_action_moves_the_service_through_the_registry(db_estate, au
         "scope": {"services": ["db"]},
         "actions": [{"type": "lifecycle", "to": "degraded"}],
     }
-    assert automation.call("put", "/api/automation/rules/mark", rule).status_code == 201
+    assert acting_automation.call("put", "/api/automation/rules/mark", rule).status_code == 201
     db_estate.down("db")
     process()
     send_later()
@@ -177,7 +177,7 @@ def test_a_lifecycle_action_moves_the_service_through_the_registry(db_estate, au
     assert AuditEntry.objects.filter(actor__startswith="rule:mark by token:", target="db").exists()
 
 
-def test_a_checklist_action_starts_the_services_validation(db_estate, receiver, automation):
+def test_a_checklist_action_starts_the_services_validation(db_estate, receiver, acting_automation):
     """On recovery (announced once a channel was told of the outage) the rule starts the
     post-migration validation, whose verifiable items are answered at once."""
     from django.apps import apps
@@ -187,7 +187,7 @@ def test_a_checklist_action_starts_the_services_validation(db_estate, receiver, 
 
     routines.install(apps)  # a transactional test's flush took what the migration made
     channel("ops", receiver.url)
-    answer = automation.call(
+    answer = acting_automation.call(
         "put",
         "/api/automation/rules/validate-db",
         {
@@ -208,7 +208,7 @@ def test_a_checklist_action_starts_the_services_validation(db_estate, receiver, 
     assert run.started_by.startswith("rule:validate-db by token:")
     verified = {t.item.text: t.done for t in run.ticks.all()}
     assert verified["Health checks return healthy status"] is True  # it has recovered
-    bad = automation.call(
+    bad = acting_automation.call(
         "put",
         "/api/automation/rules/odd",
         {"trigger": "down", "actions": [{"type": "checklist", "template": "daily"}]},
