@@ -7,8 +7,8 @@ from django.contrib.admin.options import ActionLocation
 
 from automation import alerts, channels
 from automation.models import Alert, Delivery, Event, NotificationChannel
-from portal.admin_base import RecordAdmin, ScopedAdmin
-from portal.auth import check_reach, request_principal
+from portal.admin_base import RecordAdmin, ScopedAdmin, delete_each
+from portal.auth import check_ownership, check_reach, request_principal
 from portal.errors import PortalError
 from portal.models import Scope
 from services import maintenance
@@ -184,6 +184,21 @@ class MaintenanceWindowAdmin(ScopedAdmin):
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request, obj)
 
+    def owns(self, request, obj) -> bool:
+        """A window is its services' and its team's (it has no one service to judge it by):
+        an operator deletes only one that covers nothing outside their teams."""
+        return obj is None or not self.ownership_refusal(request, obj)
+
+    def ownership_refusal(self, request, obj) -> str:
+        services = list(obj.services.values_list("name", flat=True))
+        try:
+            check_ownership(
+                request_principal(request), services, [obj.team.name] if obj.team_id else []
+            )
+        except PortalError as exc:
+            return exc.message
+        return ""
+
     def save_model(self, request, obj, form, change):
         obj.pk = maintenance.create_window(form.window_in, request_principal(request)).pk
 
@@ -194,6 +209,4 @@ class MaintenanceWindowAdmin(ScopedAdmin):
         maintenance.delete_window(obj.id, request_principal(request))
 
     def delete_queryset(self, request, queryset):
-        actor = request_principal(request)
-        for window_id in queryset.values_list("id", flat=True):
-            maintenance.delete_window(window_id, actor)
+        delete_each(self, request, queryset)  # each through delete_window; refusals said
