@@ -21,8 +21,19 @@ FROM_REDIS = (
 )
 
 
+@pytest.fixture
+def fresh_client():
+    """The Redis client is made once per process (from the settings it starts with): the
+    test's own settings need a client of their own, and the next test the usual one."""
+    metrics._client.cache_clear()
+    yield
+    metrics._client.cache_clear()
+
+
 @pytest.mark.parametrize("where", ["embedded", "unreachable"])
-def test_without_redis_metrics_leave_the_counters_out_and_nothing_fails(settings, where):
+def test_without_redis_metrics_leave_the_counters_out_and_nothing_fails(
+    settings, fresh_client, where
+):
     ServiceHealth.objects.create(service=ServiceFactory(name="payments"), status=Status.HEALTHY)
     settings.REDIS_URL = "" if where == "embedded" else f"redis://127.0.0.1:{closed_port()}/0"
     metrics.observe_batch(["healthy", "unhealthy"], [0.004, 0.3], [0.002, 0.04])  # no raise
