@@ -108,9 +108,11 @@ def run_soon(service_id: int, now: datetime) -> int:
     """Make a service's probed checks due now (a release was rolled out: its gate waits for
     results recorded after it). Heartbeats stay as they are: nothing to probe."""
     pushed = [name for name, kind in KINDS.items() if kind.pushed]
-    return CheckSchedule.objects.filter(
-        health_check__service_id=service_id, next_due_at__gt=now
-    ).exclude(health_check__kind__in=pushed).update(next_due_at=now)
+    return (
+        CheckSchedule.objects.filter(health_check__service_id=service_id, next_due_at__gt=now)
+        .exclude(health_check__kind__in=pushed)
+        .update(next_due_at=now)
+    )
 
 
 def on_deployment_reported(sender, service_id: int, **kwargs) -> None:

@@ -103,9 +103,7 @@ def answers(responses: dict[int, str | dict]) -> dict:
     document, so each code path that can give one declares it where the route is."""
     # Keyed by number as the framework keys the responses it makes, so a dict merges into one.
     declared = {
-        status: (
-            {"description": what, "content": ERROR_CONTENT} if isinstance(what, str) else what
-        )
+        status: ({"description": what, "content": ERROR_CONTENT} if isinstance(what, str) else what)
         for status, what in responses.items()
     }
     return {"responses": declared}
