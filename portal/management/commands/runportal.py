@@ -24,6 +24,18 @@ RESTART_DELAY_MAX = 30.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+def has_terminal() -> bool:
+    """Whether this process still has its controlling terminal. A closing terminal signals
+    only the leader of its session: where that is `make` (``ssh -t host make run``,
+    ``script -c``), GNU make waits on SIGHUP for its recipe to end, and runportal -- its
+    recipe -- would hear nothing. A terminal that is gone can no longer be opened."""
+    try:
+        os.close(os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
+
+
 def local_url(addr: str) -> str:
     """The address a local client reaches runserver's `addr` at (a wildcard is not one)."""
     host, _, port = addr.rpartition(":")
@@ -130,6 +142,7 @@ class Command(BaseCommand):
 
         for signum in STOP_SIGNALS:
             signal.signal(signum, stop)
+        on_a_terminal = has_terminal()
         web.start()
         children = [web]
         # The demo's checks probe pages the web server serves: a worker started before it
@@ -150,6 +163,8 @@ class Command(BaseCommand):
         while not stopping:
             self._supervise(children)
             time.sleep(0.5)
+            if on_a_terminal and not has_terminal():
+                stopping = True  # the terminal closed, and no SIGHUP reached us: as if one had
         self._stop_all(children)
         sys.exit(exit_code)
 
