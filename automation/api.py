@@ -172,11 +172,12 @@ def _channel_out(channel: NotificationChannel) -> dict:
     }
 
 
-def _everywhere(request: HttpRequest, scope: str):
-    """Channels serve every service: a token limited to some services may not change them."""
+def _everywhere(request: HttpRequest, scope: str, what: str = "notification channels"):
+    """Channels (and rules) serve every service: a token limited to some services may not
+    change them. The refusal names what was refused."""
     principal = authorize(request, scope)
     if scope == Scope.AUTOMATION_WRITE and principal.services is not None:
-        raise Forbidden("a token limited to some services cannot change notification channels")
+        raise Forbidden(f"a token limited to some services cannot change {what}")
     return principal
 
 
@@ -343,7 +344,7 @@ def get_rule(request: HttpRequest, name: str):
     "placeholder is a 422 naming the field.",
 )
 def put_rule(request: HttpRequest, name: PathName, payload: RuleIn):
-    actor = _everywhere(request, Scope.AUTOMATION_WRITE)
+    actor = _everywhere(request, Scope.AUTOMATION_WRITE, "rules")
     data = rules.RuleIn(
         trigger=str(payload.trigger),
         condition=payload.condition.model_dump(exclude_none=True),
@@ -387,6 +388,6 @@ def list_deliveries(request: HttpRequest, filters: Query[DeliveryFilters]):
 
 @router.delete("/automation/rules/{name}", response={204: None})
 def delete_rule(request: HttpRequest, name: str):
-    actor = _everywhere(request, Scope.AUTOMATION_WRITE)
+    actor = _everywhere(request, Scope.AUTOMATION_WRITE, "rules")
     rules.delete_rule(name, actor)
     return HttpResponse(status=204)

@@ -66,3 +66,16 @@ def test_a_rule_whose_author_lost_the_scope_moves_nothing(teams, make_token):  #
     assert Service.objects.get(name="ledger").lifecycle_status == "running"
     error = Delivery.objects.get(rule__name="t").attempt_rows.get().error
     assert "lacks the scope 'registry:write'" in error
+
+
+def test_a_token_limited_to_services_is_told_it_cannot_change_rules(teams, make_token):  # noqa: F811
+    """It was told it 'cannot change notification channels' when it wrote a rule."""
+    limited = ApiClient(make_token(AUTOMATION, services=["ledger"]).secret)
+    body = {"trigger": "down", "scope": {"services": ["ledger"]}, "actions": [
+        {"type": "webhook", "url": "http://127.0.0.1:9/hook"}]}  # fmt: skip
+    for method in ("put", "delete"):
+        answer = limited.call(method, "/api/automation/rules/t", body if method == "put" else None)
+        assert answer.status_code == 403
+        assert answer.json()["error"]["message"] == (
+            "a token limited to some services cannot change rules"
+        )
