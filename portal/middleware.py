@@ -9,7 +9,9 @@ from django.core.signals import got_request_exception
 from django.db.utils import InterfaceError, OperationalError
 from django.dispatch import receiver
 from django.http import HttpResponse, HttpResponseBadRequest
+from django.middleware.common import CommonMiddleware as BaseCommonMiddleware
 from django.utils.encoding import escape_uri_path
+from django.utils.http import escape_leading_slashes
 
 from portal import ratelimit, security
 from portal.errors import error_response, wants_json
@@ -274,3 +276,29 @@ class DatabaseUnavailableMiddleware:
 
 def _one_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+
+
+class CommonMiddleware(BaseCommonMiddleware):
+    """Django's, except for a write to a path that lacks its trailing slash (``POST /health``):
+    with DEBUG on, Django raises there -- a 500 for something a caller sent, counted as a
+    fault by the rate limiter -- and with it off answers 301, which clients follow as a GET.
+    Here it is a 308 to the path with its slash, which keeps the method and the body."""
+
+    def get_full_path_with_slash(self, request):
+        return escape_leading_slashes(request.get_full_path(force_append_slash=True))
+
+    def _keep_the_method(self, request, response):
+        slash_redirect = (
+            response is not None
+            and response.status_code == 301
+            and response.get("Location") == self.get_full_path_with_slash(request)
+        )
+        if slash_redirect and request.method not in ("GET", "HEAD"):
+            response.status_code = 308
+        return response
+
+    def process_request(self, request):
+        return self._keep_the_method(request, super().process_request(request))
+
+    def process_response(self, request, response):
+        return self._keep_the_method(request, super().process_response(request, response))
