@@ -253,6 +253,8 @@ def publish(
         schema = current_schema(service)
         level = level_for(service)
         paths = schema.secret_paths if schema else []
+        if current is not None:  # a masked read written back keeps its secret, still secret
+            paths = merged_paths(paths, masked_at(values, current.secret_paths))
         stored = reveal(current) if current is not None else {}
         values = keep_masked_secrets(values, stored, paths)
         result = validate(values, schema, level)
@@ -289,6 +291,24 @@ def publish(
             {"version": version.version, "comment": comment, **summary(changes)},
         )
     return Outcome(version, result, changed=True, level=level, stored=True)
+
+
+def masked_at(values: dict, paths) -> list:
+    """The secret paths at which ``values`` holds the mask: a reader without config:secrets
+    writing back what it read. A schema that no longer calls the leaf secret must not turn
+    that into "********" stored, nor the secret behind it into clear text."""
+    return [path for path in paths if _holds_mask(values, path)]
+
+
+def _holds_mask(values: dict, path) -> bool:
+    hits: list[bool] = []
+
+    def look(value, _path):
+        hits.append(value == MASK)
+        return value
+
+    map_secrets(values, [path], look)
+    return any(hits)
 
 
 def keep_masked_secrets(values: dict, stored: dict, paths) -> dict:

@@ -305,3 +305,29 @@ def test_a_secret_under_a_lost_key_is_a_clear_server_error(db_service, settings)
     with pytest.raises(Misconfigured) as caught:
         configs.read(db_service, None, reveal_secrets=True, actor=ACTOR)
     assert caught.value.code == "secret_unreadable" and caught.value.status == 500
+
+
+def test_a_masked_read_written_back_after_the_schema_stopped_calling_it_secret_keeps_it():
+    """A reader without config:secrets reads the mask and writes it back: once the schema no
+    longer marked the leaf secret, the mask itself was stored, "********" in clear, and the
+    secret lost (issue 19's breaking trial)."""
+    ServiceFactory(name="shop")
+    n = {"type": "integer"}
+    secret = {
+        "type": "object",
+        "properties": {"token": {"type": "string", "writeOnly": True}, "n": n},
+    }
+    configs.put_schema("shop", secret, ACTOR)
+    configs.publish("shop", {"token": "s3cret-value", "n": 1}, 0, ACTOR)
+    plain = {"type": "object", "properties": {"token": {"type": "string"}, "n": n}}
+    configs.put_schema("shop", plain, ACTOR)
+    read = configs.read("shop", None, reveal_secrets=False, actor=ACTOR)["values"]
+    assert read["token"] == configs.MASK
+    configs.publish("shop", {**read, "n": 2}, 1, ACTOR)
+    latest = ConfigVersion.objects.get(service__name="shop", version=2)
+    assert configs.reveal(latest) == {"token": "s3cret-value", "n": 2}
+    assert "s3cret-value" not in json.dumps(latest.values)  # still encrypted at rest
+    # A real value sent for the leaf the schema no longer calls secret is stored as the
+    # schema now says: in clear.
+    configs.publish("shop", {"token": "plain-now", "n": 2}, 2, ACTOR)
+    assert ConfigVersion.objects.get(service__name="shop", version=3).values["token"] == "plain-now"
