@@ -339,3 +339,17 @@ def test_a_bad_since_is_a_422_naming_the_field(client, estate, since):
     res = client.get("/health/service/payments", {"since": since})
     assert res.status_code == 422
     assert list(res.json()["error"]["fields"]) == ["since"]
+
+
+def test_a_probe_that_began_before_the_gates_moment_does_not_count(client):
+    """A result counts from when its probe started: one begun before the release and
+    recorded after it says nothing about the release."""
+    check = make_check(ServiceFactory(name="api"), name="http")
+    began = timezone.now()
+    moment = began + timedelta(seconds=1)
+    recording.record(
+        [recording.Result(check.pk, began, began, ProbeOutcome(Status.HEALTHY, response_ms=1))]
+    )
+    res = client.get("/health/service/api", {"since": moment.isoformat()})
+    assert res.status_code == 503 and res.json()["reason"].startswith("no result since")
+    assert client.get("/health/service/api", {"since": began.isoformat()}).status_code == 200
