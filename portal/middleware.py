@@ -231,7 +231,10 @@ class RateLimitMiddleware:
             response = self.get_response(request)
             elapsed = time.monotonic() - started
             fault = ratelimit.is_fault(response) or getattr(request, "portal_fault", False)
-            ratelimit.LIMITER.record(fault, elapsed, ratelimit.is_deliberate(request))
+            # A refusal (4xx) answers the caller's own request, however long it took: its
+            # slowness is no stress one caller could use to throttle everyone.
+            refused = 400 <= response.status_code < 500
+            ratelimit.LIMITER.record(fault, elapsed, ratelimit.is_deliberate(request) or refused)
             ratelimit.LIMITER.adapt_here_if_due()
         if verdict is not None:
             for name, value in ratelimit.headers(verdict).items():

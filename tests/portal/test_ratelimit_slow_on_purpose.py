@@ -83,3 +83,21 @@ def test_a_slow_answer_of_the_portals_own_still_counts(quick_to_call_slow, monke
         assert {Client().get("/health/service/web").status_code for _ in range(4)} == {503}
 
     assert calm_minute(reads) < 1.0
+
+
+def test_a_refusal_is_no_stress_however_slow(quick_to_call_slow, monkeypatch):
+    """A 4xx answers the caller's own request: one that takes long (a schema refused once
+    its validation budget is spent, a lookup of nothing on a busy database) would otherwise
+    let one caller take everyone's pages and reads to a quarter."""
+    real = reports.service_detail
+
+    def slowly(*args, **kwargs):
+        time.sleep(SLOW + 0.05)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reports, "service_detail", slowly)
+
+    def refusals():
+        assert {Client().get("/health/service/nosuch").status_code for _ in range(4)} == {404}
+
+    assert calm_minute(refusals) == 1.0
