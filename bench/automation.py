@@ -74,7 +74,7 @@ def move(service_ids: list[int], status: int) -> int:
     the status changes (as a recording flush does). Returns the changes written."""
     from django.db import transaction
 
-    from healthchecks import service_health
+    from healthchecks.engine import service_health
     from healthchecks.models import CheckState
 
     with transaction.atomic():  # as a recording flush does
@@ -113,8 +113,8 @@ def time_predictions(checks: int) -> dict:
     from django.db import transaction
     from django.utils import timezone
 
-    from healthchecks import predict
     from healthchecks.models import CheckResult, CheckState, HealthCheck
+    from healthchecks.reads import predict
     from healthchecks.status import Status
     from services.models import Service, Team
 

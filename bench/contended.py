@@ -261,7 +261,7 @@ def contended_rate(bench: health.Bench) -> int:
 
 
 def _register_backend() -> None:
-    from healthchecks import selfcheck
+    from healthchecks.watch import selfcheck
     from portal.auth import system_actor
 
     selfcheck.register(system_actor("bench"))

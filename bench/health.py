@@ -1269,7 +1269,7 @@ def measure_storage(bench: Bench, analysis: dict) -> dict:
     warm-up); then the hourly and daily rollups of those results, their time and size."""
     from django.utils import timezone
 
-    from healthchecks import history
+    from healthchecks.reads import history
 
     with psycopg.connect(bench.url, autocommit=True) as conn:
         rows = conn.execute("SELECT count(*) FROM healthchecks_checkresult").fetchone()[0]
@@ -1326,8 +1326,8 @@ def phase_history(bench: Bench) -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from healthchecks import history
     from healthchecks.models import CheckRollup, HealthCheck
+    from healthchecks.reads import history
 
     shape = bench.shape
     checks = list(
@@ -1397,8 +1397,8 @@ def synthetic_rollups(ids: list[int], rng: random.Random) -> int:
     histograms over history.BUCKETS."""
     from django.utils import timezone
 
-    from healthchecks.history import BUCKETS
     from healthchecks.models import CheckRollup
+    from healthchecks.reads.history import BUCKETS
 
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     hour = timezone.now().replace(minute=0, second=0, microsecond=0)

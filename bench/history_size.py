@@ -3,7 +3,7 @@
 Not one of `make bench`'s benchmarks: a measurement of storage only, fast enough to repeat.
 On a database of its own (``portal_bench_history``), 1,000 services with one HTTP check each
 get ``--hours`` of results at ``--interval`` seconds, written by the engine's own recording
-(``healthchecks.recording.record``, a flush of 1,000 results per slot, as a worker writes
+(``healthchecks.engine.recording.record``, a flush of 1,000 results per slot, as a worker writes
 them), ``--fail-pct`` of them failures with an error text (those also write a detail row, a
 status change and incident rows). Then the hourly and daily rollups are computed as beat does,
 the tables are vacuumed, and ``pg_total_relation_size`` (table, indexes and TOAST) of each
@@ -66,7 +66,7 @@ def make_checks(interval: int) -> list[int]:
 def write_history(
     ids: list[int], start: datetime, slots: int, interval: int, fail_pct: float
 ) -> int:
-    from healthchecks import recording
+    from healthchecks.engine import recording
     from healthchecks.probes import ProbeOutcome
     from healthchecks.status import ErrorCode, Status
 
@@ -157,7 +157,7 @@ def main() -> None:
     support.setup_django(url)
     from django.conf import settings
 
-    from healthchecks import history
+    from healthchecks.reads import history
 
     ids = make_checks(options.interval)
     slots = int(options.hours * 3600 / options.interval)

@@ -483,8 +483,8 @@ def synthetic_rollups(ids: list[int], rng: random.Random, *, days: int, hours: i
     bench.health.synthetic_rollups)."""
     from django.utils import timezone
 
-    from healthchecks.history import BUCKETS
     from healthchecks.models import CheckRollup
+    from healthchecks.reads.history import BUCKETS
 
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     hour = timezone.now().replace(minute=0, second=0, microsecond=0)
@@ -663,8 +663,8 @@ def time_parts(dataset: Dataset, user, settle: Settle) -> dict:
     from django.test import RequestFactory
     from django.utils import timezone
 
-    from healthchecks import availability, history
-    from healthchecks import reports as health_reports
+    from healthchecks.reads import availability, history
+    from healthchecks.reads import reports as health_reports
     from pages import dependency_map, service_rows, views
     from services.graph import DependencyGraph
     from services.models import Service

@@ -6,7 +6,8 @@ class HealthchecksConfig(AppConfig):
     verbose_name = "Health checks"
 
     def ready(self) -> None:
-        from healthchecks import checks, scheduling, service_health
+        from healthchecks import checks
+        from healthchecks.engine import scheduling, service_health
         from portal import encryption
         from services import signals
 
@@ -21,7 +22,7 @@ class HealthchecksConfig(AppConfig):
         )
         encryption.register_encrypted("healthchecks.HealthCheck.secrets", checks.rotate_secrets)
         # A web process counting its answers alone (no Redis) adapts its rate limits itself.
-        from healthchecks import pressure
+        from healthchecks.watch import stress
         from portal import ratelimit
 
-        ratelimit.register_adapter(pressure.adapt)
+        ratelimit.register_adapter(stress.adapt)

@@ -164,7 +164,7 @@ class CheckRollup(models.Model):
     degraded = models.IntegerField()
     latency_sum_us = models.BigIntegerField()
     latency_max_us = models.IntegerField()
-    # Counts per latency bucket (healthchecks.history.BUCKETS): percentiles merge exactly
+    # Counts per latency bucket (healthchecks.reads.history.BUCKETS): percentiles merge exactly
     # across hours and days, at the buckets' resolution.
     histogram = models.JSONField()
 
@@ -244,7 +244,7 @@ class Incident(models.Model):
 
 
 class Prediction(models.Model):
-    """Trouble that is coming (healthchecks.predict): the whole set is replaced every
+    """Trouble that is coming (healthchecks.reads.predict): the whole set is replaced every
     minute, so a prediction lasts as long as its trend."""
 
     # Null: a prediction of the whole service (its error budget).

@@ -34,10 +34,10 @@ class ErrorCode(models.IntegerChoices):
     # nothing about the target: the check's state and uptime leave it out.
     MISSED = 13, "slot missed"
     # Not believed: a timeout or a slow answer seen while the checker itself was behind
-    # (healthchecks.trust). History, not an observation of the target.
+    # (healthchecks.engine.trust). History, not an observation of the target.
     CHECKER_OVERLOADED = 14, "checker overloaded"
     # Not sent: the workers could not start everything due on time, and the dispatcher kept
-    # this slot back (healthchecks.capacity). The check runs again at its next slot.
+    # this slot back (healthchecks.engine.capacity). The check runs again at its next slot.
     SKIPPED = 15, "skipped (overload)"
 
 

@@ -1,4 +1,5 @@
-"""Celery tasks of the health-check engine: thin wrappers over scheduling, engine, history."""
+"""Celery tasks of health: thin wrappers over the engine (scheduling, batches), history and
+predictions, and the stress signal."""
 
 import time
 from datetime import timedelta
@@ -10,17 +11,9 @@ from django.db import transaction
 from django.db.utils import InterfaceError, OperationalError
 from django.utils import timezone
 
-from healthchecks import (
-    capacity,
-    engine,
-    history,
-    metrics,
-    predict,
-    pressure,
-    recording,
-    scheduling,
-    service_health,
-)
+from healthchecks.engine import batches, capacity, counters, recording, scheduling, service_health
+from healthchecks.reads import history, predict
+from healthchecks.watch import stress
 from portal import heartbeats
 
 log = structlog.get_logger(__name__)
@@ -41,7 +34,7 @@ def dispatch_due_checks() -> int:
     )
     if done.skipped:
         recording.record_skipped(done.skipped, timezone.now())
-        metrics.count("checks:skipped", len(done.skipped))
+        counters.count("checks:skipped", len(done.skipped))
     capacity.report_run(due=done.claimed, sent=done.sent, skipped=len(done.skipped))
     heartbeats.beat(
         "dispatcher",
@@ -51,7 +44,7 @@ def dispatch_due_checks() -> int:
         budget=budget,
         took_ms=round((timezone.now() - started).total_seconds() * 1000, 1),
     )
-    metrics.count("dispatched", done.sent)
+    counters.count("dispatched", done.sent)
     return done.sent
 
 
@@ -70,7 +63,7 @@ def probe_batch(items: list, sent_at: float | None = None) -> dict:
     (redelivery after a crash, or a retry) skips what was already recorded."""
     queued_ms = round((time.time() - sent_at) * 1000) if sent_at else None
     cpu = time.process_time()
-    stats = {**engine.run_batch(items), "queued_ms": queued_ms}
+    stats = {**batches.run_batch(items), "queued_ms": queued_ms}
     capacity.report_batch({}, time.process_time() - cpu)  # its counts went as it recorded
     heartbeats.beat("worker", **stats)
     log.info("probe batch", **stats)
@@ -80,7 +73,7 @@ def probe_batch(items: list, sent_at: float | None = None) -> dict:
 @shared_task(ignore_result=True, acks_late=False)
 def adapt_rate_limits() -> float:
     """Beat, every 15 s: the rate limiter's factor follows the portal's stress."""
-    return pressure.adapt()
+    return stress.adapt()
 
 
 @shared_task(ignore_result=True, acks_late=False)

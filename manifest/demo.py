@@ -79,7 +79,7 @@ DEMO_MANIFEST = {
     ],
 }
 
-# Checks against the demo targets the portal serves itself (healthchecks/demo.py), so every
+# Checks against the demo targets the portal serves itself (healthchecks/watch/demo.py), so every
 # status shows up within a minute. "{base}" is DEMO_BASE_URL.
 DEMO_CHECKS = {
     "postgres-main": [{"name": "http", "kind": "http", "target": "{base}/demo/healthy"}],

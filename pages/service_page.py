@@ -16,9 +16,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from automation.models import Alert
 from checklists.models import ChecklistRun, ChecklistTemplate, Period
-from healthchecks import availability, checks, history
-from healthchecks import reports as health_reports
+from healthchecks import checks
 from healthchecks.models import HealthCheck, Incident, Prediction
+from healthchecks.reads import availability, history
+from healthchecks.reads import reports as health_reports
 from healthchecks.status import Status
 from pages import charts, runbook
 from portal import ratelimit

@@ -21,8 +21,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from redis.exceptions import RedisError
 
-from healthchecks import availability, history
 from healthchecks.models import StatusChange
+from healthchecks.reads import availability, history
 from healthchecks.status import Status
 from pages import charts
 from services import queries

@@ -10,9 +10,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from healthchecks import history
-from healthchecks import reports as health_reports
 from healthchecks.models import HealthCheck, Incident, ServiceHealth
+from healthchecks.reads import history
+from healthchecks.reads import reports as health_reports
 from healthchecks.status import Status
 from pages import charts
 from services.models import Service

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 from pydantic import ValidationError
 
 from checklists import runs
-from healthchecks import reports as health_reports
+from healthchecks.reads import reports as health_reports
 from healthchecks.status import Status
 from pages import service_rows
 from portal.htmx import render_page

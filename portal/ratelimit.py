@@ -9,7 +9,7 @@ one of ``TRUSTED_PROXIES``). The budget is a GCRA token bucket kept in Redis
 and checked by one Lua script -- one round trip, atomic, so every web process shares it.
 
 Adaptive: ``factor`` (1 = the configured rates) is set by the health side every 15 s
-(healthchecks.pressure): when the portal is under stress it halves, step by step down to
+(healthchecks.watch.stress): when the portal is under stress it halves, step by step down to
 ``RATE_LIMIT_FLOOR``, for the lowest classes only (pages and API reads), and doubles back
 once the stress passes. Probes, pings, logins and writes keep their rates. Stress is the
 portal's own trouble, never an answer it gives on purpose: the middleware counts an answer
@@ -208,7 +208,7 @@ def is_deliberate(request) -> bool:
 
 
 def register_adapter(adapt: Callable[[], float]) -> None:
-    """The health side's one adaptation step (healthchecks.pressure.adapt), which a process
+    """The health side's one adaptation step (healthchecks.watch.stress.adapt), which a process
     counting on its own runs itself (the core cannot import it)."""
     if adapt not in _adapters:
         _adapters.append(adapt)

@@ -210,7 +210,7 @@ if REDIS_URL:
     # killed; a killed pool process is requeued at once) is handed out again this long after
     # it was delivered, checked every 5 s. Just longer than a batch can run, so a live batch
     # is never handed out twice, and a dead worker's checks wait about a minute and a half
-    # rather than ten (slots missed meanwhile are recorded as missed: healthchecks.engine).
+    # rather than ten (slots missed meanwhile are recorded as missed: healthchecks.engine.batches).
     # Only probe batches and the dispatcher acknowledge late; housekeeping tasks do not.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env_int(
@@ -287,7 +287,7 @@ CELERY_BEAT_SCHEDULE = {
     "open-checklist-runs": {"task": "checklists.tasks.open_current_runs", "schedule": 600.0},
 }
 # The checks' schedule and state tables are rewritten on every claim and result: vacuumed this
-# often (seconds; 0: left to the server's autovacuum). See healthchecks.scheduling.
+# often (seconds; 0: left to the server's autovacuum). See healthchecks.engine.scheduling.
 HEALTH_VACUUM_SECONDS = env_float("HEALTH_VACUUM_SECONDS", 60.0)
 if HEALTH_VACUUM_SECONDS > 0:
     CELERY_BEAT_SCHEDULE["vacuum-hot-tables"] = {
@@ -449,14 +449,14 @@ HEALTH_FLUSH_SECONDS = env_float("HEALTH_FLUSH_SECONDS", 0.25)
 HEALTH_FLUSH_SIZE = env_int("HEALTH_FLUSH_SIZE", 500, minimum=1)
 # A probe that times out, or answers slower than its threshold, while the checker's own event
 # loop fell this far behind (ms) is not believed: recorded unknown, "checker overloaded"
-# (healthchecks.trust). A probe that starts within HEALTH_ON_TIME_MS of its due time is on
+# (healthchecks.engine.trust). A probe that starts within HEALTH_ON_TIME_MS of its due time is on
 # time (the figure the dispatcher's back-pressure and /metrics watch).
 HEALTH_CHECKER_LAG_MS = env_int("HEALTH_CHECKER_LAG_MS", 250, minimum=10)
 HEALTH_ON_TIME_MS = env_int("HEALTH_ON_TIME_MS", 250, minimum=10)
 # A worker that consumes the probes queue lowers its CPU priority by this much (nice), so that
 # probing at full rate does not slow the web processes sharing the machine; 0 leaves it alone.
 HEALTH_PROBE_WORKER_NICENESS = env_int("HEALTH_PROBE_WORKER_NICENESS", 10, minimum=0)
-# Demo targets under /demo/ for `make run` (see healthchecks/demo.py); never in production.
+# Demo targets under /demo/ for `make run` (see healthchecks/watch/demo.py); never in production.
 DEMO_ENDPOINTS = env_bool("DEMO_ENDPOINTS", DEBUG)
 DEMO_BASE_URL = env_str("DEMO_BASE_URL", "http://127.0.0.1:8000")
 # History: raw results, hourly and daily rollups are kept this many days.
@@ -464,7 +464,7 @@ HEALTH_RAW_RETENTION_DAYS = env_int("HEALTH_RAW_RETENTION_DAYS", 7, minimum=1)
 HEALTH_HOURLY_RETENTION_DAYS = env_int("HEALTH_HOURLY_RETENTION_DAYS", 35, minimum=1)
 HEALTH_DAILY_RETENTION_DAYS = env_int("HEALTH_DAILY_RETENTION_DAYS", 400, minimum=1)
 # Python checks may only name callables under these module prefixes.
-HEALTH_CALLABLE_PREFIXES = env_list("HEALTH_CALLABLE_PREFIXES", ["healthchecks.builtin."])
+HEALTH_CALLABLE_PREFIXES = env_list("HEALTH_CALLABLE_PREFIXES", ["healthchecks.watch.builtin."])
 
 # --- Automation (alerts and notifications: the automation app) --------------------------------
 

@@ -13,8 +13,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("health/", views.liveness, name="liveness"),
-    path("health/", include("healthchecks.urls")),
-    path("", include("healthchecks.root_urls")),
+    path("health/", include("healthchecks.web.urls")),
+    path("", include("healthchecks.web.root_urls")),
     # Anything else under the machine-read prefixes: the error shape, in development too.
     re_path(r"^(?:api|health|metrics)/", views.no_such_endpoint),
     # Browsers ask for it on every page, the admin's included.

@@ -55,7 +55,7 @@ class Service(models.Model):
     tags = models.ManyToManyField(Tag, blank=True, related_name="services")
     is_critical = models.BooleanField(default=False)
     # An availability objective in percent over 30 days (99.9), or none: the error budget
-    # the predictor watches burn (healthchecks.predict).
+    # the predictor watches burn (healthchecks.reads.predict).
     slo_target = models.FloatField(
         null=True,
         blank=True,

@@ -45,7 +45,7 @@ def test_the_code_keeps_its_layers():
         ("portal/errors.py", "from services import queries", "Apps import one way"),
         ("healthchecks/netpolicy.py", "import healthchecks.probes", "No import cycles"),
         ("manifest/demo.py", "import automation.models", "Apps import one way"),
-        ("healthchecks/history.py", "import checklists.models", "Apps import one way"),
+        ("healthchecks/reads/history.py", "import checklists.models", "Apps import one way"),
         ("automation/rules.py", "import pages.charts", "Apps import one way"),
     ],
 )

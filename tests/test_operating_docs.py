@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from healthchecks import capacity, metrics
+from healthchecks.engine import capacity, counters
 from healthchecks.status import ErrorCode, Status
 from tests.factories import ServiceFactory
 
@@ -59,11 +59,11 @@ def scraped(client, db):
     labels = [
         "healthy",
         "unhealthy",
-        metrics.result_label(Status.UNKNOWN, ErrorCode.MISSED),
-        metrics.result_label(Status.UNKNOWN, ErrorCode.CHECKER_OVERLOADED),
+        counters.result_label(Status.UNKNOWN, ErrorCode.MISSED),
+        counters.result_label(Status.UNKNOWN, ErrorCode.CHECKER_OVERLOADED),
     ]
-    metrics.observe_batch(labels, [0.004, 0.3], [0.002, 0.04, 0.0, 0.1])
-    metrics.count("dispatched", 4)
+    counters.observe_batch(labels, [0.004, 0.3], [0.002, 0.04, 0.0, 0.1])
+    counters.count("dispatched", 4)
     capacity.report_batch({"probed": 40, "on_time": 38, "loop_lag_max_ms": 12}, cpu_s=0.02)
     capacity.report_run(due=40, sent=40, skipped=0)
     response = client.get("/metrics")

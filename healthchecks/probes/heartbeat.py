@@ -1,5 +1,5 @@
 """Heartbeat checks: the service (or a cron job) calls its check's URL
-(healthchecks.pings); the probe judges, without any I/O, how long ago it last did."""
+(healthchecks.web.pings); the probe judges, without any I/O, how long ago it last did."""
 
 import time
 

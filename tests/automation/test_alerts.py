@@ -8,7 +8,7 @@ import pytest
 from django.db import transaction
 
 from automation.models import Alert, Delivery, DeliveryState
-from healthchecks import service_health
+from healthchecks.engine import service_health
 from healthchecks.models import CheckResult, CheckState, StatusChange
 from healthchecks.status import Status
 from tests.automation.conftest import channel, process, send_later

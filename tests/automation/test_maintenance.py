@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from automation.models import Alert, Delivery
-from healthchecks import service_health
+from healthchecks.engine import service_health
 from healthchecks.models import ServiceHealth
 from healthchecks.status import Status
 from services.models import MaintenanceWindow

@@ -9,7 +9,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from healthchecks import service_health
+from healthchecks.engine import service_health
 from services.models import MaintenanceWindow
 from tests.automation.conftest import channel, process, send_later
 from tests.conftest import ApiClient

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from healthchecks import service_health
+from healthchecks.engine import service_health
 from healthchecks.models import ServiceHealth
 from healthchecks.status import Status
 from tests.conftest import ApiClient

@@ -12,8 +12,10 @@ from django.utils import timezone
 
 from automation import rules, triggers
 from automation.models import Delivery, DeliveryState, RuleFiring
-from healthchecks import checks, pings, service_health
+from healthchecks import checks
+from healthchecks.engine import service_health
 from healthchecks.models import Prediction
+from healthchecks.web import pings
 from services import maintenance
 from tests.automation.conftest import ACTOR, channel, send_later
 from tests.factories import make_check

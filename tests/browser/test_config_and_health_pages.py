@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from healthchecks import recording
+from healthchecks.engine import recording
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import Status
 from portal.auth import system_actor

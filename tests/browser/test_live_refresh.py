@@ -5,7 +5,7 @@ shown again. The page's clock is the test's: time passes when the test says so."
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from healthchecks import recording
+from healthchecks.engine import recording
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import Status
 from services.models import Service

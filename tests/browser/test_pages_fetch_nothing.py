@@ -10,8 +10,9 @@ from django.apps import apps
 from django.utils import timezone
 
 from checklists import routines
-from healthchecks import history, recording
+from healthchecks.engine import recording
 from healthchecks.probes import ProbeOutcome
+from healthchecks.reads import history
 from healthchecks.status import Status
 from services.models import Service
 from tests.browser.support import browser_test, log_in

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from checklists import evidence, routines, runs
 from checklists.models import ChecklistRun, ChecklistTemplate, Tick
-from healthchecks import recording
+from healthchecks.engine import recording
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import Status
 from portal.auth import system_actor

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from healthchecks import availability
 from healthchecks.models import ServiceHealth, StatusChange
+from healthchecks.reads import availability
 from healthchecks.status import Status
 from services.models import Dependency, DependencyKind
 from tests.factories import ServiceFactory

@@ -12,7 +12,8 @@ from django.conf import settings
 from django.utils import timezone
 from werkzeug import Response
 
-from healthchecks import capacity, tasks
+from healthchecks import tasks
+from healthchecks.engine import capacity
 from healthchecks.models import CheckResult, CheckState, Incident, ServiceHealth
 from healthchecks.status import ErrorCode, Status
 from tests.factories import ServiceFactory, make_check, next_due

@@ -57,7 +57,7 @@ def test_put_creates_then_updates_a_check(ops, payments):
         ({"kind": "http", "target": "http://x.internal/", "interval": 5, "timeout": 10}, "timeout"),
         ({"kind": "carrier-pigeon", "target": "x"}, "kind"),
         ({"kind": "python", "target": "os.system"}, "target"),
-        ({"kind": "python", "target": "healthchecks.builtin.no_such_thing"}, "target"),
+        ({"kind": "python", "target": "healthchecks.watch.builtin.no_such_thing"}, "target"),
         ({"kind": "postgres", "target": "postgresql://u:pw@db.internal/app"}, "target"),
         ({"kind": "tcp", "target": "db.internal"}, "target"),
         (

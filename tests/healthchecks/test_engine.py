@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from healthchecks import engine
+from healthchecks.engine import batches
 from healthchecks.models import CheckResult, CheckState, ServiceHealth
 from healthchecks.status import Status
 from tests.factories import ServiceFactory, make_check
@@ -28,7 +28,7 @@ def test_a_batch_probes_concurrently_and_records_everything(httpserver):
     ok = [make_check(service, name=f"ok-{i}", target=httpserver.url_for("/ok")) for i in range(20)]
     broken = make_check(service, name="broken", target=httpserver.url_for("/broken"))
     due = timezone.now()
-    stats = engine.run_batch(claims_for([*ok, broken], due))
+    stats = batches.run_batch(claims_for([*ok, broken], due))
     assert stats["probed"] == 21 and stats["skipped"] == 0
     assert CheckResult.objects.filter(status=Status.HEALTHY).count() == 20
     assert CheckState.objects.get(health_check=broken).status == Status.UNHEALTHY
@@ -40,9 +40,9 @@ def test_a_rerun_batch_skips_what_was_recorded(httpserver):
     httpserver.expect_request("/ok").respond_with_data("fine")
     check = make_check(target=httpserver.url_for("/ok"))
     items = claims_for([check], timezone.now())
-    engine.run_batch(items)
+    batches.run_batch(items)
     hits = len(httpserver.log)
-    again = engine.run_batch(items)
+    again = batches.run_batch(items)
     assert {k: again[k] for k in ("claimed", "skipped", "probed", "changed")} == {
         "claimed": 1,
         "skipped": 1,
@@ -57,7 +57,7 @@ def test_probes_start_at_their_due_time(httpserver):
     httpserver.expect_request("/ok").respond_with_data("fine")
     check = make_check(target=httpserver.url_for("/ok"))
     due = timezone.now() + timedelta(milliseconds=600)
-    engine.run_batch(claims_for([check], due))
+    batches.run_batch(claims_for([check], due))
     lag = CheckResult.objects.get().lag_ms
     assert 0 <= lag < 250
 
@@ -91,7 +91,7 @@ def test_a_hanging_target_does_not_hold_back_the_others(httpserver, silent_serve
     service = ServiceFactory()
     fast = make_check(service, name="fast", target=httpserver.url_for("/ok"))
     hanging = make_check(service, name="hanging", target=silent_server, timeout=1.0)
-    engine.run_batch(claims_for([fast, hanging], timezone.now()))
+    batches.run_batch(claims_for([fast, hanging], timezone.now()))
     state = CheckState.objects.get(health_check=hanging)
     assert state.status == Status.UNHEALTHY and "timed out" in state.last_outcome["errors"][0]
     fast_state = CheckState.objects.get(health_check=fast)
@@ -103,7 +103,7 @@ def test_a_hanging_target_does_not_hold_back_the_others(httpserver, silent_serve
 def test_a_disabled_or_deleted_check_is_not_probed(httpserver):
     httpserver.expect_request("/ok").respond_with_data("fine")
     off = make_check(target=httpserver.url_for("/ok"), enabled=False)
-    stats = engine.run_batch(
+    stats = batches.run_batch(
         [*claims_for([off], timezone.now()), (999999, timezone.now().isoformat())]
     )
     assert stats["probed"] == 0 and not httpserver.log
@@ -119,17 +119,17 @@ def test_results_being_recorded_when_the_batch_ends_are_not_lost(httpserver, mon
     checks = [
         make_check(service, name=f"c{i}", target=httpserver.url_for("/ok")) for i in range(40)
     ]
-    slow_record = engine.recording.record
+    slow_record = batches.recording.record
 
     def record(chunk):
         time.sleep(0.15)
         return slow_record(chunk)
 
-    monkeypatch.setattr(engine.recording, "record", record)
+    monkeypatch.setattr(batches.recording, "record", record)
     due = timezone.now()
     items = [
         (c.pk, (due + timedelta(milliseconds=5 * i)).isoformat()) for i, c in enumerate(checks)
     ]
-    stats = engine.run_batch(items)
+    stats = batches.run_batch(items)
     assert stats["probed"] == 40
     assert CheckResult.objects.count() == 40

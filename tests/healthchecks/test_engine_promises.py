@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
-from healthchecks import engine
+from healthchecks.engine import batches
 from healthchecks.models import CheckResult
 from tests.factories import ServiceFactory, make_check
 
@@ -38,7 +38,7 @@ def test_results_are_written_every_250_ms_while_the_batch_runs(httpserver):
     late = make_check(service, name="late", target=httpserver.url_for("/ok"))
     now = timezone.now()
     items = [(early.pk, now.isoformat()), (late.pk, (now + timedelta(seconds=3)).isoformat())]
-    batch = threading.Thread(target=engine.run_batch, args=(items,))
+    batch = threading.Thread(target=batches.run_batch, args=(items,))
     batch.start()
     try:
         deadline = time.monotonic() + 2.5

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from healthchecks import openapi
+from healthchecks.web import openapi
 from tests.healthchecks.test_health_openapi import TOKEN, make_estate
 
 pytestmark = pytest.mark.django_db(transaction=True)

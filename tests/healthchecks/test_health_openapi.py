@@ -1,4 +1,4 @@
-"""/health/openapi.json, the document of the open surface outside /api/ (healthchecks.openapi):
+"""/health/openapi.json, the document of the open surface outside /api/ (healthchecks.web.openapi):
 valid OpenAPI 3.1, every path a real URL, and every operation answering only the status codes,
 media types and bodies it documents -- called for real, each documented answer provoked at
 least once (the database's 503 by a portal whose database refuses), then fuzzed by
@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
-from healthchecks import recording
+from healthchecks.engine import recording
 from healthchecks.models import Prediction
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import ErrorCode, Status

@@ -6,9 +6,10 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from healthchecks import healthjson, metrics, recording, reports
+from healthchecks.engine import counters, recording
 from healthchecks.models import CheckResult, CheckState, HealthCheck
 from healthchecks.probes import ProbeOutcome
+from healthchecks.reads import healthjson, reports
 from healthchecks.status import ErrorCode, Status
 from tests.factories import DependencyFactory, ServiceFactory, make_check, next_due
 
@@ -155,9 +156,9 @@ def test_metrics_summarise_counts_throughput_lag_and_latency(client, estate):
 
 
 def test_prometheus_exposition(client, estate):
-    labels = ["healthy", "unhealthy", metrics.result_label(Status.UNKNOWN, ErrorCode.MISSED)]
-    metrics.observe_batch(labels, [0.004, 0.3], [0.002, 0.04, 0.0])
-    metrics.count("dispatched", 2)
+    labels = ["healthy", "unhealthy", counters.result_label(Status.UNKNOWN, ErrorCode.MISSED)]
+    counters.observe_batch(labels, [0.004, 0.3], [0.002, 0.04, 0.0])
+    counters.count("dispatched", 2)
     res = client.get("/metrics")
     assert res.status_code == 200
     text = res.content.decode()

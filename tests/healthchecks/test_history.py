@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from healthchecks import history
 from healthchecks.models import CheckResult, CheckRollup, ResultDetail
+from healthchecks.reads import history
 from healthchecks.status import Status
 from tests.factories import ServiceFactory, make_check
 
@@ -146,7 +146,7 @@ def test_service_history_picks_the_resolution_by_range(client):
 
 
 def test_raw_history_carries_the_errors_of_failed_results(client):
-    from healthchecks import recording
+    from healthchecks.engine import recording
     from healthchecks.probes import ProbeOutcome
     from healthchecks.status import ErrorCode
 

@@ -6,7 +6,7 @@ the database are still there, and nothing fails."""
 import pytest
 from django.test import Client
 
-from healthchecks import metrics
+from healthchecks.engine import counters
 from healthchecks.models import ServiceHealth
 from healthchecks.status import Status
 from tests.factories import ServiceFactory
@@ -25,9 +25,9 @@ FROM_REDIS = (
 def fresh_client():
     """The Redis client is made once per process (from the settings it starts with): the
     test's own settings need a client of their own, and the next test the usual one."""
-    metrics._client.cache_clear()
+    counters.redis_client.cache_clear()
     yield
-    metrics._client.cache_clear()
+    counters.redis_client.cache_clear()
 
 
 @pytest.mark.parametrize("where", ["embedded", "unreachable"])
@@ -36,8 +36,8 @@ def test_without_redis_metrics_leave_the_counters_out_and_nothing_fails(
 ):
     ServiceHealth.objects.create(service=ServiceFactory(name="payments"), status=Status.HEALTHY)
     settings.REDIS_URL = "" if where == "embedded" else f"redis://127.0.0.1:{closed_port()}/0"
-    metrics.observe_batch(["healthy", "unhealthy"], [0.004, 0.3], [0.002, 0.04])  # no raise
-    metrics.count("dispatched", 2)
+    counters.observe_batch(["healthy", "unhealthy"], [0.004, 0.3], [0.002, 0.04])  # no raise
+    counters.count("dispatched", 2)
 
     answer = Client().get("/metrics")
     assert answer.status_code == 200

@@ -240,7 +240,7 @@ def test_aiohttp_resolver_answers_with_checked_addresses():
         ("redis", "redis://cache.internal:6379/0"),
         ("redis", "rediss://app@cache.internal/3"),
         ("heartbeat", ""),
-        ("python", "healthchecks.builtin.always_healthy"),
+        ("python", "healthchecks.watch.builtin.always_healthy"),
     ],
 )
 def test_valid_targets(kind, target):

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from healthchecks import predict
 from healthchecks.models import CheckResult, CheckState
+from healthchecks.reads import predict
 from healthchecks.status import Status
 from tests.factories import make_check
 

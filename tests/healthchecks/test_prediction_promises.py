@@ -12,7 +12,7 @@ from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from healthchecks import predict
+from healthchecks.reads import predict
 
 NOW = timezone.now()
 H, M = timedelta(hours=1), timedelta(minutes=1)

@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from healthchecks import predict
 from healthchecks.models import CheckResult
+from healthchecks.reads import predict
 from tests.factories import make_check
 from tests.healthchecks.test_predict import record
 

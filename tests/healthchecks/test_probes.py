@@ -661,14 +661,14 @@ CALLABLES = "tests.healthchecks.callables"
 @pytest.fixture
 def allow_test_callables(settings):
     settings.HEALTH_CALLABLE_PREFIXES = [
-        "healthchecks.builtin.",
+        "healthchecks.watch.builtin.",
         f"{CALLABLES}.",
         f"{CALLABLES}_public.",
     ]
 
 
 def test_builtin_example_is_healthy():
-    assert_healthy(run(spec("python", "healthchecks.builtin.always_healthy")))
+    assert_healthy(run(spec("python", "healthchecks.watch.builtin.always_healthy")))
 
 
 @pytest.mark.usefixtures("allow_test_callables")
@@ -725,8 +725,11 @@ def test_python_slow_callable_times_out(name):
     [
         ("os.system", "is not under HEALTH_CALLABLE_PREFIXES"),
         ("healthchecks.builtinx.always_healthy", "is not under HEALTH_CALLABLE_PREFIXES"),
-        ("healthchecks.builtin.nothing_here", "healthchecks.builtin has no nothing_here"),
-        ("healthchecks.builtin.os.system", "cannot import healthchecks.builtin.os"),
+        (
+            "healthchecks.watch.builtin.nothing_here",
+            "healthchecks.watch.builtin has no nothing_here",
+        ),
+        ("healthchecks.watch.builtin.os.system", "cannot import healthchecks.watch.builtin.os"),
         (f"{CALLABLES}.missing_module.fn", f"cannot import {CALLABLES}.missing_module"),
         (f"{CALLABLES}.NOT_CALLABLE", "is not callable"),
         (f"{CALLABLES}.getcwd", "is imported from posix, not defined under a prefix"),
@@ -743,7 +746,7 @@ def test_python_refused_paths(path, reason):
 
 @pytest.mark.usefixtures("allow_test_callables")
 def test_validate_callable_path_accepts_allowed_callables():
-    assert validate_callable_path("healthchecks.builtin.always_healthy") is None
+    assert validate_callable_path("healthchecks.watch.builtin.always_healthy") is None
     assert validate_callable_path(f"{CALLABLES}.async_fine") is None
     # Named in the module's __all__: offered, wherever it is defined.
     assert validate_callable_path(f"{CALLABLES}_public.fine") is None

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from healthchecks import recording
+from healthchecks.engine import recording
 from healthchecks.models import (
     CheckResult,
     CheckRollup,
@@ -146,7 +146,7 @@ def test_a_slot_ten_minutes_late_records_its_true_lag():
 
 
 def test_a_missed_slot_is_history_but_neither_state_nor_uptime():
-    from healthchecks import history
+    from healthchecks.reads import history
 
     check = make_check()
     recording.record([result(check, 0)])

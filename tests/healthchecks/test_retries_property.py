@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from healthchecks import recording
+from healthchecks.engine import recording
 from healthchecks.models import CheckState
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import ErrorCode, Status

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from healthchecks import scheduling
+from healthchecks.engine import scheduling
 from healthchecks.models import CheckSchedule, CheckState, HealthCheck
 from portal.auth import system_actor
 from services import deployments

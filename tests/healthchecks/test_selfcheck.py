@@ -74,7 +74,9 @@ def test_python_checks_give_back_their_database_connections(settings):
     from healthchecks.probes import Prober, make_spec
 
     heartbeats.beat("worker")
-    specs = [make_spec(i, "python", "healthchecks.builtin.workers", timeout=5) for i in range(24)]
+    specs = [
+        make_spec(i, "python", "healthchecks.watch.builtin.workers", timeout=5) for i in range(24)
+    ]
 
     async def run_all():
         async with Prober() as prober:  # at once: every thread of the executor takes a turn

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from healthchecks import capacity
+from healthchecks.engine import capacity
 
 pytestmark = pytest.mark.django_db
 ON_TIME_SHARE, LATE_PER_SECOND, DECIDES_OVER, METRICS_OVER = 0.95, 5, 3, 10

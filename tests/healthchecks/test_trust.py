@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from healthchecks import trust
+from healthchecks.engine import trust
 from healthchecks.probes import ProbeOutcome, make_spec
 from healthchecks.status import ErrorCode, Status
 

@@ -11,8 +11,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
 
-from healthchecks import demo
 from healthchecks.models import HealthCheck
+from healthchecks.watch import demo
 from services.models import Service
 
 pytestmark = [pytest.mark.django_db, pytest.mark.sqlite]

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from healthchecks import recording
+from healthchecks.engine import recording
 from healthchecks.models import HealthCheck
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import Status

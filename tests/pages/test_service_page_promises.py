@@ -4,7 +4,7 @@
 import pytest
 from django.utils import timezone
 
-from healthchecks import recording
+from healthchecks.engine import recording
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import Status
 from tests.factories import ServiceFactory, make_check

@@ -5,7 +5,7 @@ beyond an incident's cause, no targets)."""
 import pytest
 from django.utils import timezone
 
-from healthchecks import recording
+from healthchecks.engine import recording
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import Status
 from tests.factories import ServiceFactory, TeamFactory, make_check

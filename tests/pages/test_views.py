@@ -3,7 +3,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from healthchecks import recording
+from healthchecks.engine import recording
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import Status
 from tests.factories import DependencyFactory, ServiceFactory, TeamFactory, make_check

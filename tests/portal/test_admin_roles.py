@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
 
-from healthchecks import recording
+from healthchecks.engine import recording
 from healthchecks.models import HealthCheck
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import Status
@@ -165,7 +165,7 @@ def test_the_admin_names_things_and_shows_a_checks_last_result(client, web):
 
     from django.utils import timezone
 
-    from healthchecks import recording
+    from healthchecks.engine import recording
     from healthchecks.models import Incident
     from healthchecks.probes import ProbeOutcome
     from healthchecks.status import Status

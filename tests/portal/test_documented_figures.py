@@ -16,7 +16,7 @@ from tests.portal.test_settings import run_manage
 READ_THEM = """
 import json
 from django.conf import settings as s
-from healthchecks import capacity, trust
+from healthchecks.engine import capacity, trust
 from portal import ratelimit
 beat = {name: entry["schedule"] for name, entry in s.CELERY_BEAT_SCHEDULE.items()}
 print(json.dumps({

@@ -35,7 +35,8 @@ def test_a_failure_outside_the_api_is_a_500_in_the_error_shape(settings, monkeyp
     DEBUG off, as in production): JSON, `internal_error`, the request id, no detail."""
     from django.test import Client
 
-    from healthchecks import reports, views
+    from healthchecks.reads import reports
+    from healthchecks.web import views
 
     def explode(*args, **kwargs):
         raise RuntimeError("the detail only the log may hold")

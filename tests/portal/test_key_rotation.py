@@ -8,7 +8,8 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.utils import timezone
 
-from healthchecks import checks, engine
+from healthchecks import checks
+from healthchecks.engine import batches
 from healthchecks.models import CheckResult, CheckState, HealthCheck
 from healthchecks.status import ErrorCode, Status
 from portal import encryption
@@ -59,7 +60,7 @@ def test_a_secret_no_key_reads_fails_its_own_check_not_its_batch(settings, https
     stranger = Fernet(Fernet.generate_key())  # a key the portal does not have
     HealthCheck.objects.filter(pk=lost.pk).update(secrets=stranger.encrypt(b"{}").decode())
     due = timezone.now().isoformat()
-    stats = engine.run_batch([(good.pk, due), (lost.pk, due)])
+    stats = batches.run_batch([(good.pk, due), (lost.pk, due)])
     assert stats["probed"] == 1 and stats["unreadable"] == 1
     assert CheckState.objects.get(health_check=good).status == Status.HEALTHY
     result = CheckResult.objects.get(health_check=lost)

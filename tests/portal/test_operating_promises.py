@@ -26,10 +26,11 @@ from django.db.models.signals import pre_migrate
 from django.test import Client
 from django.utils import timezone
 
-from healthchecks import history, metrics
+from healthchecks.engine import counters
 from healthchecks.models import CheckResult, Incident, ResultDetail, StatusChange
 from healthchecks.netpolicy import NetworkPolicy
 from healthchecks.probes import make_spec, probe
+from healthchecks.reads import history
 from healthchecks.status import ErrorCode, Status
 from portal import encryption
 from portal.database.base import DatabaseWrapper
@@ -286,15 +287,15 @@ def test_without_redis_metrics_keep_the_statuses_and_lose_the_counters(client, s
     statuses and heartbeats in PostgreSQL (still there)."""
     check = make_check(ServiceFactory(name="payments"), name="http")
     record(check, Status.HEALTHY)
-    metrics.observe_batch(["healthy"], [0.004], [0.002])
+    counters.observe_batch(["healthy"], [0.004], [0.002])
     with_redis = client.get("/metrics").content.decode()
     assert 'portal_checks_total{status="healthy"} 1.0' in with_redis
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
-    metrics._client.cache_clear()  # as a process that starts while Redis is down
+    counters.redis_client.cache_clear()  # as a process that starts while Redis is down
     try:
         without = client.get("/metrics")
     finally:
-        metrics._client.cache_clear()
+        counters.redis_client.cache_clear()
     assert without.status_code == 200
     text = without.content.decode()
     assert 'portal_service_status{service="payments"} 1.0' in text

@@ -22,10 +22,11 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from healthchecks import pressure, reports
 from healthchecks.models import ServiceHealth
+from healthchecks.reads import reports
 from healthchecks.status import Status
 from healthchecks.tasks import adapt_rate_limits
+from healthchecks.watch import stress as pressure
 from portal import ratelimit
 from portal.models import SecurityEvent
 from tests.conftest import ApiClient

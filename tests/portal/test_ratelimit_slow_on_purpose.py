@@ -14,8 +14,9 @@ import pytest
 import time_machine
 from django.test import Client
 
-from healthchecks import demo, reports
+from healthchecks.reads import reports
 from healthchecks.tasks import adapt_rate_limits
+from healthchecks.watch import demo
 from tests.conftest import ApiClient
 from tests.factories import ServiceFactory, make_check
 from tests.healthchecks.servers import ScriptedServer, silent

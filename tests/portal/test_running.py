@@ -298,7 +298,7 @@ def test_expected_503s_are_not_logged_as_errors_on_the_development_console(tmp_p
     faults: the console shows them once, in the access log, and no error line."""
     from django.utils import timezone
 
-    from healthchecks import recording
+    from healthchecks.engine import recording
     from healthchecks.probes import ProbeOutcome
     from healthchecks.status import Status
     from tests.factories import ServiceFactory, make_check

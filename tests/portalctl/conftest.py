@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from django.db import connection
 from django.utils import timezone
 
-from healthchecks import engine, scheduling
+from healthchecks.engine import batches, scheduling
 from healthchecks.models import HealthCheck
 from portalctl.cli import cli
 
@@ -48,7 +48,7 @@ def prober(transactional_db):
                 due = timezone.now().isoformat()
                 ids = HealthCheck.objects.filter(enabled=True).values_list("pk", flat=True)
                 if ids:
-                    engine.run_batch([(pk, due) for pk in ids])
+                    batches.run_batch([(pk, due) for pk in ids])
                 stop.wait(0.2)
         finally:
             connection.close()
@@ -73,7 +73,7 @@ def scheduled_prober(transactional_db):
                 now = timezone.now()
                 claims = scheduling.claim_due(now, now, 100)
                 if claims:
-                    engine.run_batch([(c.check_id, c.due_at.isoformat()) for c in claims])
+                    batches.run_batch([(c.check_id, c.due_at.isoformat()) for c in claims])
                 stop.wait(0.2)
         finally:
             connection.close()

@@ -5,7 +5,7 @@ schedule and results -- nothing of it left behind."""
 import pytest
 from django.utils import timezone
 
-from healthchecks import recording
+from healthchecks.engine import recording
 from healthchecks.models import CheckResult, CheckSchedule, CheckState, HealthCheck
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import Status

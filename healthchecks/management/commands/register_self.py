@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from healthchecks import selfcheck
+from healthchecks.watch import selfcheck
 from portal.auth import system_actor
 
 

@@ -18,10 +18,12 @@ from django.db import close_old_connections, connection
 from django.db.utils import IntegrityError, InterfaceError, OperationalError
 from django.utils import timezone
 
-from healthchecks import capacity, checks, metrics, probes, recording, trust
+from healthchecks import probes
+from healthchecks.engine import capacity, counters, recording, trust
+from healthchecks.engine.scheduling import Claim
+from healthchecks.engine.specs import SPEC_FIELDS, spec_from_row
 from healthchecks.models import CheckResult, HealthCheck
 from healthchecks.netpolicy import NetworkPolicy
-from healthchecks.scheduling import Claim
 from healthchecks.status import ErrorCode, Status
 from portal.errors import Misconfigured
 
@@ -71,7 +73,7 @@ def run_batch(items) -> dict:
     done = already_recorded(claims)
     todo = [c for c in claims if (c.check_id, c.due_at) not in done]
     rows = HealthCheck.objects.filter(pk__in={c.check_id for c in todo}, enabled=True).values(
-        *checks.SPEC_FIELDS
+        *SPEC_FIELDS
     )
     specs, unreadable = _specs(rows)
     if unreadable:  # a check whose secrets cannot be read fails alone, never its batch
@@ -111,7 +113,7 @@ def _specs(rows) -> tuple[dict[int, probes.ProbeSpec], set[int]]:
     specs, unreadable = {}, set()
     for row in rows:
         try:
-            specs[row["id"]] = checks.spec_from_row(row)
+            specs[row["id"]] = spec_from_row(row)
         except Misconfigured:
             unreadable.add(row["id"])
     return specs, unreadable
@@ -158,7 +160,9 @@ class _BatchRunner:
         self.buffer: list[recording.Result] = []
         self.changed = 0
         self.probed = 0
-        self.overloaded = 0  # outcomes not believed: the checker was behind (healthchecks.trust)
+        self.overloaded = (
+            0  # outcomes not believed: the checker was behind (healthchecks.engine.trust)
+        )
         self.on_time = 0  # probes started within HEALTH_ON_TIME_MS of their due time
         self.watch = trust.LoopWatch()
         # One thread records: one database connection, flushes in order.
@@ -225,7 +229,7 @@ class _BatchRunner:
 
     def _progress(self) -> dict:
         """What happened since the last report: the dispatcher hears of lateness as the
-        results are recorded, not when the batch ends (healthchecks.capacity)."""
+        results are recorded, not when the batch ends (healthchecks.engine.capacity)."""
         now = {"probed": self.probed, "on_time": self.on_time, "overloaded": self.overloaded}
         progress = {key: value - self._reported[key] for key, value in now.items()}
         progress["loop_lag_max_ms"] = round(self.watch.lag_since(self._reported_at) * 1000)
@@ -255,8 +259,8 @@ def record_resiliently(chunk: list[recording.Result]) -> int:
     except IntegrityError:
         changed = recording.record(chunk)
     probed = [r for r in chunk if r.observed]
-    metrics.observe_batch(
-        [metrics.result_label(r.outcome.status, r.outcome.error_code) for r in chunk],
+    counters.observe_batch(
+        [counters.result_label(r.outcome.status, r.outcome.error_code) for r in chunk],
         [r.outcome.response_ms / 1000 for r in probed],
         [max(0.0, r.lag_ms / 1000) for r in chunk],
     )

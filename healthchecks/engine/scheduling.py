@@ -155,7 +155,7 @@ def dispatch(
     check that fell behind (beat's tick drifted, or its row was busy) is handed each of its
     due times up to the horizon and catches up instead of staying late for good.
 
-    With a ``budget`` (the workers are behind: healthchecks.capacity), only that many
+    With a ``budget`` (the workers are behind: healthchecks.engine.capacity), only that many
     non-critical checks are sent -- the earliest -- and the rest are returned as skipped:
     claimed all the same, so their next due time has moved on and they are not made up.
     Critical checks are never skipped: they go first, in small batches of their own, so the

@@ -1,7 +1,7 @@
 """Reading health: the documents /health/... serves, built in a fixed number of queries.
 
 Statuses are precomputed (ServiceHealth, CheckState), so these are plain reads; the only
-live evaluation is the portal's own service, ``backend`` (see healthchecks.selfcheck).
+live evaluation is the portal's own service, ``backend`` (see healthchecks.watch.selfcheck).
 """
 
 import json
@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from django.db import connection
 from django.db.models import Count, Max
 
-from healthchecks import healthjson
 from healthchecks.models import CheckState, HealthCheck, ServiceHealth
 from healthchecks.probes.kinds import KINDS
+from healthchecks.reads import healthjson
 from healthchecks.status import Status, is_stale, overall_status, service_status
 from services import maintenance
 from services.models import Dependency, DependencyKind, Service

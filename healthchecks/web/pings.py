@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from healthchecks import recording, scheduling
+from healthchecks.engine import recording, scheduling
 from healthchecks.models import CheckState, HealthCheck
 from healthchecks.probes import KINDS, ProbeOutcome
 from healthchecks.status import ErrorCode, Status

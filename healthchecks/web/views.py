@@ -19,9 +19,11 @@ from django.views.decorators.vary import vary_on_headers
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import TypeAdapter, ValidationError
 
-from healthchecks import availability, healthjson, history, pings, predict, reports, selfcheck
-from healthchecks.metrics import exposition
+from healthchecks.reads import availability, healthjson, history, predict, reports
+from healthchecks.reads.metrics import exposition
 from healthchecks.status import Status, is_usable
+from healthchecks.watch import selfcheck
+from healthchecks.web import pings
 from portal.errors import error_response, no_such_service
 from portal.fields import AwareMoment
 from services.models import Service
@@ -102,7 +104,7 @@ def _since(request: HttpRequest) -> datetime | None:
 @never_cache
 @require_GET
 def predictive(request: HttpRequest):
-    """Trouble that is coming (healthchecks.predict), as last computed (every minute)."""
+    """Trouble that is coming (healthchecks.reads.predict), as last computed (every minute)."""
     return JsonResponse(predict.document())
 
 

@@ -11,9 +11,11 @@ import time
 from django.db import transaction
 from django.utils import timezone
 
-from healthchecks import builtin, checks, reports
+from healthchecks import checks
+from healthchecks.reads import reports
 from healthchecks.schemas import CheckIn
 from healthchecks.status import Status, service_status
+from healthchecks.watch import builtin
 from services import registry
 from services.schemas import ServiceIn, TeamIn
 
@@ -22,11 +24,11 @@ TEAM = "portal"
 CHECKS = [
     # (check name, callable, critical): only the database is needed to serve. ``backend`` is
     # a critical service, so an overloaded engine sheds none of these (scheduling.Claim).
-    ("database", "healthchecks.builtin.database", True),
-    ("redis", "healthchecks.builtin.redis", False),
-    ("workers", "healthchecks.builtin.workers", False),
-    ("scheduler", "healthchecks.builtin.scheduler", False),
-    ("capacity", "healthchecks.builtin.probe_capacity", False),
+    ("database", "healthchecks.watch.builtin.database", True),
+    ("redis", "healthchecks.watch.builtin.redis", False),
+    ("workers", "healthchecks.watch.builtin.workers", False),
+    ("scheduler", "healthchecks.watch.builtin.scheduler", False),
+    ("capacity", "healthchecks.watch.builtin.probe_capacity", False),
 ]
 
 

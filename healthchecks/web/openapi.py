@@ -14,9 +14,9 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from healthchecks import healthjson
-from healthchecks.availability import EXCLUSIONS
-from healthchecks.history import WINDOWS
+from healthchecks.reads import healthjson
+from healthchecks.reads.availability import EXCLUSIONS
+from healthchecks.reads.history import WINDOWS
 from healthchecks.status import Status
 from portal.api import ERROR_SCHEMA
 

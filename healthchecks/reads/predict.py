@@ -30,8 +30,8 @@ from django.db.models import Avg, Count, Q
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
-from healthchecks import history
 from healthchecks.models import CheckResult, CheckState, HealthCheck, Prediction, StatusChange
+from healthchecks.reads import history
 from healthchecks.status import NOT_OBSERVATIONS, Status
 from portal import heartbeats
 from portal.models import Heartbeat

@@ -3,7 +3,7 @@ load when they cannot keep up, and what ``backend`` and ``/metrics`` say about i
 
 Workers report, per batch, how many probes they started and how many of those started on
 time (within HEALTH_ON_TIME_MS of their due time), how many outcomes they could not vouch for
-(healthchecks.trust), and the CPU the batch took. The dispatcher reports, per run, how many
+(healthchecks.engine.trust), and the CPU the batch took. The dispatcher reports, per run, how many
 slots came due, how many it sent and how many it skipped. Both go to a short Redis list;
 ``pressure`` reads the last few seconds of it.
 
@@ -55,7 +55,7 @@ class Pressure:
     skipped_per_s: float
     probed_per_s: float
     on_time_per_s: float
-    overloaded_per_s: float  # outcomes not believed (healthchecks.trust)
+    overloaded_per_s: float  # outcomes not believed (healthchecks.engine.trust)
     loop_lag_ms: float  # the worst event-loop lag a batch saw
     checks_per_cpu_s: float | None  # what one probe process does with a core to itself
 

@@ -1,7 +1,7 @@
 """Availability: the share of time a service was usable, from its status timeline, with the
 time it was down because of a hard dependency (upstream) or in maintenance told apart.
 
-Check uptime (healthchecks.history) counts results; an objective counts time, and must be
+Check uptime (healthchecks.reads.history) counts results; an objective counts time, and must be
 able to leave out what the service's owners do not answer for: planned maintenance, and
 downtime whose root cause is upstream. Both are marked on the timeline:
 
@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from healthchecks.history import WINDOWS
 from healthchecks.models import ServiceHealth, StatusChange
+from healthchecks.reads.history import WINDOWS
 from healthchecks.status import Status
 from services.models import Dependency, DependencyKind, Service
 

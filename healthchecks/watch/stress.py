@@ -13,9 +13,9 @@ counting it would throttle everyone just when they need the portal.
 
 from django.conf import settings
 
-from healthchecks import selfcheck
 from healthchecks.models import ServiceHealth
 from healthchecks.status import Status
+from healthchecks.watch import selfcheck
 from portal import ratelimit
 
 

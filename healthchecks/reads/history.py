@@ -18,7 +18,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from healthchecks.models import CheckResult, CheckRollup, HealthCheck, ResultDetail
-from healthchecks.reports import check_status_counts, iso, status_counts
+from healthchecks.reads.reports import check_status_counts, iso, status_counts
 from healthchecks.status import NOT_OBSERVATIONS, Status
 from services.models import Service
 

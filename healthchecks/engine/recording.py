@@ -13,7 +13,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from healthchecks import service_health
+from healthchecks.engine import service_health
 from healthchecks.models import CheckResult, CheckState, HealthCheck, ResultDetail, StatusChange
 from healthchecks.probes import ProbeOutcome
 from healthchecks.status import NOT_OBSERVATIONS, ErrorCode, Status, next_check_status

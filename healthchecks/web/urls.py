@@ -1,6 +1,6 @@
 from django.urls import path
 
-from healthchecks import openapi, views
+from healthchecks.web import openapi, views
 
 app_name = "healthchecks"
 urlpatterns = [

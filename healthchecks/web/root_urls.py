@@ -4,7 +4,8 @@ demo targets. Included by portal.urls by name, so the core imports no app."""
 from django.conf import settings
 from django.urls import path
 
-from healthchecks import demo, views
+from healthchecks.watch import demo
+from healthchecks.web import views
 
 urlpatterns = [path("metrics", views.prometheus_metrics, name="metrics")]
 

@@ -2,7 +2,7 @@
 
 A check callable takes no arguments and returns a bool, a Status, a status word ("healthy",
 "degraded", "unhealthy") or a dict {"status", "details", "errors", "warnings", "metrics"};
-it may be async. The portal's own checks (service ``backend``, healthchecks.selfcheck) are
+it may be async. The portal's own checks (service ``backend``, healthchecks.watch.selfcheck) are
 here: they must be defined in this module, since only callables defined under an allowed
 prefix may run.
 """
@@ -14,7 +14,7 @@ import redis as redis_lib
 from django.conf import settings
 from django.db import connection
 
-from healthchecks import capacity
+from healthchecks.engine import capacity
 from portal import heartbeats
 
 # A minute of the engine's reports: long enough that a second's hiccup is not an incident.
