@@ -43,10 +43,6 @@ class ChannelIn:
     events: list[str]
 
 
-class ChannelRefused(Exception):
-    """The policy refuses where this channel would connect (the reason is for people)."""
-
-
 def plugin_for(url: str):
     """apprise's notifier for ``url``, or None when apprise does not understand it."""
     try:

@@ -119,7 +119,9 @@ class Delivery(models.Model):
     )
     channel_name = models.CharField(max_length=63, help_text="The channel, or rule:action.")
     event = models.CharField(max_length=20, choices=Trigger.choices)
-    # A rule's webhook call (channel null): the action as it was when queued, secrets apart.
+    # What is sent: a kind of action (automation.actions): "notify" tells ``channel``; the
+    # others run ``action``, the rule's action as it was when queued, secrets apart.
+    kind = models.CharField(max_length=20, default="notify")
     rule = models.ForeignKey(
         "Rule", null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
     )
@@ -197,7 +199,7 @@ class Rule(models.Model):
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(default=timezone.now)
     # Who last wrote it: its actions run with their rights, as they are when it acts
-    # (automation.rules.acting_as). Empty: the portal itself.
+    # (automation.authors.acting_as). Empty: the portal itself.
     written_by = models.CharField(max_length=200, blank=True)
     written_by_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -230,9 +232,12 @@ class RuleFiring(models.Model):
         on_delete=models.CASCADE,
         related_name="+",
     )
-    # A check condition's episode: "check:<id>/<prediction kind or nothing>", or
-    # "service/<kind>" for a prediction of the whole service.
+    # A check condition's episode, as a key for the one-open-firing constraint:
+    # "check:<id>/<prediction kind or nothing>", or "service/<kind>" for a prediction of the
+    # whole service. Read back from its own columns, never parsed: health_check and
+    # condition_kind.
     subject = models.CharField(max_length=80, blank=True)
+    condition_kind = models.CharField(max_length=40, blank=True)
     escalation = models.BooleanField(default=False)
     at = models.DateTimeField(default=timezone.now)
     cleared_at = models.DateTimeField(null=True, blank=True)

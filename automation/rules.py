@@ -14,15 +14,15 @@ action changes health, so an action cannot set off its own rule again; the coold
 flapping service.
 """
 
-import string
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from automation import authors
+from automation.actions import ACTIONS
 from automation.models import (
     Alert,
     Delivery,
@@ -31,16 +31,10 @@ from automation.models import (
     RuleFiring,
     Trigger,
 )
-from checklists.models import ChecklistTemplate, Period
-from healthchecks.netpolicy import NetworkPolicy, parse_http_url
 from portal import audit, encryption
-from portal.auth import Principal, system_actor, token_principal, user_principal
 from portal.auth import check_reach as check_reach_of
-from portal.errors import Forbidden, InvalidInput, NotFound
-from portal.models import ApiToken, Scope
+from portal.errors import InvalidInput, NotFound
 from services.models import Service, Tag, Team
-
-TEMPLATE_FIELDS = ("service", "event", "status", "cause", "since", "impacted", "url", "check")
 
 
 @dataclass(frozen=True)
@@ -56,37 +50,8 @@ class RuleIn:
 
 
 def _check_actions(actions: list[dict], where: str, fields: dict) -> None:
-    channels = set(NotificationChannel.objects.values_list("name", flat=True))
-    policy = NetworkPolicy.from_settings()
-    service_checklists = ChecklistTemplate.objects.filter(period=Period.SERVICE)
     for i, action in enumerate(actions):
-        path = f"{where}[{i}]"
-        if action["type"] == "notify" and action["channel"] not in channels:
-            fields[f"{path}.channel"] = f"no notification channel named {action['channel']!r}"
-        elif (
-            action["type"] == "checklist"
-            and not service_checklists.filter(name=action["template"]).exists()
-        ):
-            fields[f"{path}.template"] = (
-                f"no per-service checklist named {action['template']!r}; use "
-                + ", ".join(service_checklists.values_list("name", flat=True))
-            )
-        elif action["type"] == "webhook":
-            try:
-                url = parse_http_url(action["url"])
-            except ValueError as exc:
-                fields[f"{path}.url"] = str(exc)
-                continue
-            if reason := policy.endpoint_refusal(url.raw_host or "", url.port or 0):
-                fields[f"{path}.url"] = f"refused by the network policy: {reason}"
-            try:
-                string.Template(action.get("body", "")).substitute(
-                    dict.fromkeys(TEMPLATE_FIELDS, "")
-                )
-            except (KeyError, ValueError) as exc:
-                fields[f"{path}.body"] = (
-                    f"unknown placeholder {exc}; use ${', $'.join(TEMPLATE_FIELDS)}"
-                )
+        ACTIONS[action["type"]].check(action, f"{where}[{i}]", fields)
 
 
 def validate(data: RuleIn) -> None:
@@ -133,12 +98,15 @@ def rotate_secrets() -> int:
 
 
 def _without_secrets(actions: list[dict]) -> tuple[list[dict], dict]:
+    """The actions as shown (each kind's secret options by name only), and those options'
+    values by position, to be kept encrypted on the rule."""
     shown, secrets = [], {}
     for i, action in enumerate(actions):
         action = dict(action)
-        if headers := action.pop("headers", None):
-            secrets[str(i)] = headers
-            action["headers"] = sorted(headers)  # the names, never the values
+        for option in ACTIONS[action["type"]].secret_options:
+            if values := action.pop(option, None):
+                secrets.setdefault(str(i), {}).update(values)
+                action[option] = sorted(values)  # the names, never the values
         shown.append(action)
     return shown, secrets
 
@@ -151,64 +119,12 @@ def check_reach(actor, scope: dict) -> None:
     check_reach_of(actor, scope.get("services") or [], [team] if team else [], what="a rule")
 
 
-# What each kind of action changes, and the scope that change needs when made directly.
-ACTION_SCOPES = {"lifecycle": Scope.REGISTRY_WRITE, "checklist": Scope.CHECKLISTS_WRITE}
-
-
 def check_action_scopes(actor, actions: list[dict]) -> None:
     """A rule's author must hold the scope of each change its actions make (a lifecycle
     move needs registry:write, a checklist checklists:write, as through the API): a rule is
     no way to make a change its author is refused directly."""
-    if not isinstance(actor, Principal):
-        return  # the portal itself (a command)
     for action in actions:
-        needed = ACTION_SCOPES.get(action.get("type"))
-        if needed is not None and not actor.has_scope(needed):
-            raise Forbidden(
-                f"{actor} lacks the scope '{needed}' that a {action['type']} action needs",
-                required_scope=str(needed),
-            )
-
-
-def acting_for(rule: Rule | None, action: dict) -> Principal:
-    """``acting_as`` for one action: refused (saying why) when the author no longer holds
-    the scope the action's change needs."""
-    actor = acting_as(rule)
-    check_action_scopes(actor, [action])
-    return actor
-
-
-def acting_as(rule: Rule | None) -> Principal:
-    """Whom a rule's actions act as: whoever last wrote it, with their rights as they are
-    now (a person who left the team, a revoked token: refused, saying why); the portal
-    itself for a rule written by a command or before authors were kept."""
-    if rule is None or not rule.written_by or rule.written_by.startswith("system:"):
-        author = system_actor("rules")
-    elif rule.written_by_user_id is not None and rule.written_by_user.is_active:
-        author = user_principal(rule.written_by_user)
-    elif (
-        rule.written_by_token_id is not None
-        and ApiToken.objects.usable().filter(pk=rule.written_by_token_id).exists()
-    ):
-        author = token_principal(rule.written_by_token)
-    else:
-        raise Forbidden(
-            f"the rule {rule.name!r} acts with the rights of {rule.written_by}, who can no "
-            "longer act; someone who may must save it again"
-        )
-    if rule is None:
-        return replace(author, kind="rule", name="?")
-    by = f" by {rule.written_by}" if rule.written_by else ""
-    return replace(author, kind="rule", name=f"{rule.name}{by}")
-
-
-def _written_by(actor) -> dict:
-    principal = actor if isinstance(actor, Principal) else None
-    return {
-        "written_by": str(actor)[:200],
-        "written_by_user_id": principal.user_id if principal else None,
-        "written_by_token_id": principal.token_id if principal else None,
-    }
+        authors.require_scope(actor, ACTIONS[action["type"]].scope, action["type"])
 
 
 def put_rule(name: str, data: RuleIn, actor) -> tuple[Rule, bool]:
@@ -224,7 +140,7 @@ def put_rule(name: str, data: RuleIn, actor) -> tuple[Rule, bool]:
         if not created:
             check_reach(actor, rule.scope)  # another team's rule is theirs to change
         rule = rule or Rule(name=name)
-        for key, value in _written_by(actor).items():
+        for key, value in authors.written_by(actor).items():
             setattr(rule, key, value)
         rule.trigger, rule.scope = data.trigger, data.scope
         rule.condition = data.condition
@@ -260,13 +176,6 @@ def delete_rule(name: str, actor) -> None:
         check_reach(actor, rule.scope)
         rule.delete()
         audit.record(actor, "rule.delete", "rule", name)
-
-
-def headers_of(rule: Rule, escalation: bool, index: int) -> dict:
-    if not rule.secrets:
-        return {}
-    stored = encryption.decrypt(rule.secrets)
-    return stored["escalation" if escalation else "actions"].get(str(index), {})
 
 
 def in_scope(rule: Rule, service: Service, tags: set[str]) -> bool:
@@ -350,6 +259,7 @@ def escalate_due(now=None) -> int:
                 service_id=firing.service_id,
                 health_check_id=firing.health_check_id,
                 subject=firing.subject,
+                condition_kind=firing.condition_kind,
                 escalation=True,
                 at=now,
             )
@@ -363,7 +273,7 @@ def escalate_due(now=None) -> int:
                         f"{rule.escalate_after_minutes} min after it began"
                     ),
                     "since": firing.at.isoformat(),
-                    "kind": firing.subject.rpartition("/")[2],
+                    "kind": firing.condition_kind,
                 }
             queued += queue_actions(
                 rule,
@@ -399,26 +309,11 @@ def queue_actions(
         if action["type"] == "notify":
             channel = channels.get(action["channel"])
             name = channel.name if channel else action["channel"]
-            rows.append(Delivery(channel=channel, channel_name=name, **common))
+            rows.append(Delivery(kind="notify", channel=channel, channel_name=name, **common))
         else:
             action = {**action, "index": i, "escalation": escalation}
-            rows.append(Delivery(channel=None, channel_name=label[:63], action=action, **common))
+            rows.append(
+                Delivery(kind=action["type"], channel_name=label[:63], action=action, **common)
+            )
     Delivery.objects.bulk_create(rows)
     return len(rows)
-
-
-def render_body(template: str, delivery: Delivery, impacted: list[str]) -> str:
-    """A webhook action's body: the template with this delivery's facts put in."""
-    alert, subject = delivery.alert, delivery.subject or {}
-    service = delivery.service or alert.service
-    values = {
-        "service": service.name,
-        "event": delivery.event,
-        "status": delivery.event,
-        "cause": alert.cause if alert else subject.get("message", ""),
-        "since": alert.opened_at.isoformat() if alert else subject.get("since") or "",
-        "impacted": ", ".join(impacted),
-        "url": f"{settings.PORTAL_BASE_URL.rstrip('/')}/services/{service.name}/",
-        "check": subject.get("check", ""),
-    }
-    return string.Template(template).safe_substitute(values)

@@ -2,14 +2,16 @@
 
 from datetime import datetime
 from enum import StrEnum
+from functools import reduce
+from operator import or_
 from typing import Annotated, Literal
 
 from ninja import Field, Schema
-from pydantic import ConfigDict, StrictBool, StrictFloat, StrictStr
+from pydantic import ConfigDict, StrictBool, StrictStr
 
+from automation.actions import ACTIONS
 from automation.models import Event, Trigger
-from portal.fields import AwareMoment, Integer, Name, Url
-from services.models import LifecycleStatus
+from portal.fields import AwareMoment, Integer, Name
 
 EventName = StrEnum("EventName", {e.name: e.value for e in Event})
 TriggerName = StrEnum("TriggerName", {t.name: t.value for t in Trigger})
@@ -125,53 +127,9 @@ class WindowOut(Schema):
     open: bool = Field(description="The window is open now: its services read maintenance.")
 
 
-class NotifyAction(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["notify"]
-    channel: Name
-
-
-class WebhookAction(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["webhook"]
-    url: Url = Field(description="http(s); the network policy applies, at save and at call")
-    method: Literal["POST", "PUT", "PATCH", "GET", "DELETE"] = "POST"
-    headers: dict[StrictStr, StrictStr] = Field(
-        default_factory=dict, max_length=20, description="Kept encrypted; shown by name only."
-    )
-    body: StrictStr = Field(
-        "",
-        max_length=10_000,
-        description="A template: $service, $event, $status, $cause, $since, $impacted, $url.",
-    )
-    timeout: StrictFloat = Field(10.0, gt=0, le=30)
-    expect_status: Integer | None = Field(None, ge=100, le=599, description="Default: any 2xx.")
-
-
-LifecycleName = StrEnum("LifecycleName", {s.name: s.value for s in LifecycleStatus})
-
-
-class LifecycleAction(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["lifecycle"]
-    to: LifecycleName = Field(description="Move the service's lifecycle status (audited).")
-
-
-class ChecklistAction(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["checklist"]
-    template: Name = Field(
-        description="A per-service checklist to start for the service (post-migration, "
-        "pre-migration): the items the portal can verify are answered at once."
-    )
-
-
+# An action's options, one schema per kind, from the kinds' registry (automation.actions).
 Action = Annotated[
-    NotifyAction | WebhookAction | LifecycleAction | ChecklistAction, Field(discriminator="type")
+    reduce(or_, [kind.options for kind in ACTIONS.values()]), Field(discriminator="type")
 ]
 
 

@@ -24,6 +24,7 @@ from django.utils import timezone
 from automation import alerts, rules
 from automation.models import CHECK_TRIGGERS, Rule, RuleFiring, Trigger
 from healthchecks.models import CheckState, Prediction, ServiceHealth
+from healthchecks.probes import KINDS
 from healthchecks.status import ErrorCode, Status
 from services.models import Service
 
@@ -72,7 +73,7 @@ def failing(min_failures: int) -> list[Condition]:
 
 def heartbeat_missed() -> list[Condition]:
     rows = CheckState.objects.filter(
-        health_check__kind="heartbeat",
+        health_check__kind__in=[name for name, kind in KINDS.items() if kind.pushed],
         health_check__enabled=True,
         last_error_code=ErrorCode.NO_HEARTBEAT,
     ).values_list(
@@ -170,6 +171,7 @@ def _evaluate_rule(rule: Rule, found: list[Condition], resting: set[int], now) -
             service=service,
             health_check_id=condition.check_id,
             subject=condition.key,
+            condition_kind=condition.kind,
             at=now,
         )
         queued += rules.queue_actions(

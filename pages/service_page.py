@@ -18,6 +18,7 @@ from automation.models import Alert
 from checklists.models import ChecklistRun, ChecklistTemplate, Period
 from healthchecks import checks
 from healthchecks.models import HealthCheck, Incident, Prediction
+from healthchecks.probes import KINDS
 from healthchecks.reads import availability, history
 from healthchecks.reads import reports as health_reports
 from healthchecks.status import Status
@@ -158,6 +159,8 @@ def service_page(request, name: str):
         "may_tick": principal.has_scope(Scope.CHECKLISTS_WRITE) and principal.may_change(name),
         "may_edit_config": principal.has_scope(Scope.CONFIG_WRITE) and principal.may_change(name),
         "exclude_query": "&exclude=" + ",".join(sorted(exclude)) if exclude else "",
+        # Kinds the service calls (a heartbeat): no response time of theirs to show.
+        "pushed_kinds": [name for name, kind in KINDS.items() if kind.pushed],
         **neighbours,
     }
     return render(request, "pages/service.html", context)

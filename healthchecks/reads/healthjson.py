@@ -2,6 +2,8 @@
 (``application/health+json``): status pass / warn / fail, ``checks`` keyed
 ``component:measurement``, each with observedValue, observedUnit, status, time, output."""
 
+from healthchecks.probes import KINDS
+
 CONTENT_TYPE = "application/health+json"
 _STATUS = {
     "healthy": "pass",
@@ -44,7 +46,9 @@ def service_document(detail: dict) -> dict:
         output = "; ".join(check["errors"] or check["warnings"])
         if output:
             entry["output"] = output
-        measurement = "heartbeat" if check["kind"] == "heartbeat" else "responseTime"
+        # A pushed check (a heartbeat) is about the beat, not a response time.
+        pushed = check["kind"] in KINDS and KINDS[check["kind"]].pushed
+        measurement = "heartbeat" if pushed else "responseTime"
         checks[f"{check['name']}:{measurement}"] = [entry]
     for dep in detail["dependencies"]:
         effect = dependency_effect(dep["kind"], dep["status"])
