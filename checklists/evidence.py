@@ -5,6 +5,7 @@ empty list is evidence too ("nothing drifts"). Reads go through the domain apps'
 reads, never a page's.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -38,6 +39,12 @@ def _found(rows: list[Row], empty: str) -> Found:
     return Found(rows[:LIMIT], len(rows), empty)
 
 
+def _about(prediction: Prediction) -> str:
+    """What a prediction is about: its check, or its whole service (an error budget)."""
+    check, service = prediction.health_check, prediction.service.name
+    return f"{service} / {check.name}" if check is not None else service
+
+
 def unhealthy_services() -> Found:
     rows = ServiceHealth.objects.exclude(status=Status.HEALTHY).select_related("service")
     return _found(
@@ -66,7 +73,7 @@ def failing_checks() -> Found:
         .order_by("health_check__service__name", "health_check__name")
     ]
     rows += [
-        Row(f"{p.service.name} / {p.health_check.name}", p.message, p.service.name)
+        Row(_about(p), p.message, p.service.name)
         for p in Prediction.objects.filter(kind="flapping").select_related(
             "service", "health_check"
         )
@@ -105,9 +112,7 @@ def standing_predictions() -> Found:
     return _found(
         [
             Row(
-                f"{p.service.name} / {p.health_check.name}"
-                if p.health_check_id
-                else p.service.name,
+                _about(p),
                 f"{p.kind}: {p.message}",
                 p.service.name,
             )
@@ -149,7 +154,7 @@ def broken_dependencies() -> Found:
     )
 
 
-READERS = {
+READERS: dict[str, Callable[[], Found]] = {
     Evidence.HEALTH: unhealthy_services,
     Evidence.FAILING_CHECKS: failing_checks,
     Evidence.SLOW_CHECKS: slowest_checks,

@@ -104,7 +104,7 @@ class ChecklistRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        if self.service_id:
+        if self.service is not None:  # no query when there is none
             return f"{self.template.title} of {self.service.name}, {self.label}"
         return f"{self.template.title} {self.label}"
 

@@ -3,7 +3,7 @@ item of them, with the evidence the portal can show beside an item. Installed by
 edited in the admin afterwards."""
 
 # (name, title, period, [(section, [(item, evidence[, verify])])])
-ROUTINES = [
+ROUTINES: list[tuple[str, str, str, list[tuple[str, list[tuple[str, ...]]]]]] = [
     (
         "daily",
         "Daily maintenance",

@@ -263,5 +263,6 @@ class Prediction(models.Model):
         ordering = ["expected_at"]
 
     def __str__(self) -> str:
-        about = f"{self.service.name} / {self.health_check.name}" if self.health_check_id else ""
+        check = self.health_check  # no query when there is none
+        about = f"{self.service.name} / {check.name}" if check is not None else ""
         return f"{about or self.service.name}: {self.kind}"

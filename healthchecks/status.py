@@ -79,6 +79,7 @@ def service_status(checks, hard_dependencies, maintenance: str = "") -> tuple[in
     """
     if maintenance:
         return Status.MAINTENANCE, maintenance
+    status: int
     if not checks:
         status, reasons = Status.UNKNOWN, ["no checks"]
     else:

@@ -5,6 +5,7 @@ Every error leaves here in the shape of ``portal.errors``; nothing else ever rea
 
 import json
 import math
+from collections.abc import Iterable
 
 import pydantic
 import structlog
@@ -52,6 +53,7 @@ def json_depth_exceeds(document, limit: int) -> bool:
     stack = [(document, 1)]
     while stack:
         node, depth = stack.pop()
+        children: Iterable
         if isinstance(node, dict):
             children = node.values()
         elif isinstance(node, list):

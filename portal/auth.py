@@ -139,7 +139,9 @@ def request_principal(request: HttpRequest) -> Principal:
     permission check; a role costs a query)."""
     principal = getattr(request, "_portal_principal", None)
     if principal is None or principal.user_id != request.user.pk:
-        principal = request._portal_principal = user_principal(request.user)
+        # Attributes of the portal's own on Django's request, which its type does not
+        # declare: this cache, ``actor`` (whom the access log names) and ninja's ``auth``.
+        principal = request._portal_principal = user_principal(request.user)  # type: ignore[attr-defined]
     return principal
 
 
@@ -177,7 +179,7 @@ class BearerTokenAuth(HttpBearer):
             raise AuthenticationError(401, f"the token {found.name!r} has expired")
         tokens.touch(found)
         principal = token_principal(found)
-        request.actor = principal
+        request.actor = principal  # type: ignore[attr-defined]
         return principal
 
 
@@ -197,7 +199,7 @@ class PortalSessionAuth(SessionAuth):
         if not request.user.is_authenticated or not request.user.is_active:
             return None
         principal = user_principal(request.user)
-        request.actor = principal
+        request.actor = principal  # type: ignore[attr-defined]
         return principal
 
 
@@ -209,7 +211,7 @@ def authorize(
     lies outside); ``naming`` is for a request that names a service to create, where a 403
     says so without telling whether it exists. A write on a service the caller's teams do
     not own is refused (403: everyone may read it)."""
-    principal: Principal = request.auth
+    principal: Principal = request.auth  # type: ignore[attr-defined]
     if not principal.has_scope(scope):
         raise Forbidden(f"{principal} lacks the scope '{scope}'", required_scope=str(scope))
     if service is not None and not principal.may_act_on(service):
@@ -218,8 +220,13 @@ def authorize(
             raise Forbidden(message, service=service)
         raise no_such_service(service)
     # A service being created is checked on its plan (services.registry.check_reach).
-    changes = scope in WRITE_SCOPES and not naming and service is not None
-    if changes and not principal.may_change(service) and Ownership.services_named([service]):
+    changes = scope in WRITE_SCOPES and not naming
+    if (
+        changes
+        and service is not None
+        and not principal.may_change(service)
+        and Ownership.services_named([service])
+    ):
         raise principal.ownership_denied(service)
     return principal
 

@@ -65,10 +65,12 @@ def message_name(queue: str) -> str:
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue, payload, **kwargs):
+    # kombu's filesystem channel names the message ``payload``, its base ``message``: either
+    # way kombu passes it by position.
+    def _put(self, queue, payload, **kwargs):  # type: ignore[override]
         write_whole(Path(self.data_folder_out), message_name(queue), str_to_bytes(dumps(payload)))
 
-    def _get(self, queue):
+    def _get(self, queue, timeout=None):  # kombu's signature; a poll here never waits
         folder = Path(self.data_folder_in)
         (folder / CLAIMED).mkdir(exist_ok=True)
         wanted = f"{queue}.msg"

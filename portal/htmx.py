@@ -8,7 +8,7 @@ from django.utils.cache import patch_vary_headers
 def is_partial(request: HttpRequest) -> bool:
     htmx = getattr(request, "htmx", None)
     # Boosted requests and history restores (Back after a cache miss) want the whole page.
-    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
+    return htmx is not None and bool(htmx) and not (htmx.boosted or htmx.history_restore_request)
 
 
 def render_page(request: HttpRequest, template: str, partial: str, context: dict) -> HttpResponse:

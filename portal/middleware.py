@@ -250,6 +250,7 @@ def database_unavailable(request):
     connect timeout, out of pooled connections, a statement past its timeout). Not the
     caller's fault and not a bug; said plainly, in the shape the caller reads."""
     message = "the portal's database is unavailable; try again shortly"
+    response: HttpResponse
     if wants_json(request):
         response = error_response(503, "database_unavailable", message)
     else:

@@ -36,6 +36,7 @@ import redis
 import structlog
 from django.conf import settings
 from django.db import DatabaseError
+from redis.commands.core import Script
 
 from portal import tokens
 from portal.requestcontext import client_address
@@ -217,8 +218,8 @@ def register_adapter(adapt: Callable[[], float]) -> None:
 class Limiter:
     def __init__(self):
         self.local = LocalBuckets()
-        self._client = None
-        self._script = None
+        self._client: redis.Redis | None = None
+        self._script: Script | None = None  # the bucket's Lua script, with the client
         self._warned = False
         self._local_factor = 1.0
         self._local_stats: dict[int, list[int]] = {}
@@ -246,7 +247,7 @@ class Limiter:
         now_ms = time.time() * 1000
         adaptive = kind in ADAPTIVE
         client = self._redis()
-        if client is not None:
+        if client is not None and self._script is not None:
             try:
                 allowed, remaining, retry_ms, reset_ms, used = self._script(
                     keys=[key, FACTOR_KEY], args=[int(now_ms), rate, burst, int(adaptive)]
@@ -341,10 +342,12 @@ class Limiter:
         if client is not None:
             try:
                 row = client.hgetall(f"ratelimit:stats:{minute}")
-                return tuple(int(row.get(k.encode(), 0)) for k in ("n", "err", "slow"))
+                n, faults, slow = (int(row.get(k.encode(), 0)) for k in ("n", "err", "slow"))
+                return n, faults, slow
             except redis.RedisError:
                 pass
-        return tuple(self._local_stats.get(minute, [0, 0, 0]))
+        n, faults, slow = self._local_stats.get(minute, [0, 0, 0])
+        return n, faults, slow
 
 
 LIMITER = Limiter()

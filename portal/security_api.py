@@ -74,7 +74,7 @@ def list_events(request: HttpRequest, filters: Query[EventFilters]):
         except OverflowError:  # since the year 1: everything
             first = filters.since
         rows = rows.filter(at__gte=first, last_at__gte=filters.since)
-    rows = rows.order_by("-at", "-id").values(
+    found = rows.order_by("-at", "-id").values(
         "at",
         "kind",
         "who",
@@ -86,7 +86,7 @@ def list_events(request: HttpRequest, filters: Query[EventFilters]):
         "count",
         "last_at",
     )
-    return page_of(rows, filters.limit, filters.offset)
+    return page_of(found, filters.limit, filters.offset)
 
 
 class TokenOut(Schema):

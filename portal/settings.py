@@ -212,7 +212,7 @@ if REDIS_URL:
     # is never handed out twice, and a dead worker's checks wait about a minute and a half
     # rather than ten (slots missed meanwhile are recorded as missed: healthchecks.engine.batches).
     # Only probe batches and the dispatcher acknowledge late; housekeeping tasks do not.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "visibility_timeout": env_int(
             "CELERY_VISIBILITY_TIMEOUT", HEALTH_BATCH_SECONDS_MAX + 15, minimum=5
         ),

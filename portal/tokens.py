@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -51,7 +52,7 @@ def check_teams(teams: list[str]) -> list[str]:
     return teams
 
 
-def check_grant(issuer, scopes: list[str], services: list[str], teams: list[str] = ()) -> None:
+def check_grant(issuer, scopes: list[str], services: list[str], teams: Sequence[str] = ()) -> None:
     """Nobody hands out more than they hold: every scope of the token must be one of the
     issuer's, and an issuer limited to some services or teams may only issue tokens limited
     to (some of) those."""

@@ -201,9 +201,12 @@ class ConfigImportOut(PublishOut):
 def import_config(request: HttpRequest, name: str, payload: ConfigImportIn):
     principal = authorize(request, WRITE, service=name)
     _limit_size(request)
-    if (payload.dotenv is None) == (payload.env is None):
+    if payload.env is not None and payload.dotenv is None:
+        env = payload.env
+    elif payload.dotenv is not None and payload.env is None:
+        env = config_import.parse_dotenv(payload.dotenv)
+    else:
         raise InvalidInput("give one of dotenv or env", fields={"dotenv": "or env: one of them"})
-    env = payload.env if payload.env is not None else config_import.parse_dotenv(payload.dotenv)
     imported = config_import.import_env(
         name,
         env,

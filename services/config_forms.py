@@ -73,7 +73,7 @@ class LeafField(forms.Field):
 
 
 class TextField(LeafField):
-    widget = forms.TextInput
+    widget: type[forms.Widget] | forms.Widget = forms.TextInput
 
     def to_python(self, value):
         text = "" if value is None else str(value)

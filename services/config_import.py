@@ -14,6 +14,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import transaction
 
@@ -62,7 +63,9 @@ def parse_dotenv(text: str) -> dict[str, str]:
 def _shell_value(raw: str) -> str:
     """One value: quoted pieces and unquoted ones joined; an unquoted ``#`` after a space
     starts a comment; unquoted space around the value is dropped, inside it kept."""
-    out, pending, quote = [], [], ""
+    out: list[str] = []
+    pending: list[str] = []
+    quote = ""
     spaced = raw[:1] in " \t"  # "KEY= # note" is empty; "KEY=#1" is "#1", as in a shell
     chars = iter(raw.strip())
     for char in chars:
@@ -134,7 +137,7 @@ def document_from_env(env: dict[str, str], prefix: str = "") -> tuple[dict, dict
 def declared_type(schema: dict | None, path: list[str]) -> str | None:
     """The JSON type the schema declares at ``path`` (following ``properties`` only), the
     first non-null one of a list; None if it says none."""
-    node = schema or {}
+    node: Any = schema or {}  # a schema's nodes are JSON
     for part in path:
         node = (node.get("properties") or {}).get(part) if isinstance(node, dict) else None
         if not isinstance(node, dict):
@@ -205,8 +208,8 @@ def _number(word: str, *, integer: bool) -> int | float | None:
         return value if value is not None and -(2**63) <= value < 2**63 else None
     if integer or not NUMBER.match(word) or len(word) > 100:
         return None
-    value = float(word)
-    return value if math.isfinite(value) else None
+    number = float(word)
+    return number if math.isfinite(number) else None
 
 
 def coerce_document(document: dict, schema: dict | None, prefix: tuple = ()) -> dict:

@@ -14,6 +14,7 @@ passes can be used for every later read and write of the service's configuration
 
 import copy
 import json
+from collections.abc import Sequence
 from functools import lru_cache
 
 from jsonschema import Draft202012Validator
@@ -42,7 +43,7 @@ SEED_TYPES = {
     "list": "array",
     "dict": "object",
 }
-_RULE_KEYWORDS = {
+_RULE_KEYWORDS: dict[str | None, dict[str, str]] = {
     "string": {"min": "minLength", "max": "maxLength"},
     "array": {"min": "minItems", "max": "maxItems"},
     "object": {"min": "minProperties", "max": "maxProperties"},
@@ -334,8 +335,9 @@ def try_out(schema: dict) -> None:
     """Validate the schema's own defaults (and an empty document) with it, within the
     validation budget: a schema that cannot be evaluated is refused before it is stored."""
     validator = config_validation.PortalValidator(closed(schema))
+    empty: dict = {}
     try:
-        for document in ({}, defaults_of(schema)):
+        for document in (empty, defaults_of(schema)):
             config_validation.errors(validator, document)
     except config_validation.ValidationTooCostly as exc:
         raise InvalidInput(
@@ -464,7 +466,7 @@ def _check_secret_values(schema: dict, paths: list[list[str]]) -> None:
     visit(schema, (), ())
 
 
-def _covers(secret: list | tuple, path: tuple) -> bool:
+def _covers(secret: Sequence, path: Sequence) -> bool:
     """Whether ``path`` is at or under ``secret`` ("*" matches any item)."""
     return len(path) >= len(secret) and all(
         s == "*" or s == p or p == "*" for s, p in zip(secret, path, strict=False)
@@ -517,7 +519,7 @@ def closed(schema: dict) -> dict:
     (strict and lenient validation report unknown fields; JSON Schema allows them)."""
     if not isinstance(schema, dict):
         return schema
-    result = {}
+    result: dict = {}
     for key, value in schema.items():
         if key in ("properties", "$defs", "definitions", "patternProperties"):
             result[key] = {k: closed(v) for k, v in value.items()}

@@ -346,7 +346,7 @@ def rollback(
     check_ownership(actor, [name])
     service = get_service(name)
     target = get_version(service, to_version)
-    current = current_version(service)
+    current = current_version(service) or target  # there is one: target is one of them
     base = current.version if base_version is None else base_version
     return publish(
         name,
@@ -415,7 +415,7 @@ def read(name: str, number: int | None, *, reveal_secrets: bool, actor) -> dict:
         "valid": valid,
         "issues": issues,
         "hash": version.content_hash,
-        "schema_version": version.schema_number,
+        "schema_version": version.schema_number,  # type: ignore[attr-defined]  # get_version's
         "current_schema_version": schema.version if schema else None,
         "validation_level": version.validation_level,
         "secret_paths": version.secret_paths,
@@ -533,7 +533,7 @@ def put_schema(name: str, document: dict, actor, *, comment: str = "") -> dict:
         service = get_service(name, lock=True)
         current = current_schema(service)
         changed = current is None or current.schema != schema_json
-        if changed:
+        if current is None or changed:
             current = ConfigSchema.objects.create(
                 service=service,
                 version=(current.version + 1) if current else 1,

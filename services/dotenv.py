@@ -9,6 +9,7 @@ Secrets the caller may not read are left out, with a comment saying so.
 
 import json
 import re
+from collections.abc import Collection
 
 from portal.errors import Conflict
 
@@ -47,10 +48,11 @@ def leaves(document, prefix=()):
         yield prefix, document
 
 
-def to_dotenv(values: dict, *, hidden: set[tuple] = frozenset(), prefix: str = "") -> str:
+def to_dotenv(values: dict, *, hidden: Collection[tuple] = frozenset(), prefix: str = "") -> str:
     """``hidden``: the leaves (as ``leaves`` yields them) to leave out: secrets the caller
     may not read."""
-    lines, seen = [], {}
+    lines: list[str] = []
+    seen: dict[str, str] = {}
     for path, value in leaves(values):
         if not path:
             continue  # an empty document: no variables (not a line named by the prefix alone)

@@ -98,7 +98,7 @@ def delete_window(window_id: int, actor) -> None:
         if window is None:
             raise NotFound(f"no maintenance window {window_id}")
         names = window.services.values_list("name", flat=True)
-        check_ownership(actor, names, [window.team.name] if window.team_id else [])
+        check_ownership(actor, names, [window.team.name] if window.team is not None else [])
         covered = covered_service_ids(window)
         described = describe(window)
         window.delete()
@@ -110,7 +110,7 @@ def describe(window: MaintenanceWindow) -> dict:
     return {
         "id": window.id,
         "services": sorted(window.services.values_list("name", flat=True)),
-        "team": window.team.name if window.team_id else None,
+        "team": window.team.name if window.team is not None else None,
         "starts_at": window.starts_at.isoformat(),
         "ends_at": window.ends_at.isoformat(),
         "reason": window.reason,

@@ -21,6 +21,7 @@ from django.utils import timezone
 from portal import audit
 from portal.auth import check_ownership
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
+from portal.models import AuditEntry
 from services import signals
 from services.graph import DependencyGraph, format_cycle
 from services.models import (
@@ -102,7 +103,9 @@ class ApplyResult:
 
     def as_dict(self) -> dict:
         outcomes = ("created", "updated", "unchanged")
-        result = {o: [p.name for p in self.services if p.outcome == o] for o in outcomes}
+        result: dict[str, object] = {
+            o: [p.name for p in self.services if p.outcome == o] for o in outcomes
+        }
         result["teams"] = {o: [p.spec.name for p in self.teams if p.outcome == o] for o in outcomes}
         return result
 
@@ -376,7 +379,7 @@ class _Planner:
 def write(result: ApplyResult, actor) -> None:
     """Write a plan (from ``plan``, under ``lock_registry``), with its audit rows."""
     now = timezone.now()
-    entries = []
+    entries: list[AuditEntry] = []
     _write_teams(result.teams, actor, entries)
     teams = {t.name: t for t in Team.objects.filter(name__in={p.team for p in result.services})}
     created = [p for p in result.services if p.outcome == "created"]
@@ -453,7 +456,7 @@ def _write_teams(plans: list[TeamPlan], actor, entries: list) -> None:
     ]
     Team.objects.bulk_create(new)
     for plan in plans:
-        if plan.outcome == "updated":
+        if plan.outcome == "updated" and plan.existing is not None:  # updated: it exists
             for attr, (_, value) in plan.changes.items():
                 setattr(plan.existing, attr, value)
             plan.existing.save(update_fields=list(plan.changes))
@@ -469,6 +472,8 @@ def _update_rows(plans: list[ServicePlan], teams: dict[str, Team], now) -> None:
     rows = []
     for plan in plans:
         row = plan.existing
+        if row is None:  # never: a plan to update has its row (ServicePlan.outcome)
+            continue
         for attr, value in plan.scalars.items():
             setattr(row, attr, value)
         row.team = teams[plan.team]
@@ -562,7 +567,9 @@ def current_dependencies(name: str) -> dict[str, str]:
 
 
 def _replace_dependencies(name: str, deps: dict[str, str], actor) -> ServicePlan:
-    items = [DependencyIn(service=d, kind=k) for d, k in sorted(deps.items())]
+    items: list[str | DependencyIn] = [
+        DependencyIn(service=d, kind=DependencyKind(k)) for d, k in sorted(deps.items())
+    ]
     spec = ServiceIn(name=name, dependencies=items)
     return apply_manifest(manifest_of(services=[spec]), actor, mode="update", single=True).services[
         0

@@ -16,6 +16,8 @@ from services.models import DependencyKind, LifecycleStatus
 
 
 class StrictSchema(Schema):
+    # Defaults are given as ``Field(default=...)``: the type checker reads a default from that
+    # keyword only (ninja's Schema is a dataclass_transform), and calls in code need it.
     model_config = ConfigDict(extra="forbid")
 
 
@@ -25,9 +27,9 @@ class DependencyIn(StrictSchema):
 
 
 class TeamFieldsIn(StrictSchema):
-    display_name: StrictStr = Field("", max_length=200)
-    description: StrictStr = Field("", max_length=10_000)
-    contact: StrictStr = Field("", max_length=200)
+    display_name: StrictStr = Field(default="", max_length=200)
+    description: StrictStr = Field(default="", max_length=10_000)
+    contact: StrictStr = Field(default="", max_length=200)
 
 
 class TeamIn(TeamFieldsIn):
@@ -42,13 +44,13 @@ class ServiceFieldsIn(StrictSchema):
     """A service without its name. A field left out keeps its stored value (or its default,
     for a new service); a field given replaces it -- lists included."""
 
-    display_name: StrictStr = Field("", max_length=200)
-    description: StrictStr = Field("", max_length=10_000)
-    team: Name | None = Field(None, description="Required for a new service.")
+    display_name: StrictStr = Field(default="", max_length=200)
+    description: StrictStr = Field(default="", max_length=10_000)
+    team: Name | None = Field(default=None, description="Required for a new service.")
     tags: list[TagName] = Field(default_factory=list, max_length=50)
     is_critical: StrictBool = False
     slo_target: StrictFloat | None = Field(
-        None,
+        default=None,
         ge=50,
         le=99.999,
         description="Availability objective over 30 days in percent (99.9); null: none. "
@@ -57,9 +59,9 @@ class ServiceFieldsIn(StrictSchema):
     repository_url: Url = ""
     docs_url: Url = ""
     runbook_url: Url = ""
-    deployed_version: StrictStr = Field("", max_length=100)
+    deployed_version: StrictStr = Field(default="", max_length=100)
     config_validation_level: Literal["", "strict", "lenient", "off"] = Field(
-        "", description="Blank: the portal default (SERVICE_CONFIG_VALIDATION_LEVEL)."
+        default="", description="Blank: the portal default (SERVICE_CONFIG_VALIDATION_LEVEL)."
     )
     dependencies: list[Name | DependencyIn] = Field(
         default_factory=list,
@@ -73,7 +75,7 @@ class ServiceIn(ServiceFieldsIn):
 
 
 class ServiceUpsertIn(ServiceFieldsIn):
-    name: Name | None = Field(None, description="Optional; must match the path if given.")
+    name: Name | None = Field(default=None, description="Optional; must match the path if given.")
 
 
 class ManifestIn(StrictSchema):
@@ -83,9 +85,9 @@ class ManifestIn(StrictSchema):
 
 class TransitionIn(StrictSchema):
     to: LifecycleStatus
-    reason: StrictStr = Field("", max_length=2000)
+    reason: StrictStr = Field(default="", max_length=2000)
     force: StrictBool = Field(
-        False,
+        default=False,
         description="Move even though hard dependencies are not running (start) or hard "
         "dependents still run (stop); recorded in the audit log.",
     )
@@ -194,12 +196,14 @@ class ServiceFilter(Schema):
     tag: TagName | None = None
     status: LifecycleStatus | None = None
     critical: UrlBoolean | None = None
-    q: str | None = Field(None, max_length=100, description="Part of the name or display name.")
+    q: str | None = Field(
+        default=None, max_length=100, description="Part of the name or display name."
+    )
 
 
 class PageParams(Schema):
-    limit: UrlInteger = Field(settings.API_PAGE_SIZE, ge=1, le=settings.API_PAGE_SIZE_MAX)
-    offset: UrlInteger = Field(0, ge=0, le=MAX_INT32)
+    limit: UrlInteger = Field(default=settings.API_PAGE_SIZE, ge=1, le=settings.API_PAGE_SIZE_MAX)
+    offset: UrlInteger = Field(default=0, ge=0, le=MAX_INT32)
 
 
 # --- Configuration ---------------------------------------------------------------------------
@@ -210,26 +214,26 @@ class ConfigIn(StrictSchema):
     base_version: Integer = Field(
         ge=0, le=MAX_INT32, description="The version this edit started from; 0 for the first."
     )
-    comment: StrictStr = Field("", max_length=500)
+    comment: StrictStr = Field(default="", max_length=500)
 
 
 class ValidateIn(StrictSchema):
     values: dict[str, Any]
     base_version: Integer | None = Field(
-        None,
+        default=None,
         ge=0,
         le=MAX_INT32,
         description="Optional: given, a version that is no longer current answers 409.",
     )
-    comment: StrictStr = Field("", max_length=500)
+    comment: StrictStr = Field(default="", max_length=500)
 
 
 class RollbackIn(StrictSchema):
     to_version: Integer = Field(ge=1, le=MAX_INT32)
     base_version: Integer | None = Field(
-        None, ge=0, le=MAX_INT32, description="Refuse if no longer current."
+        default=None, ge=0, le=MAX_INT32, description="Refuse if no longer current."
     )
-    comment: StrictStr = Field("", max_length=500)
+    comment: StrictStr = Field(default="", max_length=500)
 
 
 class ConfigOut(Schema):
@@ -315,8 +319,8 @@ class SchemaOut(Schema):
 class DeploymentIn(StrictSchema):
     version: StrictStr = Field(min_length=1, max_length=100)
     status: Literal["in_progress", "succeeded", "failed", "rolled_back"] = "succeeded"
-    config_version: Integer | None = Field(None, ge=1, le=MAX_INT32)
-    config_hash: StrictStr = Field("", max_length=64)
+    config_version: Integer | None = Field(default=None, ge=1, le=MAX_INT32)
+    config_hash: StrictStr = Field(default="", max_length=64)
     link: Url = ""
 
 

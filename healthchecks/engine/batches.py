@@ -30,7 +30,7 @@ from portal.errors import Misconfigured
 try:
     import uvloop
 except ImportError:  # pragma: no cover - uvloop is not on every platform
-    uvloop = None
+    uvloop = None  # type: ignore[assignment]
 
 
 def parse_claims(items) -> list[Claim]:
@@ -52,7 +52,7 @@ def already_recorded(claims: list[Claim]) -> set[tuple[int, datetime]]:
             )
             return set(cursor.fetchall())
     keys = [(c.check_id, c.due_at) for c in claims]
-    found = set()
+    found: set[tuple[int, datetime]] = set()
     for start in range(0, len(keys), 1000):
         found.update(
             CheckResult.objects.filter(pk__in=keys[start : start + 1000]).values_list(

@@ -133,6 +133,7 @@ def next_budget(pressure: Pressure, previous: Budget, run_seconds: float, now: f
         limit = max(1, int(pressure.on_time_per_s * run_seconds))
         if previous.limit is not None:
             limit = min(limit, previous.limit)
+        ceiling: int | None
         if previous.behind and previous.ceiling is not None:
             ceiling = previous.ceiling  # the same episode: keep where it tipped over
         else:
@@ -167,9 +168,10 @@ def _push(key: str, report: dict) -> None:
     if client is None:
         return
     try:
-        client.pipeline(transaction=False).lpush(key, json.dumps(report)).ltrim(
-            key, 0, KEEP - 1
-        ).execute()
+        pipe = client.pipeline(transaction=False)
+        pipe.lpush(key, json.dumps(report))
+        pipe.ltrim(key, 0, KEEP - 1)
+        pipe.execute()
     except redis.RedisError as exc:
         log.debug("capacity report lost", error=str(exc))
 
@@ -203,6 +205,8 @@ def budget_for_run(run_seconds: float) -> int | None:
     if now is None:
         return None
     client = _client()
+    if client is None:  # pressure() answered, so there is one: said for the type checker
+        return None
     try:
         stored = client.get(BUDGET_KEY)
         previous = Budget(**json.loads(stored)) if stored else Budget()

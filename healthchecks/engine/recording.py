@@ -7,8 +7,10 @@ the one the state already reflects is kept in history but changes nothing else.
 """
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -87,7 +89,7 @@ def record(results: list[Result]) -> int:
         }
         changes, advanced = [], {}
         for result in sorted(results, key=lambda r: r.due_at):
-            state, check = states.get(result.check_id), checks.get(result.check_id)
+            state, check = states.get(result.check_id), checks[result.check_id]
             if state is None or not _is_newer(state, result) or not result.observed:
                 continue  # deleted while its probe ran, already reflected, or not observed
             change = _advance(state, check, result)
@@ -222,7 +224,7 @@ def _is_newer(state: CheckState, result: Result) -> bool:
     return state.last_due_at is None or result.due_at > state.last_due_at
 
 
-def _advance(state: CheckState, check: dict, result: Result) -> StatusChange | None:
+def _advance(state: CheckState, check: Mapping[str, Any], result: Result) -> StatusChange | None:
     outcome = result.outcome
     status, failures = next_check_status(
         state.status, state.consecutive_failures, outcome.status, check["retries"]

@@ -141,7 +141,11 @@ def _track_incidents(service_changes: list[StatusChange], now) -> None:
                     cause=change.cause,
                 )
             )
-        elif change.to_status in bad and change.to_status > incident.worst_status:
+        elif (
+            incident is not None
+            and change.to_status in bad
+            and change.to_status > incident.worst_status
+        ):
             incident.worst_status, incident.cause = change.to_status, change.cause
             worse.append(incident)
         elif incident is not None and change.to_status == Status.HEALTHY:

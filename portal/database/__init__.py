@@ -22,12 +22,13 @@ import contextlib
 import contextvars
 import functools
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 from django.conf import settings
 from django.urls import reverse
+from psycopg.abc import RV, PQGen
 from psycopg.errors import _WaitTimeout  # what Connection.wait(timeout=...) raises
 from psycopg_pool import ConnectionPool
 
@@ -118,12 +119,15 @@ class BoundedConnection(psycopg.Connection):
     A connection that ran out of time is mid-protocol and closed at once (the server may
     still answer later; nobody may read that answer as the next statement's)."""
 
-    def wait(self, gen: Generator, *args: Any, timeout: float | None = None, **kwargs: Any):
+    def wait(
+        self, gen: PQGen[RV], interval: float | None = None, timeout: float | None = None
+    ) -> RV:
+        more = {} if interval is None else {"interval": interval}  # else psycopg's own
         if timeout is not None:  # psycopg's own bounded waits (notifies, cancel) as they are
-            return super().wait(gen, *args, timeout=timeout, **kwargs)
+            return super().wait(gen, timeout=timeout, **more)
         limit = round_trip_limit()
         try:
-            return super().wait(gen, *args, timeout=limit, **kwargs)
+            return super().wait(gen, timeout=limit, **more)
         except _WaitTimeout:
             self.pgconn.finish()
             reason = f"PostgreSQL did not answer within {limit:g} s; the connection was dropped"

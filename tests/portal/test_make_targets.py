@@ -2,10 +2,11 @@
 `make` would really run (`make -n`) and what the settings really read: `make run` needs only a
 Python >= 3.12; `make test` runs pytest on PostgreSQL (its default URL, the test database
 pytest-django makes of it) and Redis (an index of its own), reads no `.env`, then the `sqlite`
-part on SQLite, passing ARGS to both; `make lint` runs ruff, the format check and the
-missing-migrations check; CI's script starts what does not answer and runs both; `make run`'s
-`.env` holds what the README lists and its links point where it listens; without Chromium the
-browser tests are skipped with the reason. (That the environment wins over `.env` and the
+part on SQLite, passing ARGS to both; `make lint` runs ruff, the format check, the
+missing-migrations check and the type check (`make typecheck` runs it alone); CI's script
+starts what does not answer and runs both; `make run`'s `.env` holds what the README lists and
+its links point where it listens; without Chromium the browser tests are skipped with the
+reason. (That the environment wins over `.env` and the
 image has none: test_env_file_wins.py, test_env_file_boundaries.py.)"""
 
 import os
@@ -109,6 +110,13 @@ def test_make_lint_runs_ruff_the_format_check_and_the_migrations_check():
     assert "-m ruff check ." in plan
     assert "-m ruff format --check ." in plan
     assert "makemigrations --check --dry-run" in plan
+
+
+def test_make_lint_runs_the_type_check_which_make_typecheck_runs_alone():
+    check = "PORTAL_ENV_FILE= DEBUG=true .venv/bin/python -m mypy"
+    assert check in make_plan("lint").splitlines()
+    assert check in make_plan("typecheck").splitlines()
+    assert "ruff" not in make_plan("typecheck")
 
 
 def test_ci_starts_what_does_not_answer_then_lints_and_tests():

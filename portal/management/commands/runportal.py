@@ -70,13 +70,14 @@ class Child:
     deaths_in_a_row: int = 0
     start_at: float = 0.0  # when a dead one is due to start again
 
-    def start(self) -> None:
+    def start(self) -> subprocess.Popen:
         # Each child leads its own process group: Ctrl-C reaches only this command, which then
         # stops the children in order, and a forced stop can take each whole group down.
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = process = subprocess.Popen(  # noqa: S603
             self.command, cwd=settings.BASE_DIR, start_new_session=True
         )
         self.started_at = time.monotonic()
+        return process
 
     def died(self) -> bool:
         return self.process is not None and self.process.poll() is not None
@@ -143,12 +144,12 @@ class Command(BaseCommand):
         for signum in STOP_SIGNALS:
             signal.signal(signum, stop)
         on_a_terminal = has_terminal()
-        web.start()
+        web_process = web.start()
         children = [web]
         # The demo's checks probe pages the web server serves: a worker started before it
         # listens finds them refusing and opens incidents for healthy services.
         exit_code = 0
-        serving = self._wait_until_serving(local_url(addr), web.process, lambda: stopping)
+        serving = self._wait_until_serving(local_url(addr), web_process, lambda: stopping)
         if not serving and not stopping:
             self._say(self.stderr, f"web did not answer on {local_url(addr)}; stopping")
             exit_code, stopping = 1, True
@@ -172,13 +173,13 @@ class Command(BaseCommand):
         """Start again whatever died, rather than stop the rest with it: the demo goes on."""
         now = time.monotonic()
         for child in children:
-            if child.died():
+            if child.process is not None and child.died():
                 ended = how_it_ended(child.process.returncode)
                 delay = child.bury()
                 self._say(self.stderr, f"{child.name} {ended}; starting it again in {delay:g} s")
             elif child.process is None and now >= child.start_at:
-                child.start()
-                self._say(self.stderr, f"{child.name} started again (pid {child.process.pid})")
+                pid = child.start().pid
+                self._say(self.stderr, f"{child.name} started again (pid {pid})")
 
     @staticmethod
     def _say(stream, message: str) -> None:
@@ -202,17 +203,17 @@ class Command(BaseCommand):
         return False
 
     def _stop_all(self, children: list[Child]) -> None:
-        running = [child for child in children if child.process is not None]
-        for child in running:
-            if child.process.poll() is None:
-                if child.name == "web":  # runserver's reloader would leave its server behind
-                    kill_group(child.process.pid, signal.SIGTERM)
+        running = [(child.name, child.process) for child in children if child.process is not None]
+        for name, process in running:
+            if process.poll() is None:
+                if name == "web":  # runserver's reloader would leave its server behind
+                    kill_group(process.pid, signal.SIGTERM)
                 else:  # Celery shuts its own pool down on SIGTERM (warm shutdown)
-                    child.process.terminate()
+                    process.terminate()
         deadline = time.monotonic() + 10
-        for child in running:
+        for _name, process in running:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
             # Whatever is left of its group (a pool process, a server) goes too.
-            kill_group(child.process.pid, signal.SIGKILL)
+            kill_group(process.pid, signal.SIGKILL)
         self._say(self.stdout, "Stopped web, worker and beat.")
