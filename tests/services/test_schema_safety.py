@@ -9,7 +9,7 @@ import threading
 import pytest
 from django.db import connection
 
-from services import config_schema, configs
+from services import config_schema, config_validation, configs
 from services.models import ConfigSchema, ConfigVersion
 from tests.conftest import ApiClient
 from tests.factories import SEED_SCHEMA, ServiceFactory
@@ -171,6 +171,58 @@ def test_a_costly_validation_stops_at_its_budget_with_a_422(owner, reader, setti
     res = finishes(lambda: reader.call("POST", f"{URL}/validate", {"values": {"x": 1}}))
     assert res.status_code == 422
     assert res.json()["error"]["code"] == "schema_too_costly"
+
+
+def reference_chain(hops: int, step=lambda ref: ref) -> dict:
+    """A property that reaches its type through ``hops`` definitions, each referring to the
+    next (``step`` wraps each reference: in `not`/`not`, say)."""
+    defs = {f"d{i}": step({"$ref": f"#/$defs/d{i + 1}"}) for i in range(hops)}
+    defs[f"d{hops}"] = {"type": "string"}
+    return {"$defs": defs, "properties": {"x": {"$ref": "#/$defs/d0"}}}
+
+
+def test_a_schema_nested_past_what_validation_follows_is_refused_when_saved(owner, reader):
+    """Issue 28: a chain of 500 references was accepted (its defaults and an empty document
+    never reach it), then every validation of a value for `x` was `schema_too_costly`. Now
+    it is refused at save, naming where the chain passes the limit and why."""
+    schema = reference_chain(500)
+    validator = config_validation.PortalValidator(config_schema.closed(schema))
+    with pytest.raises(config_validation.ValidationTooCostly):  # what storing it meant
+        config_validation.errors(validator, {"x": "a"})
+    res = owner.call("PUT", f"{URL}/schema", schema)
+    assert res.status_code == 422
+    error = res.json()["error"]
+    assert error["code"] == "invalid"
+    assert "nests too deeply" in error["message"]
+    limit = config_schema.MAX_NESTING
+    # The root, properties.x, then the definitions: the one past the limit is named.
+    reason = error["fields"][f"$defs.d{limit - 2}"]
+    assert "nested 503 deep along # -> properties.x -> $defs.d0 -> ..." in reason
+    assert f"at most {limit}" in reason and "schema_too_costly" in reason
+    assert not ConfigSchema.objects.exists()
+    assert reader.call("POST", f"{URL}/validate", {"values": {"x": "a"}}).status_code == 200
+
+
+def test_a_schema_at_the_nesting_limit_validates_through_the_api(owner, reader):
+    """What the limit lets through validates: the most nesting allowed, of the kind that costs
+    the validator the most stack (`not` inside `not`), through a whole request."""
+    hops = (config_schema.MAX_NESTING - 3) // 3  # the root, properties.x, the last type
+    schema = reference_chain(hops, step=lambda ref: {"not": {"not": ref}})
+    assert owner.call("PUT", f"{URL}/schema", schema).status_code == 201
+    assert (
+        owner.call(
+            "PUT",
+            f"{URL}/schema",
+            reference_chain(hops + 1, step=lambda ref: {"not": {"not": ref}}),
+        ).status_code
+        == 422
+    )
+    ok = reader.call("POST", f"{URL}/validate", {"values": {"x": "a"}})
+    assert ok.status_code == 200 and ok.json()["valid"] is True
+    bad = reader.call("POST", f"{URL}/validate", {"values": {"x": 1}})
+    assert bad.status_code == 422
+    assert bad.json()["error"]["code"] == "invalid"
+    assert set(bad.json()["error"]["fields"]) == {"values.x"}
 
 
 @pytest.mark.django_db(transaction=True)
