@@ -18,6 +18,7 @@ from services.schemas import (
     ImpactOut,
     OrderOut,
     PageParams,
+    ShutdownOrderOut,
     TeamFieldsIn,
     TeamIn,
     TeamOut,
@@ -117,19 +118,32 @@ def transition_service(request: HttpRequest, name: str, payload: TransitionIn):
 @router.get("/registry/startup-order", response=OrderOut, summary="Start order: dependencies first")
 def startup_order(request: HttpRequest, service: str | None = None):
     authorize(request, READ)
-    return {"order": _order(service, reverse=False)}
+    return {"order": _order(_graph_with(service), service, reverse=False)}
 
 
-@router.get("/registry/shutdown-order", response=OrderOut, summary="Stop order: dependents first")
+@router.get(
+    "/registry/shutdown-order",
+    response=ShutdownOrderOut,
+    summary="Stop order: dependents first",
+    description="`order`: the services in the order to stop them; with `?service=x`, x and "
+    "what it needs. `dependents` (with `?service=x`): the services that depend on x, directly "
+    "or through others, to stop before it, in that order, each `hard` or `soft`.",
+)
 def shutdown_order(request: HttpRequest, service: str | None = None):
     authorize(request, READ)
-    return {"order": _order(service, reverse=True)}
+    graph = _graph_with(service)
+    dependents = graph.dependents_to_stop(service) if service else []
+    return {"order": _order(graph, service, reverse=True), "dependents": dependents}
 
 
-def _order(service: str | None, *, reverse: bool) -> list[str]:
+def _graph_with(service: str | None) -> DependencyGraph:
     graph = DependencyGraph.load()
     if service is not None and service not in graph.needs:
         raise InvalidInput("unknown service", fields={"service": f"no service {service!r}"})
+    return graph
+
+
+def _order(graph: DependencyGraph, service: str | None, *, reverse: bool) -> list[str]:
     only = [service] if service else None
     return graph.stop_order(only) if reverse else graph.start_order(only)
 

@@ -107,6 +107,25 @@ class DependencyGraph:
     def stop_order(self, only: Iterable[str] | None = None) -> list[str]:
         return list(reversed(self.start_order(only)))
 
+    def dependents_to_stop(self, name: str) -> list[dict]:
+        """Every service that depends on ``name``, directly or through others, in the order
+        to stop them before it: each before what it depends on (ties by name).
+
+        ``kind`` is "hard" when a chain of hard dependencies leads to ``name`` (it cannot
+        work without it; the lifecycle refuses to stop ``name`` while a direct one is
+        active) and "soft" when every chain passes a soft one (it goes on, degraded)."""
+        dependents = self.dependents_index()
+        hard_only = {
+            n: {d: k for d, k in deps.items() if k == HARD} for n, deps in dependents.items()
+        }
+        found = self._reach([name], dependents) - {name}
+        hard = self._reach([name], hard_only) - {name}
+        return [
+            {"service": service, "kind": "hard" if service in hard else "soft"}
+            for service in self.stop_order(found)
+            if service in found
+        ]
+
     def dependencies_closure(self, names: Iterable[str]) -> set[str]:
         """The services and everything they transitively need."""
         return self._reach(names, self.needs)

@@ -189,6 +189,28 @@ class OrderOut(Schema):
     order: list[str]
 
 
+class DependentToStopOut(Schema):
+    service: str
+    kind: Literal["hard", "soft"] = Field(
+        description="hard: a chain of hard dependencies leads to the service, which it cannot "
+        "work without (the lifecycle refuses to stop the service while a direct one is "
+        "starting, running or degraded: 409 `has_running_dependents`); soft: it goes on, "
+        "degraded."
+    )
+
+
+class ShutdownOrderOut(OrderOut):
+    order: list[str] = Field(
+        description="The services in the order to stop them, dependents first; with "
+        "`?service=x`, x and what it needs (x first)."
+    )
+    dependents: list[DependentToStopOut] = Field(
+        description="With `?service=x`: every service that depends on x, directly or through "
+        "others, in the order to stop them -- all of them before x (the first of `order`). "
+        "Empty without `service` (`order` is then every service)."
+    )
+
+
 class ServiceFilter(Schema):
     """One filter for the API list and the overview page."""
 

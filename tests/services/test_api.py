@@ -238,6 +238,59 @@ def test_startup_and_shutdown_order(api, manifest):
     assert api.call("GET", "/api/registry/startup-order?service=ghost").status_code == 422
 
 
+def test_shutdown_order_names_the_dependents_to_stop_first(api):
+    """Issue 28: an operator about to stop x needs what depends on x, stopped first. The
+    answer keeps `order` (x and what it needs) and adds `dependents`, in the order to stop
+    them; stopping them in that order, then x, meets no 409 from the lifecycle."""
+    services = {
+        "db": [],
+        "auth": ["db"],
+        "ledger": ["db"],
+        "payments": ["auth", {"service": "ledger", "kind": "soft"}],
+        "reports": [{"service": "db", "kind": "soft"}],
+        "web": ["payments"],
+        "other": [],
+    }
+    manifest = {
+        "teams": [{"name": "core"}],
+        "services": [{"name": n, "team": "core", "dependencies": d} for n, d in services.items()],
+    }
+    assert api.call("POST", "/api/registry/apply", manifest).status_code == 200
+    answer = api.call("GET", "/api/registry/shutdown-order?service=db").json()
+    assert answer["order"] == ["db"]  # as before: db and what it needs
+    assert answer["dependents"] == [
+        {"service": "web", "kind": "hard"},
+        {"service": "reports", "kind": "soft"},
+        {"service": "payments", "kind": "hard"},
+        {"service": "ledger", "kind": "hard"},
+        {"service": "auth", "kind": "hard"},
+    ]
+    payments = api.call("GET", "/api/registry/shutdown-order?service=payments").json()
+    assert payments == {
+        "order": ["payments", "ledger", "auth", "db"],
+        "dependents": [{"service": "web", "kind": "hard"}],
+    }
+    whole = api.call("GET", "/api/registry/shutdown-order").json()
+    assert whole["dependents"] == [] and len(whole["order"]) == len(services)
+
+    for name in api.call("GET", "/api/registry/startup-order").json()["order"]:
+        res = api.call("POST", f"/api/services/{name}/transitions", {"to": "running"})
+        assert res.status_code == 200, res.json()
+    refused = api.call("POST", "/api/services/db/transitions", {"to": "stopping"})
+    assert refused.status_code == 409
+    blocking = {b["service"] for b in refused.json()["error"]["blocking"]}
+    assert blocking <= {d["service"] for d in answer["dependents"] if d["kind"] == "hard"}
+    for name in [*(d["service"] for d in answer["dependents"]), "db"]:
+        res = api.call("POST", f"/api/services/{name}/transitions", {"to": "stopping"})
+        assert res.status_code == 200, res.json()
+
+
+def test_shutdown_order_of_an_unknown_service_is_422_naming_it(api):
+    res = api.call("GET", "/api/registry/shutdown-order?service=ghost")
+    assert res.status_code == 422
+    assert res.json()["error"]["fields"] == {"service": "no service 'ghost'"}
+
+
 def test_teams_are_listed_with_counts_and_upserted(api, manifest):
     api.call("POST", "/api/registry/apply", manifest)
     assert api.call("PUT", "/api/teams/edge", {"contact": "#edge"}).status_code == 201

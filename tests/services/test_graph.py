@@ -55,6 +55,37 @@ def test_it_limits_the_order_to_what_a_service_needs():
     assert g.stop_order(only=["payments"]) == ["payments", "auth", "db"]
 
 
+def test_it_lists_the_dependents_to_stop_first_in_stop_order():
+    g = graph(
+        ("web", "payments", "hard"),
+        ("payments", "auth", "hard"),
+        ("payments", "ledger", "soft"),
+        ("auth", "db", "hard"),
+        ("ledger", "db", "hard"),
+        ("reports", "db", "soft"),
+        ("batch", "reports", "hard"),
+        nodes=["other"],
+    )
+    stop = g.dependents_to_stop("db")
+    names = [d["service"] for d in stop]
+    assert set(names) == {"web", "payments", "auth", "ledger", "reports", "batch"}
+    for service, deps in g.needs.items():  # each stopped before what it depends on
+        for dep in deps:
+            if service in names and dep in names:
+                assert names.index(service) < names.index(dep)
+    kinds = {d["service"]: d["kind"] for d in stop}
+    assert kinds == {
+        "web": "hard",
+        "payments": "hard",
+        "auth": "hard",
+        "ledger": "hard",
+        "reports": "soft",
+        "batch": "soft",  # hard on reports, which only softly needs db
+    }
+    assert g.dependents_to_stop("web") == []
+    assert g.dependents_to_stop("other") == []
+
+
 def test_it_reports_impact_nearest_first_with_effect():
     g = graph(
         ("auth", "db", "hard"),
