@@ -62,6 +62,37 @@ TagName = Annotated[
 Url = Annotated[StrictStr, Field(max_length=500), AfterValidator(_check_url)]
 
 
+# Free text people read in a terminal too (portalctl, psql, logs): terminal escape sequences
+# (ESC [ 31 m colours, moves, retitles) and other control characters are taken out on the way
+# in. A sequence goes whole, so "\x1b[31mred\x1b[0m" is stored "red", not "[31mred[0m".
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, erasing
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC, DCS..
+    r"|\x1b[ -/]*[0-~]"  # the other escapes (charset, keypad, reset)
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_LINE_BREAKS = re.compile(r"[\t\n\x0b\x0c\r]+")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain_line(value: str) -> str:
+    """One line of text: escape sequences and control characters out, a line break or tab
+    a space (a name is one line)."""
+    return _CONTROL.sub("", _LINE_BREAKS.sub(" ", _ESCAPE_SEQUENCE.sub("", value)))
+
+
+def plain_text(value: str) -> str:
+    """Text of several lines: escape sequences and control characters out but for line
+    breaks (CR LF and CR become LF) and tabs."""
+    text = _ESCAPE_SEQUENCE.sub("", value).replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL_BUT_LINES.sub("", text)
+
+
+# A display name or a contact (PlainLine), a description (PlainText).
+PlainLine = Annotated[StrictStr, AfterValidator(plain_line)]
+PlainText = Annotated[StrictStr, AfterValidator(plain_text)]
+
+
 # A name taken from a URL path: validated like a name in a body, reported as that parameter.
 PathName = Path[Name]
 

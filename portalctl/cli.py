@@ -15,8 +15,8 @@ import click
 import yaml
 
 from portalctl import output
-from portalctl.client import Portal, Refused, Unreachable, refused
-from portalctl.output import emit_json, table
+from portalctl.client import NotThePortal, Portal, Refused, Unreachable, refused
+from portalctl.output import echo, emit_json, shown, table
 from portalctl.waiting import NoSuchService, Waiter
 
 HTTP_TIMEOUT = 30.0
@@ -53,9 +53,10 @@ def command(group, name: str | None = None, **settings):
             except Refused as exc:
                 output.print_refused(exc, as_json)
                 sys.exit(1)
-            except (Unreachable, NoSuchService) as exc:
+            except (Unreachable, NotThePortal, NoSuchService) as exc:
                 if as_json:
-                    emit_json({"error": {"code": "unreachable", "message": str(exc)}})
+                    code = getattr(exc, "code", "unreachable")
+                    emit_json({"error": {"code": code, "message": str(exc)}})
                 output.fail(str(exc))
                 sys.exit(1)
 
@@ -126,18 +127,21 @@ def apply(session: Session, files, dry_run):
     if session.as_json:
         return emit_json(result)
     if result.get("dry_run"):
-        click.echo("dry run: checked, nothing stored; applying would do this:")
+        echo("dry run: checked, nothing stored; applying would do this:")
     for outcome in ("created", "updated", "unchanged"):
-        click.echo(f"{outcome}: {', '.join(result[outcome]) or '-'}")
-    teams = [f"{o} {', '.join(n)}" for o, n in result["teams"].items() if n]
+        echo(f"{outcome}: {', '.join(shown(n) for n in result[outcome]) or '-'}")
+    teams = [
+        f"{shown(o)} {', '.join(shown(x) for x in n)}" for o, n in result["teams"].items() if n
+    ]
     if teams:
-        click.echo(f"teams: {'; '.join(teams)}")
+        echo(f"teams: {'; '.join(teams)}")
     for name, config in result.get("config", {}).items():
-        schema = f"schema v{config['schema_version']}" if config["schema_version"] else "no schema"
+        number = config["schema_version"]
+        schema = f"schema v{shown(number)}" if number else "no schema"
         schema += " (changed)" if config["schema_changed"] else ""
-        version = f"version {config['version']}" if config["version"] else "no version"
+        version = f"version {shown(config['version'])}" if config["version"] else "no version"
         version += " (stored)" if config["changed"] else ""
-        click.echo(f"config {name}: {schema}, {version}")
+        echo(f"config {shown(name)}: {schema}, {version}")
 
 
 # --- config ---------------------------------------------------------------------------------
@@ -159,22 +163,27 @@ def config_get(session: Session, service, fmt, version, prefix):
     path = f"/api/services/{service}/config"
     if fmt == "env" and not session.as_json:
         params = {"format": "env", "version": version, "prefix": prefix or None}
-        click.echo(session.portal.call("GET", path, params=params).text, nl=False)
+        text = session.portal.call("GET", path, params=params, text=True).text
+        if output.is_terminal():  # on a terminal, written out like everything else
+            echo(text, nl=False)
+        else:  # a file for a shell to source (the jobs redirect it): exactly as the portal
+            click.echo(text, nl=False, color=True)  # sent it (click strips colours otherwise)
         return
     emit_json(session.portal.get(path, version=version))
 
 
 def _print_publish(result: dict) -> None:
     if result.get("stored"):
-        click.echo(f"stored version {result['version']} of {result['service']}")
+        echo(f"stored version {shown(result['version'])} of {shown(result['service'])}")
     elif result.get("changed"):
-        click.echo(f"would store a new version of {result['service']} (nothing stored)")
+        echo(f"would store a new version of {shown(result['service'])} (nothing stored)")
     else:
-        click.echo(f"unchanged: {result['service']} is at version {result['version']}")
+        service, version = shown(result["service"]), shown(result["version"])
+        echo(f"unchanged: {service} is at version {version}")
     if result.get("valid") is None:
-        click.echo("no schema check (no schema, or validation is off)")
+        echo("no schema check (no schema, or validation is off)")
     for path, reason in (result.get("warnings") or {}).items():
-        click.echo(f"  warning {path}: {reason}")
+        echo(f"  warning {shown(path)}: {shown(reason)}")
 
 
 @command(config, "validate")
@@ -189,7 +198,7 @@ def config_validate(session: Session, service, file):
     if session.as_json:
         emit_json(result)
     else:
-        click.echo("valid" if result["valid"] is not False else "not valid")
+        echo("valid" if result["valid"] is not False else "not valid")
         _print_publish(result)
     if result["valid"] is False:
         sys.exit(1)
@@ -228,16 +237,17 @@ def config_diff(session: Session, service, from_version, to_version):
     )
     if session.as_json:
         return emit_json(result)
-    click.echo(f"{service}: version {result['from_version']} -> {result['to_version']}")
-    for item in result["added"]:
-        click.echo(f"+ {item['path']}" + ("" if item.get("secret") else f" = {item['value']!r}"))
-    for item in result["removed"]:
-        click.echo(f"- {item['path']}" + ("" if item.get("secret") else f" = {item['value']!r}"))
+    echo(f"{service}: version {shown(result['from_version'])} -> {shown(result['to_version'])}")
+    for sign, key in (("+", "added"), ("-", "removed")):
+        for item in result[key]:
+            value = "" if item.get("secret") else f" = {shown(repr(item['value']))}"
+            echo(f"{sign} {shown(item['path'])}{value}")
     for item in result["changed"]:
-        shown = " (secret)" if item.get("secret") else f": {item['old']!r} -> {item['new']!r}"
-        click.echo(f"~ {item['path']}{shown}")
+        old, new = shown(repr(item.get("old"))), shown(repr(item.get("new")))
+        change = " (secret)" if item.get("secret") else f": {old} -> {new}"
+        echo(f"~ {shown(item['path'])}{change}")
     if not any(result[k] for k in ("added", "removed", "changed")):
-        click.echo("no differences")
+        echo("no differences")
 
 
 @command(config, "import")
@@ -277,10 +287,10 @@ def config_import(
     if session.as_json:
         return emit_json(result)
     if result.get("proposed_schema"):
-        click.echo(f"schema proposed from the values: version {result['schema_version']}")
+        echo(f"schema proposed from the values: version {shown(result['schema_version'])}")
     types = result["types"]
     rows = [{"key": k, "field": f, "type": types.get(f)} for k, f in result["keys"].items()]
-    click.echo(table(rows, ["key", "field", "type"]))
+    echo(table(rows, ["key", "field", "type"]))
     _print_publish(result)
 
 
@@ -340,8 +350,9 @@ def deploy(
         return emit_json(result)
     if not session.as_json:
         number = result["config_version"]
-        config = f"config version {number}" if number else "no config version"
-        click.echo(f"reported {service} {result['version']} {result['status']} ({config})")
+        config = f"config version {shown(number)}" if number else "no config version"
+        build, state = shown(result["version"]), shown(result["status"])
+        echo(f"reported {service} {build} {state} ({config})")
     if then_wait:
         since = {service: result["created_at"]}
         gate(session, [service], timeout, 2.0, dependencies, since=since)
@@ -386,13 +397,12 @@ def gate(session, services, timeout, interval, dependencies, *, fresh=True, sinc
     # One slow answer must not hold the job far past its own timeout.
     session.portal.timeout = min(HTTP_TIMEOUT, max(2.0, timeout))
     live = output.is_terminal() and not session.as_json
-    echo = functools.partial(click.echo, err=session.as_json)
 
     def report(line: str) -> None:
-        echo(("\r\x1b[K" if live else "") + line)
+        echo(line, err=session.as_json, own="\r\x1b[K" if live else "")
 
     def redraw(line: str) -> None:
-        click.echo("\r\x1b[K" + line, nl=False)
+        echo(line, nl=False, own="\r\x1b[K")
 
     waiter = Waiter(
         session.portal,
@@ -407,18 +417,18 @@ def gate(session, services, timeout, interval, dependencies, *, fresh=True, sinc
     )
     ok = waiter.run()
     if live:
-        click.echo("\r\x1b[K", nl=False)
+        echo(nl=False, own="\r\x1b[K")
     if session.as_json:
         emit_json({"ok": ok, "services": {n: s.as_dict() for n, s in waiter.states.items()}})
     if ok:
         if not session.as_json:
-            click.echo(f"usable: {', '.join(waiter.states)}")
+            echo(f"usable: {', '.join(shown(n) for n in waiter.states)}")
         return
     output.fail(f"gave up after {timeout:g}s; not usable:")
     for state in waiter.not_usable():
         output.fail(f"  {state.line()}")
         for check in state.failing:
-            output.fail(f"    check {check}")
+            output.fail(f"    check {shown(check)}")
     sys.exit(1)
 
 
@@ -434,9 +444,9 @@ def status(session: Session, service):
         document = session.portal.get("/health/services")
         if session.as_json:
             return emit_json(document)
-        click.echo(f"estate: {document['status']}")
+        echo(f"estate: {shown(document['status'])}")
         columns = ["name", "status", "critical", "since", "response_ms", "reason"]
-        click.echo(table(document["services"], columns))
+        echo(table(document["services"], columns))
         return
     response = session.portal.send("GET", f"/health/service/{service}")
     if response.status == 404:
@@ -446,14 +456,14 @@ def status(session: Session, service):
     document = response.json()
     if session.as_json:
         return emit_json(document)
-    reason = f" ({document['reason']})" if document.get("reason") else ""
-    click.echo(f"{service}: {document['status']}{reason}")
+    reason = f" ({shown(document['reason'])})" if document.get("reason") else ""
+    echo(f"{service}: {shown(document['status'])}{reason}")
     checks = [{**c, "errors": c.get("errors") or []} for c in document["checks"]]
     if checks:
         columns = ["name", "kind", "status", "last_check_at", "response_ms", "errors"]
-        click.echo(table(checks, columns))
+        echo(table(checks, columns))
     if document["dependencies"]:
-        click.echo(table(document["dependencies"], ["service", "kind", "status"]))
+        echo(table(document["dependencies"], ["service", "kind", "status"]))
 
 
 def main() -> None:

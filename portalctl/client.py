@@ -46,6 +46,38 @@ class Refused(Exception):
 class Unreachable(Exception):
     """No answer: the portal is down, the address is wrong, or it took too long."""
 
+    code = "unreachable"
+
+
+class NotThePortal(Exception):
+    """An answer, but not from the portal's API: the address leads elsewhere (a web site, a
+    sign-in page, the portal's address without its path)."""
+
+    code = "not_the_portal"
+
+
+def media_type(headers: dict[str, str]) -> str:
+    """The answer's media type, lower-cased, without parameters ("" when none is given)."""
+    value = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    return value.split(";", 1)[0].strip().lower()
+
+
+def is_json(kind: str) -> bool:
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not followed: urllib would turn a POST into a GET without its
+    body and send the token on to wherever it leads."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
 
 class Portal:
     def __init__(self, url: str, token: str = "", timeout: float = 30.0):
@@ -53,8 +85,12 @@ class Portal:
         self.token = token
         self.timeout = timeout
 
-    def send(self, method: str, path: str, *, body=None, params=None, accept="") -> Response:
-        """One request; any HTTP status is an answer (a 503 from /health/service is one)."""
+    def send(
+        self, method: str, path: str, *, body=None, params=None, accept="", text=False
+    ) -> Response:
+        """One request; any HTTP status the portal gives is an answer (a 503 from
+        /health/service is one). Every answer of the portal's API is JSON (``text``: or, when
+        it succeeds, text/plain); anything else did not come from it (``answered_by_portal``)."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
         url = self.url + path + ("?" + urllib.parse.urlencode(query) if query else "")
         headers = {"User-Agent": USER_AGENT, "Accept": accept or "application/json"}
@@ -66,17 +102,44 @@ class Portal:
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 (the URL is the user's portal)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
-                return Response(answer.status, dict(answer.headers), answer.read())
+            with _OPENER.open(request, timeout=self.timeout) as answer:
+                response = Response(answer.status, dict(answer.headers), answer.read())
         except urllib.error.HTTPError as exc:
-            return Response(exc.code, dict(exc.headers), exc.read())
+            response = Response(exc.code, dict(exc.headers), exc.read())
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
             raise Unreachable(f"cannot reach the portal at {self.url}: {reason}") from None
+        self.answered_by_portal(response, text=text)
+        return response
 
-    def call(self, method: str, path: str, *, body=None, params=None, accept="") -> Response:
+    def answered_by_portal(self, response: Response, *, text: bool = False) -> None:
+        """NotThePortal for an answer the portal's API would not give -- an HTML page, say:
+        the address is wrong. A gateway's page in front of it (5xx) is Unreachable instead:
+        the portal behind it may be restarting, which a wait waits out."""
+        kind = media_type(response.headers)
+        redirect = 300 <= response.status < 400
+        if not redirect and (
+            is_json(kind) or (text and kind == "text/plain" and response.status < 400)
+        ):
+            return
+        message = (
+            f"this is not the portal's API at {self.url} "
+            f"(HTTP {response.status}, {kind or 'no content type'})"
+        )
+        if response.status >= 500:
+            raise Unreachable(
+                f"{message}: something in front of the portal answered; it may be down or "
+                "restarting"
+            )
+        location = next((v for k, v in response.headers.items() if k.lower() == "location"), "")
+        hint = f"it redirects to {location}" if location else "check --url or PORTAL_URL"
+        raise NotThePortal(f"{message}; {hint}")
+
+    def call(
+        self, method: str, path: str, *, body=None, params=None, accept="", text=False
+    ) -> Response:
         """A request whose error answers raise ``Refused``."""
-        response = self.send(method, path, body=body, params=params, accept=accept)
+        response = self.send(method, path, body=body, params=params, accept=accept, text=text)
         if response.status >= 400:
             raise refused(response)
         return response

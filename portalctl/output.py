@@ -1,15 +1,44 @@
-"""Printing: tables for people, JSON for machines, errors on stderr."""
+"""Printing: tables for people, JSON for machines, errors on stderr.
+
+Everything printed goes through ``echo``, which writes out every control character but the
+line feeds between lines (``\\x1b`` as the four characters ``\\x1b``): a string from the portal --
+a description, a check's error, a message quoting what was sent -- can then neither
+recolour, move the cursor, retitle nor clear the terminal. ``shown`` does it to one value
+within a line, line feeds too. JSON is written with every control character escaped
+(``\\u001b``), as JSON allows.
+"""
 
 import json
+import re
 import sys
 
 import click
 
 from portalctl.client import Refused
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINE_FEED = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _written_out(match: re.Match) -> str:
+    char = match.group()
+    return _NAMED.get(char) or f"\\x{ord(char):02x}"
+
+
+def shown(value) -> str:
+    """A value from the portal as part of a line: every control character written out."""
+    return _CONTROL.sub(_written_out, str(value))
+
+
+def echo(text: str = "", *, err: bool = False, nl: bool = True, own: str = "") -> None:
+    """Print ``text`` with its control characters written out (line feeds kept); ``own``:
+    portalctl's own terminal control before it (rewriting the live status line)."""
+    click.echo(own + _CONTROL_BUT_LINE_FEED.sub(_written_out, text), err=err, nl=nl)
+
 
 def emit_json(document) -> None:
-    click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+    echo(json.dumps(document, indent=2, sort_keys=True, default=str, ensure_ascii=True))
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
@@ -30,8 +59,8 @@ def _cell(value) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "-"
-    return str(value)
+        return ", ".join(shown(v) for v in value) or "-"
+    return shown(value)
 
 
 def print_refused(exc: Refused, as_json: bool) -> None:
@@ -52,19 +81,21 @@ def print_refused(exc: Refused, as_json: bool) -> None:
                 }
             }
         )
-    click.echo(
-        f"portalctl: the portal refused (HTTP {exc.status}, {exc.code}): {exc.message}", err=True
+    echo(
+        f"portalctl: the portal refused (HTTP {exc.status}, {shown(exc.code)}): "
+        f"{shown(exc.message)}",
+        err=True,
     )
     for path, reason in exc.fields.items():
-        click.echo(f"  {path}: {reason}", err=True)
+        echo(f"  {shown(path)}: {shown(reason)}", err=True)
     if "current_version" in exc.error:
-        click.echo(f"  current version: {exc.error['current_version']}", err=True)
+        echo(f"  current version: {shown(exc.error['current_version'])}", err=True)
     if exc.request_id:
-        click.echo(f"  request id: {exc.request_id}", err=True)
+        echo(f"  request id: {shown(exc.request_id)}", err=True)
 
 
 def fail(message: str) -> None:
-    click.echo(f"portalctl: {message}", err=True)
+    echo(f"portalctl: {message}", err=True)
 
 
 def is_terminal() -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
 from portalctl.client import Portal, Refused, Unreachable, refused
+from portalctl.output import shown
 
 
 @dataclass
@@ -31,8 +32,9 @@ class State:
     results_since: str | None = None  # the moment from which results count (gated ones)
 
     def line(self) -> str:
-        why = f" ({self.reason})" if self.reason and not self.usable else ""
-        return f"{self.name}: {self.status}{why}"
+        """For people: what the portal said, its control characters written out."""
+        why = f" ({shown(self.reason)})" if self.reason and not self.usable else ""
+        return f"{shown(self.name)}: {shown(self.status)}{why}"
 
     def as_dict(self) -> dict:
         return {
@@ -148,7 +150,7 @@ class Waiter:
     def summary(self, targets: list[str], elapsed: float) -> str:
         ready = sum(self.states[n].usable for n in targets)
         states = [self.states[n] for n in targets]
-        waiting = ", ".join(f"{s.name} {s.status}" for s in states if not s.usable)
+        waiting = ", ".join(f"{shown(s.name)} {shown(s.status)}" for s in states if not s.usable)
         return f"{elapsed:5.0f}s {ready}/{len(targets)} usable; waiting for {waiting}"
 
     def not_usable(self) -> list[State]:

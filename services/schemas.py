@@ -11,7 +11,17 @@ from django.conf import settings
 from ninja import Field, Schema
 from pydantic import ConfigDict, StrictBool, StrictFloat, StrictStr
 
-from portal.fields import MAX_INT32, Integer, Name, TagName, Url, UrlBoolean, UrlInteger
+from portal.fields import (
+    MAX_INT32,
+    Integer,
+    Name,
+    PlainLine,
+    PlainText,
+    TagName,
+    Url,
+    UrlBoolean,
+    UrlInteger,
+)
 from services.models import DependencyKind, LifecycleStatus
 
 
@@ -27,9 +37,10 @@ class DependencyIn(StrictSchema):
 
 
 class TeamFieldsIn(StrictSchema):
-    display_name: StrictStr = Field(default="", max_length=200)
-    description: StrictStr = Field(default="", max_length=10_000)
-    contact: StrictStr = Field(default="", max_length=200)
+    # Free text loses terminal escapes and control characters (portal.fields.PlainLine).
+    display_name: PlainLine = Field(default="", max_length=200)
+    description: PlainText = Field(default="", max_length=10_000)
+    contact: PlainLine = Field(default="", max_length=200)
 
 
 class TeamIn(TeamFieldsIn):
@@ -44,8 +55,8 @@ class ServiceFieldsIn(StrictSchema):
     """A service without its name. A field left out keeps its stored value (or its default,
     for a new service); a field given replaces it -- lists included."""
 
-    display_name: StrictStr = Field(default="", max_length=200)
-    description: StrictStr = Field(default="", max_length=10_000)
+    display_name: PlainLine = Field(default="", max_length=200)
+    description: PlainText = Field(default="", max_length=10_000)
     team: Name | None = Field(default=None, description="Required for a new service.")
     tags: list[TagName] = Field(default_factory=list, max_length=50)
     is_critical: StrictBool = False

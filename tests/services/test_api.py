@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from services.models import Service
+from services.models import Service, Team
 from tests.factories import DependencyFactory, ServiceFactory, TeamFactory
 
 # Also on SQLite: these parts have an embedded-mode branch of their own.
@@ -236,6 +236,29 @@ def test_startup_and_shutdown_order(api, manifest):
     ]
     assert api.call("GET", "/api/registry/startup-order?service=auth").json() == {"order": ["auth"]}
     assert api.call("GET", "/api/registry/startup-order?service=ghost").status_code == 422
+
+
+def test_free_text_loses_terminal_escapes_on_the_way_in(api):
+    """Issue 28: `\\x1b[31m` in a description was stored and printed as is by portalctl.
+    Display names, contacts and descriptions lose escape sequences whole and every other
+    control character (a name's line breaks become spaces; a description keeps its lines
+    and tabs), through the API, a manifest and so the admin alike; sending the same again
+    changes nothing."""
+    hostile = "\x1b[31mRed\x1b[0m\x1b]0;owned\x07 \x9b2Jteam\x08"
+    team = {"display_name": hostile + "\nx", "contact": hostile, "description": "a\r\nb\tc\x1b[2J"}
+    assert api.call("PUT", "/api/teams/core", team).status_code == 201
+    stored = Team.objects.get(name="core")
+    assert (stored.display_name, stored.contact) == ("Red team x", "Red team")
+    assert stored.description == "a\nb\tc"
+    assert api.call("PUT", "/api/teams/core", team).status_code == 200
+    service = {"team": "core", "display_name": hostile, "description": hostile + "\n"}
+    assert api.call("PUT", "/api/services/web", service).status_code == 201
+    assert api.call("PUT", "/api/services/web", service).json()["result"] == "unchanged"
+    shown = api.call("GET", "/api/services/web").json()
+    assert (shown["display_name"], shown["description"]) == ("Red team", "Red team\n")
+    manifest = {"services": [{"name": "api", "team": "core", "description": hostile}]}
+    assert api.call("POST", "/api/registry/apply", manifest).status_code == 200
+    assert Service.objects.get(name="api").description == "Red team"
 
 
 def test_shutdown_order_names_the_dependents_to_stop_first(api):
