@@ -21,15 +21,9 @@ from django.utils import timezone
 
 from automation import schemes
 from automation.models import Event, NotificationChannel
-from healthchecks.netpolicy import (
-    NetworkPolicy,
-    TargetError,
-    check_host_syntax,
-    check_port,
-    ip_literal,
-)
 from portal import audit, encryption
 from portal.auth import check_reach
+from portal.egress import NetworkPolicy, TargetError, check_host_syntax, check_port, ip_literal
 from portal.errors import InvalidInput, NotFound
 from services.models import Team
 
@@ -51,11 +45,14 @@ def plugin_for(url: str):
         return None
 
 
-def refusal(url: str, plugin, policy: NetworkPolicy | None = None) -> str | None:
+def refusal(
+    url: str, plugin, policy: NetworkPolicy | None = None, *, resolve: bool = True
+) -> str | None:
     """Why a channel may not use ``url`` (``plugin``, its notifier), or None: a scheme the
     portal does not accept, a parameter that reaches past the network policy, or a refused
-    destination -- the address the notifier really connects to, resolved, every address
-    judged, as the probes do."""
+    destination -- the address the notifier really connects to, judged as the probes do
+    (resolved, every address, when saving; a send resolves it once, inside the egress
+    guard, and connects to what was judged)."""
     scheme = schemes.accepted(plugin)
     if scheme is None:
         return schemes.not_accepted(plugin)
@@ -69,9 +66,14 @@ def refusal(url: str, plugin, policy: NetworkPolicy | None = None) -> str | None
         check_port(where.port)
     except TargetError as exc:
         return f"{where}: {exc}"
-    if reason := _refusal(where.host, where.port, policy):
+    judge = _refusal if resolve else _static_refusal
+    if reason := judge(where.host, where.port, policy):
         return f"refused by the network policy: {where}: {reason}"
     return None
+
+
+def _static_refusal(host: str, port: int, policy: NetworkPolicy | None = None) -> str | None:
+    return (policy or NetworkPolicy.from_settings()).endpoint_refusal(host, port)
 
 
 def _refusal(host: str, port: int, policy: NetworkPolicy | None = None) -> str | None:
@@ -88,15 +90,6 @@ def _refusal(host: str, port: int, policy: NetworkPolicy | None = None) -> str |
         if reason := policy.address_refusal(sockaddr[0]):
             return f"{host} resolves to a refused address: {reason}"
     return None
-
-
-def host_refusal_of_url(url: str) -> str | None:
-    """The policy's refusal of an http(s) URL's destination (resolved), or None."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return _refusal(parts.hostname or "", port)
 
 
 def validate(name: str, data: ChannelIn) -> tuple[str, dict]:

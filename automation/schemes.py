@@ -13,9 +13,10 @@ move that connection or reach past it (a file of the portal's host, a URL appris
   ntfy without a host of its own): the vendor's fixed address, which no parameter moves;
   not judged (docs/decisions.md).
 
-Whatever the destination, the connection is made by apprise's client, which resolves the
-name again (the gap issue 20 closes, with one egress guard for everything that connects
-out); ``Destination`` is the address that guard is to judge and connect to.
+Whatever the destination, apprise's client connects inside the egress guard
+(portal.egress.guard): to the place its scheme declares and nowhere else (``Scheme.reaches``),
+the name resolved once, every address judged, the allowed answers pinned -- no second
+resolution between the judgment and the connection.
 """
 
 from collections.abc import Callable, Mapping
@@ -54,6 +55,17 @@ class Scheme:
     connects: Callable[[Any], Destination | None]
     vendor: str = ""
     refused: Mapping[str, str] = field(default_factory=dict)
+    # The vendor's fixed hosts (port 443), as apprise's notifier names them.
+    vendor_hosts: tuple[str, ...] = ()
+
+    def reaches(self, plugin) -> tuple[set[tuple[str, int]], bool]:
+        """Where this notifier may connect (the egress guard refuses anything else), and
+        whether those are a vendor's fixed addresses (trusted: not judged by the allowed and
+        denied settings, only the always-refused)."""
+        where = self.connects(plugin)
+        if where is None:
+            return {(host, 443) for host in self.vendor_hosts}, True
+        return {(where.host, where.port)}, False
 
     def refused_parameter(self, url: str) -> str | None:
         """The first parameter of ``url`` this scheme does not accept, with why (apprise
@@ -92,7 +104,13 @@ SCHEMES: tuple[Scheme, ...] = (
     Scheme("JSON webhook", ("json", "jsons"), _url_host),
     Scheme("XML webhook", ("xml", "xmls"), _url_host),
     Scheme("form webhook", ("form", "forms"), _url_host),
-    Scheme("ntfy", ("ntfy", "ntfys"), _ntfy, vendor="ntfy.sh (a URL without a host)"),
+    Scheme(
+        "ntfy",
+        ("ntfy", "ntfys"),
+        _ntfy,
+        vendor="ntfy.sh (a URL without a host)",
+        vendor_hosts=("ntfy.sh",),
+    ),
     Scheme("Gotify", ("gotify", "gotifys"), _url_host),
     Scheme("Mattermost", ("mmost", "mmosts"), _url_host),
     Scheme("Rocket.Chat", ("rocket", "rockets"), _url_host),
@@ -108,13 +126,52 @@ SCHEMES: tuple[Scheme, ...] = (
         _smtp_server,
         refused=dict.fromkeys(("pgp", "pgppub", "pgpprv", "wkd"), PGP),
     ),
-    Scheme("Slack", ("slack",), _vendor, "slack.com", refused={"template": TEMPLATE}),
-    Scheme("Discord", ("discord",), _vendor, "discord.com", refused={"template": TEMPLATE}),
-    Scheme("PagerDuty", ("pagerduty",), _vendor, "events(.eu).pagerduty.com"),
-    Scheme("Opsgenie", ("opsgenie",), _vendor, "api(.eu).opsgenie.com"),
-    Scheme("Telegram", ("tgram",), _vendor, "api.telegram.org", refused={"template": TEMPLATE}),
-    Scheme("Pushover", ("pover",), _vendor, "api.pushover.net"),
-    Scheme("Google Chat", ("gchat",), _vendor, "chat.googleapis.com"),
+    Scheme(
+        "Slack",
+        ("slack",),
+        _vendor,
+        "slack.com",
+        refused={"template": TEMPLATE},
+        vendor_hosts=("hooks.slack.com", "hooks.slack-gov.com", "slack.com"),
+    ),
+    Scheme(
+        "Discord",
+        ("discord",),
+        _vendor,
+        "discord.com",
+        refused={"template": TEMPLATE},
+        vendor_hosts=("discord.com",),
+    ),
+    Scheme(
+        "PagerDuty",
+        ("pagerduty",),
+        _vendor,
+        "events(.eu).pagerduty.com",
+        vendor_hosts=("events.pagerduty.com", "events.eu.pagerduty.com"),
+    ),
+    Scheme(
+        "Opsgenie",
+        ("opsgenie",),
+        _vendor,
+        "api(.eu).opsgenie.com",
+        vendor_hosts=("api.opsgenie.com", "api.eu.opsgenie.com"),
+    ),
+    Scheme(
+        "Telegram",
+        ("tgram",),
+        _vendor,
+        "api.telegram.org",
+        refused={"template": TEMPLATE},
+        vendor_hosts=("api.telegram.org",),
+    ),
+    Scheme("Pushover", ("pover",), _vendor, "api.pushover.net", vendor_hosts=("api.pushover.net",)),
+    Scheme(
+        "Google Chat",
+        ("gchat",),
+        _vendor,
+        "chat.googleapis.com",
+        vendor_hosts=("chat.googleapis.com",),
+    ),
 )
 _BY_SCHEME = {name: scheme for scheme in SCHEMES for name in scheme.schemes}
 

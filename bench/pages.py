@@ -480,7 +480,7 @@ def synthetic_rollups(ids: list[int], rng: random.Random, *, days: int, hours: i
     """Daily rollups for the ``days`` days before today and hourly ones for the last
     ``hours`` hours, as checks at a CHECK_INTERVAL-second interval would leave: mostly
     healthy, a few failures, latency histograms over history.BUCKETS (after
-    bench.health.synthetic_rollups)."""
+    bench.health.history.synthetic_rollups)."""
     from django.utils import timezone
 
     from healthchecks.models import CheckRollup

@@ -140,9 +140,9 @@ async def run_probes(spec, count: int, concurrency: int, mode: str, verify_conte
     connection); "probe" -- probe(spec, policy), which shares a Prober per loop; "fresh" -- a
     new Prober (session and connector) for every probe; "bare" -- no portal code at all, the
     issue's peer: one aiohttp session, a new connection per request, status and body read."""
-    from healthchecks.netpolicy import NetworkPolicy
     from healthchecks.probes import Prober, probe
     from healthchecks.status import Status
+    from portal.egress import NetworkPolicy
 
     if mode == "bare":
         return await _bare_aiohttp(spec, count, concurrency)

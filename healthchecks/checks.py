@@ -17,12 +17,12 @@ from django.utils import timezone
 from healthchecks.engine import recording, scheduling
 from healthchecks.engine.specs import probe_spec
 from healthchecks.models import CheckSchedule, CheckState, HealthCheck
-from healthchecks.netpolicy import NetworkPolicy
 from healthchecks.probes import KINDS, ProbeOutcome, probe, target_errors
 from healthchecks.schemas import CheckFieldsIn, CheckIn
 from healthchecks.status import Status
 from portal import audit, encryption
 from portal.auth import check_ownership
+from portal.egress import NetworkPolicy
 from portal.errors import InvalidInput, NotFound, field_path
 from services.models import Service
 from services.queries import get_service

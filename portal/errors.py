@@ -40,14 +40,6 @@ class PortalError(Exception):
         return error_body(self.code, self.message, self.fields, **self.extra)
 
 
-class BadRequest(PortalError):
-    status, code = 400, "bad_request"
-
-
-class Unauthorized(PortalError):
-    status, code = 401, "unauthorized"
-
-
 class Forbidden(PortalError):
     status, code = 403, "forbidden"
 

@@ -8,23 +8,11 @@ for a page of a hundred services that is several times faster, and it is the hot
 
 from collections import defaultdict
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from portal.errors import no_such_service
 from services.models import Dependency, Service, Team
 from services.schemas import ServiceFilter
-
-
-def with_relations(queryset: QuerySet[Service]) -> QuerySet[Service]:
-    return queryset.select_related("team").prefetch_related(
-        "tags",
-        Prefetch(
-            "dependency_links",
-            queryset=Dependency.objects.select_related("depends_on")
-            .only("service_id", "kind", "depends_on__name")
-            .order_by("depends_on__name"),
-        ),
-    )
 
 
 def filter_services(filters: ServiceFilter, queryset: QuerySet[Service] | None = None):

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import pytest
@@ -10,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test import Client
+from pytest_httpserver import HTTPServer
 
 from portal import encryption, ratelimit, tokens
 from portal.auth import system_actor
@@ -39,6 +41,42 @@ def _real_database(django_db_setup, django_db_blocker):
         expected = "sqlite" if ON_SQLITE else "postgresql"
         if connection.vendor != expected:
             pytest.exit(f"this run expects {expected}, not {connection.vendor} (see Makefile)", 2)
+
+
+class HttpServers:
+    """Loopback HTTP servers (pytest-httpserver) started once per session and lent to one test
+    at a time: stopping one costs half a second (werkzeug's shutdown poll), which a fixture
+    per test paid hundreds of times. A returned server is cleared of its handlers and log, so
+    a test sees only what it set up."""
+
+    def __init__(self) -> None:
+        self.idle: list[HTTPServer] = []
+        self.started: list[HTTPServer] = []
+
+    @contextmanager
+    def borrow(self):
+        if self.idle:
+            server = self.idle.pop()
+        else:
+            server = HTTPServer(host="127.0.0.1", threaded=True)
+            server.start()
+            self.started.append(server)
+        try:
+            yield server
+        finally:
+            server.clear()
+            self.idle.append(server)
+
+    def stop(self) -> None:
+        for server in self.started:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def http_servers():
+    servers = HttpServers()
+    yield servers
+    servers.stop()
 
 
 @pytest.fixture(autouse=True)

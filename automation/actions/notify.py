@@ -9,9 +9,10 @@ from django.conf import settings
 from ninja import Schema
 from pydantic import ConfigDict
 
-from automation import channels, sendlog
+from automation import channels, schemes, sendlog
 from automation.actions.kinds import ActionKind, Outcome
 from automation.models import Event, NotificationChannel, Trigger
+from portal import egress
 from portal.fields import Name
 
 _HTTP_STATUS = re.compile(r"error=(\d{3})")
@@ -42,8 +43,9 @@ def run(delivery, message, impacted) -> Outcome:
     plugin = channels.plugin_for(url)
     if plugin is None:
         return False, None, "apprise no longer understands the channel's URL"
-    if reason := channels.refusal(url, plugin):
+    if reason := channels.refusal(url, plugin, resolve=False):
         return False, None, reason
+    places, vendor = schemes.accepted(plugin).reaches(plugin)
     timeout = settings.AUTOMATION_SEND_TIMEOUT
     # A redirect would lead away from the host the policy judged (to a metadata address,
     # say): apprise's plugins honour this and treat a 3xx as a failure.
@@ -52,15 +54,24 @@ def run(delivery, message, impacted) -> Outcome:
     plugin.socket_read_timeout = timeout
     try:
         # Only this thread's lines: the deliveries sent beside it log through the same logger.
-        with sendlog.capture() as said:
+        # The notifier connects through the egress guard, to its scheme's place only.
+        with (
+            sendlog.capture() as said,
+            egress.guard(only=places, trusted=places if vendor else ()) as guarded,
+        ):
             ok = plugin.notify(
                 body=message.body, title=message.title, notify_type=_NOTIFY_TYPE[delivery.event]
             )
     except Exception as exc:  # its message may name the URL: told without its secrets
         raise RuntimeError(channels.redact(f"{type(exc).__name__}: {exc}", url)) from None
+    if not ok and guarded.refused:
+        return False, None, f"refused by the network policy: {guarded.refused[0]}"
     # What the notifier said names the URL it called (a socket error's "with url: /hooks/
     # <token>"): kept in the attempt row, so without the URL's secrets.
-    return ok, *_outcome(ok, channels.redact(said.text(), url))
+    status, error = _outcome(ok, channels.redact(said.text(), url))
+    if error and guarded.reached:  # where it tried: what a person looks at first
+        error = f"{error} (tried {', '.join(egress.format_host_port(*p) for p in guarded.reached)})"
+    return ok, status, error
 
 
 def _outcome(ok: bool, log_text: str) -> tuple[int | None, str]:

@@ -11,11 +11,10 @@ from django.conf import settings
 from ninja import Schema
 from pydantic import ConfigDict, Field, StrictFloat, StrictStr
 
-from automation import channels
 from automation.actions.kinds import ActionKind, Outcome
 from automation.models import Rule
-from healthchecks.netpolicy import NetworkPolicy, parse_http_url
-from portal import encryption
+from portal import egress, encryption
+from portal.egress import NetworkPolicy, parse_http_url
 from portal.fields import Integer, Url
 
 TEMPLATE_FIELDS = ("service", "event", "status", "cause", "since", "impacted", "url", "check")
@@ -55,12 +54,12 @@ def check(action: dict, path: str, fields: dict) -> None:
 
 
 def run(delivery, message, impacted) -> Outcome:
-    """The network policy first (resolved, every address judged), then one request with the
-    action's timeout; success is the expected status (2xx)."""
+    """One request with the action's timeout, its connection through the egress guard (the
+    name resolved once, every address judged, the allowed one connected to); success is the
+    expected status (2xx)."""
     action = delivery.action
     url = action["url"]
-    if reason := channels.host_refusal_of_url(url):
-        return False, None, f"refused by the network policy: {reason}"
+    place = parse_http_url(url)
     body = render_body(action.get("body", ""), delivery, impacted)
     headers = {"Content-Type": "application/json", "User-Agent": "service-portal"}
     headers.update(headers_of(delivery.rule, action["escalation"], action["index"]))
@@ -71,11 +70,17 @@ def run(delivery, message, impacted) -> Outcome:
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
     expected = action.get("expect_status")
     try:
-        with direct.open(request, timeout=action.get("timeout", 10)) as response:
+        # Through the egress guard: the URL's host resolved once, judged, and connected to.
+        with (
+            egress.guard(only=[(place.raw_host or "", place.port or 0)]) as guarded,
+            direct.open(request, timeout=action.get("timeout", 10)) as response,
+        ):
             status = response.status
     except urllib.error.HTTPError as exc:
         status = exc.code
     except (OSError, ValueError) as exc:
+        if guarded.refused:
+            return False, None, f"refused by the network policy: {guarded.refused[0]}"
         return False, None, f"{type(exc).__name__}: {exc}"[:500]
     ok = status == expected if expected else 200 <= status < 300
     return ok, status, "" if ok else f"answered {status}, expected {expected or '2xx'}"

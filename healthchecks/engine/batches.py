@@ -23,8 +23,8 @@ from healthchecks.engine import capacity, counters, recording, trust
 from healthchecks.engine.scheduling import Claim
 from healthchecks.engine.specs import SPEC_FIELDS, spec_from_row
 from healthchecks.models import CheckResult, HealthCheck
-from healthchecks.netpolicy import NetworkPolicy
 from healthchecks.status import ErrorCode, Status
+from portal.egress import NetworkPolicy
 from portal.errors import Misconfigured
 
 try:

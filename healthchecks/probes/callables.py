@@ -15,7 +15,6 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
-from healthchecks.netpolicy import TargetError
 from healthchecks.probes.kinds import Kind
 from healthchecks.probes.outcome import (
     SEVERITY,
@@ -28,6 +27,7 @@ from healthchecks.probes.outcome import (
 )
 from healthchecks.probes.prober import Prober
 from healthchecks.status import ErrorCode, Status
+from portal.egress import TargetError
 
 PYTHON_THREADS = 8
 _STATUS_LABELS = {status.label: status for status in Status}

@@ -1,6 +1,6 @@
 """HTTP(S) checks: the answer's status, a JSON or health+json body understood (its status
 and sub-checks), the TLS certificate's days to expiry. The network policy is applied after
-DNS resolution, on every redirect hop (healthchecks.netpolicy)."""
+DNS resolution, on every redirect hop (portal.egress)."""
 
 import contextvars
 import functools
@@ -16,17 +16,6 @@ from cryptography import x509
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from yarl import URL
 
-from healthchecks.netpolicy import (
-    HTTP_SCHEMES,
-    Endpoint,
-    PolicyError,
-    PolicyResolver,
-    ResolveError,
-    TargetError,
-    check_url_endpoint,
-    format_host_port,
-    parse_http_url,
-)
 from healthchecks.probes.kinds import Kind
 from healthchecks.probes.outcome import (
     Failure,
@@ -41,6 +30,17 @@ from healthchecks.probes.outcome import (
 )
 from healthchecks.probes.prober import Prober, connect_failure, tls_context
 from healthchecks.status import ErrorCode, Status
+from portal.egress import (
+    HTTP_SCHEMES,
+    Endpoint,
+    PolicyError,
+    PolicyResolver,
+    ResolveError,
+    TargetError,
+    check_url_endpoint,
+    format_host_port,
+    parse_http_url,
+)
 from portal.fields import Integer
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})

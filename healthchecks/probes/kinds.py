@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from healthchecks.netpolicy import Endpoint, NetworkPolicy, TargetError
 from healthchecks.probes.outcome import ProbeSpec
+from portal.egress import Endpoint, NetworkPolicy, TargetError
 
 
 @dataclass(frozen=True)

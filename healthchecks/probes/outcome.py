@@ -5,8 +5,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from healthchecks.netpolicy import TargetError
 from healthchecks.status import ErrorCode, Status
+from portal.egress import TargetError
 
 MAX_TEXT = 300  # characters of a target's text (output, exception) quoted in a message
 # Health-document and callable status words (case-insensitive).

@@ -2,17 +2,84 @@
 connects to ``hostaddr``), with the password kept apart from the target."""
 
 import math
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import psycopg
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from healthchecks.netpolicy import Endpoint, parse_postgres_dsn
 from healthchecks.probes.kinds import Kind
 from healthchecks.probes.outcome import Failure, Run, clip, parse_target
 from healthchecks.probes.prober import Prober
 from healthchecks.status import ErrorCode
+from portal.egress import Endpoint, TargetError, check_host_syntax, check_port
 
 NO_PASSFILE = "/nonexistent/pgpass"  # libpq skips a missing file silently (/dev/null warns)
+# DSN parameters a check may set. Others are refused: ``service``/``servicefile`` could point
+# libpq at another host, ``hostaddr`` would bypass the resolved address, files read local keys.
+POSTGRES_PARAMETERS = frozenset(
+    {
+        "host",
+        "port",
+        "dbname",
+        "user",
+        "sslmode",
+        "application_name",
+        "target_session_attrs",
+        "channel_binding",
+        "require_auth",
+        "gssencmode",
+    }
+)
+PASSWORD_ADVICE = "put the password in the password field; it is stored encrypted"  # noqa: S105
+
+
+@dataclass(frozen=True)
+class PostgresTarget:
+    endpoint: Endpoint
+    parameters: dict[str, str]  # the DSN's other parameters (dbname, user, sslmode, ...)
+
+
+def parse_postgres_dsn(target: str) -> PostgresTarget:
+    """A DSN without password: ``postgresql://user@host:port/db`` (or ``key=value`` form)."""
+    text = target.strip()
+    if _has_password(text):
+        raise TargetError(PASSWORD_ADVICE)
+    try:
+        parameters = {k: str(v) for k, v in conninfo_to_dict(text).items()}
+    except ProgrammingError as exc:
+        raise TargetError(f"not a valid PostgreSQL DSN ({_one_line(str(exc))})") from None
+    unknown = sorted(set(parameters) - POSTGRES_PARAMETERS)
+    if unknown:
+        raise TargetError(f"DSN parameter {unknown[0]!r} is not allowed in a check")
+    host = parameters.pop("host", "")
+    if not host:
+        raise TargetError("the DSN must name a host: postgresql://user@host:5432/db")
+    if host.startswith("/") or host.startswith("@"):
+        raise TargetError("Unix sockets are not allowed; name a host or an address")
+    if "," in host:
+        raise TargetError("name one host")
+    port_text = parameters.pop("port", "5432")
+    if not port_text.isdigit():
+        raise TargetError(f"port {port_text!r} is not a number")
+    check_host_syntax(host)
+    check_port(int(port_text))
+    return PostgresTarget(Endpoint(host, int(port_text)), parameters)
+
+
+def _has_password(dsn: str) -> bool:
+    if "password" in dsn.lower():
+        return True
+    try:
+        return urlsplit(dsn).password is not None
+    except ValueError:
+        return False
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 class PasswordOption(BaseModel):

@@ -31,7 +31,6 @@ from typing import Any
 import aiohappyeyeballs
 import structlog
 
-from healthchecks.netpolicy import Endpoint, NetworkPolicy, PolicyError, ResolveError
 from healthchecks.probes.kinds import KINDS
 from healthchecks.probes.outcome import (
     Failure,
@@ -46,6 +45,7 @@ from healthchecks.probes.outcome import (
     worsen,
 )
 from healthchecks.status import ErrorCode, Status
+from portal.egress import Endpoint, NetworkPolicy, PolicyError, ResolveError
 
 log = structlog.get_logger(__name__)
 

@@ -4,16 +4,51 @@ cheaper than a client library, and it connects exactly where the policy allowed.
 import asyncio
 import re
 import ssl
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from healthchecks.netpolicy import Endpoint, parse_redis_url
 from healthchecks.probes.kinds import Kind
 from healthchecks.probes.outcome import Failure, Run, clip, describe, parse_target
-from healthchecks.probes.postgres import PasswordOption
+from healthchecks.probes.postgres import PASSWORD_ADVICE, PasswordOption
 from healthchecks.probes.prober import Prober, connect_failure, tls_context
 from healthchecks.status import ErrorCode
+from portal.egress import Endpoint, TargetError, check_host_syntax, check_port
 
 MAX_REDIS_REPLY = 1 << 20
+REDIS_SCHEMES = {"redis": False, "rediss": True}  # scheme -> TLS
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    endpoint: Endpoint
+    db: int = 0
+    username: str = ""
+
+
+def parse_redis_url(target: str) -> RedisTarget:
+    """``redis://[user@]host[:port][/db]``, or ``rediss://`` for TLS."""
+    parts = urlsplit(target.strip())
+    if parts.scheme not in REDIS_SCHEMES:
+        raise TargetError(f"the scheme must be redis or rediss, not {parts.scheme or 'none'!r}")
+    if parts.password is not None:
+        raise TargetError(PASSWORD_ADVICE)
+    if parts.query or parts.fragment:
+        raise TargetError("query parameters are not supported in a Redis URL")
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        raise TargetError("the port is not a number from 1 to 65535") from None
+    host = parts.hostname or ""
+    if not host:
+        raise TargetError("the URL has no host: redis://host:6379/0")
+    db_text = parts.path.strip("/") or "0"
+    if not db_text.isdigit():
+        raise TargetError(f"the database {db_text!r} is not a number: redis://host:6379/0")
+    check_host_syntax(host)
+    check_port(port)
+    endpoint = Endpoint(host, port, tls=REDIS_SCHEMES[parts.scheme])
+    return RedisTarget(endpoint, int(db_text), parts.username or "")
 
 
 async def probe_redis(prober: Prober, run: Run) -> None:

@@ -1,9 +1,9 @@
 """TCP checks: a connection opens (to an address the network policy allows)."""
 
-from healthchecks.netpolicy import parse_host_port
 from healthchecks.probes.kinds import Kind
 from healthchecks.probes.outcome import Run, parse_target
 from healthchecks.probes.prober import Prober
+from portal.egress import parse_host_port
 
 
 async def probe_tcp(prober: Prober, run: Run) -> None:

@@ -27,9 +27,9 @@ ACTOR = system_actor("tests")
 class Targets:
     """One HTTP server; GET /<service> answers 200, or 500 for the services marked down."""
 
-    def __init__(self):
+    def __init__(self, server: HTTPServer | None = None):
         self.down: set[str] = set()
-        self.server = HTTPServer(host="127.0.0.1", threaded=True)
+        self.server = server or HTTPServer(host="127.0.0.1", threaded=True)
         self.server.expect_request(re.compile(r"/.*")).respond_with_handler(self._answer)
 
     def _answer(self, request):
@@ -43,11 +43,11 @@ class Targets:
 class Receiver:
     """A notification receiver: records each JSON body; may answer with a status, or wait."""
 
-    def __init__(self):
+    def __init__(self, server: HTTPServer | None = None):
         self.bodies: list[dict] = []
         self.status = 200
         self.delay = 0.0
-        self.server = HTTPServer(host="127.0.0.1", threaded=True)
+        self.server = server or HTTPServer(host="127.0.0.1", threaded=True)
         self.server.expect_request("/hook").respond_with_handler(self._answer)
         self._lock = threading.Lock()
 
@@ -67,28 +67,22 @@ class Receiver:
 
 
 @pytest.fixture
-def targets():
-    t = Targets()
-    t.server.start()
-    yield t
-    t.server.clear()
-    t.server.stop()
+def targets(http_servers):
+    with http_servers.borrow() as server:
+        yield Targets(server)
 
 
 @pytest.fixture
-def receiver():
-    r = Receiver()
-    r.server.start()
-    yield r
-    r.server.clear()
-    r.server.stop()
+def receiver(http_servers):
+    with http_servers.borrow() as server:
+        yield Receiver(server)
 
 
 class Webhook:
-    def __init__(self, status=200):
+    def __init__(self, status=200, server: HTTPServer | None = None):
         self.calls: list[dict] = []
         self.status = status
-        self.server = HTTPServer(host="127.0.0.1", threaded=True)
+        self.server = server or HTTPServer(host="127.0.0.1", threaded=True)
         self.server.expect_request("/restart").respond_with_handler(self._answer)
 
     def _answer(self, request):
@@ -103,11 +97,9 @@ class Webhook:
 
 
 @pytest.fixture
-def webhook():
-    hook = Webhook()
-    hook.server.start()
-    yield hook
-    hook.server.stop()
+def webhook(http_servers):
+    with http_servers.borrow() as server:
+        yield Webhook(server=server)
 
 
 @pytest.fixture

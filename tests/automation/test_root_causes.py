@@ -30,7 +30,10 @@ def test_a_root_that_recovers_unfolds_the_dependents_still_down_and_announces_th
     payments = Alert.objects.get(service__name="payments", resolved_at=None)
     assert payments.root is None  # on its own again
     send_later()
-    assert receiver.titles() == ["[DOWN] db", "[RECOVERED] db", "[DOWN] payments"]
+    # Both are due at once and sent in parallel: which reaches the receiver first is not set.
+    titles = receiver.titles()
+    assert titles[0] == "[DOWN] db"
+    assert sorted(titles[1:]) == ["[DOWN] payments", "[RECOVERED] db"]
 
 
 def test_of_several_root_causes_the_first_by_name_carries_the_alert(estate, receiver):

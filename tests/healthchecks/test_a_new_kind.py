@@ -59,7 +59,7 @@ from portal.auth import system_actor
 from healthchecks import checks
 from healthchecks.admin import HealthCheckForm
 from healthchecks.models import HealthCheck
-from healthchecks.netpolicy import NetworkPolicy
+from portal.egress import NetworkPolicy
 from healthchecks.probes import make_spec, probe, target_errors
 from healthchecks.schemas import CheckFieldsIn
 from tests.factories import ServiceFactory

@@ -12,7 +12,6 @@ import time_machine
 import uvloop
 from werkzeug import Request, Response
 
-from healthchecks.netpolicy import NetworkPolicy
 from healthchecks.probes import (
     ProbeOutcome,
     Prober,
@@ -22,6 +21,7 @@ from healthchecks.probes import (
     validate_callable_path,
 )
 from healthchecks.status import ErrorCode, Status
+from portal.egress import NetworkPolicy
 from tests.healthchecks import servers
 from tests.healthchecks.servers import ScriptedServer
 

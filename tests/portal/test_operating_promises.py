@@ -28,12 +28,12 @@ from django.utils import timezone
 
 from healthchecks.engine import counters
 from healthchecks.models import CheckResult, Incident, ResultDetail, StatusChange
-from healthchecks.netpolicy import NetworkPolicy
 from healthchecks.probes import make_spec, probe
 from healthchecks.reads import history
 from healthchecks.status import ErrorCode, Status
 from portal import encryption
 from portal.database.base import DatabaseWrapper
+from portal.egress import NetworkPolicy
 from tests.conftest import ApiClient
 from tests.factories import ServiceFactory, make_check
 from tests.healthchecks.test_health_views import record

@@ -51,6 +51,25 @@ def test_it_reads_back_what_the_portal_exports():
     }
 
 
+def test_python_dotenv_would_lose_what_the_import_reads():
+    """Why the import keeps a parser of its own beside python-dotenv (docs/decisions.md, "Two
+    dotenv readers"): python-dotenv, which reads the local `.env`, drops a value quoted the
+    way the portal's own export quotes it and takes a line that is not KEY=value as a name
+    with no value, where the import must read the first back and refuse the second by line."""
+    import io
+
+    from dotenv import dotenv_values
+
+    text = to_dotenv({"quote": "it's"}) + "NOT_A_PAIR\n"
+    assert parse_dotenv(to_dotenv({"quote": "it's"})) == {"QUOTE": "it's"}
+    read = dotenv_values(stream=io.StringIO(text))
+    assert read.get("QUOTE") != "it's"
+    assert read.get("NOT_A_PAIR", "missing") is None
+    with pytest.raises(InvalidInput) as caught:
+        parse_dotenv(text)
+    assert list(caught.value.fields) == [f"dotenv:{len(text.splitlines())}"]
+
+
 def test_it_names_each_line_it_cannot_read():
     with pytest.raises(InvalidInput) as caught:
         parse_dotenv("OK=1\nnot a pair\nQ='open\n1BAD=x\n")

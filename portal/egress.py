@@ -1,11 +1,20 @@
-"""Where health checks may connect: the network policy, and how check targets are read.
+"""The egress guard: where the portal may connect -- health checks, notification channels and
+rule webhooks alike -- judged on the address it really connects to, after resolution.
 
-A health checker connects wherever its users point it, so it is an SSRF engine by design. The
-policy is enforced at connect time, *after* DNS resolution: ``NetworkPolicy.resolve`` looks the
-name up itself, checks every address, and returns only allowed ones, which the probes then
-connect to -- so a name cannot resolve to an allowed address when checked and to a forbidden
-one when connected (DNS rebinding). ``endpoint_refusal`` is the static half, for refusing a bad
-check definition before it is stored.
+A health checker connects wherever its users point it, so it is an SSRF engine by design, and
+so are notifications and webhooks. The policy is enforced at connect time, *after* DNS
+resolution, and the connection goes to the address judged, never to a second answer of the
+resolver (DNS rebinding):
+
+- the probes resolve through ``NetworkPolicy.resolve`` (aiohttp's ``PolicyResolver``, libpq's
+  ``hostaddr``, the Redis and TCP probes' own connections): every address judged, only the
+  allowed ones connected to;
+- synchronous clients (apprise's notifiers, urllib for webhooks) connect inside ``guard()``:
+  in that thread every name resolution goes through the policy once per host and port, its
+  allowed answers pinned for the rest of the block, so the client's own lookups get exactly
+  what was judged -- whatever library makes them.
+
+``endpoint_refusal`` is the static half, for refusing a bad definition before it is stored.
 
 Always refused, whatever the settings say: link-local addresses (169.254.0.0/16 holds the cloud
 metadata service 169.254.169.254; fe80::/10), the other clouds' metadata and platform addresses
@@ -25,14 +34,14 @@ import functools
 import ipaddress
 import re
 import socket
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from django.core.exceptions import ImproperlyConfigured
-from psycopg import ProgrammingError
-from psycopg.conninfo import conninfo_to_dict
 from yarl import URL
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -59,24 +68,6 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _COMPATIBLE = ipaddress.ip_network("::/96")
 
 HTTP_SCHEMES = ("http", "https")
-REDIS_SCHEMES = {"redis": False, "rediss": True}  # scheme -> TLS
-# DSN parameters a check may set. Others are refused: ``service``/``servicefile`` could point
-# libpq at another host, ``hostaddr`` would bypass the resolved address, files read local keys.
-POSTGRES_PARAMETERS = frozenset(
-    {
-        "host",
-        "port",
-        "dbname",
-        "user",
-        "sslmode",
-        "application_name",
-        "target_session_attrs",
-        "channel_binding",
-        "require_auth",
-        "gssencmode",
-    }
-)
-PASSWORD_ADVICE = "put the password in the password field; it is stored encrypted"  # noqa: S105
 _HOSTNAME = re.compile(r"[a-z0-9_](?:[a-z0-9_.-]{0,252})", re.IGNORECASE)
 
 
@@ -102,19 +93,6 @@ class Endpoint:
 
     def __str__(self) -> str:
         return format_host_port(self.host, self.port)
-
-
-@dataclass(frozen=True)
-class PostgresTarget:
-    endpoint: Endpoint
-    parameters: dict[str, str]  # the DSN's other parameters (dbname, user, sslmode, ...)
-
-
-@dataclass(frozen=True)
-class RedisTarget:
-    endpoint: Endpoint
-    db: int = 0
-    username: str = ""
 
 
 # --- The policy -------------------------------------------------------------------------------
@@ -228,7 +206,7 @@ class NetworkPolicy:
         allowed: list[str] = []
         refused: list[str] = []
         for *_, sockaddr in infos:
-            address = sockaddr[0]
+            address = str(sockaddr[0])
             if address in allowed:
                 continue
             reason = self.address_refusal(address)
@@ -349,58 +327,6 @@ def parse_host_port(target: str) -> Endpoint:
     return Endpoint(host, port)
 
 
-def parse_postgres_dsn(target: str) -> PostgresTarget:
-    """A DSN without password: ``postgresql://user@host:port/db`` (or ``key=value`` form)."""
-    text = target.strip()
-    if _has_password(text):
-        raise TargetError(PASSWORD_ADVICE)
-    try:
-        parameters = {k: str(v) for k, v in conninfo_to_dict(text).items()}
-    except ProgrammingError as exc:
-        raise TargetError(f"not a valid PostgreSQL DSN ({_one_line(str(exc))})") from None
-    unknown = sorted(set(parameters) - POSTGRES_PARAMETERS)
-    if unknown:
-        raise TargetError(f"DSN parameter {unknown[0]!r} is not allowed in a check")
-    host = parameters.pop("host", "")
-    if not host:
-        raise TargetError("the DSN must name a host: postgresql://user@host:5432/db")
-    if host.startswith("/") or host.startswith("@"):
-        raise TargetError("Unix sockets are not allowed; name a host or an address")
-    if "," in host:
-        raise TargetError("name one host")
-    port_text = parameters.pop("port", "5432")
-    if not port_text.isdigit():
-        raise TargetError(f"port {port_text!r} is not a number")
-    check_host_syntax(host)
-    check_port(int(port_text))
-    return PostgresTarget(Endpoint(host, int(port_text)), parameters)
-
-
-def parse_redis_url(target: str) -> RedisTarget:
-    """``redis://[user@]host[:port][/db]``, or ``rediss://`` for TLS."""
-    parts = urlsplit(target.strip())
-    if parts.scheme not in REDIS_SCHEMES:
-        raise TargetError(f"the scheme must be redis or rediss, not {parts.scheme or 'none'!r}")
-    if parts.password is not None:
-        raise TargetError(PASSWORD_ADVICE)
-    if parts.query or parts.fragment:
-        raise TargetError("query parameters are not supported in a Redis URL")
-    try:
-        port = parts.port or 6379
-    except ValueError:
-        raise TargetError("the port is not a number from 1 to 65535") from None
-    host = parts.hostname or ""
-    if not host:
-        raise TargetError("the URL has no host: redis://host:6379/0")
-    db_text = parts.path.strip("/") or "0"
-    if not db_text.isdigit():
-        raise TargetError(f"the database {db_text!r} is not a number: redis://host:6379/0")
-    check_host_syntax(host)
-    check_port(port)
-    endpoint = Endpoint(host, port, tls=REDIS_SCHEMES[parts.scheme])
-    return RedisTarget(endpoint, int(db_text), parts.username or "")
-
-
 def check_host_syntax(host: str) -> None:
     problem = _host_syntax_problem(host)
     if problem:
@@ -425,19 +351,6 @@ def _host_syntax_problem(host: str) -> str | None:
 def check_port(port: int | None) -> None:
     if port is None or not 1 <= port <= 65535:
         raise TargetError("the port must be from 1 to 65535")
-
-
-def _has_password(dsn: str) -> bool:
-    if "password" in dsn.lower():
-        return True
-    try:
-        return urlsplit(dsn).password is not None
-    except ValueError:
-        return False
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 # --- Settings ---------------------------------------------------------------------------------
@@ -473,3 +386,114 @@ def _ports(source: Any, name: str) -> tuple[range, ...]:
 
 def _patterns(source: Any, name: str) -> tuple[str, ...]:
     return tuple(item.lower().rstrip(".") for item in _setting(source, name))
+
+
+# --- The guard for synchronous clients --------------------------------------------------------
+
+_RESOLVE = socket.getaddrinfo  # the resolver itself, which the guard wraps
+_CURRENT = threading.local()
+
+
+def _key(host: str, port: int) -> tuple[str, int]:
+    return host.lower().rstrip(".").strip("[]"), int(port)
+
+
+@dataclass
+class Guarded:
+    """One guarded block: where its clients asked to connect (in order), the answers the policy
+    allowed (pinned: a second lookup of the same host and port gets the same answers, never a
+    new resolution), and why anything was refused."""
+
+    policy: NetworkPolicy
+    only: frozenset[tuple[str, int]] | None = None
+    trusted: frozenset[tuple[str, int]] = frozenset()
+    reached: list[tuple[str, int]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    _answers: dict = field(default_factory=dict)
+
+    def lookup(self, host, port, family=0, type=0, proto=0, flags=0) -> list:
+        name = host.decode() if isinstance(host, bytes) else str(host or "")
+        number = port if isinstance(port, int) else _port_number(port)
+        key = _key(name, number)
+        if key not in self._answers:
+            self.reached.append(key)
+            self._answers[key] = self._judge(key, (name, port, family, type, proto, flags))
+        answer = self._answers[key]
+        if isinstance(answer, str):
+            raise socket.gaierror(socket.EAI_NONAME, answer)
+        return answer
+
+    def _judge(self, key: tuple[str, int], query: tuple) -> list | str:
+        name, number = key
+        shown = format_host_port(name, number)
+        if self.only is not None and key not in self.only:
+            places = ", ".join(format_host_port(*k) for k in sorted(self.only))
+            return self._refuse(f"{shown} is not where this connects ({places})")
+        trusted = key in self.trusted  # a vendor's fixed address: only the always-refused
+        policy = _ALWAYS if trusted else self.policy
+        if reason := policy.endpoint_refusal(name, number):
+            return self._refuse(reason)
+        try:
+            infos = _RESOLVE(*query)
+        except socket.gaierror as exc:
+            return f"{name} does not resolve ({exc.strerror})"
+        allowed: list[tuple] = []
+        refused: list[str] = []
+        for info in infos:
+            reason = policy.address_refusal(str(info[4][0]))
+            if reason:
+                refused.append(reason)
+            else:
+                allowed.append(info)
+        if not allowed:
+            return self._refuse(f"{name} resolves only to refused addresses: {refused[0]}")
+        return allowed
+
+    def _refuse(self, reason: str) -> str:
+        self.refused.append(reason)
+        return f"refused by the network policy: {reason}"
+
+
+_ALWAYS = NetworkPolicy()  # no settings: refuses the always-refused addresses only
+
+
+def _port_number(port) -> int:
+    if port is None:
+        return 0
+    text = port.decode() if isinstance(port, bytes) else str(port)
+    return int(text) if text.isdigit() else socket.getservbyname(text)
+
+
+def _guarded_getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
+    current = getattr(_CURRENT, "guarded", None)
+    if current is None:
+        return _RESOLVE(host, port, family, type, proto, flags)
+    return current.lookup(host, port, family, type, proto, flags)
+
+
+@contextmanager
+def guard(
+    policy: NetworkPolicy | None = None,
+    *,
+    only: Iterable[tuple[str, int]] | None = None,
+    trusted: Iterable[tuple[str, int]] = (),
+) -> Iterator[Guarded]:
+    """Connections made in this thread inside the block go through the policy: every name
+    (and address literal) a client resolves is judged once, its allowed answers pinned.
+    ``only``: the host-and-port pairs the block may reach at all (a notifier connecting
+    anywhere else than its scheme declares is refused); ``trusted``: pairs reached without
+    the allowed/denied settings (a vendor's fixed address), the always-refused still
+    refused. Python's resolver is wrapped once, on first use; outside a block it answers
+    as it always did."""
+    socket.getaddrinfo = _guarded_getaddrinfo
+    previous = getattr(_CURRENT, "guarded", None)
+    current = Guarded(
+        policy or NetworkPolicy.from_settings(),
+        frozenset(_key(*pair) for pair in only) if only is not None else None,
+        frozenset(_key(*pair) for pair in trusted),
+    )
+    _CURRENT.guarded = current
+    try:
+        yield current
+    finally:
+        _CURRENT.guarded = previous

@@ -31,7 +31,8 @@ automation's own share), under 250 ms, no slot missed or shed, the automation ke
 (every change claimed, a notification sent per outage). after/before is the control: what
 two quiet stretches of the same run differ by on this machine.
 
-Imported by ``bench.health``, whose engine, check sets and analysis it uses.
+Run by ``bench.health``; it uses the harness, the check sets, the measures and the
+throughput phase the others use.
 """
 
 import json
@@ -47,7 +48,8 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from bench import automation as automation_bench
-from bench import contended, health, support
+from bench import support
+from bench.health import checksets, contended, harness, measure, throughput
 
 RATIO_TARGET = 1.5  # lag p99 beside the busy automation over the quiet one, at most
 DEFAULT_RATE = 500  # checks per second without a capacity measured in the same run
@@ -103,21 +105,21 @@ class SlowReceiver:
         self.thread.join()
 
 
-def automation_rate(bench: health.Bench) -> int:
+def automation_rate(bench: harness.Bench) -> int:
     """``--automation-rate``, or half the quiet capacity the capacity phase just measured
     (the engine with room to spare, as it should run), or 500/s."""
     measured = bench.results.get("capacity", {}).get("quiet_capacity_per_s")
     return bench.shape.automation_rate or (measured // 2 if measured else DEFAULT_RATE)
 
 
-def phase_automation(bench: health.Bench) -> None:
+def phase_automation(bench: harness.Bench) -> None:
     shape = bench.shape
     rate = automation_rate(bench)
     url = f"http://127.0.0.1:{bench.ports['http']}/health"
     duration = 4 * shape.automation_stretch + shape.automation_cycle + DRAIN_BUDGET
     receiver = SlowReceiver(shape.automation_receiver_delay)
     receiver.start()
-    made: list[health.CheckSet] = []
+    made: list[checksets.CheckSet] = []
     context: dict = {}
     try:
         _add_channel(receiver.port)
@@ -130,16 +132,16 @@ def phase_automation(bench: health.Bench) -> None:
         estate = automation_bench.seed(shape.automation_dependents)
         support.analyze()
 
-        def checks(first_due: datetime) -> list[health.CheckSet]:
+        def checks(first_due: datetime) -> list[checksets.CheckSet]:
             context["end"] = first_due + timedelta(seconds=shape.warmup + duration)
             made.append(
-                health.create_checks(
+                checksets.create_checks(
                     "auto", rate, target=url, interval=1, timeout=1.0, first_due=first_due
                 )
             )
             return made
 
-        def started(bench: health.Bench, processes: health.Processes) -> None:
+        def started(bench: harness.Bench, processes: harness.Processes) -> None:
             context["processes"] = processes
             context["worker"] = start_worker(bench, processes)
             context["warm_up"] = warm_up(estate, shape)
@@ -147,7 +149,7 @@ def phase_automation(bench: health.Bench) -> None:
         def during(bench, sets, server) -> dict:
             return stretches(bench, estate, context)
 
-        result = health.throughput_phase(
+        result = throughput.throughput_phase(
             bench, "automation", checks, duration, during=during, started=started
         )
     finally:
@@ -163,7 +165,7 @@ def phase_automation(bench: health.Bench) -> None:
     result["rate_per_s"] = rate
     result["warm_up"] = context["warm_up"]
     result["stages"] = {
-        stage: health.analyse(bench.url, made[0], a, b) for stage, (a, b) in bounds.items()
+        stage: measure.analyse(bench.url, made[0], a, b) for stage, (a, b) in bounds.items()
     }
     ids = [estate["root"], *estate["services"]]
     result["automation"] = {
@@ -196,7 +198,7 @@ def _add_channel(port: int) -> None:
 # --- The automation worker --------------------------------------------------------------------
 
 
-def start_worker(bench: health.Bench, processes: health.Processes, timeout: float = 60) -> str:
+def start_worker(bench: harness.Bench, processes: harness.Processes, timeout: float = 60) -> str:
     """The automation worker, as docker-compose.yml runs it (stopped with the phase's other
     processes, by its PID); returns its name once it answers a ping."""
     from portal.celery import app
@@ -238,7 +240,7 @@ def drain(ids: list[int], budget: float) -> dict:
     from healthchecks.models import StatusChange
 
     started = time.monotonic()
-    client = redis.Redis.from_url(support.redis_url(health.REDIS_INDEX))
+    client = redis.Redis.from_url(support.redis_url(harness.REDIS_INDEX))
     try:
         while True:
             left = StatusChange.objects.filter(
@@ -253,7 +255,7 @@ def drain(ids: list[int], budget: float) -> dict:
         client.close()
 
 
-def warm_up(estate: dict, shape: health.Shape) -> dict:
+def warm_up(estate: dict, shape: harness.Shape) -> dict:
     """One outage with the automation running before anything is measured (the engine has
     no checks yet), so that its pool processes have reconciled and sent once: the first
     send imports apprise's plugins, a second or so of CPU a worker process pays once."""
@@ -268,16 +270,16 @@ def warm_up(estate: dict, shape: health.Shape) -> dict:
 # --- The stretches ----------------------------------------------------------------------------
 
 
-def stretches(bench: health.Bench, estate: dict, context: dict) -> dict:
+def stretches(bench: harness.Bench, estate: dict, context: dict) -> dict:
     """Run from the start of the measured window: quiet; outages with the automation paused;
     (the backlog worked off, unmeasured); outages with it running; quiet again (the rest of
     the window, kept for what the paused stretch's backlog might take, is not measured).
     The CPU of every process at each boundary."""
     shape = bench.shape
     worker = context["worker"]
-    roots = {health._label(n): pid for n, pid in context["processes"].pids().items()}
-    roots.update(health._server_roots(support.all_processes()))
-    roots[health.BENCH_PROCESS + "; the outage writer"] = os.getpid()
+    roots = {harness.process_label(n): pid for n, pid in context["processes"].pids().items()}
+    roots.update(measure.server_roots(support.all_processes()))
+    roots[harness.BENCH_PROCESS + "; the outage writer"] = os.getpid()
     ids = [estate["root"], *estate["services"]]
     count = max(1, round(shape.automation_stretch / shape.automation_cycle))
     marks, snapshots, writes = {}, {}, {}
@@ -288,9 +290,9 @@ def stretches(bench: health.Bench, estate: dict, context: dict) -> dict:
 
     mark("start")
     alone_start = marks["start"] + timedelta(seconds=shape.automation_stretch)
-    health._sleep_until(alone_start - timedelta(seconds=1))
+    harness.sleep_until(alone_start - timedelta(seconds=1))
     consume(worker, False)
-    health._sleep_until(alone_start)
+    harness.sleep_until(alone_start)
     mark("alone_start")
     print(f"  {marks['alone_start']:%H:%M:%S} outages, the automation paused", flush=True)
     writes["outages_alone"] = write_outages(estate, marks["alone_start"], count, shape)
@@ -303,7 +305,7 @@ def stretches(bench: health.Bench, estate: dict, context: dict) -> dict:
     writes["during"] = write_outages(estate, marks["busy_start"], count, shape)
     mark("busy_stop")
     print(f"  {marks['busy_stop']:%H:%M:%S} quiet", flush=True)
-    health._sleep_until(
+    harness.sleep_until(
         min(
             marks["busy_stop"] + timedelta(seconds=shape.automation_stretch),
             context["end"] - timedelta(seconds=0.5),
@@ -326,7 +328,7 @@ def stretches(bench: health.Bench, estate: dict, context: dict) -> dict:
     }
 
 
-def write_outages(estate: dict, start: datetime, count: int, shape: health.Shape) -> list[dict]:
+def write_outages(estate: dict, start: datetime, count: int, shape: harness.Shape) -> list[dict]:
     """``count`` outage cycles from ``start``, written in a thread of their own at the probe
     worker's niceness (where the engine's recording flush would write them). Interrupted
     (Ctrl-C, SIGTERM), the thread stops at its next step, so the phase can stop its
@@ -361,7 +363,7 @@ def write_outages(estate: dict, start: datetime, count: int, shape: health.Shape
         pool.shutdown(wait=True)
 
 
-def cycle(estate: dict, start: datetime, shape: health.Shape, stopping: threading.Event) -> dict:
+def cycle(estate: dict, start: datetime, shape: harness.Shape, stopping: threading.Event) -> dict:
     """One outage of the shared dependency: down, then back half a cycle later, each step's
     status changes written by the engine's recompute (``bench.automation.move``), timed;
     returns at the cycle's end (or as soon as ``stopping`` is set)."""
@@ -500,7 +502,7 @@ def _spread(values: list[float]) -> dict | None:
     }
 
 
-def worker_log(processes: health.Processes, since: datetime, until: datetime) -> dict:
+def worker_log(processes: harness.Processes, since: datetime, until: datetime) -> dict:
     """The automation worker's own lines from ``since`` to ``until``: the ticks that found
     changes, and how long each task ran (Celery's "succeeded in" lines)."""
     path = processes.log_dir / "automation.log"
@@ -546,7 +548,7 @@ def summary(result: dict) -> dict:
     stages = result["stages"]
 
     def codes(stage: str) -> dict[int, int]:
-        return contended._by_error(stages[stage])
+        return contended.by_error(stages[stage])
 
     def ratio(a, b) -> float | None:
         return round(a / b, 2) if a is not None and b else None
@@ -604,8 +606,8 @@ def verdicts(summary: dict) -> dict:
         ),
         "automation_lag_p99_ms_during": verdict(
             during,
-            health.TARGETS["lag_p99_ms"],
-            during is not None and during < health.TARGETS["lag_p99_ms"],
+            harness.TARGETS["lag_p99_ms"],
+            during is not None and during < harness.TARGETS["lag_p99_ms"],
         ),
         "automation_changes_unclaimed": verdict(
             unclaimed, 0, unclaimed == 0 and summary["changes_written_during"] > 0
@@ -619,7 +621,7 @@ def verdicts(summary: dict) -> dict:
 
 
 def print_automation(result: dict) -> None:
-    health.print_phase("automation", result)
+    measure.print_phase("automation", result)
     summary, cpu = result["summary"], result["cpu_by_stage"]
     support.print_table(
         f"  lag by stretch ({summary['rate_per_s']}/s; {summary['cycles']} outages in each of "

@@ -8,14 +8,10 @@ import re
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from healthchecks.netpolicy import (
-    PASSWORD_ADVICE,
-    NetworkPolicy,
-    PolicyError,
-    PolicyResolver,
-    ResolveError,
-)
 from healthchecks.probes import target_errors as validate_target
+from healthchecks.probes.postgres import PASSWORD_ADVICE
+from portal import egress
+from portal.egress import NetworkPolicy, PolicyError, PolicyResolver, ResolveError
 
 
 class Source:
@@ -316,3 +312,123 @@ def test_password_in_a_target_never_appears_in_the_reason():
         ("redis", "redis://:hunter22@cache:6379/0"),
     ]:
         assert "hunter22" not in repr(validate_target(kind, target, NetworkPolicy()))
+
+
+# --- The guard: synchronous clients (apprise, urllib) connect where the policy judged ----------
+
+
+class Listener:
+    """A local TCP listener that counts connections (a receiver no request should reach)."""
+
+    def __init__(self, host: str = "127.0.0.1"):
+        import socket
+        import threading
+
+        self.sock = socket.create_server((host, 0))
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def urlopen(url: str):
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    return opener.open(url, timeout=2)
+
+
+def test_inside_the_guard_a_refused_address_is_never_connected_to():
+    listener = Listener()
+    try:
+        with (
+            egress.guard(policy(DENIED_NETWORKS=["127.0.0.0/8"])) as guarded,
+            pytest.raises(OSError, match="refused by the network policy"),
+        ):
+            urlopen(f"http://localhost:{listener.port}/")
+        assert listener.accepted == 0
+        assert guarded.reached == [("localhost", listener.port)]
+        assert "is in 127.0.0.0/8, denied by HEALTH_DENIED_NETWORKS" in guarded.refused[0]
+        # Outside the block the resolver answers as it always did.
+        with pytest.raises(OSError):
+            urlopen(f"http://localhost:{listener.port}/")
+        assert listener.accepted == 1
+    finally:
+        listener.close()
+
+
+def test_a_name_is_resolved_once_and_its_judged_answer_pinned(monkeypatch):
+    """DNS rebinding: a name that answers an allowed address when judged and a denied one
+    when the client looks it up again gets the judged answer both times."""
+    import socket
+
+    answers = iter(["10.1.2.3", "169.254.169.254"])
+    asked = []
+
+    def rebinding(host, port, *args):
+        asked.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    monkeypatch.setattr(egress, "_RESOLVE", rebinding)
+    with egress.guard(policy()) as guarded:
+        first = socket.getaddrinfo("rebind.example", 80)
+        second = socket.getaddrinfo("rebind.example", 80)
+    assert first == second and first[0][4][0] == "10.1.2.3"
+    assert asked == ["rebind.example"] and guarded.refused == []
+
+
+def test_only_the_declared_place_is_reached():
+    listener = Listener()
+    try:
+        with (
+            egress.guard(policy(), only=[("127.0.0.1", 9)]) as guarded,
+            pytest.raises(OSError, match="is not where this connects"),
+        ):
+            urlopen(f"http://127.0.0.1:{listener.port}/")
+        assert listener.accepted == 0 and guarded.reached == [("127.0.0.1", listener.port)]
+    finally:
+        listener.close()
+
+
+def test_a_trusted_place_passes_the_settings_but_never_the_always_refused():
+    listener = Listener()
+    try:
+        denying = policy(DENIED_NETWORKS=["127.0.0.0/8"])
+        place = ("127.0.0.1", listener.port)
+        with (
+            egress.guard(denying, only=[place], trusted=[place]),
+            pytest.raises(OSError),  # accepted, then closed: no HTTP answer
+        ):
+            urlopen(f"http://127.0.0.1:{listener.port}/")
+        assert listener.accepted == 1
+        metadata = ("169.254.169.254", 80)
+        with (
+            egress.guard(denying, only=[metadata], trusted=[metadata]),
+            pytest.raises(OSError, match="link-local/metadata: always refused"),
+        ):
+            urlopen("http://169.254.169.254/")
+    finally:
+        listener.close()
+
+
+def test_another_thread_is_not_guarded_by_this_ones_block():
+    import socket
+    import threading
+
+    seen = {}
+    with egress.guard(policy(DENIED_NETWORKS=["127.0.0.0/8"])):
+        thread = threading.Thread(target=lambda: seen.update(a=socket.getaddrinfo("127.0.0.1", 80)))
+        thread.start()
+        thread.join()
+    assert seen["a"][0][4][0] == "127.0.0.1"

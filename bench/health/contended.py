@@ -16,7 +16,8 @@ millisecond), no incident for a target, critical checks with lag p99 under their
 the overload on /metrics and on ``backend`` (one self-incident), and the schedule back to
 normal within 30 s of the hog stopping.
 
-Imported by ``bench.health``, whose engine, check sets and analysis it uses.
+Run by ``bench.health``; it uses the harness, the check sets, the measures and the
+throughput phase the others use.
 """
 
 import contextlib
@@ -30,7 +31,8 @@ from types import SimpleNamespace
 
 import psycopg
 
-from bench import health, support
+from bench import probes, support
+from bench.health import checksets, harness, measure, throughput
 
 CRITICAL_SHARE = 10  # one check in ten is critical
 RECOVERY_TARGET_S = 30.0
@@ -43,14 +45,14 @@ HOG = "import os\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"
 # --- Quiet capacity ---------------------------------------------------------------------------
 
 
-def phase_capacity(bench: health.Bench) -> None:
+def phase_capacity(bench: harness.Bench) -> None:
     shape = bench.shape
     log_dir = bench.work_dir / "logs-capacity"
     log_dir.mkdir()
-    processes = health.Processes(log_dir)
-    engine = health.Engine(bench, processes)
+    processes = harness.Processes(log_dir)
+    engine = harness.Engine(bench, processes)
     bench.settle()
-    support.flush_redis(health.REDIS_INDEX)
+    support.flush_redis(harness.REDIS_INDEX)
     url = f"http://127.0.0.1:{bench.ports['http']}/health"
     steps, rate = [], shape.http_rate
     try:
@@ -96,33 +98,35 @@ def _capacity_step(bench, processes, url: str, rate: int, first: bool) -> dict:
 
     shape = bench.shape
     first_due = datetime.now(UTC) + timedelta(seconds=3)
-    checks = health.create_checks(
+    checks = checksets.create_checks(
         f"cap{rate}", rate, target=url, interval=1, timeout=1.0, first_due=first_due
     )
     support.analyze()
     connections.close_all()
     start = first_due + timedelta(seconds=shape.capacity_warmup * (2 if first else 1))
     end = start + timedelta(seconds=shape.capacity_step)
-    monitor = health.Monitor(
-        {health._label(n): pid for n, pid in processes.pids().items()}, bench.url, checks.ids
+    monitor = measure.Monitor(
+        {harness.process_label(n): pid for n, pid in processes.pids().items()},
+        bench.url,
+        checks.ids,
     )
-    health._sleep_until(start)
+    harness.sleep_until(start)
     monitor.start()
-    health._sleep_until(end)
+    harness.sleep_until(end)
     figures = monitor.stop()
     expected = sum(
-        health.due_times(f, 1, min(checks.first_due.values()), end)
+        measure.due_times(f, 1, min(checks.first_due.values()), end)
         for f in checks.first_due.values()
     )
-    health.wait_until_recorded(bench.url, checks, end, expected, timeout=15)
-    analysis = health.analyse(bench.url, checks, start, end)
-    health.disable([checks])
-    codes = _by_error(analysis)
+    measure.wait_until_recorded(bench.url, checks, end, expected, timeout=15)
+    analysis = measure.analyse(bench.url, checks, start, end)
+    checksets.disable([checks])
+    codes = by_error(analysis)
     from healthchecks.status import ErrorCode
 
     skipped = codes.get(ErrorCode.SKIPPED, 0)
     overloaded = codes.get(ErrorCode.CHECKER_OVERLOADED, 0)
-    cpu = health.cpu_per_check({"results": {"s": analysis}, "resources": figures})
+    cpu = measure.cpu_per_check({"results": {"s": analysis}, "resources": figures})
     lag_p99 = analysis["lag_ms"]["p99"]
     return {
         "rate": rate,
@@ -143,7 +147,7 @@ def _capacity_step(bench, processes, url: str, rate: int, first: bool) -> dict:
     }
 
 
-def _by_error(analysis: dict) -> dict[int, int]:
+def by_error(analysis: dict) -> dict[int, int]:
     counts: dict[int, int] = {}
     for row in analysis["by_error_and_status"]:
         counts[row["error_code"]] = counts.get(row["error_code"], 0) + row["n"]
@@ -164,7 +168,6 @@ def bare_probe_cpu_us() -> float:
     """bench/probes.py's bare aiohttp + uvloop loop (concurrency 100, a new connection per
     request; the median of three rounds of 2,000) against the same minimal server as the
     engine's target, in a process of its own."""
-    from bench import probes
     from healthchecks.probes import make_spec
 
     server, port = probes.start_server(None)
@@ -179,7 +182,7 @@ def bare_probe_cpu_us() -> float:
 # --- Contended --------------------------------------------------------------------------------
 
 
-def phase_contended(bench: health.Bench) -> None:
+def phase_contended(bench: harness.Bench) -> None:
     shape = bench.shape
     rate = contended_rate(bench)
     url = f"http://127.0.0.1:{bench.ports['http']}/health"
@@ -187,14 +190,14 @@ def phase_contended(bench: health.Bench) -> None:
     _register_backend()
     started_at = datetime.now(UTC)
     window: dict[str, datetime] = {}
-    made: list[health.CheckSet] = []
+    made: list[checksets.CheckSet] = []
 
-    def checks(first_due: datetime) -> list[health.CheckSet]:
-        critical = health.create_checks(
+    def checks(first_due: datetime) -> list[checksets.CheckSet]:
+        critical = checksets.create_checks(
             "cont-critical", critical_count, target=url, interval=1, timeout=1.0,
             first_due=first_due,
         )  # fmt: skip
-        others = health.create_checks(
+        others = checksets.create_checks(
             "cont-other", rate - critical_count, target=url, interval=1, timeout=1.0,
             first_due=first_due,
         )  # fmt: skip
@@ -207,7 +210,7 @@ def phase_contended(bench: health.Bench) -> None:
         sampler.start()
         try:
             window["hog_start"] = datetime.now(UTC) + timedelta(seconds=shape.contended_before)
-            health._sleep_until(window["hog_start"])
+            harness.sleep_until(window["hog_start"])
             hog = subprocess.Popen([sys.executable, "-c", HOG])
             print(f"  CPU hog (PID {hog.pid}) on core 0 for {shape.hog_seconds:.0f} s", flush=True)
             try:
@@ -216,20 +219,20 @@ def phase_contended(bench: health.Bench) -> None:
                 hog.kill()
                 hog.wait()
             window["hog_stop"] = datetime.now(UTC)
-            health._sleep_until(window["hog_stop"] + timedelta(seconds=shape.contended_after))
+            harness.sleep_until(window["hog_stop"] + timedelta(seconds=shape.contended_after))
         finally:
             sampler.stop()
         return {"samples": sampler.samples}
 
     duration = shape.contended_before + shape.hog_seconds + shape.contended_after + 2
-    result = health.throughput_phase(
+    result = throughput.throughput_phase(
         bench, "contended", checks, duration, during=during, with_server=True
     )
     sets = made
     result["rate_per_s"] = rate
     result["hog"] = {k: v.isoformat() for k, v in window.items()}
     result["stages"] = {
-        name: {s.name: health.analyse(bench.url, s, a, b) for s in sets}
+        name: {s.name: measure.analyse(bench.url, s, a, b) for s in sets}
         for name, a, b in (
             ("before", _window_start(result), window["hog_start"]),
             ("during", window["hog_start"], window["hog_stop"]),
@@ -251,7 +254,7 @@ def phase_contended(bench: health.Bench) -> None:
     print_contended(result)
 
 
-def contended_rate(bench: health.Bench) -> int:
+def contended_rate(bench: harness.Bench) -> int:
     """``--contended-rate``, or the quiet capacity the capacity phase just measured: twice
     what the machine sustains beside a hog that takes one of its two cores (the phase
     records the rate it did sustain, to show the ratio), or, without that phase, twice the
@@ -267,7 +270,7 @@ def _register_backend() -> None:
     selfcheck.register(system_actor("bench"))
 
 
-def _set_critical(checks: health.CheckSet, critical: bool) -> None:
+def _set_critical(checks: checksets.CheckSet, critical: bool) -> None:
     from healthchecks.models import HealthCheck
 
     HealthCheck.objects.filter(pk__in=checks.ids).update(is_critical=critical)
@@ -484,7 +487,7 @@ def summary(result: dict, sets) -> dict:
 
 
 def print_contended(result: dict) -> None:
-    health.print_phase("contended", result)
+    measure.print_phase("contended", result)
     for stage, sets in result["stages"].items():
         for name, a in sets.items():
             codes = {r["error_code"]: r["n"] for r in a["by_error_and_status"]}
