@@ -264,14 +264,34 @@ def config_diff(session: Session, service, from_version, to_version):
 )
 @click.option("--comment", default="")
 @click.option("--dry-run", is_flag=True, help="Check and show; store nothing.")
+@click.option(
+    "--dialect",
+    type=click.Choice(["auto", "shell", "docker"]),
+    default="auto",
+    show_default=True,
+    help="How FILE is read: shell (quotes, escapes, comments, export: what config get "
+    "--format env writes), docker (as docker run --env-file: each value as written), auto "
+    "(shell when a value starts with a quote or a line with export, else docker).",
+)
 def config_import(
-    session: Session, service, file, prefix, schema_from_env, base_version, comment, dry_run
+    session: Session,
+    service,
+    file,
+    prefix,
+    schema_from_env,
+    base_version,
+    comment,
+    dry_run,
+    dialect,
 ):
     """Import environment variables as a configuration version: a dotenv FILE (- for
-    stdin), or without one the current environment's variables that start with --prefix."""
+    stdin), or without one the current environment's variables that start with --prefix.
+    Each key whose value another reader would take otherwise is named in a warning."""
     session.need_token()
     if file is None and not prefix:
         raise click.UsageError("give a dotenv FILE, or --prefix to import the environment")
+    if file is None and dialect != "auto":
+        raise click.UsageError("--dialect reads a dotenv FILE; the environment is taken as is")
     body = {
         "prefix": prefix,
         "propose_schema": schema_from_env,
@@ -283,6 +303,8 @@ def config_import(
         body["env"] = {k: v for k, v in os.environ.items() if k.startswith(prefix)}
     else:
         body["dotenv"] = read_text(file)
+        if dialect != "auto":  # left out otherwise: a portal before dialects takes the body
+            body["dialect"] = dialect
     result = session.portal.post(f"/api/services/{service}/config/import", body)
     if session.as_json:
         return emit_json(result)
@@ -291,6 +313,11 @@ def config_import(
     types = result["types"]
     rows = [{"key": k, "field": f, "type": types.get(f)} for k, f in result["keys"].items()]
     echo(table(rows, ["key", "field", "type"]))
+    if result.get("dialect"):
+        echo(f"read as {shown(result['dialect'])}")
+    for warning in result.get("parse_warnings") or []:
+        key, line = shown(warning.get("key")), shown(warning.get("line"))
+        echo(f"  warning {key} (line {line}): {shown(warning.get('reason'))}")
     _print_publish(result)
 
 

@@ -5,7 +5,7 @@ from typing import Any, Literal
 from django.conf import settings
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse
-from ninja import Body, Field, Path, Query, Router, Status
+from ninja import Body, Field, Path, Query, Router, Schema, Status
 from pydantic import StrictBool, StrictStr
 
 from portal.auth import authorize
@@ -154,6 +154,15 @@ class ConfigImportIn(StrictSchema):
     dotenv: StrictStr | None = Field(
         None, description="A dotenv file's text (KEY=value lines); or give `env`."
     )
+    dialect: Literal["auto", "shell", "docker"] = Field(
+        "auto",
+        description="How `dotenv` is read. `shell`: as a POSIX shell reads assignments "
+        "('single' and \"double\" quotes, \\ escapes, ` #` comments, `export`), as the "
+        "portal's own `?format=env` writes; `docker`: as `docker run --env-file` does, each "
+        "value literally after the first `=`, comments only on lines starting with `#`. "
+        "`auto`: shell when a value starts with a quote or a line with `export` (or when "
+        "only a shell reads it), else docker.",
+    )
     env: dict[StrictStr, StrictStr] | None = Field(None, description="KEY -> value pairs.")
     prefix: StrictStr = Field(
         "",
@@ -173,8 +182,22 @@ class ConfigImportIn(StrictSchema):
     dry_run: StrictBool = Field(False, description="Check and answer; store nothing.")
 
 
+class ParseWarningOut(Schema):
+    key: str
+    line: int
+    reason: str
+
+
 class ConfigImportOut(PublishOut):
     dry_run: bool
+    dialect: str | None = Field(
+        description="How the dotenv text was read: shell or docker (null for `env`)."
+    )
+    parse_warnings: list[ParseWarningOut] = Field(
+        description="Each key whose value another reader would take otherwise: quotes inside "
+        "it removed, a backslash read, a comment dropped (shell), quotes, ` #` or space kept "
+        "(docker), a key set twice. No values: a warning may be about a secret."
+    )
     keys: dict[str, str] = Field(description="Each imported key -> its field path.")
     types: dict[str, str] = Field(description="Each field path -> the JSON type imported.")
     ignored: list[str] = Field(description="Keys without the prefix, left out.")
@@ -193,7 +216,9 @@ class ConfigImportOut(PublishOut):
     "string). `propose_schema` stores a schema made from those types first. 201 with the "
     "new version; 200 when nothing changed or on a dry run; 409 `stale_version` when "
     "`base_version` is no longer current; 422 naming each bad line (`dotenv:3`), key "
-    "(`env.DB__`) or value (`values.api_timeout`).",
+    "(`env.DB__`) or value (`values.api_timeout`). `dialect` says how the text is read "
+    "(`auto` by default); `parse_warnings` names each key whose value another reader would "
+    "take otherwise.",
     openapi_extra=answers(
         {409: "`stale_version`: `base_version` is no longer current (with `current_version`)"}
     ),
@@ -201,10 +226,16 @@ class ConfigImportOut(PublishOut):
 def import_config(request: HttpRequest, name: str, payload: ConfigImportIn):
     principal = authorize(request, WRITE, service=name)
     _limit_size(request)
+    read = None
     if payload.env is not None and payload.dotenv is None:
+        if payload.dialect != "auto":
+            raise InvalidInput(
+                "a dialect reads dotenv text", fields={"dialect": "only with dotenv, not env"}
+            )
         env = payload.env
     elif payload.dotenv is not None and payload.env is None:
-        env = config_import.parse_dotenv(payload.dotenv)
+        read = config_import.read_dotenv(payload.dotenv, payload.dialect)
+        env = read.values
     else:
         raise InvalidInput("give one of dotenv or env", fields={"dotenv": "or env: one of them"})
     imported = config_import.import_env(
@@ -223,6 +254,8 @@ def import_config(request: HttpRequest, name: str, payload: ConfigImportIn):
         "ignored": imported.ignored,
         "schema_version": imported.schema_version,
         "proposed_schema": imported.schema,
+        "dialect": read.dialect if read else None,
+        "parse_warnings": read.warnings if read else [],
     }
     return Status(201 if body["stored"] else 200, body)
 

@@ -20,6 +20,7 @@ from django.db import transaction
 
 from portal.errors import InvalidInput
 from services import configs
+from services.dotenv import shell_quote
 
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 INTEGER = re.compile(r"-?(0|[1-9][0-9]*)\Z")
@@ -33,13 +34,91 @@ MAX_KEYS = 1000
 
 # --- Reading env-style text -----------------------------------------------------------------
 
+# How dotenv text is read (docs/decisions.md, "Dotenv dialects"): ``shell`` as a POSIX shell
+# reads assignments (what the portal's own ``?format=env`` writes), ``docker`` as
+# ``docker run --env-file`` does (each value literally), ``auto`` by what the text looks like.
+DIALECTS = ("auto", "shell", "docker")
+QUOTES_INSIDE = (
+    "quotes inside the value were removed (shell quoting); import with dialect docker to "
+    "keep them as written"
+)
+ESCAPES_READ = (
+    "a backslash was read as an escape (shell quoting); import with dialect docker to keep it"
+)
+COMMENT_DROPPED = "text after ' #' was dropped as a comment (shell rules)"
+KEPT_COMMENT = (
+    "' #' and what follows are part of the value (docker reads a line literally; a shell or "
+    "compose would drop them as a comment)"
+)
+KEPT_QUOTES = (
+    "the quotes around the value are part of it (docker reads them literally); import with "
+    "dialect shell to remove them"
+)
+KEPT_SPACE = "space at the start or end of the value is part of it (docker reads it literally)"
+FROM_ENVIRONMENT = (
+    "a name alone: docker takes its value from the environment docker runs in, which an "
+    "import does not have; write KEY=value"
+)
+
+
+@dataclass
+class Dotenv:
+    """What the text said: the values, the dialect read (``shell`` or ``docker``), and a
+    warning per key whose value is not what another reader would take (no values in them:
+    a warning may be about a secret)."""
+
+    values: dict[str, str]
+    dialect: str
+    warnings: list[dict] = field(default_factory=list)  # {"key", "line", "reason"}
+
+
+def read_dotenv(text: str, dialect: str = "auto") -> Dotenv:
+    """The dotenv ``text`` read in ``dialect``. ``auto`` reads it as ``shell`` when it uses
+    the shell's constructs -- a value that starts with a quote, an ``export`` line -- or
+    when only a shell can read it (space around ``=``); else as ``docker``, literally, which
+    is what `docker run --env-file` and most readers take from a plain ``KEY=value``
+    (``LEGACY_FLAGS=["a","b"]`` stays ``["a","b"]``). InvalidInput names each line that
+    cannot be read (``dotenv:3``)."""
+    if dialect not in DIALECTS:
+        raise InvalidInput("unknown dialect", fields={"dialect": f"one of {', '.join(DIALECTS)}"})
+    if dialect == "shell" or (dialect == "auto" and _uses_shell(text)):
+        return _read_shell(text)
+    if dialect == "docker":
+        return _read_docker(text)
+    try:
+        return _read_docker(text)
+    except InvalidInput as docker:
+        try:
+            return _read_shell(text)
+        except InvalidInput:
+            raise docker from None
+
+
+def _uses_shell(text: str) -> bool:
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#") or "=" not in stripped:
+            continue
+        if stripped.startswith("export "):
+            return True
+        if stripped.partition("=")[2].lstrip()[:1] in ("'", '"'):
+            return True
+    return False
+
 
 def parse_dotenv(text: str) -> dict[str, str]:
     """KEY=value lines as a shell reads them: ``export`` allowed, ``#`` comments, values
     unquoted, 'single-quoted' (literal) or "double-quoted" (\\ escapes), pieces joined as the
     shell joins ``'it'"'"'s'`` -- so the portal's own ``?format=env`` output reads back.
     InvalidInput names each bad line (``dotenv:3``)."""
-    found, errors = {}, {}
+    return _read_shell(text).values
+
+
+def _read_shell(text: str) -> Dotenv:
+    found: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    warnings: list[dict] = []
+    lines: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -52,28 +131,39 @@ def parse_dotenv(text: str) -> dict[str, str]:
             errors[f"dotenv:{number}"] = "not a KEY=value line"
             continue
         try:
-            found[key] = _shell_value(raw)
+            found[key], notes = _shell_value(raw)
         except ValueError as exc:
             errors[f"dotenv:{number}"] = str(exc)
+            continue
+        _again(warnings, lines, key, number)
+        warnings += [{"key": key, "line": number, "reason": note} for note in notes]
     if errors:
         raise InvalidInput("the dotenv text has lines that cannot be read", fields=errors)
-    return found
+    return Dotenv(found, "shell", warnings)
 
 
-def _shell_value(raw: str) -> str:
+def _shell_value(raw: str) -> tuple[str, list[str]]:
     """One value: quoted pieces and unquoted ones joined; an unquoted ``#`` after a space
-    starts a comment; unquoted space around the value is dropped, inside it kept."""
+    starts a comment; unquoted space around the value is dropped, inside it kept. With it,
+    what reading it changed beyond quotes around the whole value (which every reader but
+    docker's takes away): quotes inside it, backslashes read, a comment dropped."""
     out: list[str] = []
     pending: list[str] = []
     quote = ""
+    quotes = escapes = 0
     spaced = raw[:1] in " \t"  # "KEY= # note" is empty; "KEY=#1" is "#1", as in a shell
-    chars = iter(raw.strip())
-    for char in chars:
+    text = raw.strip()
+    comment_at = len(text)
+    i = 0
+    while i < len(text):
+        char = text[i]
+        i += 1
         if quote == "'":
             quote, piece = ("", "") if char == "'" else (quote, char)
         elif quote == '"':
             if char == "\\":
-                char = next(chars, "\\")
+                char, i = (text[i], i + 1) if i < len(text) else ("\\", i)
+                escapes += 1
                 piece = {"n": "\n", "t": "\t"}.get(char, char)
             else:
                 quote, piece = ("", "") if char == '"' else (quote, char)
@@ -81,17 +171,75 @@ def _shell_value(raw: str) -> str:
             pending.append(char)
             continue
         elif char == "#" and (pending or (spaced and not out)):
+            comment_at = i - 1
             break
         elif char in "'\"":
             quote, piece = char, ""
+            quotes += 1
+        elif char == "\\":
+            piece, i = (text[i], i + 1) if i < len(text) else ("", i)
+            escapes += 1
         else:
-            piece = next(chars, "") if char == "\\" else char
+            piece = char
         out.extend(pending)
         pending = []
         out.append(piece)
     if quote:
         raise ValueError(f"unterminated {quote} quote")
-    return "".join(out)
+    value = "".join(out)
+    word = text[:comment_at].rstrip()
+    whole = quotes == 1 and len(word) > 1 and word[0] == word[-1] and word[0] in ("'", '"')
+    notes = []
+    if quotes and not whole and word != shell_quote(value):
+        notes.append(QUOTES_INSIDE)
+    if escapes:
+        notes.append(ESCAPES_READ)
+    if text[comment_at:].strip("# \t"):
+        notes.append(COMMENT_DROPPED)
+    return value, notes
+
+
+def _read_docker(text: str) -> Dotenv:
+    """As `docker run --env-file` reads a file: a line is KEY=VALUE, the value everything
+    after the first ``=`` as written (no quotes, escapes nor comments in it); a line that
+    starts with ``#`` (after leading space) is a comment; a name alone would take docker's
+    own environment's value, refused here."""
+    found: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    warnings: list[dict] = []
+    lines: dict[str, int] = {}
+    text = text.removeprefix("\ufeff")
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r").lstrip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep and ENV_KEY.match(key):
+            errors[f"dotenv:{number}"] = FROM_ENVIRONMENT
+        elif sep and key != key.rstrip():
+            errors[f"dotenv:{number}"] = "space before '=': docker reads KEY=value as written"
+        elif not sep or not ENV_KEY.match(key):
+            errors[f"dotenv:{number}"] = "not a KEY=value line"
+        if f"dotenv:{number}" in errors:
+            continue
+        found[key] = value
+        _again(warnings, lines, key, number)
+        if re.search(r"[ \t]#", value):
+            warnings.append({"key": key, "line": number, "reason": KEPT_COMMENT})
+        if len(value) > 1 and value[0] == value[-1] and value[0] in ("'", '"'):
+            warnings.append({"key": key, "line": number, "reason": KEPT_QUOTES})
+        if value != value.strip(" \t"):
+            warnings.append({"key": key, "line": number, "reason": KEPT_SPACE})
+    if errors:
+        raise InvalidInput("the dotenv text has lines that cannot be read", fields=errors)
+    return Dotenv(found, "docker", warnings)
+
+
+def _again(warnings: list[dict], lines: dict[str, int], key: str, number: int) -> None:
+    if key in lines:
+        reason = f"set again: line {lines[key]} is overridden by this one"
+        warnings.append({"key": key, "line": number, "reason": reason})
+    lines[key] = number
 
 
 # --- From env keys to a document ------------------------------------------------------------

@@ -355,3 +355,97 @@ def test_a_missing_field_is_named_once_when_an_unknown_one_is_there_too(pipeline
     fields = answer["error"]["fields"]
     assert fields["values.currency"] == "required field missing"
     assert fields["values.timeout"] == "required field missing"
+
+
+# --- Importing dotenv text: dialects (issue 28, item 6) -------------------------------------
+
+DOCKER_STYLE = 'LEGACY_FLAGS=["a","b"]\nLEGACY_NAME=hello world  # note\n'
+
+
+def test_a_docker_style_file_is_read_as_docker_reads_it(pipeline, svc):
+    """`LEGACY_FLAGS=["a","b"]` was stored as the string `[a,b]` (shell quoting), where
+    python-dotenv and `docker --env-file` read `["a","b"]`. Plain KEY=value text is read as
+    docker reads it by default now, and the answer says so."""
+    res = pipeline.call("POST", f"{svc}/import", {"dotenv": DOCKER_STYLE, "prefix": "LEGACY_"})
+    assert res.status_code == 201, res.json()
+    body = res.json()
+    assert body["dialect"] == "docker"
+    assert body["types"] == {"flags": "array", "name": "string"}
+    assert ConfigVersion.objects.get().values == {
+        "flags": ["a", "b"],
+        "name": "hello world  # note",
+    }
+    # What other readers would take otherwise is named: no value in it (it may be a secret).
+    assert body["parse_warnings"] == [
+        {
+            "key": "LEGACY_NAME",
+            "line": 2,
+            "reason": "' #' and what follows are part of the value (docker reads a line "
+            "literally; a shell or compose would drop them as a comment)",
+        }
+    ]
+
+
+def test_the_shell_dialect_warns_of_each_value_it_changed(pipeline, svc):
+    res = pipeline.call(
+        "POST", f"{svc}/import", {"dotenv": DOCKER_STYLE, "prefix": "LEGACY_", "dialect": "shell"}
+    )
+    assert res.status_code == 201, res.json()
+    body = res.json()
+    assert body["dialect"] == "shell"
+    assert ConfigVersion.objects.get().values == {"flags": "[a,b]", "name": "hello world"}
+    reasons = {(w["key"], w["line"]): w["reason"] for w in body["parse_warnings"]}
+    assert reasons == {
+        ("LEGACY_FLAGS", 1): "quotes inside the value were removed (shell quoting); import "
+        "with dialect docker to keep them as written",
+        ("LEGACY_NAME", 2): "text after ' #' was dropped as a comment (shell rules)",
+    }
+
+
+def test_auto_reads_the_portals_own_export_as_shell_without_warnings(pipeline, vault, svc):
+    """The portal's `?format=env` quotes every value the shell way: `auto` sees the quotes
+    and reads it back to the same document, with nothing to warn of."""
+    values = {"flags": ["a", "b"], "quote": "it's $HOME", "note": "a # b", "n": 3}
+    assert pipeline.call("POST", svc, {"values": values, "base_version": 0}).status_code == 201
+    exported = vault.call("GET", f"{svc}?format=env").content.decode()
+    assert 'FLAGS=\'["a","b"]\'' in exported
+    res = pipeline.call("POST", f"{svc}/import", {"dotenv": exported, "dry_run": True})
+    assert res.status_code == 200, res.json()
+    assert (res.json()["dialect"], res.json()["parse_warnings"]) == ("shell", [])
+    assert res.json()["changed"] is False  # the same document as version 1
+
+
+ALONE = (
+    "a name alone: docker takes its value from the environment docker runs in, which an "
+    "import does not have; write KEY=value"
+)
+
+
+@pytest.mark.parametrize(
+    ("dotenv", "dialect", "fields"),
+    [
+        ("A=1\nLEGACY_FLAGS\n", "docker", {"dotenv:2": ALONE}),
+        ("A=1\nLEGACY_FLAGS\n", "auto", {"dotenv:2": ALONE}),
+        ("A =1\n", "docker", {"dotenv:1": "space before '=': docker reads KEY=value as written"}),
+        ("export A=1\n", "docker", {"dotenv:1": "not a KEY=value line"}),
+        ("A='open\n", "shell", {"dotenv:1": "unterminated ' quote"}),
+    ],
+)
+def test_a_line_the_dialect_cannot_read_is_422_naming_it(pipeline, svc, dotenv, dialect, fields):
+    res = pipeline.call("POST", f"{svc}/import", {"dotenv": dotenv, "dialect": dialect})
+    assert res.status_code == 422
+    assert res.json()["error"]["fields"] == fields
+    assert not ConfigVersion.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"dotenv": "A=1\n", "dialect": "compose"}, "dialect"),
+        ({"env": {"A": "1"}, "dialect": "docker"}, "dialect"),
+    ],
+)
+def test_a_dialect_that_is_not_one_or_without_dotenv_is_422(pipeline, svc, body, field):
+    res = pipeline.call("POST", f"{svc}/import", body)
+    assert res.status_code == 422
+    assert field in res.json()["error"]["fields"]
