@@ -12,7 +12,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3; do \
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test install install-dev migrate demo lint typecheck bench clean
+.PHONY: run test check install install-dev migrate demo lint typecheck bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python >= 3.12 not found (tried python3.13, python3.12, python3)"; exit 1; }
@@ -47,13 +47,20 @@ run: install
 	$(PY) manage.py load_demo --base-url http://$(DEMO_ADDR)
 	$(PY) manage.py runportal --addr $(ADDR)
 
-# The whole suite on PostgreSQL, then the parts with an embedded-mode branch of their own
-# (marked sqlite) on SQLite, as `make run` without DATABASE_URL runs them. (Exit status 5:
-# ARGS chose no such test.)
+# How the suite runs on PostgreSQL and Redis. The tests outside the system tier run in
+# parallel (pytest-xdist: each worker has its own test database and Redis database,
+# tests/parallel.py); the system tier -- faults, timings, the portal run as processes, the
+# browser (tests/conftest.py says which) -- one at a time, as it measures.
+PYTEST_PG = PORTAL_ENV_FILE= DEBUG=true DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
+	REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" $(PY) -m pytest
+PARALLEL = -n 3 --dist worksteal
+
+# The whole suite on PostgreSQL -- the fast tier in parallel, then the system tier -- then
+# the parts with an embedded-mode branch of their own (marked sqlite) on SQLite, as `make run`
+# without DATABASE_URL runs them. (Exit status 5: ARGS chose no such test.)
 test: install-dev
-	PORTAL_ENV_FILE= DEBUG=true DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
-	REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
-	$(PY) -m pytest $(ARGS)
+	$(PYTEST_PG) -m "not system" $(PARALLEL) $(ARGS) || [ $$? -eq 5 ]
+	$(PYTEST_PG) -m system $(ARGS) || [ $$? -eq 5 ]
 	mkdir -p var
 	PORTAL_ENV_FILE= PORTAL_TEST_DATABASE=sqlite DEBUG=true \
 	DATABASE_URL="sqlite:///$(CURDIR)/var/test.sqlite3" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
@@ -62,6 +69,11 @@ test: install-dev
 # The type check: mypy with django-stubs over the core and the apps' domain modules (what it
 # covers and leaves out, and why: [tool.mypy] in pyproject.toml). Its plugin loads the settings.
 TYPECHECK = PORTAL_ENV_FILE= DEBUG=true $(PY) -m mypy
+
+# Before a commit: lint, the type check and every test outside the system tier, in parallel.
+# Under 3 minutes on this machine's two cores (README, "Tests").
+check: lint
+	$(PYTEST_PG) -m "not system" $(PARALLEL) $(ARGS) || [ $$? -eq 5 ]
 
 lint: install-dev
 	$(PY) -m ruff check .

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,8 +22,27 @@ from portal.auth import system_actor
 ON_SQLITE = os.environ.get("PORTAL_TEST_DATABASE") == "sqlite"
 
 
+# The system tier (`make test` runs it, `make check` leaves it out): the tests under
+# tests/system -- the contracts over the whole portal (authorization matrix, write contract,
+# fuzz, hostile input), faults, the portal run as processes (make run, runportal, gunicorn, a
+# fresh process reading its settings) and the browser -- and, wherever they live, the tests
+# that start a real Celery worker, drive a browser or fuzz a live server.
+SYSTEM_DIR = Path(__file__).resolve().parent / "system"
+SYSTEM_MARKERS = ("worker", "browser", "fuzz")
+
+
+def is_system(item) -> bool:
+    return SYSTEM_DIR in item.path.parents or any(
+        item.get_closest_marker(name) for name in SYSTEM_MARKERS
+    )
+
+
 def pytest_collection_modifyitems(config, items):
-    """On SQLite, only the tests marked `sqlite` (and not `postgresql`) run."""
+    """Marks the system tier; on SQLite, only the tests marked `sqlite` (and not `postgresql`)
+    run."""
+    for item in items:
+        if is_system(item):
+            item.add_marker(pytest.mark.system)
     if not ON_SQLITE:
         return
     keep, drop = [], []
@@ -77,6 +97,18 @@ def http_servers():
     servers = HttpServers()
     yield servers
     servers.stop()
+
+
+@pytest.fixture(autouse=True)
+def _quick_password_hashing(request, settings):
+    """Django's PBKDF2 takes half a second per password made or checked, by design; outside
+    the system tier, whose portals in other processes must read the hashes a test makes,
+    passwords are hashed with Django's quick test hasher (PBKDF2 still reads them)."""
+    if request.node.get_closest_marker("system") is None:
+        settings.PASSWORD_HASHERS = [
+            "django.contrib.auth.hashers.MD5PasswordHasher",
+            *settings.PASSWORD_HASHERS,
+        ]
 
 
 @pytest.fixture(autouse=True)

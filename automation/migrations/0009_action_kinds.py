@@ -8,7 +8,7 @@ def kinds_from_rows(apps, schema_editor):
     from the end of its subject."""
     Delivery = apps.get_model("automation", "Delivery")
     RuleFiring = apps.get_model("automation", "RuleFiring")
-    for delivery in Delivery.objects.exclude(action=None).only("id", "action"):
+    for delivery in Delivery.objects.exclude(action__isnull=True).only("id", "action"):
         kind = (delivery.action or {}).get("type") or "webhook"
         Delivery.objects.filter(id=delivery.id).update(kind=kind)
     for firing in RuleFiring.objects.exclude(subject="").only("id", "subject"):

@@ -5,7 +5,7 @@ A document of its own rather than operations in /api/openapi.json: these are pla
 views with their own contract (no authentication, 200/503 as an answer, content negotiated
 by Accept, text for Prometheus), and none of the main API's common errors (401, 403, 415)
 applies to them. Written by hand beside the views it describes; the tests call every
-operation and hold the answers to it (tests/healthchecks/test_health_openapi.py).
+operation and hold the answers to it (tests/system/test_health_openapi.py).
 """
 
 from functools import cache

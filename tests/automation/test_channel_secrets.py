@@ -39,10 +39,10 @@ class Receivers:
     others'), ``rejecting`` answers 401 at once, ``refusing`` is a closed port (the socket
     error names the URL's path, its token)."""
 
-    def __init__(self):
-        self.slow = HTTPServer(host="127.0.0.1", threaded=True)
+    def __init__(self, slow: HTTPServer, rejecting: HTTPServer):
+        self.slow = slow
         self.slow.expect_request(re.compile(r"/.*")).respond_with_handler(self._slow)
-        self.rejecting = HTTPServer(host="127.0.0.1", threaded=True)
+        self.rejecting = rejecting
         self.rejecting.expect_request(re.compile(r"/.*")).respond_with_response(Response("no", 401))
         self.calls = 0
         self._lock = threading.Lock()
@@ -78,13 +78,9 @@ def channel_url(receivers: Receivers, mode: str, secrets: Secrets) -> str:
 
 
 @pytest.fixture
-def receivers():
-    r = Receivers()
-    r.slow.start()
-    r.rejecting.start()
-    yield r
-    r.slow.stop()
-    r.rejecting.stop()
+def receivers(http_servers):
+    with http_servers.borrow() as slow, http_servers.borrow() as rejecting:
+        yield Receivers(slow, rejecting)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The README's Settings row for AUTOMATION_RETRY_SECONDS and AUTOMATION_MAX_ATTEMPTS (`30`,
-`5`, the defaults, held in tests/portal/test_settings_defaults.py): a failed delivery is tried
+`5`, the defaults, held in tests/system/test_settings_defaults.py): a failed delivery is tried
 again after 30 s, 60 s, 120 s ... and recorded as given up after the fifth attempt. A real
 receiver answering 500 every time, the real sender, time moved on by the test."""
 

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from healthchecks.web import openapi
-from tests.healthchecks.test_health_openapi import TOKEN, make_estate
+from tests.system.test_health_openapi import TOKEN, make_estate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HEALTH_JSON = "application/health+json"

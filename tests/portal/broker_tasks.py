@@ -1,4 +1,4 @@
-"""A task for hammering the embedded broker (tests/portal/test_embedded_broker.py), and the
+"""A task for hammering the embedded broker (tests/system/test_embedded_broker.py), and the
 producer processes that send it: ``python -m tests.portal.broker_tasks <first> <count>
 <padding bytes>``, run with the embedded mode's environment (no REDIS_URL)."""
 

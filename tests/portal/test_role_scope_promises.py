@@ -21,7 +21,7 @@ from portal.auth import system_actor
 from services import configs
 from services.models import Team
 from tests.factories import seed_schema_with_secret
-from tests.portal.test_write_contract import CONTRACT, build_estate
+from tests.system.test_write_contract import CONTRACT, build_estate
 
 pytestmark = pytest.mark.django_db
 

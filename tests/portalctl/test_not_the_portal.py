@@ -37,14 +37,10 @@ COMMANDS = [
 
 
 @pytest.fixture
-def site():
+def site(http_servers):
     """A web server answering every request with an HTML page (its status set per test)."""
-    server = HTTPServer(host="127.0.0.1", threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    if server.is_running():
-        server.stop()
+    with http_servers.borrow() as server:
+        yield server
 
 
 def answer_html(server: HTTPServer, status: int, headers: dict | None = None) -> str:

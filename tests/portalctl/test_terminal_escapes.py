@@ -133,8 +133,12 @@ COMMANDS = [
 
 
 @pytest.fixture
-def hostile_portal():
-    server = HTTPServer(host="127.0.0.1", threaded=True)
+def hostile_portal(http_servers):
+    with http_servers.borrow() as server:
+        yield _answer_hostile_strings(server)
+
+
+def _answer_hostile_strings(server: HTTPServer) -> str:
     for (method, path), body in ANSWERS.items():
         server.expect_request(path, method=method).respond_with_json(body)
     server.expect_request("/health/service/checkout").respond_with_json(HEALTH, status=503)
@@ -142,10 +146,7 @@ def hostile_portal():
     server.expect_request("/api/services/checkout/config", method="GET").respond_with_data(
         DOTENV, content_type="text/plain; charset=utf-8"
     )
-    server.start()
-    yield server.url_for("").rstrip("/")
-    server.clear()
-    server.stop()
+    return server.url_for("").rstrip("/")
 
 
 def run(url: str, command: list[str], tmp_path, *extra: str):

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 from playwright.sync_api import expect
 
 from services.models import Dependency, Service
-from tests.browser.support import browser_test, log_in
+from tests.system.browser.support import browser_test, log_in
 
 pytestmark = browser_test
 

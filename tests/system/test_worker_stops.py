@@ -16,7 +16,7 @@ from healthchecks.models import CheckResult, CheckState
 from healthchecks.status import Status
 from tests.factories import ServiceFactory, make_check
 from tests.healthchecks.servers import wait_for
-from tests.healthchecks.test_worker import children_of, threaded_server  # noqa: F401 (fixture)
+from tests.system.test_worker import children_of, threaded_server  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 

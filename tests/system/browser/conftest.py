@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from portal.auth import system_actor
 from services import lifecycle, registry
 from services.schemas import ManifestIn
-from tests.browser.support import PASSWORD
+from tests.system.browser.support import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium's own connections are refused by the

@@ -10,8 +10,8 @@ import pytest
 from django.conf import settings
 
 from tests.conftest import test_database_url as database_url
-from tests.portal.test_behind_a_proxy import send, start_gunicorn, stop
 from tests.portal.test_settings import run_manage
+from tests.system.test_behind_a_proxy import send, start_gunicorn, stop
 
 READ_THEM = """
 import json

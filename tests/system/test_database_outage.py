@@ -1,7 +1,7 @@
 """The portal with its database unreachable or hung, served as the image runs it (gunicorn):
 readiness answers 503 naming the database within two seconds, and every other request a JSON
 503 in the error shape within 5 s -- never a worker killed after 30 s with an HTML 500. (A
-database that goes silent on connections already open: tests/portal/test_faults.py.)"""
+database that goes silent on connections already open: tests/system/test_faults.py.)"""
 
 import json
 import os

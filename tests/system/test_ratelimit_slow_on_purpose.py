@@ -20,7 +20,7 @@ from healthchecks.watch import demo
 from tests.conftest import ApiClient
 from tests.factories import ServiceFactory, make_check
 from tests.healthchecks.servers import ScriptedServer, silent
-from tests.portal.test_ratelimit import MINUTE
+from tests.system.test_ratelimit import MINUTE
 
 pytestmark = [pytest.mark.django_db, pytest.mark.ratelimit]
 SLOW = 0.2  # RATE_LIMIT_SLOW_SECONDS here, so that a slow answer costs the test little

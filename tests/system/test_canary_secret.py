@@ -6,7 +6,7 @@ admin included, as operator and as viewer), everything logged at debug level, th
 messages in the broker, a ``pg_dump`` of the database and every key of the Redis database. It
 must appear in none of them: at rest it is ciphertext, on the way out it is masked.
 
-Run it alone: ``make test ARGS=tests/portal/test_canary_secret.py``.
+Run it alone: ``make test ARGS=tests/system/test_canary_secret.py``.
 """
 
 import base64

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from tests.conftest import test_database_url as database_url
 from tests.healthchecks.servers import closed_port
-from tests.portal.test_database_outage import image_command
+from tests.system.test_database_outage import image_command
 
 pytestmark = pytest.mark.django_db
 

@@ -1,7 +1,7 @@
 """Round trips to PostgreSQL end on the client's side (portal.database): through a proxy that
 goes silent, a statement outside any request (a task, a command) is left after the statement
 timeout plus DB_READ_TIMEOUT, and `migrate` waits as long as it takes. (Requests, through a
-real gunicorn: tests/portal/test_faults.py.)"""
+real gunicorn: tests/system/test_faults.py.)"""
 
 import threading
 import time
@@ -14,7 +14,7 @@ from django.test import override_settings
 
 from portal import database
 from portal.database.base import DatabaseWrapper
-from tests.portal.test_faults import SwitchableProxy
+from tests.system.test_faults import SwitchableProxy
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgresql]
 

@@ -29,7 +29,7 @@ from portal.models import ApiToken, Scope
 from services.models import ConfigVersion, Service
 from tests.conftest import ApiClient
 from tests.factories import ServiceFactory, TeamFactory
-from tests.portal import test_write_contract as contract
+from tests.system import test_write_contract as contract
 
 pytestmark = pytest.mark.django_db
 ACTOR = system_actor("test")

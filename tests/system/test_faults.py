@@ -26,7 +26,7 @@ from portal import tokens
 from portal.auth import system_actor
 from tests.factories import ServiceFactory
 from tests.healthchecks.servers import closed_port, wait_for
-from tests.portal.test_database_outage import start_portal
+from tests.system.test_database_outage import start_portal
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql]
 

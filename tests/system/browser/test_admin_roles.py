@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from portal.models import ApiToken
 from services.models import ConfigVersion, Service
-from tests.browser.support import PASSWORD, browser_test, log_in
+from tests.system.browser.support import PASSWORD, browser_test, log_in
 
 pytestmark = [*browser_test, pytest.mark.usefixtures("role_groups")]
 

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, User
 from playwright.sync_api import expect
 
 from checklists import routines
-from tests.browser.support import PASSWORD, browser_test, log_in
+from tests.system.browser.support import PASSWORD, browser_test, log_in
 
 pytestmark = [*browser_test, pytest.mark.usefixtures("role_groups")]
 

@@ -77,7 +77,7 @@ def record(path: Path, samples: list[int], log: Path) -> None:
                 "measurement": "make run's PostgreSQL connections (README, Quick start)",
                 "how": "runportal with the demo on PostgreSQL and Redis, DB_POOL_SIZE=4, "
                 "concurrency 2; pg_stat_activity counted every second by application name "
-                "while /health/services and /health/service/backend are read; tests/portal/"
+                "while /health/services and /health/service/backend are read; tests/system/"
                 "test_make_run_promises.py with PORTAL_MEASURE_SECONDS",
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},

@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from tests.conftest import test_database_url as database_url
-from tests.portal.test_behind_a_proxy import send, start_gunicorn, stop
+from tests.system.test_behind_a_proxy import send, start_gunicorn, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CEILING = 8173

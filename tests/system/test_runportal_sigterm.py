@@ -11,7 +11,7 @@ import socket
 import pytest
 
 from tests.healthchecks.servers import closed_port
-from tests.portal.test_running import (
+from tests.system.test_running import (
     alive,
     child_pid,
     descendants,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-BASE = Path(__file__).resolve().parent.parent
+BASE = Path(__file__).resolve().parents[2]
 CHECKED = tomllib.loads((BASE / "pyproject.toml").read_text())["tool"]["mypy"]["files"]
 
 

@@ -13,8 +13,8 @@ from healthchecks.status import Status
 from portal.auth import system_actor
 from services import configs, deployments
 from services.models import ConfigVersion, Service
-from tests.browser.support import browser_test, log_in
 from tests.factories import make_check, seed_schema_with_secret
+from tests.system.browser.support import browser_test, log_in
 
 pytestmark = browser_test
 ACTOR = system_actor("browser-tests")

@@ -306,7 +306,7 @@ def _get(url: str) -> tuple[int, str, bytes]:
 def test_with_the_database_down_every_read_answers_the_documented_503(document):
     """A real portal (gunicorn) whose database refuses every connection."""
     from tests.healthchecks.servers import closed_port
-    from tests.portal.test_database_outage import start_portal
+    from tests.system.test_database_outage import start_portal
 
     server, base = start_portal(closed_port())
     try:

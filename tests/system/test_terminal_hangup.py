@@ -4,7 +4,7 @@ terminal or IDE that runs the command itself. There the kernel's hangup signals 
 leader only -- make -- and GNU make, on SIGHUP, waits for its recipe to end before it dies:
 runportal never heard of it, so make, runportal, web, worker and beat all stayed, the port
 busy, the next `make run` refused. (An interactive shell leading the session passes SIGHUP on
-to its jobs' process groups, which tests/portal/test_running.py holds.) runportal now also
+to its jobs' process groups, which tests/system/test_running.py holds.) runportal now also
 stops when the terminal it started on is gone."""
 
 import contextlib
@@ -21,7 +21,7 @@ from django.conf import settings
 
 from tests.conftest import test_database_url as database_url
 from tests.healthchecks.servers import closed_port
-from tests.portal.test_running import (
+from tests.system.test_running import (
     MANAGE,
     alive,
     command_of,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-import tests.browser.conftest as browser_setup
+import tests.system.browser.conftest as browser_setup
 from tests.conftest import test_database_url
 
 BASE = Path(settings.BASE_DIR)
@@ -76,15 +76,31 @@ def test_make_run_needs_only_a_python_3_12(tmp_path):
 def test_make_test_runs_postgresql_then_sqlite_reads_no_env_file_and_passes_args():
     plan = make_plan("test", "ARGS=-k registry -x")
     runs = [line for line in plan.splitlines() if "-m pytest" in line]
-    assert len(runs) == 2, plan
-    postgresql, sqlite = runs
+    assert len(runs) == 3, plan
+    fast, system, sqlite = runs
     for run in runs:
         assert "PORTAL_ENV_FILE= " in run  # reads no .env
         assert "-k registry -x" in run
         assert 'REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/15}"' in run
-    assert 'DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/portal}"' in postgresql
+    for run in (fast, system):
+        assert 'DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/portal}"' in run
+    # The fast tier in three processes, then the system tier one test at a time.
+    assert '-m pytest -m "not system" -n 3 --dist worksteal' in fast
+    assert "-m pytest -m system -k" in system and " -n " not in system
     assert "PORTAL_TEST_DATABASE=sqlite" in sqlite and "-m pytest -m sqlite" in sqlite
-    assert plan.index(postgresql) < plan.index(sqlite)
+    assert plan.index(fast) < plan.index(system) < plan.index(sqlite)
+
+
+def test_make_check_lints_then_runs_the_fast_tier_in_parallel():
+    plan = make_plan("check", "ARGS=-x").splitlines()
+    lint = [line for line in make_plan("lint").splitlines() if ".venv" in line]
+    runs = [line for line in plan if "-m pytest" in line]
+    assert len(runs) == 1 and all(step in plan for step in lint)
+    (fast,) = runs
+    assert '-m pytest -m "not system" -n 3 --dist worksteal -x' in fast
+    assert "PORTAL_ENV_FILE= " in fast
+    assert 'DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/portal}"' in fast
+    assert max(plan.index(step) for step in lint) < plan.index(fast)
 
 
 def test_pytest_django_tests_on_a_database_of_its_own_named_test_portal():

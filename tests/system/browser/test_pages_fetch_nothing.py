@@ -15,8 +15,8 @@ from healthchecks.probes import ProbeOutcome
 from healthchecks.reads import history
 from healthchecks.status import Status
 from services.models import Service
-from tests.browser.support import browser_test, log_in
 from tests.factories import make_check
+from tests.system.browser.support import browser_test, log_in
 
 pytestmark = browser_test
 PAGES = ["/", "/wall/", "/services/auth/", "/map/", "/status/", "/config/drift", "/maintenance/"]

@@ -1,0 +1,43 @@
+"""The system tier is what the README says it is (tests/conftest.py): every test under
+tests/system, and elsewhere the tests that start a real worker, drive a browser or fuzz a live
+server; in it, passwords are hashed as production hashes them, since portals in other
+processes read them."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from django.contrib.auth.hashers import make_password
+
+BASE = Path(__file__).resolve().parents[2]
+
+
+def collected(marker: str) -> set[str]:
+    command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    done = subprocess.run(
+        [*command, "-m", marker, "tests"],
+        cwd=BASE,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {line for line in done.stdout.splitlines() if "::" in line}
+
+
+def test_the_system_tier_is_tests_system_and_the_worker_browser_and_fuzz_tests():
+    system, fast = collected("system"), collected("not system")
+    assert system and fast and not system & fast
+    assert not any(t.startswith("tests/system/") for t in fast)
+    files = {t.split("::")[0] for t in system}
+    assert {str(p.relative_to(BASE)) for p in (BASE / "tests/system").rglob("test_*.py")} <= files
+    # Outside tests/system, exactly the tests marked worker, browser or fuzz.
+    elsewhere = {t for t in system if not t.startswith("tests/system/")}
+    marked = collected("worker or browser or fuzz")
+    assert elsewhere == {t for t in marked if not t.startswith("tests/system/")}
+    worker = "tests/automation/test_deliveries.py::test_a_celery_worker_on_the_automation_queue"
+    assert any(t.startswith(worker) for t in elsewhere)
+    assert any(t.startswith("tests/automation/test_deliveries.py::") for t in fast)
+
+
+def test_in_the_system_tier_passwords_are_hashed_as_in_production():
+    assert make_password("pw").startswith("pbkdf2_sha256$")
