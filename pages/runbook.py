@@ -6,6 +6,12 @@ Which procedures apply: none while the service is healthy (or in maintenance); s
 recovery when it is down or degraded; configuration recovery when its current configuration
 is invalid; health check recovery when a check cannot say anything (no result, a stale one,
 a probe error, a target the policy refuses).
+
+Worded for whoever reads it (``Reader``): a step that acts on the service (run the checks,
+publish a configuration, change a check) points someone who may change the service to the
+control they have, and anyone else -- a viewer, an operator of another team -- to the people
+who may, named: the owning team's operators (or the portal's admins when it has none) and its
+contact. Never to a button the reader does not have.
 """
 
 from dataclasses import dataclass, field
@@ -27,6 +33,27 @@ class Procedure:
     steps: list[Step]
 
 
+@dataclass(frozen=True)
+class Reader:
+    """Who reads the runbook: whether they may change the service here (run its checks,
+    publish its configuration, change its checks), and, if not, whom to ask."""
+
+    may_change: bool
+    team: str = ""
+    operators: tuple[str, ...] = ()  # the owning team's people who may change it
+    admins: tuple[str, ...] = ()  # the portal's admins, named when the team has no operator
+    contact: str = ""
+
+    def ask(self) -> str:
+        """Whom to ask, named: "ask an operator of the team payments (alice, carol; contact
+        #payments)"."""
+        contact = f"; contact {self.contact}" if self.contact else ""
+        if self.operators:
+            return f"ask an operator of the team {self.team} ({', '.join(self.operators)}{contact})"
+        admins = f" ({', '.join(self.admins)})" if self.admins else ""
+        return f"the team {self.team} has no operator here{contact}: ask a portal admin{admins}"
+
+
 def _failing(detail: dict) -> list[str]:
     return [
         f"{c['name']} ({c['kind']}): {c['status']}"
@@ -44,7 +71,18 @@ def _deps(neighbours: dict) -> tuple[list[str], bool]:
     return rows or ["no dependencies"], ok
 
 
-def service_recovery(detail: dict, neighbours: dict, runbook_url: str = "") -> Procedure:
+def _run_checks(reader: Reader, then: str = "") -> str:
+    """How to run the checks now: the button, for whoever has it."""
+    if reader.may_change:
+        return f"Use \u201cRun checks now\u201d above{then}."
+    return (
+        "The checks run on their schedule and the results below follow; to run them now, "
+        + reader.ask()
+        + "."
+    )
+
+
+def service_recovery(detail: dict, neighbours: dict, runbook_url: str, reader: Reader) -> Procedure:
     failing = _failing(detail)
     deps, deps_ok = _deps(neighbours)
     impacted = [i["service"] for i in neighbours["impact"] if i["effect"] == "down"]
@@ -68,6 +106,11 @@ def service_recovery(detail: dict, neighbours: dict, runbook_url: str = "") -> P
                         "platform's restart; "
                     )
                     + (
+                        ""
+                        if reader.may_change
+                        else f"if it is not yours to restart, {reader.ask()}; "
+                    )
+                    + (
                         f"{len(impacted)} service(s) go down with it: {', '.join(impacted[:10])}"
                         if impacted
                         else "nothing else depends on it hard"
@@ -76,7 +119,7 @@ def service_recovery(detail: dict, neighbours: dict, runbook_url: str = "") -> P
             ),
             Step(
                 "Verify health check passes",
-                ["Use \u201cRun checks now\u201d above; the results replace the ones listed."],
+                [_run_checks(reader, "; the results replace the ones listed")],
                 not failing,
             ),
             Step("Monitor for recurring issues", ["See the incidents and the timeline below."]),
@@ -84,7 +127,7 @@ def service_recovery(detail: dict, neighbours: dict, runbook_url: str = "") -> P
     )
 
 
-def configuration_recovery(config: dict) -> Procedure:
+def configuration_recovery(config: dict, reader: Reader) -> Procedure:
     current = config["current"]
     issues = [f"{path}: {why}" for path, why in list(config["issues"].items())[:10]]
     validity = (
@@ -105,7 +148,13 @@ def configuration_recovery(config: dict) -> Procedure:
             Step("Validate configuration schema", ["POST .../config/validate checks a candidate."]),
             Step(
                 "Update configuration if needed",
-                ["Publish a new version (API, admin); rollback restores an earlier one."],
+                [
+                    "Publish a new version (API, admin); rollback restores an earlier one."
+                    if reader.may_change
+                    else "Publishing a version or rolling back is for the service's operators: "
+                    + reader.ask()
+                    + ", and tell them what the validation above found."
+                ],
             ),
             Step(
                 "Restart affected services",
@@ -116,7 +165,7 @@ def configuration_recovery(config: dict) -> Procedure:
     )
 
 
-def health_check_recovery(detail: dict, neighbours: dict) -> Procedure:
+def health_check_recovery(detail: dict, neighbours: dict, reader: Reader) -> Procedure:
     troubled = [
         f"{c['name']} ({c['kind']}): {'; '.join(c['errors']) or c['status']}"
         for c in detail["checks"]
@@ -136,8 +185,15 @@ def health_check_recovery(detail: dict, neighbours: dict) -> Procedure:
                     for c in detail["checks"]
                 ],
             ),
-            Step("Test health check manually", ["Use \u201cRun checks now\u201d above."]),
-            Step("Update health check if needed", ["In the admin or PUT .../checks/<check>."]),
+            Step("Test health check manually", [_run_checks(reader)]),
+            Step(
+                "Update health check if needed",
+                [
+                    "In the admin or PUT .../checks/<check>."
+                    if reader.may_change
+                    else "Changing a check is for the service's operators: " + reader.ask() + "."
+                ],
+            ),
         ],
     )
 
@@ -152,13 +208,13 @@ def _blind(check: dict) -> bool:
 
 
 def procedures(
-    detail: dict, config: dict, neighbours: dict, runbook_url: str = ""
+    detail: dict, config: dict, neighbours: dict, runbook_url: str, reader: Reader
 ) -> list[Procedure]:
     found = []
     if detail["status"] in ("unhealthy", "degraded"):
-        found.append(service_recovery(detail, neighbours, runbook_url))
+        found.append(service_recovery(detail, neighbours, runbook_url, reader))
     if config["current"] is not None and config["valid"] is False:
-        found.append(configuration_recovery(config))
+        found.append(configuration_recovery(config, reader))
     if any(_blind(c) for c in detail["checks"]):
-        found.append(health_check_recovery(detail, neighbours))
+        found.append(health_check_recovery(detail, neighbours, reader))
     return found

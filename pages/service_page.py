@@ -6,8 +6,10 @@ read comes from the domain apps."""
 from datetime import datetime, timedelta
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -24,7 +26,7 @@ from healthchecks.reads import reports as health_reports
 from healthchecks.status import Status
 from pages import charts, runbook
 from portal import ratelimit
-from portal.auth import request_principal
+from portal.auth import Role, request_principal
 from portal.errors import PortalError
 from portal.models import Scope
 from services import configs, deployments, maintenance, queries
@@ -93,6 +95,28 @@ def _configuration(service: Service) -> dict:
     }
 
 
+def _reader(principal, service: Service) -> runbook.Reader:
+    """Who reads the runbook: one who may change the service (run its checks, publish its
+    configuration), or anyone else, told whom to ask -- the owning team's operators by name
+    (people of the team whose role acts: operator, or admin), or the portal's admins when
+    the team has none."""
+    may_change = principal.has_scope(Scope.HEALTH_WRITE) and principal.may_change(service.name)
+    if may_change:
+        return runbook.Reader(may_change=True)
+    acting = Q(is_superuser=True) | Q(groups__name__in=[Role.OPERATOR, Role.ADMIN])
+    people = get_user_model().objects.filter(acting, is_active=True).distinct()
+    operators = people.filter(teams=service.team).order_by("username")
+    admins = people.filter(Q(is_superuser=True) | Q(groups__name=Role.ADMIN))
+    names = [u.get_username() for u in operators[:10]]
+    return runbook.Reader(
+        may_change=False,
+        team=service.team.name,
+        operators=tuple(names),
+        admins=() if names else tuple(u.get_username() for u in admins.order_by("username")[:5]),
+        contact=service.team.contact,
+    )
+
+
 @login_required
 @require_GET
 def service_page(request, name: str):
@@ -148,7 +172,9 @@ def service_page(request, name: str):
         "predictions": list(
             Prediction.objects.filter(service=service).select_related("health_check")
         ),
-        "runbook": runbook.procedures(detail, config, neighbours, service.runbook_url),
+        "runbook": runbook.procedures(
+            detail, config, neighbours, service.runbook_url, _reader(principal, service)
+        ),
         "checklists": list(
             ChecklistRun.objects.filter(service=service)
             .select_related("template")

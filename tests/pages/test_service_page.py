@@ -1,11 +1,12 @@
 """A service's page through Django's full stack: its status and why, the runbook when it is
-not healthy, neighbours with impact, history charts, availability with the SLO view, and the
-run-checks button for operators only."""
+not healthy (worded for the reader's role), neighbours with impact, history charts,
+availability with the SLO view, and the run-checks button for operators only."""
 
 import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from healthchecks.engine import recording
@@ -59,6 +60,83 @@ def test_a_healthy_service_has_no_runbook_and_its_degraded_dependent_has_one(cli
     assert "the service is degraded: hard dependency unhealthy: db" in page
     assert "has no runbook link (set runbook_url)" in page  # no "linked above" to nothing
     assert "Review service dependencies" in page and "db (hard): unhealthy" in page
+
+
+@pytest.fixture
+def troubled(estate):
+    """db needs every procedure: unhealthy, a check that never ran (health check recovery),
+    a configuration its current schema refuses (configuration recovery); its team has a
+    contact and one operator, alice."""
+    db, _ = estate
+    db.team.contact = "#db-oncall"
+    db.team.save()
+    make_check(db, name="never-ran")
+    configs.publish("db", {"timeout": "soon"}, 0, system_actor("t"))
+    schema = {"type": "object", "properties": {"timeout": {"type": "integer"}}}
+    configs.put_schema("db", schema, system_actor("t"))
+    return db
+
+
+def runbook_of(client, name: str = "db") -> str:
+    page = client.get(f"/services/{name}/").content.decode()
+    start = page.index('id="runbook"')
+    return page[start : page.index("</section>", start)]
+
+
+RUN_CHECKS = "\u201cRun checks now\u201d"
+
+
+def test_the_runbook_tells_a_viewer_whom_to_ask_not_to_press_a_button_they_lack(
+    client, alice, bob, troubled
+):
+    """Issue 28, item 5: a viewer read "✘ look here" -> "Use “Run checks now” above", a button
+    only operators have. Now every step that acts names who may: the owning team's
+    operators and its contact."""
+    troubled.team.members.add(alice, bob)  # bob is of the team, but a viewer
+    client.force_login(bob)
+    runbook = runbook_of(client)
+    for title in ("Service recovery", "Configuration recovery", "Health check recovery"):
+        assert title in runbook
+    assert (
+        RUN_CHECKS not in runbook
+        and "Run checks now" not in client.get("/services/db/").content.decode()
+    )
+    ask = f"ask an operator of the team {troubled.team.name} (alice; contact #db-oncall)"
+    assert f"to run them now, {ask}." in runbook  # verify / test the check manually
+    assert runbook.count(f"to run them now, {ask}") == 2
+    assert f"rolling back is for the service&#x27;s operators: {ask}, and tell them" in runbook
+    assert f"Changing a check is for the service&#x27;s operators: {ask}." in runbook
+    assert f"if it is not yours to restart, {ask};" in runbook
+    assert "PUT .../checks/&lt;check&gt;" not in runbook  # the operators' way, not the viewer's
+    assert "bob" not in runbook  # a viewer of the team is no one to ask
+
+
+def test_an_operator_of_another_team_is_told_whom_to_ask_too(client, troubled):
+    carol = User.objects.create_user("carol", password="pw")
+    carol.groups.add(Group.objects.get(name="operator"))
+    troubled.team.members.add(User.objects.create_user("dave", password="pw"))  # a viewer
+    client.force_login(carol)
+    runbook = runbook_of(client)
+    assert RUN_CHECKS not in runbook
+    # Nobody of db's team may act on it: the portal's admins are named instead.
+    User.objects.create_user("root", password="pw", is_superuser=True, is_staff=True)
+    assert (
+        f"the team {troubled.team.name} has no operator here; contact #db-oncall: ask a portal "
+        "admin (root)" in runbook_of(client)
+    )
+
+
+def test_an_operator_of_the_owning_team_is_pointed_to_the_button(client, alice, troubled):
+    troubled.team.members.add(alice)
+    client.force_login(alice)
+    page = client.get("/services/db/").content.decode()
+    runbook = runbook_of(client)
+    assert ">Run checks now</button>" in page
+    assert f"Use {RUN_CHECKS} above; the results replace the ones listed." in runbook
+    assert f"Use {RUN_CHECKS} above." in runbook  # testing a check by hand
+    assert "Publish a new version (API, admin); rollback restores an earlier one." in runbook
+    assert "In the admin or PUT .../checks/&lt;check&gt;." in runbook
+    assert "ask an operator" not in runbook and "not yours to restart" not in runbook
 
 
 def test_ranges_and_the_slo_view_are_read_from_the_query(client, bob, estate):
