@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.contrib.auth.signals import user_login_failed
+from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db import connections
 from django.db.models.signals import post_migrate, pre_migrate
 
@@ -25,15 +25,23 @@ def restore_round_trip_limit(sender, **kwargs) -> None:
 def on_login_failed(sender, credentials, request=None, **kwargs):
     """Every failed login is a security event and counts towards the throttle; an attempt
     refused by the throttle itself is recorded as throttled (portal.backends), nothing more."""
-    from portal import ratelimit, security
+    from portal import security
 
     if getattr(request, "login_throttled", False):
         return
 
     username = str(credentials.get("username", ""))[:150]
-    address = ratelimit.client_address(request.META) if request is not None else ""
     security.record(security.Kind.LOGIN_FAILED, username, security.operation_of(request), "refused")
-    security.login_failed(username, address)
+    security.login_failed(security.login_origin(request, username))
+
+
+def on_logged_in(sender, request=None, user=None, **kwargs):
+    """A sign-in forgives its pair's failures and gives the browser the name's device
+    cookie (portal.security): its own count from then on, whoever guesses from its address."""
+    from portal import security
+
+    if request is not None and user is not None:
+        security.login_succeeded(request, user.get_username())
 
 
 class PortalConfig(AppConfig):
@@ -44,3 +52,4 @@ class PortalConfig(AppConfig):
         pre_migrate.connect(lift_statement_timeout, dispatch_uid="portal-lift-statement-timeout")
         post_migrate.connect(restore_round_trip_limit, dispatch_uid="portal-restore-limit")
         user_login_failed.connect(on_login_failed, dispatch_uid="portal-login-failed")
+        user_logged_in.connect(on_logged_in, dispatch_uid="portal-logged-in")

@@ -261,6 +261,19 @@ def database_unavailable(request):
     return ratelimit.mark_fault(response)  # the portal in trouble: stress
 
 
+class LoginDeviceMiddleware:
+    """Sets the device cookie of a browser that has just signed in (portal.security): its
+    failed logins are its own from then on, apart from its address's."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        security.set_device_cookie(request, response)
+        return response
+
+
 class DatabaseUnavailableMiddleware:
     """Views that meet an unreachable database answer 503 (see database_unavailable) instead
     of a 500 page; the error is logged once as a warning with its cause."""

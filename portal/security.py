@@ -11,16 +11,19 @@ and caller within a minute (a fixed window) adds one to that row's ``count`` and
 a client past its rate limit) is a number on a row, not 400 rows. What is done rather than
 refused (secret reads, tokens made and revoked) stays one row each.
 
-Login throttle: failed logins are counted per user name and per address for
-LOGIN_FAILURE_WINDOW seconds; past LOGIN_MAX_FAILURES_USER (or _ADDRESS) the next attempts
-are refused for LOGIN_LOCK_SECONDS, even with the right password (each refusal an event).
-The rate limiter's login class already slows attempts to a few a minute.
+Login throttle (below): failed logins lock the pair of the name and where they come from
+(the address, or a browser the name signed in from before), never the name or the address
+whole -- so that nobody can lock the owner out by guessing at their name; each refusal is an
+event. The rate limiter's login class already slows attempts to a few a minute.
 """
 
 import hashlib
+import secrets
+from dataclasses import dataclass
 
 import structlog
 from django.conf import settings
+from django.core import signing
 from django.core.cache import cache
 from django.core.cache.backends.locmem import LocMemCache
 from django.db import DatabaseError, IntegrityError, transaction
@@ -29,7 +32,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from portal.models import SecurityEvent
-from portal.requestcontext import current_client_ip, current_request_id
+from portal.requestcontext import client_address, current_client_ip, current_request_id
 
 log = structlog.get_logger(__name__)
 # Where the throttle counts while Redis cannot be asked: this process alone, as the rate
@@ -121,31 +124,139 @@ def _count(kind, who, operation, outcome, caller: str, detail) -> None:
 
 
 # --- login throttle ------------------------------------------------------------------------
+#
+# Failed logins are counted per (name, where) pair: where is the address, or the browser when
+# it holds this name's device cookie (one a sign-in as that name gave it). Past
+# LOGIN_MAX_FAILURES_USER failures within LOGIN_FAILURE_WINDOW the pair is refused for
+# LOGIN_LOCK_SECONDS, the right password included: the guesser stays locked, the owner signs
+# in from anywhere else at once. A name is never locked whole, nor an address. Failures
+# without a device cookie are counted per address too, and the addresses failing on a name
+# per name: a name failing from LOGIN_MAX_FAILURES_USER addresses (guessed from many) or an
+# address with LOGIN_MAX_FAILURES_ADDRESS failures (guessing many names) is *strict* for
+# LOGIN_LOCK_SECONDS: there a pair with a failure is refused and a failure locks its pair --
+# one guess per pair instead of five -- while a right password from a pair with no failure
+# still signs in, and a browser the name signed in from keeps its own count.
+# Attempts refused neither count nor lengthen anything. docs/operating.md states the policy.
+
+DEVICE_COOKIE = "portal_login_device"
+DEVICE_DAYS = 365
+_DEVICE_SALT = "portal.security.login-device"
 
 
-def _keys(username: str, address: str) -> list[tuple[str, int]]:
-    return [
-        (f"login-failures:user:{username.lower()[:150]}", settings.LOGIN_MAX_FAILURES_USER),
-        (f"login-failures:addr:{address}", settings.LOGIN_MAX_FAILURES_ADDRESS),
-    ]
+@dataclass(frozen=True)
+class LoginOrigin:
+    """Where a login attempt comes from: the name tried (as counted: lower case), the
+    client's address, and the id of the device cookie the browser holds for that name."""
+
+    name: str
+    address: str
+    device: str = ""
+
+    @property
+    def pair(self) -> str:
+        where = f"device:{self.device}" if self.device else f"addr:{self.address}"
+        return f"login-failures:pair:{where}:{self.name}"
+
+    @property
+    def name_key(self) -> str:
+        return f"login-failures:name:{self.name}"
+
+    @property
+    def address_key(self) -> str:
+        return f"login-failures:addr:{self.address}"
 
 
-def login_locked(username: str, address: str) -> bool:
-    keys = [f"{key}:locked" for key, _ in _keys(username, address)]
-    return _shared(lambda store: any(store.get(key) for key in keys))
+def login_origin(request, username: str) -> LoginOrigin:
+    name = str(username).lower()[:150]
+    if request is None:
+        return LoginOrigin(name, "")
+    device = _device_of(request.COOKIES.get(DEVICE_COOKIE, ""))
+    return LoginOrigin(
+        name,
+        client_address(request.META),
+        device[1] if device and device[0] == name else "",
+    )
 
 
-def login_failed(username: str, address: str) -> None:
-    _shared(lambda store: _count_failure(store, username, address))
+def _device_of(cookie: str) -> tuple[str, str] | None:
+    """The (name, device id) a device cookie holds, if the portal signed it and it is not
+    older than DEVICE_DAYS."""
+    if not cookie:
+        return None
+    try:
+        value = signing.loads(cookie, salt=_DEVICE_SALT, max_age=DEVICE_DAYS * 86400)
+        return str(value["n"]), str(value["d"])
+    except (signing.BadSignature, KeyError, TypeError):
+        return None
 
 
-def _count_failure(store, username: str, address: str) -> None:
-    for key, limit in _keys(username, address):
-        store.add(key, 0, timeout=settings.LOGIN_FAILURE_WINDOW)
-        try:
-            count = store.incr(key)
-        except ValueError:  # expired between add and incr
-            store.set(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW)
-            count = 1
-        if count >= limit:
-            store.set(f"{key}:locked", 1, timeout=settings.LOGIN_LOCK_SECONDS)
+def login_refusal(origin: LoginOrigin) -> str:
+    """Why this attempt is refused before its password is read ("" if it is not): its pair
+    locked, or a pair with failures where the name or the address is strict."""
+    return _shared(lambda store: _refusal(store, origin))
+
+
+def _refusal(store, origin: LoginOrigin) -> str:
+    if store.get(f"{origin.pair}:locked"):
+        return "too many failed logins for this name from here"
+    if origin.device or not store.get(origin.pair):
+        return ""  # a browser the name signed in from, or a pair with no failure
+    if store.get(f"{origin.name_key}:strict"):
+        return "this name is being guessed: one failure per address"
+    if store.get(f"{origin.address_key}:strict"):
+        return "this address is guessing names: one failure per name"
+    return ""
+
+
+def login_failed(origin: LoginOrigin) -> None:
+    _shared(lambda store: _count_failure(store, origin))
+
+
+def _incr(store, key: str) -> int:
+    """One more on a counter that lives LOGIN_FAILURE_WINDOW from its first count."""
+    store.add(key, 0, timeout=settings.LOGIN_FAILURE_WINDOW)
+    try:
+        return store.incr(key)
+    except ValueError:  # expired between add and incr
+        store.set(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW)
+        return 1
+
+
+def _count_failure(store, origin: LoginOrigin) -> None:
+    lock = settings.LOGIN_LOCK_SECONDS
+    failures = _incr(store, origin.pair)
+    locked = failures >= settings.LOGIN_MAX_FAILURES_USER
+    if not origin.device:  # a browser the name signed in from is counted apart
+        counted = [(origin.address_key, settings.LOGIN_MAX_FAILURES_ADDRESS)]
+        if failures == 1:  # the name counts addresses failing on it, not their failures
+            counted.append((origin.name_key, settings.LOGIN_MAX_FAILURES_USER))
+        for key, limit in counted:
+            if _incr(store, key) >= limit:
+                store.add(f"{key}:strict", 1, timeout=lock)  # from when it is first met
+        strict = (f"{origin.name_key}:strict", f"{origin.address_key}:strict")
+        locked = locked or any(store.get(key) for key in strict)
+    if locked:
+        store.add(f"{origin.pair}:locked", 1, timeout=lock)  # never lengthened
+
+
+def login_succeeded(request, username: str) -> None:
+    """A sign-in: its pair's failures are forgiven, and the browser gets (or keeps) this
+    name's device cookie, which the next response sets (LoginDeviceMiddleware)."""
+    origin = login_origin(request, username)
+    _shared(lambda store: store.delete(origin.pair))
+    if request is not None:
+        device = origin.device or secrets.token_hex(12)
+        request.login_device = signing.dumps({"n": origin.name, "d": device}, salt=_DEVICE_SALT)
+
+
+def set_device_cookie(request, response) -> None:
+    value = getattr(request, "login_device", None)
+    if value:
+        response.set_cookie(
+            DEVICE_COOKIE,
+            value,
+            max_age=DEVICE_DAYS * 86400,
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=True,
+            samesite="Lax",
+        )

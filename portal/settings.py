@@ -82,6 +82,8 @@ MIDDLEWARE = [
     "portal.middleware.CommonMiddleware",  # Django's, a write missing its slash -> 308
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A browser that signs in gets its device cookie (the login throttle's pairs).
+    "portal.middleware.LoginDeviceMiddleware",
     # After authentication: a logged-in person has a budget of their own.
     "portal.middleware.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -318,8 +320,10 @@ RATE_LIMIT_STRESS_SHARE = env_float("RATE_LIMIT_STRESS_SHARE", 0.05)
 RATE_LIMIT_SLOW_SECONDS = env_float("RATE_LIMIT_SLOW_SECONDS", 1.0)
 # Proxies whose X-Forwarded-For is believed (addresses); none: the peer is the client.
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
-# Login throttle (portal.security): this many failures within the window, for one user name
-# or one address, lock further attempts out for LOGIN_LOCK_SECONDS.
+# Login throttle (portal.security, docs/operating.md): this many failures within the window
+# for one user name from one address (or one browser it signed in from) lock that pair out
+# for LOGIN_LOCK_SECONDS; a name failing from this many addresses, or an address failing this
+# many times (_ADDRESS), is held to one failure per pair meanwhile -- never locked whole.
 AUTHENTICATION_BACKENDS = ["portal.backends.ThrottledModelBackend"]
 LOGIN_MAX_FAILURES_USER = env_int("LOGIN_MAX_FAILURES_USER", 5, minimum=1)
 LOGIN_MAX_FAILURES_ADDRESS = env_int("LOGIN_MAX_FAILURES_ADDRESS", 20, minimum=1)

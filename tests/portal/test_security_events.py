@@ -11,6 +11,7 @@ from ipaddress import ip_address
 import pytest
 import time_machine
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
@@ -41,7 +42,7 @@ def login(client, username, password):
     return client.post("/accounts/login/", {"username": username, "password": password})
 
 
-def test_failed_logins_are_events_and_lock_the_name_out_even_with_the_right_password(
+def test_failed_logins_are_events_and_lock_the_name_out_from_there_even_with_the_right_password(
     client, bob, settings
 ):
     settings.LOGIN_MAX_FAILURES_USER = 3
@@ -62,6 +63,9 @@ def test_failed_logins_are_events_and_lock_the_name_out_even_with_the_right_pass
 
     User.objects.create_user("carol", password="pw2")
     assert login(client, "carol", "pw2").status_code == 302
+    # Nor is bob from another address: the lock is the name's from there (issue 28, item 10).
+    elsewhere = Client(REMOTE_ADDR="198.51.100.20")
+    assert login(elsewhere, "bob", "pw").status_code == 302
 
 
 def test_with_the_cache_unreachable_the_throttle_counts_in_the_process(client, bob, settings):
@@ -80,6 +84,7 @@ def test_with_the_cache_unreachable_the_throttle_counts_in_the_process(client, b
         assert login(client, "bob", "wrong").status_code == 200
     assert login(client, "bob", "pw").status_code == 200  # locked in this process
     assert "_auth_user_id" not in client.session
+    assert login(Client(REMOTE_ADDR="198.51.100.20"), "bob", "pw").status_code == 302
 
 
 def test_bad_and_expired_tokens_are_events(make_token):
