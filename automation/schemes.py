@@ -82,7 +82,9 @@ def _unbracketed(host: str | None) -> str:
 
 
 def _url_host(plugin) -> Destination:
-    port = plugin.port or (443 if plugin.secure else 80)
+    # A port of 0 is what most of these notifiers connect to (json://host:0 -> host:0), not
+    # the default: declared as written, it is refused as a port.
+    port = plugin.port if plugin.port is not None else (443 if plugin.secure else 80)
     return Destination(_unbracketed(plugin.host), int(port), "the URL's host")
 
 

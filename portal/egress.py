@@ -29,6 +29,7 @@ a trailing dot, so "169.254.169.254." is the address it spells.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import functools
 import ipaddress
@@ -395,33 +396,60 @@ _CURRENT = threading.local()
 
 
 def _key(host: str, port: int) -> tuple[str, int]:
-    return host.lower().rstrip(".").strip("[]"), int(port)
+    """A place as the resolver sees it: lower case, no trailing dot or brackets, and an
+    internationalised name in its ASCII form (the URL libraries write xn--bcher-kva.test,
+    urllib and smtplib look up bücher.test: one place, as Python's resolver encodes it)."""
+    name = host.lower().rstrip(".").strip("[]")
+    if not name.isascii():
+        # Not a name the resolver can encode either (it fails there): kept as written.
+        with contextlib.suppress(UnicodeError):
+            name = name.encode("idna").decode("ascii")
+    return name, int(port)
+
+
+class _Refusal(str):
+    """A lookup the policy refused: the message the client's error carries, and the reason."""
+
+    reason: str
+
+    def __new__(cls, reason: str) -> _Refusal:
+        refusal = super().__new__(cls, f"refused by the network policy: {reason}")
+        refusal.reason = reason
+        return refusal
 
 
 @dataclass
 class Guarded:
     """One guarded block: where its clients asked to connect (in order), the answers the policy
     allowed (pinned: a second lookup of the same host and port gets the same answers, never a
-    new resolution), and why anything was refused."""
+    new resolution), and why anything was refused. A block inside another (``outer``) only
+    narrows it: its lookups are the outer block's, pinned there and judged by both."""
 
     policy: NetworkPolicy
     only: frozenset[tuple[str, int]] | None = None
     trusted: frozenset[tuple[str, int]] = frozenset()
     reached: list[tuple[str, int]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    outer: Guarded | None = None
     _answers: dict = field(default_factory=dict)
 
     def lookup(self, host, port, family=0, type=0, proto=0, flags=0) -> list:
+        answer = self._answer((host, port, family, type, proto, flags))
+        if isinstance(answer, str):
+            raise socket.gaierror(socket.EAI_NONAME, answer)
+        return answer
+
+    def _answer(self, query: tuple) -> list | str:
+        """The pinned answer to ``query`` (getaddrinfo's arguments): the allowed address
+        infos, or why there are none (a _Refusal when the policy refused)."""
+        host, port, *rest = query
         name = host.decode() if isinstance(host, bytes) else str(host or "")
         number = port if isinstance(port, int) else _port_number(port)
         key = _key(name, number)
         if key not in self._answers:
             self.reached.append(key)
-            self._answers[key] = self._judge(key, (name, port, family, type, proto, flags))
-        answer = self._answers[key]
-        if isinstance(answer, str):
-            raise socket.gaierror(socket.EAI_NONAME, answer)
-        return answer
+            self._answers[key] = self._judge(key, (name, port, *rest))
+        return self._answers[key]
 
     def _judge(self, key: tuple[str, int], query: tuple) -> list | str:
         name, number = key
@@ -433,10 +461,18 @@ class Guarded:
         policy = _ALWAYS if trusted else self.policy
         if reason := policy.endpoint_refusal(name, number):
             return self._refuse(reason)
-        try:
-            infos = _RESOLVE(*query)
-        except socket.gaierror as exc:
-            return f"{name} does not resolve ({exc.strerror})"
+        if self.outer is not None:  # what the enclosing block allows, as it pinned it
+            enclosing = self.outer._answer(query)
+            if isinstance(enclosing, _Refusal):
+                return self._refuse(enclosing.reason)
+            if isinstance(enclosing, str):
+                return enclosing
+            infos = enclosing
+        else:
+            try:
+                infos = _RESOLVE(*query)
+            except socket.gaierror as exc:
+                return f"{name} does not resolve ({exc.strerror})"
         allowed: list[tuple] = []
         refused: list[str] = []
         for info in infos:
@@ -449,9 +485,9 @@ class Guarded:
             return self._refuse(f"{name} resolves only to refused addresses: {refused[0]}")
         return allowed
 
-    def _refuse(self, reason: str) -> str:
+    def _refuse(self, reason: str) -> _Refusal:
         self.refused.append(reason)
-        return f"refused by the network policy: {reason}"
+        return _Refusal(reason)
 
 
 _ALWAYS = NetworkPolicy()  # no settings: refuses the always-refused addresses only
@@ -483,14 +519,16 @@ def guard(
     ``only``: the host-and-port pairs the block may reach at all (a notifier connecting
     anywhere else than its scheme declares is refused); ``trusted``: pairs reached without
     the allowed/denied settings (a vendor's fixed address), the always-refused still
-    refused. Python's resolver is wrapped once, on first use; outside a block it answers
-    as it always did."""
+    refused. A block inside another narrows it, never widens it: the enclosing block's
+    ``only``, policy and pinned answers still hold. Python's resolver is wrapped once, on
+    first use; outside a block it answers as it always did."""
     socket.getaddrinfo = _guarded_getaddrinfo
     previous = getattr(_CURRENT, "guarded", None)
     current = Guarded(
         policy or NetworkPolicy.from_settings(),
         frozenset(_key(*pair) for pair in only) if only is not None else None,
         frozenset(_key(*pair) for pair in trusted),
+        outer=previous,
     )
     _CURRENT.guarded = current
     try:
