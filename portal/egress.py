@@ -132,9 +132,10 @@ class NetworkPolicy:
 
     def address_refusal(self, address: IPAddress | str) -> str | None:
         key = str(address)
-        if key not in self._memo:
-            self._remember(key, self._address_refusal(ipaddress.ip_address(address)))
-        return self._memo[key]
+        try:
+            return self._memo[key]
+        except KeyError:
+            return self._remember(key, self._address_refusal(ipaddress.ip_address(address)))
 
     def _address_refusal(self, address: IPAddress) -> str | None:
         for network, why in ALWAYS_REFUSED:  # the address as written (NAT64 local-use)
@@ -176,14 +177,18 @@ class NetworkPolicy:
     def endpoint_refusal(self, host: str, port: int) -> str | None:
         """Everything decidable without DNS."""
         key = (host, port)
-        if key not in self._memo:
-            self._remember(key, self.host_refusal(host) or self.port_refusal(port))
-        return self._memo[key]
+        try:
+            return self._memo[key]
+        except KeyError:
+            return self._remember(key, self.host_refusal(host) or self.port_refusal(port))
 
-    def _remember(self, key: object, reason: str | None) -> None:
+    def _remember(self, key: object, reason: str | None) -> str | None:
+        """Keeps a verdict (the memo starts again past 50,000) and returns it: read back from
+        the memo, another thread's clear in between would lose it."""
         if len(self._memo) >= 50_000:
             self._memo.clear()
         self._memo[key] = reason
+        return reason
 
     def check(self, host: str, port: int) -> None:
         reason = self.endpoint_refusal(host, port)

@@ -432,3 +432,20 @@ def test_another_thread_is_not_guarded_by_this_ones_block():
         thread.start()
         thread.join()
     assert seen["a"][0][4][0] == "127.0.0.1"
+
+
+def test_a_verdict_survives_the_memo_starting_again_in_another_thread():
+    """The memo starts again past 50,000 verdicts; another thread doing so between this
+    thread's write and its read must not lose the verdict (a KeyError, found by issue 20's
+    breaking trial). The memo here is cleared right after every write, as that thread would."""
+
+    class ClearedAtOnce(dict):
+        def __setitem__(self, key, value):
+            super().__setitem__(key, value)
+            self.clear()
+
+    policy = NetworkPolicy()
+    object.__setattr__(policy, "_memo", ClearedAtOnce())  # a frozen dataclass
+    assert "link-local" in (policy.address_refusal("169.254.169.254") or "")
+    assert policy.address_refusal("10.0.0.1") is None
+    assert "link-local" in (policy.endpoint_refusal("169.254.169.254", 80) or "")
