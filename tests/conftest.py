@@ -138,7 +138,7 @@ def _clean_redis():
         client.close()
 
 
-def test_database_url() -> str:
+def database_url() -> str:
     """The URL of the database this test run uses (for processes the tests start)."""
     db = connection.settings_dict
     password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
@@ -154,7 +154,7 @@ def start_worker():
     started = []
 
     def start(queues: list[str], **environ: str) -> subprocess.Popen:
-        env = {**os.environ, "DEBUG": "true", "DATABASE_URL": test_database_url(), **environ}
+        env = {**os.environ, "DEBUG": "true", "DATABASE_URL": database_url(), **environ}
         worker = subprocess.Popen(
             [
                 sys.executable,

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from tests.conftest import test_database_url as database_url
+from tests.conftest import database_url
 from tests.healthchecks.test_a_new_kind import BASE, copy  # noqa: F401 -- the copy fixture
 
 STAMP = '''"""An action made for the test: writes the service's name into a file."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import test_database_url as database_url
+from tests.conftest import database_url
 
 BASE = Path(__file__).resolve().parent.parent.parent
 APPS = tomllib.loads((BASE / "pyproject.toml").read_text())["tool"]["importlinter"]["root_packages"]

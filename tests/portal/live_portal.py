@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 
 from portal.roles import grant_role_permissions
-from tests.conftest import test_database_url
+from tests.conftest import database_url
 
 MANAGE = str(settings.BASE_DIR / "manage.py")
 
@@ -31,7 +31,7 @@ def portal_env(port: int, var: Path, **extra: str) -> dict:
     return shell_env(
         PORTAL_ENV_FILE="",
         DEBUG="true",
-        DATABASE_URL=test_database_url(),
+        DATABASE_URL=database_url(),
         REDIS_URL=settings.REDIS_URL,
         PORTAL_VAR_DIR=str(var),
         PORTAL_BASE_URL=f"http://127.0.0.1:{port}",

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from healthchecks.status import Status
 from portalctl.cli import cli
 from services.models import ConfigVersion, Service
-from tests.conftest import test_database_url as database_url
+from tests.conftest import database_url
 from tests.factories import make_check
 from tests.healthchecks.servers import closed_port
 from tests.healthchecks.test_health_views import record

@@ -26,7 +26,7 @@ from checklists import tasks as checklist_tasks
 from checklists.models import ChecklistRun
 from portal import tasks
 from portal.models import Heartbeat
-from tests.conftest import test_database_url
+from tests.conftest import database_url
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -61,7 +61,7 @@ def manage(*args: str) -> subprocess.CompletedProcess:
         **os.environ,
         "PORTAL_ENV_FILE": "",
         "DEBUG": "true",
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": database_url(),
         "REDIS_URL": settings.REDIS_URL,
     }
     return subprocess.run(

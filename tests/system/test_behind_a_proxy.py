@@ -21,7 +21,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from portal.models import SecurityEvent
-from tests.conftest import test_database_url as database_url
+from tests.conftest import database_url
 from tests.healthchecks.servers import closed_port
 
 BASE = Path(settings.BASE_DIR)

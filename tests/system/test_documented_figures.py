@@ -9,7 +9,7 @@ import json
 import pytest
 from django.conf import settings
 
-from tests.conftest import test_database_url as database_url
+from tests.conftest import database_url
 from tests.portal.test_settings import run_manage
 from tests.system.test_behind_a_proxy import send, start_gunicorn, stop
 

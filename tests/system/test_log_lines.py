@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.conftest import test_database_url as database_url
+from tests.conftest import database_url
 from tests.healthchecks.servers import closed_port
 
 BASE = Path(settings.BASE_DIR)

@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings
 
 import tests.system.browser.conftest as browser_setup
-from tests.conftest import test_database_url
+from tests.conftest import database_url
 
 BASE = Path(settings.BASE_DIR)
 MAKE = "/usr/bin/make"
@@ -154,7 +154,7 @@ def test_without_chromium_the_browser_tests_are_skipped_with_the_reason(monkeypa
 def test_make_runs_env_file_holds_debug_a_key_console_logs_and_the_urls(tmp_path, db):
     """`make run`'s first step, as it runs it, writes what the README lists."""
     env_file = tmp_path / ".env"
-    urls = {"DATABASE_URL": test_database_url(), "REDIS_URL": settings.REDIS_URL}  # they answer
+    urls = {"DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL}  # they answer
     written = subprocess.run(
         [sys.executable, "-m", "portal.devenv"],
         cwd=BASE,

@@ -29,8 +29,7 @@ from healthchecks.tasks import adapt_rate_limits
 from healthchecks.watch import stress as pressure
 from portal import ratelimit
 from portal.models import SecurityEvent
-from tests.conftest import ApiClient
-from tests.conftest import test_database_url as database_url
+from tests.conftest import ApiClient, database_url
 from tests.factories import ServiceFactory, make_check
 from tests.healthchecks.test_health_views import record as record_result
 

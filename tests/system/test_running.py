@@ -28,7 +28,7 @@ from healthchecks.models import CheckResult
 from healthchecks.status import ErrorCode, Status
 from portal.management.commands.runportal import RESTART_DELAY_MAX, restart_delay
 from portal.models import ApiToken
-from tests.conftest import test_database_url as database_url
+from tests.conftest import database_url
 from tests.factories import make_check
 from tests.healthchecks.servers import closed_port
 

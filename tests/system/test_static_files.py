@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 from django.conf import settings
 
-from tests.conftest import test_database_url as database_url
+from tests.conftest import database_url
 from tests.healthchecks.servers import closed_port
 from tests.system.test_database_outage import image_command
 

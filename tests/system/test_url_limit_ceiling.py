@@ -11,7 +11,7 @@ import sys
 import pytest
 from django.conf import settings
 
-from tests.conftest import test_database_url as database_url
+from tests.conftest import database_url
 from tests.system.test_behind_a_proxy import send, start_gunicorn, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
