@@ -2,8 +2,9 @@ from django.apps import AppConfig
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db import connections
 from django.db.models.signals import post_migrate, pre_migrate
+from django.utils.autoreload import file_changed
 
-from portal import database
+from portal import database, devreload
 
 
 def lift_statement_timeout(sender, using="default", **kwargs) -> None:
@@ -53,3 +54,5 @@ class PortalConfig(AppConfig):
         post_migrate.connect(restore_round_trip_limit, dispatch_uid="portal-restore-limit")
         user_login_failed.connect(on_login_failed, dispatch_uid="portal-login-failed")
         user_logged_in.connect(on_logged_in, dispatch_uid="portal-logged-in")
+        # runserver's reloader: the checkout's code restarts it, an install never does.
+        file_changed.connect(devreload.ignore_installations, dispatch_uid="portal-devreload")
