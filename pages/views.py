@@ -11,7 +11,7 @@ from checklists import runs
 from healthchecks.reads import reports as health_reports
 from healthchecks.status import Status
 from pages import service_rows
-from portal.htmx import render_page
+from portal.htmx import is_partial, render_page
 from services import deployments, queries
 from services.models import LifecycleStatus, Tag, Team
 from services.schemas import ServiceFilter
@@ -98,6 +98,9 @@ def _page_links(request, page: int, count: int) -> dict:
 @require_GET
 def overview(request):
     context = _overview_context(request)
+    # What a person's filter or page change found is said by the page's live region (the
+    # fragment swaps it in out of band); the table's own refresh every 15 s says nothing.
+    context["announce"] = is_partial(request) and request.htmx.trigger != "service-table"
     return render_page(request, "pages/overview.html", "service-table", context)
 
 
