@@ -167,14 +167,18 @@ class LoginOrigin:
 
 
 def login_origin(request, username: str) -> LoginOrigin:
-    name = str(username).lower()[:150]
+    """Counted in lower case, but a device cookie is the device of the name that signed in,
+    exactly: Django's names are case-sensitive, and "Bob" signing in from fresh browsers
+    must not mint devices counted apart for "bob" (issue 28, breaking trial)."""
+    exact = str(username)[:150]
+    name = exact.lower()
     if request is None:
         return LoginOrigin(name, "")
     device = _device_of(request.COOKIES.get(DEVICE_COOKIE, ""))
     return LoginOrigin(
         name,
         client_address(request.META),
-        device[1] if device and device[0] == name else "",
+        device[1] if device and device[0] == exact else "",
     )
 
 
@@ -246,7 +250,8 @@ def login_succeeded(request, username: str) -> None:
     _shared(lambda store: store.delete(origin.pair))
     if request is not None:
         device = origin.device or secrets.token_hex(12)
-        request.login_device = signing.dumps({"n": origin.name, "d": device}, salt=_DEVICE_SALT)
+        exact = str(username)[:150]
+        request.login_device = signing.dumps({"n": exact, "d": device}, salt=_DEVICE_SALT)
 
 
 def set_device_cookie(request, response) -> None:
