@@ -80,6 +80,8 @@ def read_document(path: str) -> dict:
         document = yaml.safe_load(read_text(path))
     except yaml.YAMLError as exc:
         raise click.BadParameter(f"{path} is not valid YAML or JSON: {exc}") from None
+    except RecursionError:  # the YAML reader recurses per level: ~250 nested lists fill it
+        raise click.BadParameter(f"{path} is nested too deeply to read") from None
     if not isinstance(document, dict):
         raise click.BadParameter(f"{path} does not hold a mapping")
     return document

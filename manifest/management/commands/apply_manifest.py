@@ -21,6 +21,8 @@ def read_manifest(path: str) -> ManifestIn:
         raise CommandError(f"cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise CommandError(f"{path} is not valid YAML: {exc}") from None
+    except RecursionError:  # the YAML reader recurses per level: ~250 nested lists fill it
+        raise CommandError(f"{path} is nested too deeply to read") from None
     if not isinstance(document, dict):
         raise CommandError(f"{path}: a manifest is a mapping with 'teams' and 'services'")
     try:
