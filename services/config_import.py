@@ -94,8 +94,17 @@ def read_dotenv(text: str, dialect: str = "auto") -> Dotenv:
             raise docker from None
 
 
+def _lines(text: str) -> list[str]:
+    """The text's lines as a shell or docker splits them: at line feeds only (a carriage
+    return before one dropped). str.splitlines also breaks at U+2028, NEL, form feed and
+    more, which a value may hold: the portal's own export of a value with U+2028 did not read back
+    (issue 28, breaking trial). A byte-order mark before the first is dropped, as docker
+    drops it: a shell-style file saved with one had its first line refused."""
+    return [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
+
+
 def _uses_shell(text: str) -> bool:
-    for line in text.splitlines():
+    for line in _lines(text):
         stripped = line.strip()
         if stripped.startswith("#") or "=" not in stripped:
             continue
@@ -119,7 +128,7 @@ def _read_shell(text: str) -> Dotenv:
     errors: dict[str, str] = {}
     warnings: list[dict] = []
     lines: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_lines(text), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
