@@ -117,7 +117,7 @@ def transition_service(request: HttpRequest, name: str, payload: TransitionIn):
 
 @router.get("/registry/startup-order", response=OrderOut, summary="Start order: dependencies first")
 def startup_order(request: HttpRequest, service: str | None = None):
-    authorize(request, READ)
+    authorize(request, READ, service=service or None)
     return {"order": _order(_graph_with(service), service, reverse=False)}
 
 
@@ -130,7 +130,9 @@ def startup_order(request: HttpRequest, service: str | None = None):
     "or through others, to stop before it, in that order, each `hard` or `soft`.",
 )
 def shutdown_order(request: HttpRequest, service: str | None = None):
-    authorize(request, READ)
+    # A service outside a limited token's reach answers 404 here as everywhere (breaking
+    # trial, issue 28): x's order and dependents are a read of x.
+    authorize(request, READ, service=service or None)
     graph = _graph_with(service)
     dependents = graph.dependents_to_stop(service) if service else []
     return {"order": _order(graph, service, reverse=True), "dependents": dependents}
