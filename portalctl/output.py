@@ -16,14 +16,19 @@ import click
 
 from portalctl.client import Refused
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_BUT_LINE_FEED = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+# Bidirectional overrides, embeddings and isolates (U+202A-U+202E, U+2066-U+2069) are
+# written out too: a terminal that lays out bidirectional text would show "\u202egnp.exe"
+# as "exe.png", a name as another (issue 28, breaking trial). Marks (U+200E/F) stay.
+_BIDI = "\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f{_BIDI}]")
+_CONTROL_BUT_LINE_FEED = re.compile(rf"[\x00-\x09\x0b-\x1f\x7f-\x9f{_BIDI}]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _written_out(match: re.Match) -> str:
     char = match.group()
-    return _NAMED.get(char) or f"\\x{ord(char):02x}"
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
 
 
 def shown(value) -> str:
