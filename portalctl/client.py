@@ -118,14 +118,14 @@ class Portal:
         the portal behind it may be restarting, which a wait waits out."""
         kind = media_type(response.headers)
         redirect = 300 <= response.status < 400
-        if not redirect and (
-            is_json(kind) or (text and kind == "text/plain" and response.status < 400)
-        ):
+        if not redirect and text and kind == "text/plain" and response.status < 400:
             return
-        message = (
-            f"this is not the portal's API at {self.url} "
-            f"(HTTP {response.status}, {kind or 'no content type'})"
-        )
+        if not redirect and is_json(kind) and _portals_json(response):
+            return
+        what = kind or "no content type"
+        if is_json(kind):  # labelled JSON, but not the portal's (breaking trial, issue 28)
+            what += ", not the portal's JSON"
+        message = f"this is not the portal's API at {self.url} (HTTP {response.status}, {what})"
         if response.status >= 500:
             raise Unreachable(
                 f"{message}: something in front of the portal answered; it may be down or "
@@ -159,6 +159,20 @@ class Portal:
 
     def post(self, path: str, body, **params):
         return self.call("POST", path, body=body, params=params).json()
+
+
+def _portals_json(response: Response) -> bool:
+    """Whether a JSON-labelled answer could be the portal's: it parses (a gateway's page
+    labelled JSON did not, and portalctl ended in a JSONDecodeError traceback), and a
+    refusal below 500 carries the portal's error object (another JSON API's 404 read as
+    'no service named')."""
+    try:
+        document = response.json()
+    except ValueError:
+        return False
+    if 400 <= response.status < 500:
+        return isinstance(document, dict) and isinstance(document.get("error"), dict)
+    return True
 
 
 def refused(response: Response) -> Refused:

@@ -62,3 +62,44 @@ def test_a_manifest_with_escapes_is_stored_plain_and_unchanged_when_applied_agai
     again = portalctl("apply", path)
     assert again.exit_code == 0, again.output
     assert "updated: -\nunchanged: checkout\nteams: unchanged shop" in again.stdout
+
+
+# --- What portalctl takes for the portal's answer (issue 28, item 4) ---------------------
+
+NOT_THE_PORTALS_JSON = [
+    (200, "<!doctype html><p>gateway</p>"),  # labelled JSON, not JSON: a traceback before
+    (404, '{"message": "Not Found"}'),  # another JSON API: "no service named" before
+    (403, "[]"),
+]
+
+
+@pytest.mark.parametrize(("status", "body"), NOT_THE_PORTALS_JSON)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status", "checkout"],
+        ["config", "get", "checkout"],
+        ["deploy", "checkout", "--version", "1"],
+    ],
+    ids=" ".join,
+)
+def test_an_answer_labelled_json_that_is_not_the_portals_is_said_to_be_so(
+    http_servers, status, body, command
+):
+    from werkzeug import Response
+
+    with http_servers.borrow() as server:
+        answer = Response(body, status=status, content_type="application/json")
+        for path in ["/api/teams", "/health/service/checkout", "/api/services/checkout/config"]:
+            server.expect_request(path).respond_with_response(answer)
+        server.expect_request("/api/services/checkout/deployments").respond_with_response(answer)
+        url = server.url_for("").rstrip("/")
+        env = {"PORTAL_URL": url, "PORTAL_TOKEN": "svp_x"}
+        result = CliRunner().invoke(cli, command, env=env)
+        as_json = CliRunner().invoke(cli, [*command, "--json"], env=env)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"this is not the portal's API at {url} (HTTP {status}, application/json" in (
+        result.stderr
+    )
+    assert "no service named" not in result.stderr
+    assert '"code": "not_the_portal"' in as_json.stdout + as_json.stderr
