@@ -71,7 +71,7 @@ test: install-dev
 TYPECHECK = PORTAL_ENV_FILE= DEBUG=true $(PY) -m mypy
 
 # Before a commit: lint, the type check and every test outside the system tier, in parallel.
-# Under 3 minutes on this machine's two cores (README, "Tests").
+# Meant to stay under 3 minutes on this machine's two cores (README, "Tests": measured).
 check: lint
 	$(PYTEST_PG) -m "not system" $(PARALLEL) $(ARGS) || [ $$? -eq 5 ]
 

@@ -1,9 +1,9 @@
-"""Workers of a parallel run (pytest-xdist: `make check` runs two) each get a Redis database of
+"""Workers of a parallel run (pytest-xdist: `make check` runs three) each get a Redis database of
 their own, as pytest-django gives each its own PostgreSQL test database: every test starts by
 flushing the suite's Redis database, which would wipe what the other worker's test is using.
 
 Loaded with `-p tests.parallel` (pyproject's addopts) so that it runs before Django reads
-REDIS_URL: worker gwN takes the database N + 1 below the suite's (15: gw0 on 14, gw1 on 13).
+REDIS_URL: worker gwN takes the database N + 1 below the suite's (15: gw0 on 14, gw2 on 12).
 """
 
 import os
