@@ -8,7 +8,7 @@ PASSWORD = "correct-horse-battery-staple"
 # groups migrations create do not survive the flush between them: see role_groups.)
 browser_test = [
     pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 
