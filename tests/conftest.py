@@ -63,6 +63,29 @@ def _real_database(django_db_setup, django_db_blocker):
             pytest.exit(f"this run expects {expected}, not {connection.vendor} (see Makefile)", 2)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _flush_by_delete():
+    """The flush after each transactional test empties the tables with DELETE instead of
+    PostgreSQL's TRUNCATE: truncating 46 all but empty tables makes and syncs a new file for
+    each (0.25-0.37 s a flush here, against 0.04 s), paid by some 300 tests of the fast tier.
+    The foreign keys are deferred (Django makes them so), so the order does not matter; the
+    sequences are not reset either way."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    truncate = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        if reset_sequences or allow_cascade:
+            return truncate(
+                self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+            )
+        return [f"DELETE FROM {self.quote_name(table)};" for table in tables]  # noqa: S608 (names from the schema)
+
+    DatabaseOperations.sql_flush = sql_flush
+    yield
+    DatabaseOperations.sql_flush = truncate
+
+
 class HttpServers:
     """Loopback HTTP servers (pytest-httpserver) started once per session and lent to one test
     at a time: stopping one costs half a second (werkzeug's shutdown poll), which a fixture
