@@ -11,7 +11,15 @@ from django.db import transaction
 from django.db.utils import InterfaceError, OperationalError
 from django.utils import timezone
 
-from healthchecks.engine import batches, capacity, counters, recording, scheduling, service_health
+from healthchecks.engine import (
+    batches,
+    capacity,
+    counters,
+    recording,
+    scheduling,
+    service_health,
+    verification,
+)
 from healthchecks.reads import history, predict
 from healthchecks.watch import stress
 from portal import heartbeats
@@ -24,6 +32,8 @@ def dispatch_due_checks() -> int:
     """Beat sends this every HEALTH_DISPATCH_SECONDS. Expired copies are dropped: a
     backlog of dispatches after an outage must not pile up (one run claims everything)."""
     started = timezone.now()
+    # Verdicts first: a verification's checks it brings forward are claimed in this run.
+    verification.verify_pending(started)
     budget = capacity.budget_for_run(settings.HEALTH_DISPATCH_SECONDS)
     done = scheduling.dispatch(
         started,

@@ -460,6 +460,11 @@ HEALTH_ON_TIME_MS = env_int("HEALTH_ON_TIME_MS", 250, minimum=10)
 # A worker that consumes the probes queue lowers its CPU priority by this much (nice), so that
 # probing at full rate does not slow the web processes sharing the machine; 0 leaves it alone.
 HEALTH_PROBE_WORKER_NICENESS = env_int("HEALTH_PROBE_WORKER_NICENESS", 10, minimum=0)
+# Deployment verification (healthchecks.engine.verification): while a reported deployment
+# waits for its verdict, its gating checks run at least this often (seconds); a deployment
+# whose checks have no usable result this long after its bake ended is failed.
+DEPLOY_VERIFY_INTERVAL_SECONDS = env_float("DEPLOY_VERIFY_INTERVAL_SECONDS", 5.0)
+DEPLOY_VERIFY_TIMEOUT_SECONDS = env_int("DEPLOY_VERIFY_TIMEOUT_SECONDS", 120, minimum=1)
 # Demo targets under /demo/ for `make run` (see healthchecks/watch/demo.py); never in production.
 DEMO_ENDPOINTS = env_bool("DEMO_ENDPOINTS", DEBUG)
 DEMO_BASE_URL = env_str("DEMO_BASE_URL", "http://127.0.0.1:8000")

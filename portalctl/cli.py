@@ -8,6 +8,7 @@ cannot be read or parsed).
 import functools
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import yaml
 from portalctl import output
 from portalctl.client import NotThePortal, Portal, Refused, Unreachable, refused
 from portalctl.output import echo, emit_json, shown, table
+from portalctl.verifying import VerdictWaiter, verdict_lines
 from portalctl.waiting import NoSuchService, Waiter
 
 HTTP_TIMEOUT = 30.0
@@ -341,8 +343,14 @@ def config_import(
     "--wait",
     "then_wait",
     is_flag=True,
-    help="Then wait until the service is usable on results recorded after this report "
-    "(the deploy gate; report once the rollout is done).",
+    help="Then wait for the portal's verdict on this release, judged on results recorded "
+    "after the report: exit 0 when it passes, 1 when it fails or the timeout comes first.",
+)
+@click.option(
+    "--bake",
+    type=click.IntRange(min=0, max=86_400),
+    help="Seconds the checks must hold usable after the report before the release passes "
+    "(default: the service's deploy_bake_seconds; 0: one fresh usable round).",
 )
 @click.option(
     "--timeout",
@@ -351,7 +359,9 @@ def config_import(
     show_default=True,
     help="With --wait: seconds before giving up (exit 1).",
 )
-@click.option("--dependencies", is_flag=True, help="With --wait: also its hard dependencies.")
+@click.option(
+    "--dependencies", is_flag=True, help="With --wait: then wait for its hard dependencies too."
+)
 def deploy(
     session: Session,
     service,
@@ -361,11 +371,12 @@ def deploy(
     status,
     link,
     then_wait,
+    bake,
     timeout,
     dependencies,
 ):
-    """Report a deployment: which build, with which configuration (and with --wait, gate
-    it: the portal checks the service at once and only results after the report count)."""
+    """Report a deployment: which build, with which configuration. The portal verifies it on
+    the results recorded after the report; with --wait, wait for the verdict."""
     session.need_token()
     if config_version is not None and config_hash:
         raise click.UsageError("give --config-version or --config-hash, not both")
@@ -374,6 +385,9 @@ def deploy(
         body["config_version"] = config_version
     if config_hash:
         body["config_hash"] = config_hash
+    if bake is not None:
+        body["bake_seconds"] = bake
+    started = time.monotonic()
     result = session.portal.post(f"/api/services/{service}/deployments", body)
     if session.as_json and not then_wait:
         return emit_json(result)
@@ -382,9 +396,42 @@ def deploy(
         config = f"config version {shown(number)}" if number else "no config version"
         build, state = shown(result["version"]), shown(result["status"])
         echo(f"reported {service} {build} {state} ({config})")
-    if then_wait:
-        since = {service: result["created_at"]}
-        gate(session, [service], timeout, 2.0, dependencies, since=since)
+    if not then_wait:
+        return
+    if "verification" not in result:  # a portal from before verification: its deploy gate
+        gate(session, [service], timeout, 2.0, dependencies, since={service: result["created_at"]})
+        return
+    if result["verification"] is None:
+        output.fail(f"nothing to wait for: a {shown(status)} rollout is not verified")
+        sys.exit(1)
+    await_verdict(session, service, result, timeout, started, dependencies)
+
+
+def await_verdict(session, service, deployment, timeout, started, dependencies) -> None:
+    """Wait for the verdict (exit 0 passed, 1 failed or timed out), then, with dependencies,
+    for the hard dependencies to be usable within what is left of the timeout."""
+    session.portal.timeout = min(HTTP_TIMEOUT, max(2.0, timeout))
+    waiter = VerdictWaiter(
+        session.portal,
+        service,
+        deployment,
+        timeout,
+        report=lambda line: echo(line, err=session.as_json),
+    )
+    done = waiter.run()
+    state = done["verification"]["state"]
+    if session.as_json:
+        emit_json({"ok": state == "passed", "deployment": done})
+    else:
+        for line in verdict_lines(done):
+            (echo if state == "passed" else output.fail)(line)
+    if state == "pending":
+        output.fail(f"gave up after {timeout:g}s: the verification is still pending")
+    if state != "passed":
+        sys.exit(1)
+    if dependencies:
+        left = max(0.0, timeout - (time.monotonic() - started))
+        gate(session, [service], left, 2.0, True, fresh=False)
 
 
 # --- wait -----------------------------------------------------------------------------------

@@ -207,6 +207,7 @@ class ServiceAdmin(ScopedAdmin):
                     "slo_target",
                     "deployed_version",
                     "config_validation_level",
+                    "deploy_bake_seconds",
                 ]
             },
         ),
@@ -549,8 +550,16 @@ class ConfigSchemaAdmin(RecordAdmin):
 @admin.register(Deployment)
 class DeploymentAdmin(RecordAdmin):
     read_scope = READ
-    list_display = ["service", "version", "status", "config_version", "actor", "created_at"]
-    list_filter = ["status", "service__team"]
+    list_display = [
+        "service",
+        "version",
+        "status",
+        "verification_state",
+        "config_version",
+        "actor",
+        "created_at",
+    ]
+    list_filter = ["status", "verification_state", "service__team"]
     search_fields = ["service__name", "version", "actor"]
     list_select_related = ["service"]
     date_hierarchy = "created_at"

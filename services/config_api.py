@@ -368,13 +368,17 @@ def put_schema(request: HttpRequest, name: str, payload: Body[dict[str, Any]], c
 
 @router.post(
     "/services/{name}/deployments",
-    response={201: DeploymentOut},
-    summary="Report a deployment (which build, which configuration)",
+    response={200: DeploymentOut, 201: DeploymentOut},
+    summary="Report a deployment (which build, which configuration); the portal verifies it",
+    description="A rollout reported in progress or succeeded is verified on the results "
+    "recorded after this report (`verification`, pending until its verdict: poll "
+    "`GET .../deployments/{id}`). 201: a new deployment; 200: the report named the version "
+    "whose verification is still pending, and moved that deployment's status.",
 )
 def report_deployment(request: HttpRequest, name: str, payload: DeploymentIn):
     principal = authorize(request, Scope.REGISTRY_WRITE, service=name)
-    deployment = deployments.report(name, actor=principal, **payload.model_dump())
-    return Status(201, _deployment_dict(name, deployment))
+    deployment, created = deployments.report(name, actor=principal, **payload.model_dump())
+    return Status(201 if created else 200, _deployment_dict(name, deployment))
 
 
 @router.get("/services/{name}/deployments", response=list[DeploymentOut])
@@ -382,6 +386,20 @@ def list_deployments(request: HttpRequest, name: str, limit: UrlInteger = Query(
     authorize(request, Scope.REGISTRY_READ, service=name)
     service = configs.get_service(name)
     return [_deployment_dict(name, d) for d in service.deployments.all()[:limit]]
+
+
+@router.get(
+    "/services/{name}/deployments/{deployment_id}",
+    response=DeploymentOut,
+    summary="One deployment and its verification (what `portalctl deploy --wait` polls)",
+)
+def get_deployment(request: HttpRequest, name: str, deployment_id: UrlInteger):
+    authorize(request, Scope.REGISTRY_READ, service=name)
+    service = configs.get_service(name)
+    deployment = service.deployments.filter(pk=deployment_id).first()
+    if deployment is None:
+        raise NotFound(f"{name!r} has no deployment {deployment_id}")
+    return _deployment_dict(name, deployment)
 
 
 @router.get("/services/{name}/config/drift", response=DriftOut)
@@ -403,6 +421,7 @@ def all_drift(request: HttpRequest):
 
 def _deployment_dict(name: str, deployment) -> dict:
     return {
+        "id": deployment.pk,
         "service": name,
         "version": deployment.version,
         "status": deployment.status,
@@ -411,4 +430,6 @@ def _deployment_dict(name: str, deployment) -> dict:
         "link": deployment.link,
         "actor": deployment.actor,
         "created_at": deployment.created_at,
+        "bake_seconds": deployment.bake_seconds,
+        "verification": deployments.verification(deployment),
     }

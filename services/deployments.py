@@ -6,14 +6,23 @@ the current one (compared by content hash, so a rollback to identical content is
 
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
+from django.utils import timezone
 
 from portal import audit
-from portal.auth import check_ownership
+from portal.auth import check_ownership, system_actor
 from portal.errors import InvalidInput
 from services import registry, signals
 from services.configs import current_version, get_service
-from services.models import ConfigVersion, Deployment, DeploymentStatus, Service
+from services.models import (
+    ConfigVersion,
+    Deployment,
+    DeploymentStatus,
+    Service,
+    VerificationState,
+)
 from services.schemas import ServiceFieldsIn
+
+VERIFIED_STATUSES = (DeploymentStatus.IN_PROGRESS, DeploymentStatus.SUCCEEDED)
 
 
 def report(
@@ -25,41 +34,41 @@ def report(
     config_hash: str,
     link: str,
     actor,
-) -> Deployment:
+    bake_seconds: int | None = None,
+) -> tuple[Deployment, bool]:
+    """Record a pipeline's report; (the deployment, whether it is new). A rollout that is
+    under way or done is verified on the results recorded after it (state pending). A report
+    of the version the service's latest deployment is verifying, or verified, is that same
+    deployment -- its status moves, its verification stays one -- except a new ``in_progress``
+    report after the verdict: a new rollout of that version, verified anew."""
     check_ownership(actor, [name])
     with transaction.atomic():
         # The registry's lock before the service's row, as every write that may reach the
         # registry (this one sets deployed_version through it): one order, no deadlock.
         registry.lock_registry()
         service = get_service(name, lock=True)
-        if config_version is not None:
-            applied = service.config_versions.filter(version=config_version).first()
-            if applied is None:
-                raise InvalidInput(
-                    "unknown configuration version",
-                    fields={
-                        "config_version": f"{name!r} has no configuration version {config_version}"
-                    },
-                )
-            if config_hash and config_hash != applied.content_hash:
-                raise InvalidInput(
-                    "the hash does not match that version",
-                    fields={
-                        "config_hash": f"version {config_version} has hash {applied.content_hash}"
-                    },
-                )
-            config_hash = applied.content_hash
-        deployment = Deployment.objects.create(
-            service=service,
-            version=version,
-            status=status,
-            config_version=config_version,
-            config_hash=config_hash,
-            link=link,
-            actor=str(actor),
-        )
-        if status in (DeploymentStatus.IN_PROGRESS, DeploymentStatus.SUCCEEDED):
-            signals.deployment_reported.send(sender=Deployment, service_id=service.pk)
+        config_hash = _applied_hash(service, config_version, config_hash)
+        deployment = _same(service, version, status)
+        created = deployment is None
+        if deployment is None:
+            verifying = status in VERIFIED_STATUSES
+            deployment = Deployment.objects.create(
+                service=service,
+                version=version,
+                status=status,
+                config_version=config_version,
+                config_hash=config_hash,
+                link=link,
+                actor=str(actor),
+                bake_seconds=service.deploy_bake_seconds if bake_seconds is None else bake_seconds,
+                verification_state=VerificationState.PENDING if verifying else "",
+            )
+        else:
+            _move(deployment, status, config_version, config_hash, link)
+        if created and deployment.verification_state == VerificationState.PENDING:
+            signals.deployment_reported.send(
+                sender=Deployment, service_id=service.pk, deployment_id=deployment.pk
+            )
         if status == DeploymentStatus.SUCCEEDED and service.deployed_version != version:
             # Through the registry's one write path, so the change is audited like any other.
             registry.patch_service(name, ServiceFieldsIn(deployed_version=version), actor)
@@ -68,9 +77,103 @@ def report(
             "deployment.report",
             "service",
             name,
-            {"version": version, "status": status, "config_version": config_version},
+            {
+                "deployment": deployment.pk,
+                "version": version,
+                "status": status,
+                "config_version": config_version,
+                "bake_seconds": deployment.bake_seconds,
+            },
         )
-    return deployment
+    return deployment, created
+
+
+def _applied_hash(service: Service, config_version: int | None, config_hash: str) -> str:
+    """The content hash of the configuration version the report names (422 if there is no
+    such version, or the hash given is another)."""
+    if config_version is None:
+        return config_hash
+    applied = service.config_versions.filter(version=config_version).first()
+    if applied is None:
+        raise InvalidInput(
+            "unknown configuration version",
+            fields={
+                "config_version": f"{service.name!r} has no configuration version {config_version}"
+            },
+        )
+    if config_hash and config_hash != applied.content_hash:
+        raise InvalidInput(
+            "the hash does not match that version",
+            fields={"config_hash": f"version {config_version} has hash {applied.content_hash}"},
+        )
+    return applied.content_hash
+
+
+def _same(service: Service, version: str, status: str) -> Deployment | None:
+    """The service's latest deployment if this report is about it (see ``report``)."""
+    latest = service.deployments.order_by("-created_at", "-id").first()
+    if latest is None or latest.version != version or not latest.verification_state:
+        return None
+    if latest.verification_state != "pending" and status == DeploymentStatus.IN_PROGRESS:
+        return None
+    return latest
+
+
+def _move(deployment: Deployment, status, config_version, config_hash, link) -> None:
+    """A later report of a deployment being verified: its status (and what it adds) moves;
+    a rollout the pipeline itself calls failed or rolled back is failed without waiting."""
+    deployment.status = status
+    deployment.config_version = config_version or deployment.config_version
+    deployment.config_hash = config_hash or deployment.config_hash
+    deployment.link = link or deployment.link
+    fields = ["status", "config_version", "config_hash", "link"]
+    if status not in VERIFIED_STATUSES and deployment.verification_state == "pending":
+        deployment.verification_state = VerificationState.FAILED
+        deployment.verification_finished_at = timezone.now()
+        deployment.verification_reason = f"the pipeline reported the rollout {status}"
+        fields += ["verification_state", "verification_finished_at", "verification_reason"]
+    deployment.save(update_fields=fields)
+
+
+def record_verdict(deployment_id: int, state: str, reason: str, evidence: list, now) -> bool:
+    """Store a verification's verdict, once: False if it was no longer pending (another
+    worker judged it first, or the pipeline reported the rollout failed)."""
+    with transaction.atomic():
+        done = Deployment.objects.filter(pk=deployment_id, verification_state="pending").update(
+            verification_state=state,
+            verification_finished_at=now,
+            verification_reason=reason,
+            verification_evidence=evidence,
+        )
+        if not done:
+            return False
+        deployment = Deployment.objects.select_related("service").get(pk=deployment_id)
+        audit.record(
+            system_actor("verification"),
+            "deployment.verified",
+            "service",
+            deployment.service.name,
+            {"deployment": deployment_id, "version": deployment.version, "state": state},
+        )
+        transaction.on_commit(
+            lambda: signals.deployment_verified.send(
+                sender=Deployment, deployment_id=deployment_id, state=state
+            )
+        )
+    return True
+
+
+def verification(deployment: Deployment) -> dict | None:
+    """The verification as the API shows it; None for a report with nothing to verify."""
+    if not deployment.verification_state:
+        return None
+    return {
+        "state": deployment.verification_state,
+        "started_at": deployment.created_at,
+        "finished_at": deployment.verification_finished_at,
+        "reason": deployment.verification_reason,
+        "evidence": deployment.verification_evidence,
+    }
 
 
 def drift(service: Service) -> dict:

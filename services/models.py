@@ -47,6 +47,10 @@ class LifecycleStatus(models.TextChoices):
     FAILED = "failed"
 
 
+# A bake longer than a day is a release process of its own, not a verification.
+MAX_BAKE_SECONDS = 86_400
+
+
 class Service(models.Model):
     name = models.CharField(max_length=63, unique=True, validators=[name_validator])
     display_name = models.CharField(max_length=200, blank=True)
@@ -79,6 +83,14 @@ class Service(models.Model):
         blank=True,
         choices=[("strict", "strict"), ("lenient", "lenient"), ("off", "off")],
         help_text="Blank: the portal default (SERVICE_CONFIG_VALIDATION_LEVEL).",
+    )
+    # How long a reported deployment's checks must hold after it when the report names no
+    # bake time (healthchecks.engine.verification).
+    deploy_bake_seconds = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MAX_BAKE_SECONDS)],
+        help_text="Seconds a deployment's checks must hold healthy when its report names no "
+        "bake time (0: one fresh healthy round).",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -221,8 +233,17 @@ class DeploymentStatus(models.TextChoices):
     ROLLED_BACK = "rolled_back"
 
 
+class VerificationState(models.TextChoices):
+    PENDING = "pending"
+    PASSED = "passed"
+    FAILED = "failed"
+
+
 class Deployment(models.Model):
-    """A deployment a pipeline reported: which build and which configuration it applied."""
+    """A deployment a pipeline reported: which build and which configuration it applied, and
+    the verdict on it, judged on results recorded after the report
+    (healthchecks.engine.verification; blank for a report of a failed or rolled-back
+    rollout, which has nothing to verify)."""
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="deployments")
     version = models.CharField(max_length=100)
@@ -232,10 +253,26 @@ class Deployment(models.Model):
     link = models.URLField(max_length=500, blank=True)
     actor = models.CharField(max_length=200)
     created_at = models.DateTimeField(default=timezone.now)
+    bake_seconds = models.PositiveIntegerField(default=0)
+    verification_state = models.CharField(
+        max_length=8, blank=True, choices=VerificationState.choices
+    )
+    verification_finished_at = models.DateTimeField(null=True, blank=True)
+    verification_reason = models.TextField(blank=True)
+    # [{"check", "status", "at", "error"}]: the results the verdict rests on.
+    verification_evidence = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["service", "-created_at"], name="deployment_by_service")]
+        indexes = [
+            models.Index(fields=["service", "-created_at"], name="deployment_by_service"),
+            # The dispatcher asks every second whether anything waits for a verdict.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(verification_state="pending"),
+                name="deployment_verifying",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.service.name} {self.version} {self.status}"

@@ -46,6 +46,7 @@ SCALAR_FIELDS = (
     "runbook_url",
     "deployed_version",
     "config_validation_level",
+    "deploy_bake_seconds",
 )
 TEAM_FIELDS = ("display_name", "description", "contact")
 Mode = Literal["upsert", "create", "update"]

@@ -22,7 +22,7 @@ from portal.fields import (
     UrlBoolean,
     UrlInteger,
 )
-from services.models import DependencyKind, LifecycleStatus
+from services.models import MAX_BAKE_SECONDS, DependencyKind, LifecycleStatus
 
 
 class StrictSchema(Schema):
@@ -73,6 +73,14 @@ class ServiceFieldsIn(StrictSchema):
     deployed_version: StrictStr = Field(default="", max_length=100)
     config_validation_level: Literal["", "strict", "lenient", "off"] = Field(
         default="", description="Blank: the portal default (SERVICE_CONFIG_VALIDATION_LEVEL)."
+    )
+    deploy_bake_seconds: Integer = Field(
+        default=0,
+        ge=0,
+        le=MAX_BAKE_SECONDS,
+        description="Seconds a deployment's checks must hold usable after its report before "
+        "its verification passes, when the report names no bake_seconds (0: one fresh usable "
+        "round).",
     )
     dependencies: list[Name | DependencyIn] = Field(
         default_factory=list,
@@ -126,6 +134,7 @@ class ServiceOut(Schema):
     links: LinksOut
     deployed_version: str
     config_validation_level: str
+    deploy_bake_seconds: int
     lifecycle_status: LifecycleStatus
     lifecycle_changed_at: datetime
     dependencies: list[DependencyOut]
@@ -355,9 +364,33 @@ class DeploymentIn(StrictSchema):
     config_version: Integer | None = Field(default=None, ge=1, le=MAX_INT32)
     config_hash: StrictStr = Field(default="", max_length=64)
     link: Url = ""
+    bake_seconds: Integer | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_BAKE_SECONDS,
+        description="Seconds the checks must hold usable after the report before the "
+        "verification passes; left out: the service's deploy_bake_seconds (0: one fresh "
+        "usable round).",
+    )
+
+
+class EvidenceOut(Schema):
+    check: str
+    status: str
+    at: datetime | None
+    error: str
+
+
+class VerificationOut(Schema):
+    state: Literal["pending", "passed", "failed"]
+    started_at: datetime
+    finished_at: datetime | None
+    reason: str
+    evidence: list[EvidenceOut]
 
 
 class DeploymentOut(Schema):
+    id: int
     service: str
     version: str
     status: str
@@ -366,6 +399,10 @@ class DeploymentOut(Schema):
     link: str
     actor: str
     created_at: datetime
+    bake_seconds: int
+    verification: VerificationOut | None = Field(
+        description="null: a report of a failed or rolled-back rollout, nothing to verify."
+    )
 
 
 class DriftOut(Schema):

@@ -15,7 +15,12 @@ dependencies_changed = Signal()
 # services was created or removed. Health recomputes them (MAINTENANCE is a derived status).
 maintenance_changed = Signal()
 
-# Sent inside the writing transaction with ``service_id``: a release of it was reported rolled
-# out (in progress or succeeded). Health runs its checks at once, so a deploy gate, which
-# counts only results recorded after the release, does not wait out their intervals.
+# Sent inside the writing transaction with ``service_id`` and ``deployment_id``: a release of it
+# was reported rolled out (in progress or succeeded) and waits for its verdict. Health runs its
+# checks at once, so the verdict, which rests only on results recorded after the release, does
+# not wait out their intervals.
 deployment_reported = Signal()
+
+# Sent after the verdict's transaction commits, with ``deployment_id`` and ``state`` (passed or
+# failed): a deployment's verification ended. Automation turns it into events and actions.
+deployment_verified = Signal()

@@ -316,6 +316,15 @@ SINCE = {
     "check -- every probed check when none is -- must have one, and counts as its own last "
     "result; the answer says the moment in `results_since`",
 }
+DEPLOYMENT = {
+    "name": "deployment",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    "description": "a deploy gate for a reported deployment (its `id` in "
+    "`POST /api/services/{name}/deployments`' answer): as `since` the moment it was reported; "
+    "not with `since`",
+}
 TOKEN = {
     "name": "token",
     "in": "path",
@@ -387,7 +396,7 @@ def _paths() -> dict:
                 "summary": "One service: a readiness probe and a deploy gate",
                 "description": "200 while the service is usable (healthy or degraded), 503 "
                 "when not (unhealthy, unknown, maintenance). " + NEGOTIATED,
-                "parameters": [NAME, SINCE],
+                "parameters": [NAME, SINCE, DEPLOYMENT],
                 "security": [],
                 "responses": _answers(
                     {
@@ -398,7 +407,10 @@ def _paths() -> dict:
                     },
                     **{
                         "404": _error("no service by that name"),
-                        "422": _error("`since` is not a moment (ISO 8601) nor `now`"),
+                        "422": _error(
+                            "`since` is not a moment (ISO 8601) nor `now`, `deployment` is "
+                            "not one of the service's deployments, or both are given"
+                        ),
                         "503": {
                             "description": "not usable (the same document), or the database "
                             "does not answer (the error shape, with Retry-After)",

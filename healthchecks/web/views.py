@@ -26,7 +26,7 @@ from healthchecks.watch import selfcheck
 from healthchecks.web import pings
 from portal.errors import error_response, no_such_service
 from portal.fields import AwareMoment
-from services.models import Service
+from services.models import Deployment, Service
 
 
 def _respond(request, document: dict, health_document: dict, status: int = 200):
@@ -66,11 +66,25 @@ def services(request: HttpRequest):
 @require_GET
 def service(request: HttpRequest, name: str):
     """200 while the service is usable (healthy or degraded), 503 when not: a readiness
-    probe and a deploy gate (``?since=``: only results recorded since then count)."""
+    probe and a deploy gate (``?since=``, or ``?deployment=`` for the moment that deployment
+    was reported: only results recorded since then count)."""
     try:
         since = _since(request)
     except ValueError as exc:
         return error_response(422, "invalid", "bad since", fields={"since": str(exc)})
+    if "deployment" in request.GET:
+        if since is not None:
+            return error_response(
+                422, "invalid", "give since or deployment", fields={"deployment": "not both"}
+            )
+        since = _reported_at(name, request.GET["deployment"])
+        if since is None:
+            return error_response(
+                422,
+                "invalid",
+                "bad deployment",
+                fields={"deployment": f"{name!r} has no deployment with this id"},
+            )
     detail = selfcheck.detail() if name == selfcheck.NAME else reports.service_detail(name, since)
     if detail is None:
         return _not_found(name)
@@ -81,6 +95,17 @@ def service(request: HttpRequest, name: str):
 # With its time zone: a moment without one was read as UTC, so a pipeline writing its own
 # local time west of Greenwich asked for results from hours before its release.
 _MOMENT = TypeAdapter(AwareMoment)
+
+
+def _reported_at(name: str, text: str) -> datetime | None:
+    """When the service's deployment with this id was reported, or None if there is none."""
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        return None
+    return (
+        Deployment.objects.filter(service__name=name, pk=int(text))
+        .values_list("created_at", flat=True)
+        .first()
+    )
 
 
 def _since(request: HttpRequest) -> datetime | None:

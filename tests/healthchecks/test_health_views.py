@@ -11,6 +11,8 @@ from healthchecks.models import CheckResult, CheckState, HealthCheck
 from healthchecks.probes import ProbeOutcome
 from healthchecks.reads import healthjson, reports
 from healthchecks.status import ErrorCode, Status
+from portal.auth import system_actor
+from services import deployments
 from tests.factories import DependencyFactory, ServiceFactory, make_check, next_due
 
 # Also on SQLite: these parts have an embedded-mode branch of their own.
@@ -308,6 +310,36 @@ def test_a_gate_counts_no_result_recorded_before_its_moment(client, estate):
     record(payments, Status.HEALTHY)
     res = client.get("/health/service/payments", {"since": moment})
     assert res.status_code == 200 and res.json()["results_since"] == moment
+
+
+def test_the_gate_for_a_deployment_counts_results_since_its_report(client, estate):
+    payments, _ = estate
+    deployment, _ = deployments.report(
+        "payments", version="2", status="succeeded", config_version=None, config_hash="",
+        link="", actor=system_actor("ci"),
+    )  # fmt: skip
+    res = client.get("/health/service/payments", {"deployment": deployment.pk})
+    assert res.status_code == 503
+    moment = res.json()["results_since"]
+    assert moment == deployment.created_at.isoformat().replace("+00:00", "Z")
+    record(payments, Status.HEALTHY)
+    assert client.get("/health/service/payments", {"deployment": deployment.pk}).status_code == 200
+
+
+def test_a_deployment_of_another_service_or_with_since_is_a_422(client, estate):
+    elsewhere, _ = deployments.report(
+        "ledger", version="2", status="succeeded", config_version=None, config_hash="",
+        link="", actor=system_actor("ci"),
+    )  # fmt: skip
+    for query in (
+        {"deployment": elsewhere.pk},
+        {"deployment": "x1"},
+        {"deployment": "9" * 30},
+        {"deployment": elsewhere.pk, "since": "now"},
+    ):
+        res = client.get("/health/service/payments", query)
+        assert res.status_code == 422, query
+        assert "deployment" in res.json()["error"]["fields"], query
 
 
 def test_a_fresh_failure_fails_the_gate_though_retries_keep_the_state_healthy(client):

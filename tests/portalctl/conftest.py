@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from django.db import connection
 from django.utils import timezone
 
-from healthchecks.engine import batches, scheduling
+from healthchecks.engine import batches, scheduling, verification
 from healthchecks.models import HealthCheck
 from portalctl.cli import cli
 
@@ -39,12 +39,14 @@ def portalctl(live_server, token):
 @pytest.fixture
 def prober(transactional_db):
     """Start a probe worker in a thread: every 0.2 s it probes every enabled check through
-    the engine (real requests, real recording), until the test ends."""
+    the engine (real requests, real recording) and, as the dispatcher does each tick, judges
+    the deployments waiting for a verdict, until the test ends."""
     stop = threading.Event()
 
     def loop():
         try:
             while not stop.is_set():
+                verification.verify_pending(timezone.now())
                 due = timezone.now().isoformat()
                 ids = HealthCheck.objects.filter(enabled=True).values_list("pk", flat=True)
                 if ids:
@@ -63,14 +65,15 @@ def prober(transactional_db):
 @pytest.fixture
 def scheduled_prober(transactional_db):
     """A probe worker that keeps the checks' schedules, as beat's dispatcher and a worker
-    do: every 0.2 s it claims the checks due (scheduling.claim_due) and probes them through
-    the engine, until the test ends."""
+    do: every 0.2 s it judges the deployments waiting for a verdict, claims the checks due
+    (scheduling.claim_due) and probes them through the engine, until the test ends."""
     stop = threading.Event()
 
     def loop():
         try:
             while not stop.is_set():
                 now = timezone.now()
+                verification.verify_pending(now)
                 claims = scheduling.claim_due(now, now, 100)
                 if claims:
                     batches.run_batch([(c.check_id, c.due_at.isoformat()) for c in claims])

@@ -27,6 +27,7 @@ def service_form(team, name="web", **extra):
         "description": "",
         "deployed_version": "",
         "config_validation_level": "",
+        "deploy_bake_seconds": "0",
         "repository_url": "",
         "docs_url": "",
         "runbook_url": "",

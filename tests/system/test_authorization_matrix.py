@@ -96,6 +96,9 @@ API.update(
         ),
         "services_config_api_read_schema": Api(CR, "get", f"{SVC}/config/schema"),
         "services_config_api_list_deployments": Api(RR, "get", f"{SVC}/deployments"),
+        "services_config_api_get_deployment": Api(
+            RR, "get", f"{SVC}/deployments/78", setup=[contract.a_deployment]
+        ),
         "services_config_api_service_drift": Api(CR, "get", f"{SVC}/config/drift"),
         "services_config_api_all_drift": Api(CR, "get", "/api/config/drift", outside=OK),
         "healthchecks_api_list_checks": Api(RR, "get", f"{SVC}/checks"),

@@ -195,12 +195,75 @@ def test_the_gate_never_passes_a_release_on_a_result_from_before_it(
     # The report made the portal check at once: the gate sees the failure, not the past.
     gated = portalctl("deploy", "web", "--version", "3", "--wait", "--timeout", 10)
     assert gated.exit_code == 1, gated.output
-    assert "check http (unhealthy): HTTP 500" in gated.stderr
+    assert "web 3: verification failed (failed after the release: http)" in gated.stderr
+    assert "check http unhealthy: HTTP 500" in gated.stderr
 
     httpserver.clear_all_handlers()
     httpserver.expect_request("/web").respond_with_data("ok")
     started = time.monotonic()
     gated = portalctl("deploy", "web", "--version", "4", "--wait", "--timeout", 30)
     assert gated.exit_code == 0, gated.output
-    assert "usable: web" in gated.stdout
+    assert "web 4: verification passed" in gated.stdout
     assert time.monotonic() - started < 30  # checked at once, not after its 60 s interval
+
+
+def test_deploy_wait_gives_the_verdict_in_seconds_though_the_interval_is_120_s(
+    portalctl, applied, httpserver, scheduled_prober, api
+):
+    """Issue 21's done-when: exit 1 for a broken release, 0 for a good one, each well within
+    15 s with a 120 s check interval, and the API keeps both verdicts with their evidence."""
+    applied(estate(httpserver).replace("interval: 10", "interval: 120"))
+    scheduled_prober()
+    assert portalctl("wait", "web", "--any-result", "--timeout", 30).exit_code == 0
+    httpserver.clear_all_handlers()
+    httpserver.expect_request("/web").respond_with_data("broken", status=500)
+    httpserver.expect_request("/db").respond_with_data("ok")
+
+    started = time.monotonic()
+    broken = portalctl("deploy", "web", "--version", "5", "--wait", "--timeout", 60)
+    assert broken.exit_code == 1, broken.output
+    assert time.monotonic() - started < 15
+    assert "check http unhealthy: HTTP 500" in broken.stderr
+
+    httpserver.clear_all_handlers()
+    httpserver.expect_request("/web").respond_with_data("ok")
+    httpserver.expect_request("/db").respond_with_data("ok")
+    started = time.monotonic()
+    good = portalctl("deploy", "web", "--version", "6", "--wait", "--timeout", 60)
+    assert good.exit_code == 0, good.output
+    assert time.monotonic() - started < 15
+
+    listed = api.call("GET", "/api/services/web/deployments").json()
+    verdicts = {d["version"]: d["verification"] for d in listed}
+    assert verdicts["5"]["state"] == "failed"
+    assert verdicts["5"]["evidence"][0]["check"] == "http"
+    assert verdicts["5"]["evidence"][0]["status"] == "unhealthy"
+    assert verdicts["6"]["state"] == "passed"
+    assert verdicts["6"]["evidence"][0]["status"] == "healthy"
+    for verdict in verdicts.values():
+        assert verdict["finished_at"] >= verdict["started_at"]
+
+
+def test_deploy_wait_with_a_bake_holds_until_the_bake_ends(
+    portalctl, applied, httpserver, scheduled_prober
+):
+    applied(estate(httpserver).replace("interval: 10", "interval: 120"))
+    scheduled_prober()
+    started = time.monotonic()
+    baked = portalctl("deploy", "web", "--version", "7", "--wait", "--bake", 3, "--timeout", 60)
+    assert baked.exit_code == 0, baked.output
+    assert time.monotonic() - started >= 3
+    assert "held for 3 s" in baked.stdout
+    assert Deployment.objects.get(version="7").bake_seconds == 3
+
+
+def test_deploy_wait_json_carries_the_deployment_and_its_verdict(
+    portalctl, applied, httpserver, scheduled_prober
+):
+    applied(estate(httpserver))
+    scheduled_prober()
+    result = portalctl("deploy", "web", "--version", "8", "--wait", "--timeout", 60, "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["ok"] is True
+    assert document["deployment"]["verification"]["state"] == "passed"

@@ -113,13 +113,15 @@ def test_the_github_actions_job_runs_as_documented(workspace, job_env, prober):
     assert (
         workspace / "deployed.env"
     ).read_text() == "CURRENCY='EUR'\nLOG_LEVEL='INFO'\nTIMEOUT='30'\n"
-    verified, deployment = Deployment.objects.filter(service__name="checkout").order_by("id")
-    assert (verified.version, verified.status) == ("0a1b2c3", "in_progress")
+    # The verified in_progress report and the succeeded one after it: one deployment, whose
+    # status moved, with one verification.
+    (deployment,) = Deployment.objects.filter(service__name="checkout")
     assert (deployment.version, deployment.config_version, deployment.status) == (
         "0a1b2c3",
         1,
         "succeeded",
     )
+    assert deployment.verification_state == "passed"
     assert deployment.link == "https://github.example.com/shop/checkout/actions/runs/42"
 
 
@@ -134,6 +136,7 @@ def test_the_gitlab_job_runs_as_documented(workspace, job_env, prober):
     prober()
     result = run("\n".join(job["script"]), workspace, env)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert "checkout 9f8e7d6: verification passed" in result.stdout
     assert "usable: checkout, accounts" in result.stdout
     assert ConfigVersion.objects.filter(service__name="checkout").count() == 1
     deployment = Deployment.objects.filter(service__name="checkout").latest("id")
@@ -144,7 +147,9 @@ def test_the_gitlab_job_runs_as_documented(workspace, job_env, prober):
     assert again.returncode == 0, again.stderr
     assert "unchanged: checkout, accounts" in again.stdout
     assert ConfigVersion.objects.filter(service__name="checkout").count() == 1
-    assert Deployment.objects.filter(service__name="checkout").count() == 4  # 2 per run
+    # One deployment per run: the rerun's in_progress report is a new rollout, verified anew.
+    runs = Deployment.objects.filter(service__name="checkout").order_by("id")
+    assert [(d.status, d.verification_state) for d in runs] == [("succeeded", "passed")] * 2
 
 
 def test_the_client_imports_no_django_and_no_portal_app(installed):

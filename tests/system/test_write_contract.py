@@ -60,6 +60,14 @@ def an_alert():
     Alert.objects.create(id=77, service=Service.objects.get(name="svc"), status=Status.UNHEALTHY)
 
 
+def a_deployment():
+    from services.models import Deployment
+
+    Deployment.objects.create(
+        id=78, service=Service.objects.get(name="svc"), version="1", status="succeeded"
+    )
+
+
 _TOMORROW = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
 FUTURE = {
     "starts_at": _TOMORROW.isoformat(),

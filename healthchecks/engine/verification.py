@@ -1,0 +1,217 @@
+"""Verifying a reported deployment on results recorded after it.
+
+A deployment a pipeline reports rolled out (in progress or succeeded) waits for a verdict:
+``passed`` once every check that gates the service (its enabled probed critical checks, or
+all its enabled probed checks when none is critical) has a usable result (healthy, or
+degraded: the service stays usable) due after the bake time ended, with no failure beyond a
+check's retries since the report; ``failed`` as soon as a check fails beyond its retries after
+the report, or when ``DEPLOY_VERIFY_TIMEOUT_SECONDS`` pass after the bake without a fresh
+usable result. Only results due after the report count: a result from before the release
+says nothing about it.
+
+A release is not blamed for a hard dependency that was already unhealthy before it: while
+one is, a failing check does not fail the verification (it waits, and says why); if the
+timeout comes first the verdict is failed with that said in its reason.
+
+The dispatcher judges every pending verification each tick (``verify_pending``); a verdict
+is stored once, through ``services.deployments.record_verdict``. During the bake a gating
+check that already has a fresh result runs every ``DEPLOY_VERIFY_INTERVAL_SECONDS`` (or its
+own interval, if shorter); after the verdict it returns to its own. Pending verifications
+live in the database, so a restart of the portal resumes them.
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+
+from healthchecks.models import CheckResult, CheckSchedule, HealthCheck, ResultDetail
+from healthchecks.probes.kinds import KINDS
+from healthchecks.status import NOT_OBSERVATIONS, ErrorCode, Status, is_usable
+from services import deployments
+from services.models import Dependency, DependencyKind, Deployment, VerificationState
+
+
+@dataclass
+class Verdict:
+    state: str  # pending, passed or failed
+    reason: str
+    evidence: list[dict] = field(default_factory=list)
+    # Checks with a result since the report that may run sooner (the bake is on).
+    hurry: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Gate:
+    """One gating check and what its results since the report say."""
+
+    id: int
+    name: str
+    retries: int
+    interval: int
+    latest: tuple | None = None  # (at, status, error_code) of its latest fresh result
+    failed: tuple | None = None  # the result that took it past its retries
+    streak: int = 0
+    usable_after_bake: bool = False
+
+
+def verify_pending(now: datetime) -> int:
+    """Judge every deployment waiting for a verdict; store the verdicts reached. Returns how
+    many were stored. One indexed query when nothing waits."""
+    stored = 0
+    waiting = Deployment.objects.filter(verification_state=VerificationState.PENDING)
+    for deployment in waiting.select_related("service").order_by("created_at"):
+        verdict = judge(deployment, now)
+        if verdict.state == VerificationState.PENDING:
+            hurry(verdict.hurry, now)
+            continue
+        stored += deployments.record_verdict(
+            deployment.pk, verdict.state, verdict.reason, verdict.evidence, now
+        )
+    return stored
+
+
+def judge(deployment: Deployment, now: datetime) -> Verdict:
+    gates = gating_checks(deployment.service_id)
+    if not gates:
+        return Verdict(VerificationState.PASSED, "nothing to verify: no enabled probed check")
+    baked_at = deployment.created_at + timedelta(seconds=deployment.bake_seconds)
+    _read_results(gates, deployment.created_at, baked_at)
+    excused = _down_before(deployment)
+    failing = [g for g in gates if g.failed]
+    if failing and not excused:
+        names = ", ".join(g.name for g in failing)
+        return Verdict(
+            VerificationState.FAILED,
+            f"failed after the release: {names}",
+            evidence(gates),
+        )
+    timeout = timedelta(seconds=settings.DEPLOY_VERIFY_TIMEOUT_SECONDS)
+    waiting = [g.name for g in gates if not g.usable_after_bake or g.failed]
+    if now >= baked_at and not waiting:
+        held = f", held for {deployment.bake_seconds} s" if deployment.bake_seconds else ""
+        return Verdict(
+            VerificationState.PASSED,
+            f"every gating check usable after the release{held}",
+            evidence(gates),
+        )
+    if now >= baked_at + timeout:
+        reason = f"no fresh usable result within {timeout.seconds} s after the bake: "
+        reason += ", ".join(waiting)
+        if failing and excused:
+            reason += _excuse(excused) + " (the release is not blamed)"
+        return Verdict(VerificationState.FAILED, reason, evidence(gates))
+    reason = f"waiting for {', '.join(waiting) or 'the bake to end'}"
+    if failing and excused:
+        reason += _excuse(excused)
+    hurried = [g.id for g in gates if g.latest is not None]
+    return Verdict(VerificationState.PENDING, reason, hurry=hurried)
+
+
+def gating_checks(service_id: int) -> list[Gate]:
+    """The checks a verdict rests on: the enabled probed critical ones, or all enabled
+    probed ones when none is critical (as the deploy gate of /health/service/NAME)."""
+    pushed = [name for name, kind in KINDS.items() if kind.pushed]
+    rows = list(
+        HealthCheck.objects.filter(service_id=service_id, enabled=True)
+        .exclude(kind__in=pushed)
+        .order_by("name")
+        .values_list("id", "name", "retries", "interval", "is_critical")
+    )
+    critical = [r for r in rows if r[4]] or rows
+    return [Gate(id=r[0], name=r[1], retries=r[2], interval=r[3]) for r in critical]
+
+
+def _read_results(gates: list[Gate], since: datetime, baked_at: datetime) -> None:
+    """Walk each gating check's results due since the report, in order."""
+    by_id = {g.id: g for g in gates}
+    rows = (
+        CheckResult.objects.filter(health_check_id__in=by_id, at__gte=since)
+        .exclude(error_code__in=NOT_OBSERVATIONS)
+        .order_by("health_check_id", "at")
+        .values_list("health_check_id", "at", "status", "error_code")
+    )
+    for check_id, at, status, error_code in rows.iterator(chunk_size=2000):
+        gate = by_id[check_id]
+        gate.latest = (at, status, error_code)
+        if status == Status.UNHEALTHY:
+            gate.streak += 1
+            if gate.streak > gate.retries and gate.failed is None:
+                gate.failed = gate.latest
+        else:
+            gate.streak = 0
+        if at >= baked_at:
+            gate.usable_after_bake = is_usable(status)
+
+
+def _down_before(deployment: Deployment) -> list[tuple[str, datetime]]:
+    """Hard dependencies unhealthy since before the report: (name, since)."""
+    return list(
+        Dependency.objects.filter(
+            service_id=deployment.service_id,
+            kind=DependencyKind.HARD,
+            depends_on__health__status=Status.UNHEALTHY,
+            depends_on__health__since__lte=deployment.created_at,
+        )
+        .order_by("depends_on__name")
+        .values_list("depends_on__name", "depends_on__health__since")
+    )
+
+
+def _excuse(excused: list[tuple[str, datetime]]) -> str:
+    named = ", ".join(f"{name} (since {_iso(since)})" for name, since in excused)
+    return f"; hard dependency unhealthy before the release: {named}"
+
+
+def evidence(gates: list[Gate]) -> list[dict]:
+    """Per gating check, the result its part of the verdict rests on: the failure that took
+    it past its retries, or its latest result since the report."""
+    chosen = {g.id: g.failed or g.latest for g in gates}
+    errors = _errors([(i, row[0]) for i, row in chosen.items() if row is not None])
+    found = []
+    for gate in gates:
+        row = chosen[gate.id]
+        if row is None:
+            missing = "no result since the report"
+            found.append({"check": gate.name, "status": "unknown", "at": None, "error": missing})
+            continue
+        at, status, error_code = row
+        error = errors.get((gate.id, at)) or (
+            ErrorCode(error_code).label if error_code != ErrorCode.NONE else ""
+        )
+        found.append(
+            {"check": gate.name, "status": Status(status).label, "at": _iso(at), "error": error}
+        )
+    return found
+
+
+def _errors(keys: list[tuple[int, datetime]]) -> dict[tuple[int, datetime], str]:
+    """The errors a probe reported with these results (kept for results not plainly healthy)."""
+    if not keys:
+        return {}
+    match = Q()
+    for check_id, at in keys:
+        match |= Q(health_check_id=check_id, at=at)
+    found = {}
+    for check_id, at, outcome in ResultDetail.objects.filter(match).values_list(
+        "health_check_id", "at", "outcome"
+    ):
+        errors = (outcome or {}).get("errors") or []
+        found[(check_id, at)] = "; ".join(str(e) for e in errors)[:500]
+    return found
+
+
+def hurry(check_ids: list[int], now: datetime) -> int:
+    """During a verification, a gating check runs at least every DEPLOY_VERIFY_INTERVAL_SECONDS:
+    its next slot is brought that close when it lies further away."""
+    if not check_ids:
+        return 0
+    soon = now + timedelta(seconds=settings.DEPLOY_VERIFY_INTERVAL_SECONDS)
+    return CheckSchedule.objects.filter(health_check_id__in=check_ids, next_due_at__gt=soon).update(
+        next_due_at=soon
+    )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
