@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
 
 from automation import alerts, channels
-from automation.models import Alert, Delivery, Event, NotificationChannel
+from automation.models import ALERT_EVENTS, Alert, Delivery, Event, NotificationChannel
 from portal.admin_base import RecordAdmin, ScopedAdmin, delete_each
 from portal.auth import check_ownership, check_reach, request_principal
 from portal.errors import PortalError
@@ -26,7 +26,9 @@ class ChannelForm(forms.ModelForm):
         required=False, help_text="Team names, comma-separated; empty: every team."
     )
     events = forms.MultipleChoiceField(
-        choices=Event.choices, widget=forms.CheckboxSelectMultiple, initial=list(Event.values)
+        choices=Event.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[e.value for e in ALERT_EVENTS],
     )
 
     class Meta:

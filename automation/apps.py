@@ -8,8 +8,15 @@ class AutomationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from automation import channels, rules
+        from automation import channels, deployments, rules
         from portal import encryption
+        from services import signals
 
         encryption.register_encrypted("automation.NotificationChannel.url", channels.rotate_urls)
         encryption.register_encrypted("automation.Rule.secrets", rules.rotate_secrets)
+        signals.deployment_reported.connect(
+            deployments.on_reported, dispatch_uid="automation-deployment-reported"
+        )
+        signals.deployment_verified.connect(
+            deployments.on_verified, dispatch_uid="automation-deployment-verified"
+        )

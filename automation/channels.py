@@ -113,7 +113,7 @@ def validate(name: str, data: ChannelIn) -> tuple[str, dict]:
             f"unknown events {', '.join(bad_events)}; choose from {', '.join(ALL_EVENTS)}"
         )
     elif not data.events:
-        fields["events"] = "at least one event (leave it out for all three)"
+        fields["events"] = "at least one event (leave it out for the three alert events)"
     if fields:
         raise InvalidInput(f"channel {name!r} was not saved", fields=fields)
     return masked(plugin), {

@@ -15,6 +15,15 @@ class Event(models.TextChoices):
     DOWN = "down", "down"
     DEGRADED = "degraded", "degraded"
     RECOVERED = "recovered", "recovered"
+    DEPLOYMENT_STARTED = "deployment_started", "deployment started"
+    DEPLOYMENT_PASSED = "deployment_passed", "deployment passed verification"
+    DEPLOYMENT_FAILED = "deployment_failed", "deployment failed verification"
+
+
+# What a channel hears when it names no events: its services' alerts. Deployment events are
+# asked for by name.
+ALERT_EVENTS = (Event.DOWN, Event.DEGRADED, Event.RECOVERED)
+DEPLOYMENT_EVENTS = (Event.DEPLOYMENT_STARTED, Event.DEPLOYMENT_PASSED, Event.DEPLOYMENT_FAILED)
 
 
 class Trigger(models.TextChoices):
@@ -27,9 +36,17 @@ class Trigger(models.TextChoices):
     CHECK_FAILING = "check_failing", "a check failed N times in a row"
     HEARTBEAT_MISSED = "heartbeat_missed", "a heartbeat did not come"
     PREDICTION = "prediction", "a prediction was raised"
+    DEPLOYMENT_STARTED = "deployment_started", "a deployment was reported"
+    DEPLOYMENT_PASSED = "deployment_passed", "a deployment passed verification"
+    DEPLOYMENT_FAILED = "deployment_failed", "a deployment failed verification"
 
 
 CHECK_TRIGGERS = (Trigger.CHECK_FAILING, Trigger.HEARTBEAT_MISSED, Trigger.PREDICTION)
+DEPLOYMENT_TRIGGERS = (
+    Trigger.DEPLOYMENT_STARTED,
+    Trigger.DEPLOYMENT_PASSED,
+    Trigger.DEPLOYMENT_FAILED,
+)
 
 
 class Alert(models.Model):

@@ -26,6 +26,15 @@ _CONDITION_TITLE = {
     Trigger.CHECK_FAILING: "FAILING",
     Trigger.HEARTBEAT_MISSED: "NO HEARTBEAT",
     Trigger.PREDICTION: "PREDICTED",
+    Trigger.DEPLOYMENT_STARTED: "DEPLOYMENT",
+    Trigger.DEPLOYMENT_PASSED: "DEPLOYMENT PASSED",
+    Trigger.DEPLOYMENT_FAILED: "DEPLOYMENT FAILED",
+}
+_SINCE_LABEL = {
+    Trigger.PREDICTION: "Expected at",
+    Trigger.DEPLOYMENT_STARTED: "Reported at",
+    Trigger.DEPLOYMENT_PASSED: "Reported at",
+    Trigger.DEPLOYMENT_FAILED: "Reported at",
 }
 
 
@@ -80,11 +89,11 @@ def compose(alert: Alert, event: str, impacted: list[str], now) -> Message:
 
 
 def compose_condition(service: str, event: str, subject: dict) -> Message:
-    """A check trigger's message: which check, what holds, since when, where to look (pure)."""
+    """A check trigger's or a deployment's message: which check or release, what holds,
+    since when, where to look (pure)."""
     lines = [f"{service}: {subject['message']}."]
     if subject.get("since"):
-        label = "Expected at" if event == Trigger.PREDICTION else "Last seen"
-        lines.append(f"{label}: {subject['since']}")
+        lines.append(f"{_SINCE_LABEL.get(event, 'Last seen')}: {subject['since']}")
     lines.append(f"Status and why: {service_url(service)}")
     about = f"{service} / {subject['check']}" if subject.get("check") else service
     return Message(title=f"[{_CONDITION_TITLE[event]}] {about}", body="\n".join(lines))

@@ -24,6 +24,7 @@ from django.utils import timezone
 from automation import authors
 from automation.actions import ACTIONS
 from automation.models import (
+    DEPLOYMENT_TRIGGERS,
     Alert,
     Delivery,
     NotificationChannel,
@@ -68,6 +69,7 @@ def validate(data: RuleIn) -> None:
         fields["scope.tag"] = f"no tag named {scope['tag']}"
     _check_actions(data.actions, "actions", fields)
     _check_actions(data.escalation, "escalation", fields)
+    _check_triggers(data, fields)
     _check_condition(data.trigger, data.condition, fields)
     if data.escalation and not data.escalate_after_minutes:
         fields["escalate_after_minutes"] = "escalation actions need escalate_after_minutes"
@@ -75,6 +77,19 @@ def validate(data: RuleIn) -> None:
         fields["escalation"] = "escalate_after_minutes needs escalation actions to run"
     if fields:
         raise InvalidInput("the rule was not saved", fields=fields)
+
+
+def _check_triggers(data: RuleIn, fields: dict) -> None:
+    """An action kind that needs a trigger of its own (rollback_config: deployment_failed)."""
+    for where, actions in (("actions", data.actions), ("escalation", data.escalation)):
+        for i, action in enumerate(actions):
+            allowed = ACTIONS[action["type"]].triggers
+            if allowed is not None and data.trigger not in allowed:
+                fields[f"{where}[{i}].type"] = (
+                    f"{action['type']} needs the trigger {' or '.join(allowed)}, not {data.trigger}"
+                )
+    if data.escalation and data.trigger in DEPLOYMENT_TRIGGERS:
+        fields["escalation"] = "a deployment event is not escalated (it has no episode)"
 
 
 def _check_condition(trigger: str, condition: dict, fields: dict) -> None:

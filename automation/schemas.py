@@ -10,7 +10,7 @@ from ninja import Field, Schema
 from pydantic import ConfigDict, StrictBool, StrictStr
 
 from automation.actions import ACTIONS
-from automation.models import Event, Trigger
+from automation.models import ALERT_EVENTS, Event, Trigger
 from portal.fields import AwareMoment, Integer, Name
 
 EventName = StrEnum("EventName", {e.name: e.value for e in Event})
@@ -93,7 +93,11 @@ class ChannelIn(Schema):
         default_factory=list, max_length=200, description="Empty: the services of every team."
     )
     events: list[EventName] = Field(
-        default_factory=lambda: [e.value for e in Event], min_length=1, max_length=3
+        default_factory=lambda: [e.value for e in ALERT_EVENTS],
+        min_length=1,
+        max_length=len(Event),
+        description="Left out: the alert events (down, degraded, recovered); the deployment "
+        "events (deployment_started, deployment_passed, deployment_failed) by name.",
     )
 
 

@@ -21,8 +21,32 @@ def _x(at: datetime, start: datetime, end: datetime, width: float) -> float:
     return PAD_LEFT + (at - start).total_seconds() / span * (width - PAD_LEFT)
 
 
-def status_timeline(spans: list[tuple[datetime, datetime, str]], start, end) -> SafeString:
-    """One band of coloured segments, one per status span, each titled in words."""
+# (when, version, verification state or "") of each deployment in the chart's range.
+Release = tuple[datetime, str, str]
+
+
+def release_marks(releases: list[Release], start, end, top: float, bottom: float) -> list[str]:
+    """A vertical mark per deployment in range, titled with its version and verdict, so a
+    regression is seen beside the release that brought it."""
+    marks = []
+    for at, version, verdict in releases:
+        if not start <= at <= end:
+            continue
+        x = _x(at, start, end, WIDTH)
+        state = f", verification {verdict}" if verdict else ""
+        title = f"deployment {version} at {at:%Y-%m-%d %H:%M} UTC{state}"
+        marks.append(
+            f'<line class="release release-{escape(verdict or "none")}" x1="{x:.1f}" '
+            f'y1="{top}" x2="{x:.1f}" y2="{bottom}"><title>{escape(title)}</title></line>'
+        )
+    return marks
+
+
+def status_timeline(
+    spans: list[tuple[datetime, datetime, str]], start, end, releases: list[Release] = ()
+) -> SafeString:
+    """One band of coloured segments, one per status span, each titled in words, with a mark
+    per deployment."""
     width, height = WIDTH, 28
     parts = [
         f'<svg class="chart timeline" viewBox="0 0 {width} {height}" role="img" '
@@ -35,12 +59,16 @@ def status_timeline(spans: list[tuple[datetime, datetime, str]], start, end) -> 
             f'<rect class="st-{escape(word)}" x="{x1:.1f}" y="2" width="{max(x2 - x1, 0.8):.1f}" '
             f'height="{height - 4}"><title>{escape(title)}</title></rect>'
         )
+    parts += release_marks(list(releases), start, end, 0, height)
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped
 
 
-def response_times(series: dict[str, list[tuple[datetime, float]]], start, end) -> SafeString:
-    """A line per check (ms over time), with the top of the scale labelled."""
+def response_times(
+    series: dict[str, list[tuple[datetime, float]]], start, end, releases: list[Release] = ()
+) -> SafeString:
+    """A line per check (ms over time), with the top of the scale labelled, and a mark with
+    the version at each deployment."""
     points = [ms for rows in series.values() for _, ms in rows if ms is not None]
     top = max(points, default=0) * 1.1 or 1
     plot = HEIGHT - PAD_BOTTOM
@@ -72,6 +100,12 @@ def response_times(series: dict[str, list[tuple[datetime, float]]], start, end) 
                 f'<polyline class="line line-{n % 6}" points="{coords}">'
                 f"<title>{escape(name)}</title></polyline>"
             )
+    parts += release_marks(list(releases), start, end, 14, plot)
+    for at, version, _ in releases:
+        if start <= at <= end:
+            x = _x(at, start, end, WIDTH)
+            label = escape(version[:20])
+            parts.append(f'<text class="axis release-label" x="{x + 2:.1f}" y="24">{label}</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped
 

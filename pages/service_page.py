@@ -136,6 +136,11 @@ def service_page(request, name: str):
     timeline = [
         (a, b, Status(s).label) for a, b, s in availability.status_timeline(service, start, now)
     ]
+    releases = list(
+        service.deployments.filter(created_at__gte=start).values_list(
+            "created_at", "version", "verification_state"
+        )[:200]
+    )
     config = _configuration(service)
     neighbours = _neighbours(service, detail)
     principal = request_principal(request)
@@ -144,8 +149,8 @@ def service_page(request, name: str):
         "detail": detail,
         "range": span_name,
         "ranges": list(RANGES),
-        "timeline_svg": charts.status_timeline(timeline, start, now),
-        "latency_svg": charts.response_times(_series(name, start, now), start, now),
+        "timeline_svg": charts.status_timeline(timeline, start, now, releases),
+        "latency_svg": charts.response_times(_series(name, start, now), start, now, releases),
         "bars_svg": charts.uptime_bars(history.daily_uptime(check_ids, 90, now)),
         "availability": {
             window: {

@@ -208,6 +208,7 @@ class ServiceAdmin(ScopedAdmin):
                     "deployed_version",
                     "config_validation_level",
                     "deploy_bake_seconds",
+                    "on_failed_verification",
                 ]
             },
         ),

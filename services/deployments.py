@@ -11,7 +11,7 @@ from django.utils import timezone
 from portal import audit
 from portal.auth import check_ownership, system_actor
 from portal.errors import InvalidInput
-from services import registry, signals
+from services import configs, registry, signals
 from services.configs import current_version, get_service
 from services.models import (
     ConfigVersion,
@@ -127,17 +127,27 @@ def _move(deployment: Deployment, status, config_version, config_hash, link) -> 
     deployment.config_hash = config_hash or deployment.config_hash
     deployment.link = link or deployment.link
     fields = ["status", "config_version", "config_hash", "link"]
-    if status not in VERIFIED_STATUSES and deployment.verification_state == "pending":
+    failed = status not in VERIFIED_STATUSES and deployment.verification_state == "pending"
+    if failed:
         deployment.verification_state = VerificationState.FAILED
         deployment.verification_finished_at = timezone.now()
         deployment.verification_reason = f"the pipeline reported the rollout {status}"
         fields += ["verification_state", "verification_finished_at", "verification_reason"]
     deployment.save(update_fields=fields)
+    if failed:
+        signals.deployment_verified.send(
+            sender=Deployment, deployment=deployment, state="failed", blamed=True
+        )
 
 
-def record_verdict(deployment_id: int, state: str, reason: str, evidence: list, now) -> bool:
+def record_verdict(
+    deployment_id: int, state: str, reason: str, evidence: list, now, *, blamed: bool = True
+) -> bool:
     """Store a verification's verdict, once: False if it was no longer pending (another
-    worker judged it first, or the pipeline reported the rollout failed)."""
+    worker judged it first, or the pipeline reported the rollout failed). ``blamed``: False
+    when the failure may not be the release's (a hard dependency was down before it). Those
+    listening (events, a configuration rollback) act inside this transaction: a verdict is
+    never stored without them."""
     with transaction.atomic():
         done = Deployment.objects.filter(pk=deployment_id, verification_state="pending").update(
             verification_state=state,
@@ -155,12 +165,59 @@ def record_verdict(deployment_id: int, state: str, reason: str, evidence: list, 
             deployment.service.name,
             {"deployment": deployment_id, "version": deployment.version, "state": state},
         )
-        transaction.on_commit(
-            lambda: signals.deployment_verified.send(
-                sender=Deployment, deployment_id=deployment_id, state=state
-            )
+        signals.deployment_verified.send(
+            sender=Deployment, deployment=deployment, state=state, blamed=blamed
         )
     return True
+
+
+def rollback_config(deployment: Deployment, actor) -> str:
+    """Restore the configuration version the service's last passed deployment before this
+    one carried, as a new version naming the deployment (configs.rollback: audited,
+    validated against the current schema). Returns what was done; InvalidInput (or any
+    refusal of the configuration's write path) says why it was not."""
+    if deployment.config_version is None:
+        raise InvalidInput(
+            "the deployment names no configuration version",
+            fields={"config_version": "nothing to roll back from"},
+        )
+    previous = (
+        Deployment.objects.filter(
+            service_id=deployment.service_id,
+            verification_state=VerificationState.PASSED,
+            config_version__isnull=False,
+            created_at__lt=deployment.created_at,
+        )
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if previous is None:
+        raise InvalidInput(
+            "no earlier passed deployment names a configuration version",
+            fields={"config_version": "nothing to roll back to"},
+        )
+    name = deployment.service.name
+    current = current_version(deployment.service)
+    if current is not None and current.content_hash == previous.config_hash:
+        return (
+            f"configuration already at what {previous.version} carried (version {current.version})"
+        )
+    comment = (
+        f"rollback: deployment {deployment.pk} ({deployment.version}) failed verification; "
+        f"the configuration of {previous.version}"
+    )
+    outcome = configs.rollback(name, previous.config_version, actor, comment=comment[:500])
+    return (
+        f"configuration rolled back to version {previous.config_version} "
+        f"(what {previous.version} carried) as version {outcome.version.version}"
+    )
+
+
+def note_on_verdict(deployment_id: int, text: str) -> None:
+    """Add what was done about a verdict (a rollback, or why none) to its reason."""
+    deployment = Deployment.objects.get(pk=deployment_id)
+    reason = f"{deployment.verification_reason}; {text}" if deployment.verification_reason else text
+    Deployment.objects.filter(pk=deployment_id).update(verification_reason=reason[:2000])
 
 
 def verification(deployment: Deployment) -> dict | None:

@@ -51,6 +51,11 @@ class LifecycleStatus(models.TextChoices):
 MAX_BAKE_SECONDS = 86_400
 
 
+class OnFailedVerification(models.TextChoices):
+    NONE = "none"
+    ROLLBACK_CONFIG = "rollback_config"
+
+
 class Service(models.Model):
     name = models.CharField(max_length=63, unique=True, validators=[name_validator])
     display_name = models.CharField(max_length=200, blank=True)
@@ -91,6 +96,15 @@ class Service(models.Model):
         validators=[MaxValueValidator(MAX_BAKE_SECONDS)],
         help_text="Seconds a deployment's checks must hold healthy when its report names no "
         "bake time (0: one fresh healthy round).",
+    )
+    # What a failed verification of a deployment that names its configuration version does:
+    # rollback_config restores the configuration the last passed deployment carried.
+    on_failed_verification = models.CharField(
+        max_length=16,
+        choices=OnFailedVerification.choices,
+        default=OnFailedVerification.NONE,
+        help_text="rollback_config: when a deployment that names its configuration version "
+        "fails verification, restore the configuration the last passed deployment carried.",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)

@@ -47,6 +47,7 @@ SCALAR_FIELDS = (
     "deployed_version",
     "config_validation_level",
     "deploy_bake_seconds",
+    "on_failed_verification",
 )
 TEAM_FIELDS = ("display_name", "description", "contact")
 Mode = Literal["upsert", "create", "update"]

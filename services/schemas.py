@@ -82,6 +82,12 @@ class ServiceFieldsIn(StrictSchema):
         "its verification passes, when the report names no bake_seconds (0: one fresh usable "
         "round).",
     )
+    on_failed_verification: Literal["none", "rollback_config"] = Field(
+        default="none",
+        description="rollback_config: when a deployment that names its config_version fails "
+        "verification (and no hard dependency was down before it), restore the configuration "
+        "version the last passed deployment carried, as a new version.",
+    )
     dependencies: list[Name | DependencyIn] = Field(
         default_factory=list,
         max_length=500,
@@ -135,6 +141,7 @@ class ServiceOut(Schema):
     deployed_version: str
     config_validation_level: str
     deploy_bake_seconds: int
+    on_failed_verification: str
     lifecycle_status: LifecycleStatus
     lifecycle_changed_at: datetime
     dependencies: list[DependencyOut]

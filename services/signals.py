@@ -21,6 +21,8 @@ maintenance_changed = Signal()
 # not wait out their intervals.
 deployment_reported = Signal()
 
-# Sent after the verdict's transaction commits, with ``deployment_id`` and ``state`` (passed or
-# failed): a deployment's verification ended. Automation turns it into events and actions.
+# Sent inside the verdict's transaction with ``deployment``, ``state`` (passed or failed) and
+# ``blamed`` (False: a hard dependency was down before the release): a deployment's
+# verification ended. Automation turns it into events, rule actions and, when the service
+# asks for it, a configuration rollback.
 deployment_verified = Signal()

@@ -31,6 +31,9 @@ class ActionKind:
     # It calls out (and may take its whole timeout): the sender gives its thread's database
     # connection back meanwhile. One that writes in the portal keeps it.
     calls_out: bool = True
+    # The triggers whose rules may hold it (None: any): rolling a configuration back needs a
+    # failed deployment to roll back from.
+    triggers: tuple[str, ...] | None = None
 
 
 ACTIONS: dict[str, ActionKind] = {}

@@ -23,6 +23,9 @@ _NOTIFY_TYPE = {
     Trigger.CHECK_FAILING: apprise.NotifyType.FAILURE,
     Trigger.HEARTBEAT_MISSED: apprise.NotifyType.FAILURE,
     Trigger.PREDICTION: apprise.NotifyType.WARNING,
+    Event.DEPLOYMENT_STARTED: apprise.NotifyType.INFO,
+    Event.DEPLOYMENT_PASSED: apprise.NotifyType.SUCCESS,
+    Event.DEPLOYMENT_FAILED: apprise.NotifyType.FAILURE,
 }
 
 

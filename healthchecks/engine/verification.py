@@ -40,6 +40,9 @@ class Verdict:
     evidence: list[dict] = field(default_factory=list)
     # Checks with a result since the report that may run sooner (the bake is on).
     hurry: list[int] = field(default_factory=list)
+    # False when the failure may not be the release's (a hard dependency was down before
+    # it): no configuration is rolled back for it.
+    blamed: bool = True
 
 
 @dataclass
@@ -67,8 +70,9 @@ def verify_pending(now: datetime) -> int:
             hurry(verdict.hurry, now)
             continue
         stored += deployments.record_verdict(
-            deployment.pk, verdict.state, verdict.reason, verdict.evidence, now
-        )
+            deployment.pk, verdict.state, verdict.reason, verdict.evidence, now,
+            blamed=verdict.blamed,
+        )  # fmt: skip
     return stored
 
 
@@ -99,9 +103,10 @@ def judge(deployment: Deployment, now: datetime) -> Verdict:
     if now >= baked_at + timeout:
         reason = f"no fresh usable result within {timeout.seconds} s after the bake: "
         reason += ", ".join(waiting)
-        if failing and excused:
+        blamed = not (failing and excused)
+        if not blamed:
             reason += _excuse(excused) + " (the release is not blamed)"
-        return Verdict(VerificationState.FAILED, reason, evidence(gates))
+        return Verdict(VerificationState.FAILED, reason, evidence(gates), blamed=blamed)
     reason = f"waiting for {', '.join(waiting) or 'the bake to end'}"
     if failing and excused:
         reason += _excuse(excused)

@@ -96,11 +96,11 @@ def test_a_new_action_is_one_module_and_its_name_in_the_actions_package(copy, tm
     actions = copy / "automation" / "actions"
     (actions / "stamp.py").write_text(STAMP)
     init = (actions / "__init__.py").read_text()
-    line = "from automation.actions import checklist, lifecycle, notify, webhook\n"
-    loop = "for _module in (notify, webhook, lifecycle, checklist):"
+    line = "from automation.actions import checklist, lifecycle, notify, rollback_config, webhook\n"
+    loop = "for _module in (notify, webhook, lifecycle, checklist, rollback_config):"
     assert line in init and loop in init
     init = init.replace(line, line.replace("webhook\n", "webhook, stamp\n"))
-    init = init.replace(loop, loop.replace("checklist)", "checklist, stamp)"))
+    init = init.replace(loop, loop.replace("rollback_config)", "rollback_config, stamp)"))
     (actions / "__init__.py").write_text(init)
     changed = subprocess.run(
         ["diff", "-r", "-x", "__pycache__", str(BASE / "automation"), str(copy / "automation")],

@@ -255,3 +255,36 @@ def test_a_pages_aggregates_are_shared_and_a_status_change_remakes_them(logged_i
         }
     }
     assert '<i class="x">' in logged_in.get("/", HTTP_HX_REQUEST="true").content.decode()
+
+
+def test_the_service_page_marks_each_deployment_on_its_charts_with_the_version(logged_in):
+    """Issue 21, item 5: a regression is seen beside the release that brought it -- a mark
+    on the status timeline and the response-time chart, titled with the version and its
+    verdict, the version written on the chart."""
+    from portal.auth import system_actor
+    from services import deployments
+
+    web = ServiceFactory(name="web")
+    make_check(web, name="http")
+    deployments.report(
+        "web", version="v<7>", status="succeeded", config_version=None, config_hash="",
+        link="", actor=system_actor("ci"),
+    )  # fmt: skip
+    page = logged_in.get("/services/web/").content.decode()
+    assert page.count('<line class="release release-pending"') == 2  # both charts
+    assert "<title>deployment v&lt;7&gt; at " in page
+    assert ", verification pending</title>" in page
+    assert '<text class="axis release-label"' in page and ">v&lt;7&gt;</text>" in page
+
+
+def test_a_deployment_outside_the_charts_range_is_not_marked():
+    from datetime import UTC, datetime, timedelta
+
+    from pages import charts
+
+    end = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    start = end - timedelta(hours=24)
+    releases = [(start - timedelta(minutes=1), "old", "passed"), (end, "new", "failed")]
+    svg = charts.status_timeline([], start, end, releases)
+    assert "deployment old" not in svg
+    assert '<line class="release release-failed"' in svg and "deployment new" in svg

@@ -28,6 +28,7 @@ def service_form(team, name="web", **extra):
         "deployed_version": "",
         "config_validation_level": "",
         "deploy_bake_seconds": "0",
+        "on_failed_verification": "none",
         "repository_url": "",
         "docs_url": "",
         "runbook_url": "",
