@@ -206,10 +206,13 @@ def rollback_config(deployment: Deployment, actor) -> str:
         f"rollback: deployment {deployment.pk} ({deployment.version}) failed verification; "
         f"the configuration of {previous.version}"
     )
-    outcome = configs.rollback(name, previous.config_version, actor, comment=comment[:500])
+    to_version = previous.config_version  # not null: the query asks for one
+    assert to_version is not None
+    stored = configs.rollback(name, to_version, actor, comment=comment[:500]).version
+    assert stored is not None  # not a dry run: a version, new or current
     return (
-        f"configuration rolled back to version {previous.config_version} "
-        f"(what {previous.version} carried) as version {outcome.version.version}"
+        f"configuration rolled back to version {to_version} "
+        f"(what {previous.version} carried) as version {stored.version}"
     )
 
 
