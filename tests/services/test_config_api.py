@@ -449,3 +449,41 @@ def test_a_dialect_that_is_not_one_or_without_dotenv_is_422(pipeline, svc, body,
     res = pipeline.call("POST", f"{svc}/import", body)
     assert res.status_code == 422
     assert field in res.json()["error"]["fields"]
+
+
+def test_a_deployment_report_is_refused_with_its_reason_and_stores_nothing(
+    pipeline, svc, make_token
+):
+    """Issue 21's bad input: an unknown service 404; a configuration version that does not
+    exist 422 naming it; a bake out of range 422 naming it; a token limited to other
+    services 404 for the report and for reading one; an unknown deployment id 404."""
+    from services.models import Deployment
+
+    ServiceFactory(name="other")
+    deployments = "/api/services/legacy-service/deployments"
+    missing = pipeline.call("POST", "/api/services/nope/deployments", {"version": "1"})
+    assert missing.status_code == 404
+    unknown = pipeline.call("POST", deployments, {"version": "1", "config_version": 9})
+    assert unknown.status_code == 422
+    assert "no configuration version 9" in unknown.json()["error"]["fields"]["config_version"]
+    for bake in (-1, 86_401, "5", 1.5):
+        bad = pipeline.call("POST", deployments, {"version": "1", "bake_seconds": bake})
+        assert bad.status_code == 422, bake
+        assert "bake_seconds" in bad.json()["error"]["fields"], bake
+    assert not Deployment.objects.exists()
+    made = pipeline.call("POST", deployments, {"version": "1", "bake_seconds": 30})
+    assert made.status_code == 201
+    body = made.json()
+    assert body["bake_seconds"] == 30 and body["verification"]["state"] == "pending"
+    one = pipeline.call("GET", f"{deployments}/{body['id']}")
+    assert one.status_code == 200 and one.json()["id"] == body["id"]
+    assert pipeline.call("GET", f"{deployments}/{body['id'] + 1000}").status_code == 404
+    again = pipeline.call("POST", deployments, {"version": "1", "status": "succeeded"})
+    assert (again.status_code, again.json()["id"]) == (200, body["id"])
+
+    elsewhere = ApiClient(
+        make_token(["registry:read", "registry:write"], services=["other"]).secret
+    )
+    assert elsewhere.call("POST", deployments, {"version": "2"}).status_code == 404
+    assert elsewhere.call("GET", f"{deployments}/{body['id']}").status_code == 404
+    assert Deployment.objects.count() == 1
