@@ -73,6 +73,30 @@ def test_an_unhealthy_services_page_explains_it_with_charts_and_a_runbook(page, 
     expect(page.locator("h1 .name")).to_have_text("payments")
 
 
+def test_each_deployment_is_a_mark_with_its_version_on_the_charts(page, user, watched):
+    """Issue 21, item 5: a regression is seen beside the release that brought it -- the
+    release of payments just reported is a mark on both charts, its version written on the
+    response-time chart and its verdict in the mark's title; the deployment list says it."""
+    from healthchecks.engine import verification
+    from portal.auth import system_actor
+    from services import deployments
+
+    deployments.report(
+        "payments", version="2024.12.1", status="succeeded", config_version=None,
+        config_hash="", link="", actor=system_actor("ci"),
+    )  # fmt: skip
+    verification.verify_pending(timezone.now())  # no result since: still pending
+    log_in(page, "carol", path="/services/payments/")
+    expect(page.locator("svg.timeline line.release")).to_have_count(1)
+    expect(page.locator("svg.latency line.release")).to_have_count(1)
+    expect(page.locator("svg.latency text.release-label")).to_have_text("2024.12.1")
+    expect(page.locator("svg.latency line.release title")).to_contain_text(
+        "deployment 2024.12.1 at "
+    )
+    expect(page.locator("svg.latency line.release title")).to_contain_text("verification pending")
+    expect(page.locator(".verification-pending")).to_have_text("verification pending")
+
+
 def test_the_wall_shows_only_problems_and_the_overview_links_each_service(page, user, watched):
     routines.install(apps)
     log_in(page, "carol")
