@@ -106,10 +106,11 @@ def reschedule(check: HealthCheck, now: datetime, *, interval_changed: bool = Fa
 
 def run_soon(service_id: int, now: datetime) -> int:
     """Make a service's probed checks due now (a release was rolled out: its gate waits for
-    results recorded after it). Heartbeats stay as they are: nothing to probe."""
+    results recorded after it) -- those already overdue too, so that the slot claimed next
+    is due after the release, not before it. Heartbeats stay as they are: nothing to probe."""
     pushed = [name for name, kind in KINDS.items() if kind.pushed]
     return (
-        CheckSchedule.objects.filter(health_check__service_id=service_id, next_due_at__gt=now)
+        CheckSchedule.objects.filter(health_check__service_id=service_id)
         .exclude(health_check__kind__in=pushed)
         .update(next_due_at=now)
     )

@@ -14,10 +14,11 @@ one is, a failing check does not fail the verification (it waits, and says why);
 timeout comes first the verdict is failed with that said in its reason.
 
 The dispatcher judges every pending verification each tick (``verify_pending``); a verdict
-is stored once, through ``services.deployments.record_verdict``. During the bake a gating
-check that already has a fresh result runs every ``DEPLOY_VERIFY_INTERVAL_SECONDS`` (or its
-own interval, if shorter); after the verdict it returns to its own. Pending verifications
-live in the database, so a restart of the portal resumes them.
+is stored once, through ``services.deployments.record_verdict``. The report makes the
+service's probed checks due at once; while the verification is pending a gating check runs
+at least every ``DEPLOY_VERIFY_INTERVAL_SECONDS`` (or its own interval, if shorter); after the
+verdict it returns to its own, counted from its last result. Pending verifications live in
+the database, so a restart of the portal resumes them.
 """
 
 from dataclasses import dataclass, field
@@ -38,8 +39,8 @@ class Verdict:
     state: str  # pending, passed or failed
     reason: str
     evidence: list[dict] = field(default_factory=list)
-    # Checks with a result since the report that may run sooner (the bake is on).
-    hurry: list[int] = field(default_factory=list)
+    # The gating checks, read: hurried while pending, back to their own interval after.
+    gates: list["Gate"] = field(default_factory=list)
     # False when the failure may not be the release's (a hard dependency was down before
     # it): no configuration is rolled back for it.
     blamed: bool = True
@@ -67,12 +68,14 @@ def verify_pending(now: datetime) -> int:
     for deployment in waiting.select_related("service").order_by("created_at"):
         verdict = judge(deployment, now)
         if verdict.state == VerificationState.PENDING:
-            hurry(verdict.hurry, now)
+            hurry([g.id for g in verdict.gates], now)
             continue
-        stored += deployments.record_verdict(
+        if deployments.record_verdict(
             deployment.pk, verdict.state, verdict.reason, verdict.evidence, now,
             blamed=verdict.blamed,
-        )  # fmt: skip
+        ):  # fmt: skip
+            stored += 1
+            unhurry(verdict.gates)
     return stored
 
 
@@ -90,6 +93,7 @@ def judge(deployment: Deployment, now: datetime) -> Verdict:
             VerificationState.FAILED,
             f"failed after the release: {names}",
             evidence(gates),
+            gates=gates,
         )
     timeout = timedelta(seconds=settings.DEPLOY_VERIFY_TIMEOUT_SECONDS)
     waiting = [g.name for g in gates if not g.usable_after_bake or g.failed]
@@ -99,6 +103,7 @@ def judge(deployment: Deployment, now: datetime) -> Verdict:
             VerificationState.PASSED,
             f"every gating check usable after the release{held}",
             evidence(gates),
+            gates=gates,
         )
     if now >= baked_at + timeout:
         reason = f"no fresh usable result within {timeout.seconds} s after the bake: "
@@ -106,12 +111,13 @@ def judge(deployment: Deployment, now: datetime) -> Verdict:
         blamed = not (failing and excused)
         if not blamed:
             reason += _excuse(excused) + " (the release is not blamed)"
-        return Verdict(VerificationState.FAILED, reason, evidence(gates), blamed=blamed)
+        return Verdict(
+            VerificationState.FAILED, reason, evidence(gates), gates=gates, blamed=blamed
+        )
     reason = f"waiting for {', '.join(waiting) or 'the bake to end'}"
     if failing and excused:
         reason += _excuse(excused)
-    hurried = [g.id for g in gates if g.latest is not None]
-    return Verdict(VerificationState.PENDING, reason, hurry=hurried)
+    return Verdict(VerificationState.PENDING, reason, gates=gates)
 
 
 def gating_checks(service_id: int) -> list[Gate]:
@@ -209,13 +215,29 @@ def _errors(keys: list[tuple[int, datetime]]) -> dict[tuple[int, datetime], str]
 
 def hurry(check_ids: list[int], now: datetime) -> int:
     """During a verification, a gating check runs at least every DEPLOY_VERIFY_INTERVAL_SECONDS:
-    its next slot is brought that close when it lies further away."""
+    its next slot is brought that close when it lies further away (a probe that was in
+    flight at the report, due before it, counts for nothing: the next one comes soon)."""
     if not check_ids:
         return 0
     soon = now + timedelta(seconds=settings.DEPLOY_VERIFY_INTERVAL_SECONDS)
     return CheckSchedule.objects.filter(health_check_id__in=check_ids, next_due_at__gt=soon).update(
         next_due_at=soon
     )
+
+
+def unhurry(gates: list[Gate]) -> int:
+    """After the verdict each gating check goes back to its own interval, counted from its
+    last result: the slot a verification brought forward and no longer needs is not probed
+    (so a release passed on one fresh round costs that one round)."""
+    moved = 0
+    for gate in gates:
+        if gate.latest is None:
+            continue
+        own = gate.latest[0] + timedelta(seconds=gate.interval)
+        moved += CheckSchedule.objects.filter(health_check_id=gate.id, next_due_at__lt=own).update(
+            next_due_at=own
+        )
+    return moved
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -269,20 +269,29 @@ def test_a_report_of_a_failed_rollout_has_nothing_to_verify():
 
 
 @override_settings(DEPLOY_VERIFY_INTERVAL_SECONDS=5)
-def test_during_a_verification_a_check_with_a_fresh_result_runs_every_few_seconds():
+def test_during_a_verification_the_checks_run_every_few_seconds_then_at_their_own_interval():
     web = ServiceFactory(name="web")
-    later = timezone.now() + timedelta(minutes=2)
-    http = make_check(web, name="http", interval=120, next_due_at=later)
+    http = make_check(web, name="http", interval=120, next_due_at=timezone.now())
     deployment = report(bake_seconds=60)
+    assert next_due(http) >= deployment.created_at  # the report's round: due after it
     now = timezone.now()
-    verification.verify_pending(now)
-    # No result yet: the report made it due now, nothing more.
-    assert next_due(http) <= now
-    claimed = now + timedelta(seconds=120)  # as the claim of that run moved it on
+    claimed = now + timedelta(seconds=120)  # as the claim of that round moved it on
     CheckSchedule.objects.filter(health_check=http).update(next_due_at=claimed)
-    result(http, deployment.created_at + timedelta(milliseconds=1), H)
     verification.verify_pending(now)
     assert next_due(http) == now + timedelta(seconds=5)
+    last = deployment.created_at + timedelta(seconds=61)
+    result(http, last, H)
+    assert verification.verify_pending(last + timedelta(seconds=1)) == 1
+    assert next_due(http) == last + timedelta(seconds=120)  # its own, from its last result
+
+
+def test_a_check_overdue_at_the_report_is_claimed_for_a_slot_after_it():
+    """A slot due before the report and probed after it says nothing of the release: the
+    report moves an overdue slot to its own moment."""
+    web = ServiceFactory(name="web")
+    http = make_check(web, name="http", interval=120, next_due_at=timezone.now())
+    deployment = report()
+    assert next_due(http) >= deployment.created_at
 
 
 # --- the property: a verdict never rests on a result from before the report ------------------

@@ -34,11 +34,12 @@ from werkzeug import Response
 from automation import channels, notify
 from automation.models import Alert, DeliveryAttempt, NotificationChannel
 from automation.tasks import process_status_changes
+from healthchecks.engine import verification
 from healthchecks.models import CheckSchedule, HealthCheck
 from healthchecks.tasks import dispatch_due_checks, probe_batch
 from portal.api import api
 from portal.models import Scope
-from services.models import ConfigVersion
+from services.models import ConfigVersion, Deployment
 from tests.factories import seed_schema_with_secret
 
 pytestmark = [
@@ -184,7 +185,14 @@ def api_reads() -> list[str]:
     """Every GET operation of the API document, its path parameters filled with what exists,
     and the variants that show a secret in another form (env, one version, a diff)."""
     alert_id = Alert.objects.values_list("id", flat=True).first() or 0
-    values = {"name": NAME, "check": NAME, "alert_id": alert_id, "window_id": 1}
+    deployment_id = Deployment.objects.values_list("id", flat=True).first() or 0
+    values = {
+        "name": NAME,
+        "check": NAME,
+        "alert_id": alert_id,
+        "window_id": 1,
+        "deployment_id": deployment_id,
+    }
     paths = []
     for path, operations in api.get_openapi_schema()["paths"].items():
         if "get" not in operations:
@@ -344,6 +352,9 @@ def use_the_canary(http: Http, canary: str, target: HTTPServer, receiver: HTTPSe
     assert DeliveryAttempt.objects.filter(ok=True).count() == 1
     (request, _), *_ = receiver.log
     assert request.path == f"/notify/{canary}" and request.authorization.password == canary
+    # A release reported now is verified on the next probe: its verdict's evidence (the
+    # check's error) is among what everyone reads.
+    call(http, "POST", f"/api/services/{NAME}/deployments", {"version": "canary-1"})
     CheckSchedule.objects.update(next_due_at=timezone.now())
     assert dispatch_due_checks() == 1
     # The worker's part, in this process, on the message the dispatcher queued (left queued).
@@ -352,6 +363,8 @@ def use_the_canary(http: Http, canary: str, target: HTTPServer, receiver: HTTPSe
     args, kwargs, _ = json.loads(_celery_bodies(queued)[0])
     assert probe_batch(*args, **kwargs)["probed"] == 1
     assert len(target.log) == 2
+    verification.verify_pending(timezone.now())
+    assert Deployment.objects.get().verification_state in ("passed", "failed")
 
 
 def read_everything(base_url: str, http: Http) -> list[str]:
