@@ -30,6 +30,7 @@ BENCHMARKS = {
     "embedded_broker": "bench.embedded_broker",
     "security_events": "bench.security_events",
     "overview_rows": "bench.overview_rows",
+    "deploy_verify": "bench.deploy_verify",
     "suite": "bench.suite",
 }
 
