@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import click
 import yaml
@@ -462,9 +463,34 @@ def await_verdict(session, service, deployment, timeout, started, dependencies) 
 def wait(session: Session, services, timeout, interval, dependencies, any_result):
     """Wait until services are usable (healthy or degraded) per /health/service/NAME,
     counting only results recorded after the wait began: a deploy gate never passes a
-    release on a result from before it."""
+    release on a result from before it. It says which deployment of each it waits after."""
     session.portal.check_token()
+    if not any_result:
+        for name in dict.fromkeys(services):
+            if line := latest_deployment(session, name):
+                echo(line, err=session.as_json)
     gate(session, services, timeout, interval, dependencies, fresh=not any_result)
+
+
+def latest_deployment(session: Session, name: str) -> str:
+    """ "NAME: after deployment V (reported T, verification S)" for the service's latest
+    deployment; empty when it has none or the token may not read deployments (a wait needs
+    no token: the health reads are open)."""
+    if not session.portal.token:
+        return ""
+    try:
+        found = session.portal.get(f"/api/services/{quote(name, safe='')}/deployments", limit=1)
+    except (Refused, NotThePortal, Unreachable):  # the wait itself says what is wrong
+        return ""
+    if not isinstance(found, list) or not found:
+        return ""
+    latest = found[0]
+    verdict = (latest.get("verification") or {}).get("state", "not verified")
+    return (
+        f"{shown(name)}: results after the wait began, which is after deployment "
+        f"{shown(latest['version'])} (reported {shown(latest['created_at'])}, "
+        f"verification {shown(verdict)})"
+    )
 
 
 def gate(session, services, timeout, interval, dependencies, *, fresh=True, since=None) -> None:

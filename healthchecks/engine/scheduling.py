@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -105,14 +106,18 @@ def reschedule(check: HealthCheck, now: datetime, *, interval_changed: bool = Fa
 
 
 def run_soon(service_id: int, now: datetime) -> int:
-    """Make a service's probed checks due now (a release was rolled out: its gate waits for
-    results recorded after it) -- those already overdue too, so that the slot claimed next
-    is due after the release, not before it. Heartbeats stay as they are: nothing to probe."""
+    """Make a service's probed checks due at the dispatcher's next run (a release was rolled
+    out: its gate waits for results recorded after it) -- those already overdue too, so that
+    the slot claimed next is due after the release, not before it. Due one dispatch period
+    ahead, not now: the next run claims it ahead of time and the probe starts when due (a
+    slot due now would start up to a period late, and count as late against the engine).
+    Heartbeats stay as they are: nothing to probe."""
     pushed = [name for name, kind in KINDS.items() if kind.pushed]
+    due = now + timedelta(seconds=settings.HEALTH_DISPATCH_SECONDS)
     return (
         CheckSchedule.objects.filter(health_check__service_id=service_id)
         .exclude(health_check__kind__in=pushed)
-        .update(next_due_at=now)
+        .update(next_due_at=due)
     )
 
 

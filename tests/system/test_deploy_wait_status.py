@@ -244,6 +244,21 @@ def test_deploy_wait_gives_the_verdict_in_seconds_though_the_interval_is_120_s(
         assert verdict["finished_at"] >= verdict["started_at"]
 
 
+def test_wait_after_a_report_says_which_deployment_it_waits_after(
+    portalctl, applied, httpserver, scheduled_prober
+):
+    applied(estate(httpserver))
+    scheduled_prober()
+    assert portalctl("deploy", "web", "--version", "9").exit_code == 0
+    waited = portalctl("wait", "web", "--timeout", 30, "--interval", 0.2)
+    assert waited.exit_code == 0, waited.output
+    reported = f"{Deployment.objects.get(version='9').created_at:%Y-%m-%dT%H:%M:%S}"
+    assert "web: results after the wait began, which is after deployment 9 (reported " in (
+        waited.stdout
+    )
+    assert reported in waited.stdout.splitlines()[0]
+
+
 def test_deploy_wait_with_a_bake_holds_until_the_bake_ends(
     portalctl, applied, httpserver, scheduled_prober
 ):
