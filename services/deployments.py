@@ -216,6 +216,14 @@ def rollback_config(deployment: Deployment, actor) -> str:
     )
 
 
+def note_progress(deployment_id: int, reason: str) -> None:
+    """What a pending verification waits for (``waiting for http``), shown while it waits;
+    a verdict stored meanwhile is left alone."""
+    Deployment.objects.filter(pk=deployment_id, verification_state="pending").update(
+        verification_reason=reason[:2000]
+    )
+
+
 def note_on_verdict(deployment_id: int, text: str) -> None:
     """Add what was done about a verdict (a rollback, or why none) to its reason."""
     deployment = Deployment.objects.get(pk=deployment_id)

@@ -69,6 +69,8 @@ def verify_pending(now: datetime) -> int:
         verdict = judge(deployment, now)
         if verdict.state == VerificationState.PENDING:
             hurry([g.id for g in verdict.gates], now)
+            if verdict.reason != deployment.verification_reason:
+                deployments.note_progress(deployment.pk, verdict.reason)
             continue
         if deployments.record_verdict(
             deployment.pk, verdict.state, verdict.reason, verdict.evidence, now,
@@ -106,7 +108,8 @@ def judge(deployment: Deployment, now: datetime) -> Verdict:
             gates=gates,
         )
     if now >= baked_at + timeout:
-        reason = f"no fresh usable result within {timeout.seconds} s after the bake: "
+        seconds = int(timeout.total_seconds())
+        reason = f"no fresh usable result within {seconds} s after the bake: "
         reason += ", ".join(waiting)
         blamed = not (failing and excused)
         if not blamed:

@@ -73,6 +73,18 @@ def iso(moment, ms=0) -> str:
     return (moment + timedelta(milliseconds=ms)).isoformat().replace("+00:00", "Z")
 
 
+def test_a_pending_verification_says_what_it_waits_for():
+    web = ServiceFactory(name="web")
+    make_check(web, name="http", interval=120)
+    deployment = report()
+    verification.verify_pending(timezone.now())
+    deployment.refresh_from_db()
+    assert (deployment.verification_state, deployment.verification_reason) == (
+        "pending",
+        "waiting for http",
+    )
+
+
 def test_a_result_from_before_the_report_never_passes_it():
     web = ServiceFactory(name="web")
     http = make_check(web, name="http", interval=120, is_critical=True)
