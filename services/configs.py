@@ -204,7 +204,26 @@ def _describe(error, secret_paths):
             f"({error.validator_value!r}); the value is not shown",
         )
         return
+    if holds_secret(path, secret_paths):
+        # The validator's message quotes the value: an object or list holding a secret
+        # would be quoted whole (maxProperties, anyOf, not ... on a parent).
+        yield (
+            path,
+            f"fails the '{error.validator}' rule ({error.validator_value!r}); the value "
+            "is not shown: it holds a secret",
+        )
+        return
     yield path, error.message
+
+
+def holds_secret(path, paths: list[list[str]]) -> bool:
+    """Whether a concrete path (names and indexes) is above a secret leaf."""
+    for secret in paths:
+        if len(path) < len(secret) and all(
+            (s == "*" and isinstance(p, int)) or s == p for s, p in zip(secret, path, strict=False)
+        ):
+            return True
+    return False
 
 
 # --- Writing --------------------------------------------------------------------------------
