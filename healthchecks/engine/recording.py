@@ -44,12 +44,27 @@ class Result:
 
     def outcome_json(self) -> dict:
         o = self.outcome
-        return {
-            "errors": o.errors,
-            "warnings": o.warnings,
-            "details": o.details,
-            "metrics": o.metrics,
-        }
+        return storable(
+            {
+                "errors": o.errors,
+                "warnings": o.warnings,
+                "details": o.details,
+                "metrics": o.metrics,
+            }
+        )
+
+
+def storable(value):
+    """``value`` with every NUL written out as ``\\0``: PostgreSQL's text cannot hold one, and a
+    target that put one in its health document (``"output": "bad\\u0000"``) made every
+    flush holding its result fail -- the failure dropped, the check left healthy."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\0")
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
 
 
 STATE_FIELDS = [
@@ -252,6 +267,6 @@ def _advance(state: CheckState, check: Mapping[str, Any], result: Result) -> Sta
         from_status=previous,
         to_status=status,
         at=result.started_at,
-        cause="; ".join(outcome.errors or outcome.warnings)
+        cause=storable("; ".join(outcome.errors or outcome.warnings))
         or f"{check['name']} is {Status(status).label}",
     )

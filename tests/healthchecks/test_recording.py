@@ -158,3 +158,25 @@ def test_a_missed_slot_is_history_but_neither_state_nor_uptime():
     assert state.status == Status.HEALTHY and state.last_due_at == T0
     history.rollup_hours(T0 - timedelta(hours=1))
     assert sum(CheckRollup.objects.values_list("count", flat=True)) == 1
+
+
+def test_a_nul_in_what_a_target_said_is_recorded_written_out_and_fails_the_check():
+    """Breaking trial (issue 21): a health document with a NUL in its output
+    ({"status": "fail", "output": "bad\\u0000thing"}) made the flush fail on PostgreSQL, so
+    the failure was dropped and the check stayed healthy."""
+    check = make_check(retries=0)
+    recording.record([result(check, 0)])
+    at = timezone.now()
+    outcome = ProbeOutcome(
+        Status.UNHEALTHY,
+        response_ms=3,
+        errors=["bad\x00thing"],
+        details={"out\x00put": ["x\x00"]},
+        error_code=ErrorCode.REPORTED,
+    )
+    recording.record([recording.Result(check.pk, at, at, outcome)])
+    state = CheckState.objects.get(health_check=check)
+    assert state.status == Status.UNHEALTHY
+    assert state.last_outcome["errors"] == ["bad\\0thing"]
+    detail = ResultDetail.objects.get(health_check=check, at=at)
+    assert detail.outcome["details"] == {"out\\0put": ["x\\0"]}
