@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from automation import rules
 from automation.models import Delivery, Event, NotificationChannel, Rule, RuleFiring
+from healthchecks.engine import verification
 from portal.auth import system_actor
 from portal.errors import PortalError
 from services import deployments
@@ -28,11 +29,13 @@ def on_reported(sender, service_id: int, deployment_id: int, **kwargs) -> None:
     announce(deployment, Event.DEPLOYMENT_STARTED)
 
 
-def on_verified(sender, deployment: Deployment, state: str, blamed: bool, **kwargs) -> None:
+def on_verified(sender, deployment: Deployment, state: str, blamed: bool | None, **kwargs) -> None:
     rollback = ""
+    if blamed is None:  # the pipeline's own report: is a hard dependency to blame?
+        blamed = not verification.down_before(deployment)
     if state == "failed":
         rollback = roll_back_if_asked(deployment, blamed)
-    announce(deployment, VERDICT_EVENTS[state], rollback=rollback)
+    announce(deployment, VERDICT_EVENTS[state], rollback=rollback, blamed=blamed)
 
 
 def roll_back_if_asked(deployment: Deployment, blamed: bool) -> str:
@@ -55,12 +58,12 @@ def roll_back_if_asked(deployment: Deployment, blamed: bool) -> str:
     return said
 
 
-def announce(deployment: Deployment, event: str, *, rollback: str = "") -> int:
+def announce(deployment: Deployment, event: str, *, rollback: str = "", blamed: bool = True) -> int:
     """Queue the event for the channels that ask for it and fire the rules it sets off;
     returns how many deliveries."""
     now = timezone.now()
     service = deployment.service
-    subject = subject_of(deployment, event, rollback)
+    subject = {**subject_of(deployment, event, rollback), "blamed": blamed}
     team = service.team.name
     rows = [
         Delivery(

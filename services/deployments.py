@@ -66,6 +66,7 @@ def report(
         else:
             _move(deployment, status, config_version, config_hash, link)
         if created and deployment.verification_state == VerificationState.PENDING:
+            _supersede(service, deployment, actor)
             signals.deployment_reported.send(
                 sender=Deployment, service_id=service.pk, deployment_id=deployment.pk
             )
@@ -86,6 +87,36 @@ def report(
             },
         )
     return deployment, created
+
+
+def _supersede(service: Service, newer: Deployment, actor) -> None:
+    """A newer rollout replaces what was being verified: the older verifications end, not
+    verified (failed, blamed on nobody: nothing is rolled back, no event is sent), so a
+    service has at most one pending verification and an old release's verdict never acts
+    on the configuration of the one that replaced it."""
+    older = list(
+        service.deployments.filter(verification_state=VerificationState.PENDING)
+        .exclude(pk=newer.pk)
+        .values_list("pk", flat=True)
+    )
+    if not older:
+        return
+    Deployment.objects.filter(pk__in=older).update(
+        verification_state=VerificationState.FAILED,
+        verification_finished_at=timezone.now(),
+        verification_reason=(
+            f"superseded by deployment {newer.pk} ({newer.version[:100]}) before its verdict: "
+            "not verified"
+        ),
+    )
+    for pk in older:
+        audit.record(
+            actor,
+            "deployment.verified",
+            "service",
+            service.name,
+            {"deployment": pk, "state": "failed", "superseded_by": newer.pk},
+        )
 
 
 def _applied_hash(service: Service, config_version: int | None, config_hash: str) -> str:
@@ -135,8 +166,17 @@ def _move(deployment: Deployment, status, config_version, config_hash, link) -> 
         fields += ["verification_state", "verification_finished_at", "verification_reason"]
     deployment.save(update_fields=fields)
     if failed:
+        audit.record(
+            system_actor("verification"),
+            "deployment.verified",
+            "service",
+            deployment.service.name,
+            {"deployment": deployment.pk, "version": deployment.version, "state": "failed"},
+        )
+        # Whether the release is to blame is health's to say (a hard dependency down
+        # before it): None asks the listeners to find out.
         signals.deployment_verified.send(
-            sender=Deployment, deployment=deployment, state="failed", blamed=True
+            sender=Deployment, deployment=deployment, state="failed", blamed=None
         )
 
 
@@ -149,6 +189,14 @@ def record_verdict(
     listening (events, a configuration rollback) act inside this transaction: a verdict is
     never stored without them."""
     with transaction.atomic():
+        # The service's row first, as a report takes it before the deployment's: a report of
+        # the version being judged and its verdict then wait for each other, never deadlock.
+        service_id = (
+            Deployment.objects.filter(pk=deployment_id).values_list("service_id", flat=True).first()
+        )
+        if service_id is None:
+            return False
+        Service.objects.select_for_update().filter(pk=service_id).first()
         done = Deployment.objects.filter(pk=deployment_id, verification_state="pending").update(
             verification_state=state,
             verification_finished_at=now,
@@ -185,6 +233,7 @@ def rollback_config(deployment: Deployment, actor) -> str:
         Deployment.objects.filter(
             service_id=deployment.service_id,
             verification_state=VerificationState.PASSED,
+            status__in=VERIFIED_STATUSES,  # not one its pipeline later reported failed
             config_version__isnull=False,
             created_at__lt=deployment.created_at,
         )
@@ -202,18 +251,35 @@ def rollback_config(deployment: Deployment, actor) -> str:
         return (
             f"configuration already at what {previous.version} carried (version {current.version})"
         )
+    to_version = previous.config_version  # not null: the query asks for one
+    assert to_version is not None
+    _check_against_current_schema(deployment.service, to_version)
     comment = (
         f"rollback: deployment {deployment.pk} ({deployment.version}) failed verification; "
         f"the configuration of {previous.version}"
     )
-    to_version = previous.config_version  # not null: the query asks for one
-    assert to_version is not None
     stored = configs.rollback(name, to_version, actor, comment=comment[:500]).version
     assert stored is not None  # not a dry run: a version, new or current
     return (
         f"configuration rolled back to version {to_version} "
         f"(what {previous.version} carried) as version {stored.version}"
     )
+
+
+def _check_against_current_schema(service: Service, version: int) -> None:
+    """A rollback restores only what the current schema accepts, whatever the service's
+    validation level (a lenient service would store it marked invalid): InvalidInput
+    naming each field otherwise (never quoting a secret)."""
+    schema = configs.current_schema(service)
+    if schema is None:
+        return
+    target = configs.get_version(service, version)
+    issues = configs.validate(configs.reveal(target), schema, "strict").issues
+    if issues:
+        raise InvalidInput(
+            f"version {version} does not match the current schema; nothing was stored",
+            fields=issues,
+        )
 
 
 def note_progress(deployment_id: int, reason: str) -> None:
@@ -227,6 +293,8 @@ def note_progress(deployment_id: int, reason: str) -> None:
 def note_on_verdict(deployment_id: int, text: str) -> None:
     """Add what was done about a verdict (a rollback, or why none) to its reason."""
     deployment = Deployment.objects.get(pk=deployment_id)
+    if text in deployment.verification_reason:
+        return  # said already (a retried action)
     reason = f"{deployment.verification_reason}; {text}" if deployment.verification_reason else text
     Deployment.objects.filter(pk=deployment_id).update(verification_reason=reason[:2000])
 

@@ -31,13 +31,24 @@ def run(delivery, message, impacted) -> Outcome:
     )
     if deployment is None:
         return False, None, "the deployment is gone"
+    rule = f"(rule {delivery.rule.name})"
+    if (delivery.subject or {}).get("blamed") is False:
+        said = f"no configuration rolled back: the release is not blamed {rule}"
+        deployments.note_on_verdict(deployment.pk, said)
+        return True, None, ""
+    newer = deployment.service.deployments.filter(created_at__gt=deployment.created_at)
+    if newer.exists():  # a retried action: another release went out meanwhile
+        said = f"no configuration rolled back: a later deployment replaced it {rule}"
+        deployments.note_on_verdict(deployment.pk, said)
+        return True, None, ""
     try:
         actor = authors.acting_for(delivery.rule, KIND.name, KIND.scope)
         done = deployments.rollback_config(deployment, actor)
     except PortalError as exc:
-        deployments.note_on_verdict(deployment.pk, f"configuration rollback refused: {exc.message}")
+        said = f"configuration rollback refused: {exc.message} {rule}"
+        deployments.note_on_verdict(deployment.pk, said)
         return False, exc.status, exc.message
-    deployments.note_on_verdict(deployment.pk, f"{done} (rule {delivery.rule.name})")
+    deployments.note_on_verdict(deployment.pk, f"{done} {rule}")
     return True, None, ""
 
 

@@ -24,6 +24,7 @@ the database, so a restart of the portal resumes them.
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import structlog
 from django.conf import settings
 from django.db.models import Q
 
@@ -32,6 +33,11 @@ from healthchecks.probes.kinds import KINDS
 from healthchecks.status import NOT_OBSERVATIONS, ErrorCode, Status, is_usable
 from services import deployments
 from services.models import Dependency, DependencyKind, Deployment, VerificationState
+
+log = structlog.get_logger(__name__)
+# A tick judges at most this many (the oldest first); a newer report supersedes a service's
+# pending verification, so there is at most one per service.
+PER_TICK = 200
 
 
 @dataclass
@@ -54,6 +60,8 @@ class Gate:
     name: str
     retries: int
     interval: int
+    timeout: float = 5.0
+    last_probed: datetime | None = None  # when its last probe of any kind started
     latest: tuple | None = None  # (at, status, error_code) of its latest fresh result
     failed: tuple | None = None  # the result that took it past its retries
     streak: int = 0
@@ -65,20 +73,29 @@ def verify_pending(now: datetime) -> int:
     many were stored. One indexed query when nothing waits."""
     stored = 0
     waiting = Deployment.objects.filter(verification_state=VerificationState.PENDING)
-    for deployment in waiting.select_related("service").order_by("created_at"):
-        verdict = judge(deployment, now)
-        if verdict.state == VerificationState.PENDING:
-            hurry([g.id for g in verdict.gates], now)
-            if verdict.reason != deployment.verification_reason:
-                deployments.note_progress(deployment.pk, verdict.reason)
-            continue
-        if deployments.record_verdict(
-            deployment.pk, verdict.state, verdict.reason, verdict.evidence, now,
-            blamed=verdict.blamed,
-        ):  # fmt: skip
-            stored += 1
-            unhurry(verdict.gates)
+    for deployment in waiting.select_related("service").order_by("created_at")[:PER_TICK]:
+        try:
+            stored += _verify(deployment, now)
+        except Exception:  # one deployment's trouble must not stop the dispatcher's tick
+            log.exception("verification failed", deployment=deployment.pk)
     return stored
+
+
+def _verify(deployment: Deployment, now: datetime) -> int:
+    """Judge one deployment: hurry its checks while pending, store its verdict once."""
+    verdict = judge(deployment, now)
+    if verdict.state == VerificationState.PENDING:
+        hurry([g.id for g in verdict.gates], now)
+        if verdict.reason != deployment.verification_reason:
+            deployments.note_progress(deployment.pk, verdict.reason)
+        return 0
+    if deployments.record_verdict(
+        deployment.pk, verdict.state, verdict.reason, verdict.evidence, now,
+        blamed=verdict.blamed,
+    ):  # fmt: skip
+        unhurry(verdict.gates)
+        return 1
+    return 0
 
 
 def judge(deployment: Deployment, now: datetime) -> Verdict:
@@ -87,7 +104,7 @@ def judge(deployment: Deployment, now: datetime) -> Verdict:
         return Verdict(VerificationState.PASSED, "nothing to verify: no enabled probed check")
     baked_at = deployment.created_at + timedelta(seconds=deployment.bake_seconds)
     _read_results(gates, deployment.created_at, baked_at)
-    excused = _down_before(deployment)
+    excused = down_before(deployment)
     failing = [g for g in gates if g.failed]
     if failing and not excused:
         names = ", ".join(g.name for g in failing)
@@ -107,6 +124,13 @@ def judge(deployment: Deployment, now: datetime) -> Verdict:
             evidence(gates),
             gates=gates,
         )
+    if now >= baked_at + timeout and (idle := _not_probed_lately(gates, waiting, now)):
+        return Verdict(
+            VerificationState.PENDING,
+            f"waiting for the engine to probe {idle} again (no result lately): its own "
+            "downtime is not held against the release",
+            gates=gates,
+        )
     if now >= baked_at + timeout:
         seconds = int(timeout.total_seconds())
         reason = f"no fresh usable result within {seconds} s after the bake: "
@@ -123,6 +147,21 @@ def judge(deployment: Deployment, now: datetime) -> Verdict:
     return Verdict(VerificationState.PENDING, reason, gates=gates)
 
 
+def _not_probed_lately(gates: list["Gate"], waiting: list[str], now: datetime) -> str:
+    """The waiting checks the engine has not probed lately (it was down, or behind): a
+    timeout counts the time the engine ran, so an outage of the portal longer than the
+    timeout is not a failed release. Lately: one verification interval, the check's own
+    timeout and five seconds."""
+    idle = []
+    for gate in gates:
+        if gate.name not in waiting:
+            continue
+        lately = settings.DEPLOY_VERIFY_INTERVAL_SECONDS + gate.timeout + 5
+        if gate.last_probed is None or gate.last_probed < now - timedelta(seconds=lately):
+            idle.append(gate.name)
+    return ", ".join(idle)
+
+
 def gating_checks(service_id: int) -> list[Gate]:
     """The checks a verdict rests on: the enabled probed critical ones, or all enabled
     probed ones when none is critical (as the deploy gate of /health/service/NAME)."""
@@ -131,10 +170,15 @@ def gating_checks(service_id: int) -> list[Gate]:
         HealthCheck.objects.filter(service_id=service_id, enabled=True)
         .exclude(kind__in=pushed)
         .order_by("name")
-        .values_list("id", "name", "retries", "interval", "is_critical")
+        .values_list(
+            "id", "name", "retries", "interval", "is_critical", "timeout", "state__last_result_at"
+        )
     )
     critical = [r for r in rows if r[4]] or rows
-    return [Gate(id=r[0], name=r[1], retries=r[2], interval=r[3]) for r in critical]
+    return [
+        Gate(id=r[0], name=r[1], retries=r[2], interval=r[3], timeout=r[5], last_probed=r[6])
+        for r in critical
+    ]
 
 
 def _read_results(gates: list[Gate], since: datetime, baked_at: datetime) -> None:
@@ -159,7 +203,7 @@ def _read_results(gates: list[Gate], since: datetime, baked_at: datetime) -> Non
             gate.usable_after_bake = is_usable(status)
 
 
-def _down_before(deployment: Deployment) -> list[tuple[str, datetime]]:
+def down_before(deployment: Deployment) -> list[tuple[str, datetime]]:
     """Hard dependencies unhealthy since before the report: (name, since)."""
     return list(
         Dependency.objects.filter(

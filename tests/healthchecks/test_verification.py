@@ -13,6 +13,7 @@ from healthchecks.engine import verification
 from healthchecks.models import (
     CheckResult,
     CheckSchedule,
+    CheckState,
     HealthCheck,
     ResultDetail,
     ServiceHealth,
@@ -39,6 +40,7 @@ def report(name="web", version="2", status="succeeded", **extra) -> Deployment:
 def result(check, at, status, error="", code=None) -> None:
     code = code if code is not None else (ErrorCode.NONE if status == H else ErrorCode.HTTP_STATUS)
     CheckResult.objects.create(health_check=check, at=at, status=status, error_code=code)
+    CheckState.objects.filter(health_check=check).update(last_result_at=at)  # as the engine
     if error:
         ResultDetail.objects.create(
             health_check=check, at=at, outcome={"errors": [error], "warnings": []}
@@ -170,16 +172,34 @@ def test_the_bake_defaults_to_the_services_own():
 @override_settings(DEPLOY_VERIFY_TIMEOUT_SECONDS=60)
 def test_no_fresh_usable_result_within_the_timeout_after_the_bake_fails_it():
     web = ServiceFactory(name="web")
-    make_check(web, name="http", interval=120)
+    http = make_check(web, name="http", interval=120)
     deployment = report(bake_seconds=10)
     start = deployment.created_at
+    result(http, start + timedelta(seconds=65), Status.UNKNOWN, code=ErrorCode.INTERNAL)
     assert verdict(deployment, start + timedelta(seconds=69)).state == "pending"
     found = verdict(deployment, start + timedelta(seconds=70))
     assert found.state == "failed"
     assert found.reason == "no fresh usable result within 60 s after the bake: http"
     assert found.evidence == [
-        {"check": "http", "status": "unknown", "at": None, "error": "no result since the report"}
+        {"check": "http", "status": "unknown", "at": iso(start, 65_000), "error": "probe error"}
     ]
+
+
+@override_settings(DEPLOY_VERIFY_TIMEOUT_SECONDS=60)
+def test_the_engines_own_downtime_is_not_held_against_the_release():
+    """Breaking trial (issue 21): the portal stopped for longer than the timeout, and on its
+    first tick back the release failed ("no fresh usable result") and was rolled back."""
+    web = ServiceFactory(name="web")
+    http = make_check(web, name="http", interval=120)
+    deployment = report(bake_seconds=5)
+    start = deployment.created_at
+    result(http, start + timedelta(seconds=1), H)  # then the engine stops
+    back = start + timedelta(seconds=200)
+    waiting = verdict(deployment, back)
+    assert waiting.state == "pending"
+    assert waiting.reason.startswith("waiting for the engine to probe http again")
+    result(http, back, H)  # its first round after the restart
+    assert verdict(deployment, back + timedelta(seconds=1)).state == "passed"
 
 
 @override_settings(DEPLOY_VERIFY_TIMEOUT_SECONDS=60)
@@ -196,6 +216,7 @@ def test_a_hard_dependency_down_before_the_release_is_not_blamed_on_it():
     assert f"hard dependency unhealthy before the release: db (since {iso(down_since)})" in (
         waiting.reason
     )
+    result(http, deployment.created_at + timedelta(seconds=58), U)  # still probed, still down
     late = verdict(deployment, deployment.created_at + timedelta(seconds=61))
     assert late.state == "failed"
     assert late.reason.endswith("(the release is not blamed)")
