@@ -389,7 +389,7 @@ def deploy(
     if bake is not None:
         body["bake_seconds"] = bake
     started = time.monotonic()
-    result = session.portal.post(f"/api/services/{service}/deployments", body)
+    result = session.portal.post(f"/api/services/{quote(service, safe='')}/deployments", body)
     if session.as_json and not then_wait:
         return emit_json(result)
     if not session.as_json:
@@ -403,6 +403,8 @@ def deploy(
         gate(session, [service], timeout, 2.0, dependencies, since={service: result["created_at"]})
         return
     if result["verification"] is None:
+        if session.as_json:
+            emit_json({"ok": False, "deployment": result})
         output.fail(f"nothing to wait for: a {shown(status)} rollout is not verified")
         sys.exit(1)
     await_verdict(session, service, result, timeout, started, dependencies)

@@ -42,6 +42,10 @@ def report(
     deployment -- its status moves, its verification stays one -- except a new ``in_progress``
     report after the verdict: a new rollout of that version, verified anew."""
     check_ownership(actor, [name])
+    if not version.strip():
+        raise InvalidInput(
+            "the version names nothing", fields={"version": "empty once control characters are out"}
+        )
     with transaction.atomic():
         # The registry's lock before the service's row, as every write that may reach the
         # registry (this one sets deployed_version through it): one order, no deadlock.

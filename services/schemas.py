@@ -366,10 +366,16 @@ class SchemaOut(Schema):
 
 
 class DeploymentIn(StrictSchema):
-    version: StrictStr = Field(min_length=1, max_length=100)
+    # One line: control characters and escape sequences out, as every free text of the
+    # registry (it reaches messages and terminals).
+    version: PlainLine = Field(min_length=1, max_length=100)
     status: Literal["in_progress", "succeeded", "failed", "rolled_back"] = "succeeded"
     config_version: Integer | None = Field(default=None, ge=1, le=MAX_INT32)
-    config_hash: StrictStr = Field(default="", max_length=64)
+    config_hash: StrictStr = Field(
+        default="",
+        pattern=r"^([0-9a-f]{64})?$",
+        description="A configuration's content hash (64 hex digits), as the API answers it.",
+    )
     link: Url = ""
     bake_seconds: Integer | None = Field(
         default=None,

@@ -26,9 +26,16 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
-from healthchecks.models import CheckResult, CheckSchedule, HealthCheck, ResultDetail
+from healthchecks.models import (
+    CheckResult,
+    CheckSchedule,
+    HealthCheck,
+    ResultDetail,
+    ServiceHealth,
+    StatusChange,
+)
 from healthchecks.probes.kinds import KINDS
 from healthchecks.status import NOT_OBSERVATIONS, ErrorCode, Status, is_usable
 from services import deployments
@@ -61,10 +68,12 @@ class Gate:
     retries: int
     interval: int
     timeout: float = 5.0
+    enabled: bool = True
     last_probed: datetime | None = None  # when its last probe of any kind started
     latest: tuple | None = None  # (at, status, error_code) of its latest fresh result
     failed: tuple | None = None  # the result that took it past its retries
     streak: int = 0
+    excused_failures: int = 0  # failures while a hard dependency down before was still down
     usable_after_bake: bool = False
 
 
@@ -99,14 +108,14 @@ def _verify(deployment: Deployment, now: datetime) -> int:
 
 
 def judge(deployment: Deployment, now: datetime) -> Verdict:
-    gates = gating_checks(deployment.service_id)
+    gates = gating_checks(deployment.service_id, deployment.created_at)
     if not gates:
         return Verdict(VerificationState.PASSED, "nothing to verify: no enabled probed check")
     baked_at = deployment.created_at + timedelta(seconds=deployment.bake_seconds)
-    _read_results(gates, deployment.created_at, baked_at)
     excused = down_before(deployment)
+    _read_results(gates, deployment.created_at, baked_at, excused_until(excused, now))
     failing = [g for g in gates if g.failed]
-    if failing and not excused:
+    if failing:
         names = ", ".join(g.name for g in failing)
         return Verdict(
             VerificationState.FAILED,
@@ -114,8 +123,9 @@ def judge(deployment: Deployment, now: datetime) -> Verdict:
             evidence(gates),
             gates=gates,
         )
+    excusing = [g for g in gates if g.excused_failures]
     timeout = timedelta(seconds=settings.DEPLOY_VERIFY_TIMEOUT_SECONDS)
-    waiting = [g.name for g in gates if not g.usable_after_bake or g.failed]
+    waiting = [g.name for g in gates if not g.usable_after_bake]
     if now >= baked_at and not waiting:
         held = f", held for {deployment.bake_seconds} s" if deployment.bake_seconds else ""
         return Verdict(
@@ -135,14 +145,17 @@ def judge(deployment: Deployment, now: datetime) -> Verdict:
         seconds = int(timeout.total_seconds())
         reason = f"no fresh usable result within {seconds} s after the bake: "
         reason += ", ".join(waiting)
-        blamed = not (failing and excused)
-        if not blamed:
+        if excusing:
             reason += _excuse(excused) + " (the release is not blamed)"
         return Verdict(
-            VerificationState.FAILED, reason, evidence(gates), gates=gates, blamed=blamed
+            VerificationState.FAILED,
+            reason,
+            evidence(gates),
+            gates=gates,
+            blamed=not excusing,
         )
     reason = f"waiting for {', '.join(waiting) or 'the bake to end'}"
-    if failing and excused:
+    if excusing:
         reason += _excuse(excused)
     return Verdict(VerificationState.PENDING, reason, gates=gates)
 
@@ -154,7 +167,7 @@ def _not_probed_lately(gates: list["Gate"], waiting: list[str], now: datetime) -
     timeout and five seconds."""
     idle = []
     for gate in gates:
-        if gate.name not in waiting:
+        if gate.name not in waiting or not gate.enabled:  # a disabled one is not probed
             continue
         lately = settings.DEPLOY_VERIFY_INTERVAL_SECONDS + gate.timeout + 5
         if gate.last_probed is None or gate.last_probed < now - timedelta(seconds=lately):
@@ -162,27 +175,50 @@ def _not_probed_lately(gates: list["Gate"], waiting: list[str], now: datetime) -
     return ", ".join(idle)
 
 
-def gating_checks(service_id: int) -> list[Gate]:
+def gating_checks(service_id: int, since: datetime) -> list[Gate]:
     """The checks a verdict rests on: the enabled probed critical ones, or all enabled
-    probed ones when none is critical (as the deploy gate of /health/service/NAME)."""
+    probed ones when none is critical (as the deploy gate of /health/service/NAME) -- and a
+    probed check disabled since the report that already has results after it: disabling a
+    failing check does not pass the release."""
     pushed = [name for name, kind in KINDS.items() if kind.pushed]
+    since_report = CheckResult.objects.filter(health_check_id=OuterRef("pk"), at__gte=since)
     rows = list(
-        HealthCheck.objects.filter(service_id=service_id, enabled=True)
+        HealthCheck.objects.filter(service_id=service_id)
+        .filter(Q(enabled=True) | Exists(since_report))
         .exclude(kind__in=pushed)
         .order_by("name")
         .values_list(
-            "id", "name", "retries", "interval", "is_critical", "timeout", "state__last_result_at"
+            "id",
+            "name",
+            "retries",
+            "interval",
+            "is_critical",
+            "timeout",
+            "state__last_result_at",
+            "enabled",
         )
     )
     critical = [r for r in rows if r[4]] or rows
     return [
-        Gate(id=r[0], name=r[1], retries=r[2], interval=r[3], timeout=r[5], last_probed=r[6])
+        Gate(
+            id=r[0],
+            name=r[1],
+            retries=r[2],
+            interval=r[3],
+            timeout=r[5],
+            last_probed=r[6],
+            enabled=r[7],
+        )
         for r in critical
     ]
 
 
-def _read_results(gates: list[Gate], since: datetime, baked_at: datetime) -> None:
-    """Walk each gating check's results due since the report, in order."""
+def _read_results(
+    gates: list[Gate], since: datetime, baked_at: datetime, excused_until: datetime | None
+) -> None:
+    """Walk each gating check's results due since the report, in order. A failure before
+    ``excused_until`` (a hard dependency down since before the report was still down) is
+    the dependency's, not the release's: it does not count."""
     by_id = {g.id: g for g in gates}
     rows = (
         CheckResult.objects.filter(health_check_id__in=by_id, at__gte=since)
@@ -193,7 +229,9 @@ def _read_results(gates: list[Gate], since: datetime, baked_at: datetime) -> Non
     for check_id, at, status, error_code in rows.iterator(chunk_size=2000):
         gate = by_id[check_id]
         gate.latest = (at, status, error_code)
-        if status == Status.UNHEALTHY:
+        if status == Status.UNHEALTHY and excused_until is not None and at < excused_until:
+            gate.excused_failures += 1
+        elif status == Status.UNHEALTHY:
             gate.streak += 1
             if gate.streak > gate.retries and gate.failed is None:
                 gate.failed = gate.latest
@@ -203,22 +241,48 @@ def _read_results(gates: list[Gate], since: datetime, baked_at: datetime) -> Non
             gate.usable_after_bake = is_usable(status)
 
 
-def down_before(deployment: Deployment) -> list[tuple[str, datetime]]:
-    """Hard dependencies unhealthy since before the report: (name, since)."""
-    return list(
-        Dependency.objects.filter(
-            service_id=deployment.service_id,
-            kind=DependencyKind.HARD,
-            depends_on__health__status=Status.UNHEALTHY,
-            depends_on__health__since__lte=deployment.created_at,
+def down_before(deployment: Deployment) -> list[tuple[str, datetime, datetime | None]]:
+    """Hard dependencies that were unhealthy when the release was reported: (name, down
+    since, recovered at -- None while still down), from their status changes."""
+    found = []
+    hard = Dependency.objects.filter(service_id=deployment.service_id, kind=DependencyKind.HARD)
+    for dep_id, name in hard.order_by("depends_on__name").values_list(
+        "depends_on_id", "depends_on__name"
+    ):
+        changes = StatusChange.objects.filter(service_id=dep_id, health_check=None)
+        last = changes.filter(at__lte=deployment.created_at).order_by("-at").first()
+        if last is not None:
+            down, since = last.to_status == Status.UNHEALTHY, last.at
+        else:  # no change recorded (yet): its status now, if it holds since before
+            health = ServiceHealth.objects.filter(service_id=dep_id).first()
+            down = bool(
+                health
+                and health.status == Status.UNHEALTHY
+                and health.since <= deployment.created_at
+            )
+            since = health.since if health else deployment.created_at
+        if not down:
+            continue
+        recovered = (
+            changes.filter(at__gt=deployment.created_at, from_status=Status.UNHEALTHY)
+            .order_by("at")
+            .values_list("at", flat=True)
+            .first()
         )
-        .order_by("depends_on__name")
-        .values_list("depends_on__name", "depends_on__health__since")
-    )
+        found.append((name, since, recovered))
+    return found
 
 
-def _excuse(excused: list[tuple[str, datetime]]) -> str:
-    named = ", ".join(f"{name} (since {_iso(since)})" for name, since in excused)
+def excused_until(excused: list, now: datetime) -> datetime | None:
+    """Until when failures are the dependencies': the last of them to recover (now, while
+    one is still down); None when none was down at the report."""
+    if not excused:
+        return None
+    return max((recovered or now) for _, _, recovered in excused)
+
+
+def _excuse(excused: list) -> str:
+    named = ", ".join(f"{name} (since {_iso(since)})" for name, since, _ in excused)
     return f"; hard dependency unhealthy before the release: {named}"
 
 

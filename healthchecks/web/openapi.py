@@ -322,8 +322,9 @@ DEPLOYMENT = {
     "required": False,
     "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
     "description": "a deploy gate for a reported deployment (its `id` in "
-    "`POST /api/services/{name}/deployments`' answer): as `since` the moment it was reported; "
-    "not with `since`",
+    "`POST /api/services/{name}/deployments`' answer): 200 only once its verification passed "
+    "and the service is usable on results since its report; the answer's `deployment` gives "
+    "the verdict; not with `since`",
 }
 TOKEN = {
     "name": "token",

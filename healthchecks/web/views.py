@@ -73,22 +73,35 @@ def service(request: HttpRequest, name: str):
     except ValueError as exc:
         return error_response(422, "invalid", "bad since", fields={"since": str(exc)})
     if "deployment" in request.GET:
+        if not Service.objects.filter(name=name).exists():
+            return _not_found(name)
         if since is not None:
             return error_response(
                 422, "invalid", "give since or deployment", fields={"deployment": "not both"}
             )
-        since = _reported_at(name, request.GET["deployment"])
-        if since is None:
+        deployment = _deployment(name, request.GET["deployment"])
+        if deployment is None:
             return error_response(
                 422,
                 "invalid",
                 "bad deployment",
                 fields={"deployment": f"{name!r} has no deployment with this id"},
             )
+        since = deployment["reported_at"]
+    else:
+        deployment = None
     detail = selfcheck.detail() if name == selfcheck.NAME else reports.service_detail(name, since)
     if detail is None:
         return _not_found(name)
     usable = is_usable(Status[detail["status"].upper()])
+    if deployment is not None:
+        # The same gate as the verdict: usable only once the release passed (or when it is
+        # a report with nothing to verify), on results since it was reported.
+        detail = {
+            **detail,
+            "deployment": {k: v for k, v in deployment.items() if k != "reported_at"},
+        }
+        usable = usable and deployment["verification"] in (None, "passed")
     return _respond(request, detail, healthjson.service_document(detail), 200 if usable else 503)
 
 
@@ -97,15 +110,25 @@ def service(request: HttpRequest, name: str):
 _MOMENT = TypeAdapter(AwareMoment)
 
 
-def _reported_at(name: str, text: str) -> datetime | None:
-    """When the service's deployment with this id was reported, or None if there is none."""
+def _deployment(name: str, text: str) -> dict | None:
+    """The service's deployment with this id: when it was reported, its version and its
+    verification's state and reason (None if there is no such deployment)."""
     if not text.isascii() or not text.isdigit() or len(text) > 18:
         return None
-    return (
+    row = (
         Deployment.objects.filter(service__name=name, pk=int(text))
-        .values_list("created_at", flat=True)
+        .values("id", "version", "created_at", "verification_state", "verification_reason")
         .first()
     )
+    if row is None:
+        return None
+    return {
+        "id": row["id"],
+        "version": row["version"],
+        "reported_at": row["created_at"],
+        "verification": row["verification_state"] or None,
+        "reason": row["verification_reason"],
+    }
 
 
 def _since(request: HttpRequest) -> datetime | None:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from healthchecks.engine import counters, recording
+from healthchecks.engine import counters, recording, verification
 from healthchecks.models import CheckResult, CheckState, HealthCheck
 from healthchecks.probes import ProbeOutcome
 from healthchecks.reads import healthjson, reports
@@ -323,7 +323,18 @@ def test_the_gate_for_a_deployment_counts_results_since_its_report(client, estat
     moment = res.json()["results_since"]
     assert moment == deployment.created_at.isoformat().replace("+00:00", "Z")
     record(payments, Status.HEALTHY)
-    assert client.get("/health/service/payments", {"deployment": deployment.pk}).status_code == 200
+    res = client.get("/health/service/payments", {"deployment": deployment.pk})
+    assert res.status_code == 503  # usable, but the verdict is not in yet: the same gate
+    assert res.json()["deployment"] == {
+        "id": deployment.pk,
+        "version": "2",
+        "verification": "pending",
+        "reason": "",
+    }
+    verification.verify_pending(timezone.now())
+    res = client.get("/health/service/payments", {"deployment": deployment.pk})
+    assert res.status_code == 200 and res.json()["deployment"]["verification"] == "passed"
+    assert client.get("/health/service/nope", {"deployment": deployment.pk}).status_code == 404
 
 
 def test_a_deployment_of_another_service_or_with_since_is_a_422(client, estate):

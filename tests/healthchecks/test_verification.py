@@ -17,6 +17,7 @@ from healthchecks.models import (
     HealthCheck,
     ResultDetail,
     ServiceHealth,
+    StatusChange,
 )
 from healthchecks.status import ErrorCode, Status
 from portal.auth import system_actor
@@ -222,6 +223,30 @@ def test_a_hard_dependency_down_before_the_release_is_not_blamed_on_it():
     assert late.reason.endswith("(the release is not blamed)")
 
 
+def test_failures_while_a_dependency_down_before_the_release_was_down_do_not_count():
+    """Breaking trial (issue 21): the dependency down before the release recovered, the
+    check with it, and the release was failed on a failure recorded while the dependency
+    was still down."""
+    web, db = ServiceFactory(name="web"), ServiceFactory(name="db")
+    DependencyFactory(service=web, depends_on=db, kind="hard")
+    before = timezone.now() - timedelta(minutes=5)
+    StatusChange.objects.create(service=db, from_status=H, to_status=U, at=before)
+    http = make_check(web, name="http", interval=120)
+    deployment = report()
+    start = deployment.created_at
+    result(http, start + timedelta(seconds=1), U)
+    result(http, start + timedelta(seconds=2), U)
+    assert verdict(deployment, start + timedelta(seconds=3)).state == "pending"
+    StatusChange.objects.create(
+        service=db, from_status=U, to_status=H, at=start + timedelta(seconds=4)
+    )
+    result(http, start + timedelta(seconds=5), H)
+    assert verdict(deployment, start + timedelta(seconds=6)).state == "passed"
+    result(http, start + timedelta(seconds=7), U)  # after the recovery: the release's own
+    found = verdict(deployment, start + timedelta(seconds=8))
+    assert (found.state, found.reason) == ("failed", "failed after the release: http")
+
+
 def test_a_dependency_that_went_down_after_the_release_excuses_nothing():
     web, db = ServiceFactory(name="web"), ServiceFactory(name="db")
     DependencyFactory(service=web, depends_on=db, kind="hard")
@@ -230,6 +255,21 @@ def test_a_dependency_that_went_down_after_the_release_excuses_nothing():
     ServiceHealth.objects.create(service=db, status=Status.UNHEALTHY, since=timezone.now())
     result(http, deployment.created_at + timedelta(seconds=1), U)
     assert verdict(deployment, deployment.created_at + timedelta(seconds=2)).state == "failed"
+
+
+def test_disabling_a_failing_check_during_the_bake_does_not_pass_the_release():
+    """Breaking trial (issue 21): a check disabled mid-bake, its failures discarded, and the
+    release passed at once with "nothing to verify"."""
+    web = ServiceFactory(name="web")
+    http = make_check(web, name="http", interval=120, retries=2)
+    deployment = report(bake_seconds=20)
+    result(http, deployment.created_at + timedelta(seconds=1), U)
+    HealthCheck.objects.filter(pk=http.pk).update(enabled=False)
+    found = verdict(deployment, deployment.created_at + timedelta(seconds=25))
+    assert found.state == "pending"
+    assert found.reason == "waiting for http"
+    late = verdict(deployment, deployment.created_at + timedelta(seconds=20 + 121))
+    assert late.state == "failed"  # a disabled check is not waited for by the engine rule
 
 
 def test_a_service_without_probed_checks_passes_and_says_there_was_nothing_to_verify():

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from healthchecks.status import Status
 from portalctl.cli import cli
-from services.models import ConfigVersion, Service
+from services.models import ConfigVersion, Deployment, Service
 from tests.conftest import database_url
-from tests.factories import make_check
+from tests.factories import ServiceFactory, make_check
 from tests.healthchecks.servers import closed_port
 from tests.healthchecks.test_health_views import record
 from tests.portalctl.conftest import write
@@ -459,3 +459,11 @@ def test_any_result_counts_a_result_from_before_the_wait_and_a_plain_wait_does_n
     gated = portalctl("wait", "web", "--timeout", 1, "--interval", 0.2)
     assert gated.exit_code == 1, gated.output
     assert "check http (unknown): no result since" in gated.stderr
+
+
+def test_deploy_sends_the_service_name_as_one_path_segment(portalctl):
+    """Breaking trial (issue 21): `deploy 'hb/deployments?'` reported a deployment of hb."""
+    ServiceFactory(name="hb")
+    result = portalctl("deploy", "hb/deployments?", "--version", "z", "--status", "failed")
+    assert result.exit_code == 1
+    assert not Deployment.objects.exists()

@@ -470,6 +470,12 @@ def test_a_deployment_report_is_refused_with_its_reason_and_stores_nothing(
         bad = pipeline.call("POST", deployments, {"version": "1", "bake_seconds": bake})
         assert bad.status_code == 422, bake
         assert "bake_seconds" in bad.json()["error"]["fields"], bake
+    for body, field in (
+        ({"version": "\x1b[31m"}, "version"),  # nothing left once escapes are out
+        ({"version": "1", "config_hash": "ZZZ not a hash"}, "config_hash"),
+    ):
+        bad = pipeline.call("POST", deployments, body)
+        assert bad.status_code == 422 and field in bad.json()["error"]["fields"], body
     assert not Deployment.objects.exists()
     made = pipeline.call("POST", deployments, {"version": "1", "bake_seconds": 30})
     assert made.status_code == 201
@@ -478,8 +484,8 @@ def test_a_deployment_report_is_refused_with_its_reason_and_stores_nothing(
     one = pipeline.call("GET", f"{deployments}/{body['id']}")
     assert one.status_code == 200 and one.json()["id"] == body["id"]
     assert pipeline.call("GET", f"{deployments}/{body['id'] + 1000}").status_code == 404
-    again = pipeline.call("POST", deployments, {"version": "1", "status": "succeeded"})
-    assert (again.status_code, again.json()["id"]) == (200, body["id"])
+    again = pipeline.call("POST", deployments, {"version": "1\x1b[0m", "status": "succeeded"})
+    assert (again.status_code, again.json()["id"]) == (200, body["id"])  # the same version
 
     elsewhere = ApiClient(
         make_token(["registry:read", "registry:write"], services=["other"]).secret
