@@ -124,28 +124,41 @@ def parse_dotenv(text: str) -> dict[str, str]:
 
 
 def _read_shell(text: str) -> Dotenv:
+    """As a shell reads the file: a quoted value may go on over several lines (a PEM
+    certificate, as the portal's own export writes one), its line feeds kept."""
     found: dict[str, str] = {}
     errors: dict[str, str] = {}
     warnings: list[dict] = []
     lines: dict[str, int] = {}
+    open_quote: tuple[str, int, str, str] | None = None  # (key, line, value so far, why)
     for number, line in enumerate(_lines(text), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.startswith("export "):
-            stripped = stripped[len("export ") :].lstrip()
-        key, sep, raw = stripped.partition("=")
-        key = key.strip()
-        if not sep or not ENV_KEY.match(key):
-            errors[f"dotenv:{number}"] = "not a KEY=value line"
-            continue
+        if open_quote is not None:
+            key, first, raw, _ = open_quote
+            raw, number = f"{raw}\n{line}", first
+        else:
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            if stripped.startswith("export "):
+                stripped = stripped[len("export ") :].lstrip()
+            key, sep, raw = stripped.partition("=")
+            key = key.strip()
+            if not sep or not ENV_KEY.match(key):
+                errors[f"dotenv:{number}"] = "not a KEY=value line"
+                continue
+        open_quote = None
         try:
             found[key], notes = _shell_value(raw)
         except ValueError as exc:
-            errors[f"dotenv:{number}"] = str(exc)
+            if str(exc).startswith("unterminated"):
+                open_quote = (key, number, raw, str(exc))  # the next line goes on with it
+            else:
+                errors[f"dotenv:{number}"] = str(exc)
             continue
         _again(warnings, lines, key, number)
         warnings += [{"key": key, "line": number, "reason": note} for note in notes]
+    if open_quote is not None:
+        errors[f"dotenv:{open_quote[1]}"] = f"{open_quote[3]} (to the end of the file)"
     if errors:
         raise InvalidInput("the dotenv text has lines that cannot be read", fields=errors)
     return Dotenv(found, "shell", warnings)

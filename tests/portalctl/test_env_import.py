@@ -72,11 +72,12 @@ def test_python_dotenv_would_lose_what_the_import_reads():
 
 def test_it_names_each_line_it_cannot_read():
     with pytest.raises(InvalidInput) as caught:
-        parse_dotenv("OK=1\nnot a pair\nQ='open\n1BAD=x\n")
+        parse_dotenv("OK=1\nnot a pair\n1BAD=x\nQ='open\nR=2\n")
+    # A quote left open goes on over the lines after it, as a shell reads it: to the end.
     assert caught.value.fields == {
         "dotenv:2": "not a KEY=value line",
-        "dotenv:3": "unterminated ' quote",
-        "dotenv:4": "not a KEY=value line",
+        "dotenv:3": "not a KEY=value line",
+        "dotenv:4": "unterminated ' quote (to the end of the file)",
     }
 
 

@@ -428,7 +428,7 @@ ALONE = (
         ("A=1\nLEGACY_FLAGS\n", "auto", {"dotenv:2": ALONE}),
         ("A =1\n", "docker", {"dotenv:1": "space before '=': docker reads KEY=value as written"}),
         ("export A=1\n", "docker", {"dotenv:1": "not a KEY=value line"}),
-        ("A='open\n", "shell", {"dotenv:1": "unterminated ' quote"}),
+        ("A='open\n", "shell", {"dotenv:1": "unterminated ' quote (to the end of the file)"}),
     ],
 )
 def test_a_line_the_dialect_cannot_read_is_422_naming_it(pipeline, svc, dotenv, dialect, fields):

@@ -56,17 +56,19 @@ def test_the_portals_export_of_values_with_line_separators_reads_back_exactly(va
     assert read.warnings == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 28 breaking trial, left open: a value with a line feed (a PEM certificate) "
-    "is exported as one single-quoted value over several lines, as a shell reads it, but the "
-    "shell dialect reads line by line: 'unterminated quote' on the first line and the rest "
-    "refused. The promise 'the portal's own export reads back exactly' holds only for values "
-    "without line feeds (the property in test_env_dialects.py excludes control characters).",
-)
 def test_the_portals_export_of_a_multi_line_value_reads_back():
-    values = {"cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"}
+    """Issue 28's breaking trial: a value with line feeds (a PEM certificate) is exported as
+    one single-quoted value over several lines, as a shell reads it; the shell dialect read
+    it line by line ("unterminated quote"). A quoted value now goes on over lines."""
+    values = {"cert": "-----BEGIN CERTIFICATE-----\nMIIB\n# not a comment\n\n-----END-----"}
     assert read_dotenv(to_dotenv(values)).values == {"CERT": values["cert"]}
+    assert read_dotenv(to_dotenv(values), "shell").values == {"CERT": values["cert"]}
+
+
+def test_a_quote_left_open_to_the_end_is_refused_naming_its_line():
+    with pytest.raises(InvalidInput) as refused:
+        read_dotenv("A=1\nB='never closed\nC=3\n", "shell")
+    assert refused.value.fields == {"dotenv:2": "unterminated ' quote (to the end of the file)"}
 
 
 @pytest.mark.parametrize("dialect", ["auto", "shell", "docker"])
