@@ -271,3 +271,21 @@ class RuleFiring(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} for {self.service.name} at {self.at:%H:%M:%S}"
+
+
+class Note(models.Model):
+    """A person's word on an alert: what they found, what they do (an incident update).
+    ``public`` notes of an ongoing incident show on the status page; the others only to
+    people logged in. Written through automation.notes, audited."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notes")
+    text = models.TextField()
+    public = models.BooleanField(default=False)
+    author = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"note {self.id} on alert {self.alert_id} by {self.author}"
