@@ -18,6 +18,7 @@ from django.db import close_old_connections, connection, connections, transactio
 from django.db.models import Q
 from django.utils import timezone
 
+from automation import acklinks
 from automation.actions import ACTIONS
 from automation.models import Alert, Delivery, DeliveryAttempt, DeliveryState, Event, Trigger
 
@@ -60,7 +61,7 @@ def _duration(delta: timedelta) -> str:
 
 def compose(alert: Alert, event: str, impacted: list[str], now) -> Message:
     """What a person needs from one message: what, since when, why, what else it takes
-    down, and where to look (pure)."""
+    down, where to look, and (down or degraded) a link to acknowledge it, signed now."""
     name = alert.service.name
     since = f"{alert.opened_at:%Y-%m-%d %H:%M:%S} UTC"
     if event == Event.RECOVERED:
@@ -85,6 +86,8 @@ def compose(alert: Alert, event: str, impacted: list[str], now) -> Message:
             + (f" and {len(impacted) - 50} more" if len(impacted) > 50 else "")
         )
     lines.append(f"Status and why: {service_url(name)}")
+    if event in (Event.DOWN, Event.DEGRADED):
+        lines.append(f"Acknowledge (I am on it): {acklinks.link_for(alert.id)}")
     return Message(title=f"[{event.upper()}] {name}", body="\n".join(lines))
 
 

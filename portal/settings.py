@@ -482,6 +482,9 @@ HEALTH_CALLABLE_PREFIXES = env_list("HEALTH_CALLABLE_PREFIXES", ["healthchecks.w
 ENABLE_HEALTH_AUTOMATION = env_bool("ENABLE_HEALTH_AUTOMATION", True)
 # Where people reach the portal: the links in notifications.
 PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
+# A DOWN or DEGRADED notification carries a link that acknowledges its alert (signed, for
+# that alert only): it opens a confirm page this many hours after the message was made.
+AUTOMATION_ACK_LINK_HOURS = env_int("AUTOMATION_ACK_LINK_HOURS", 24, minimum=1)
 # /status/: open to anyone (a shareable status page) or to logged-in people only.
 STATUS_PAGE_PUBLIC = env_bool("STATUS_PAGE_PUBLIC", False)
 # Beat runs the outbox reader this often (seconds).
