@@ -33,7 +33,7 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = NotificationChannel
-        fields = ["name", "url", "teams", "events"]
+        fields = ["name", "url", "teams", "events", "remind_every_minutes"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -49,7 +49,12 @@ class ChannelForm(forms.ModelForm):
             return data
         url = data.get("url") or (channels.url_of(self.instance) if self.instance.pk else "")
         teams = [t.strip() for t in (data.get("teams") or "").split(",") if t.strip()]
-        self.channel_in = channels.ChannelIn(url=url, teams=teams, events=data["events"])
+        self.channel_in = channels.ChannelIn(
+            url=url,
+            teams=teams,
+            events=data["events"],
+            remind_every_minutes=data.get("remind_every_minutes"),
+        )
         try:
             channels.validate(data.get("name") or self.instance.name, self.channel_in)
         except PortalError as exc:
@@ -66,7 +71,7 @@ class ChannelForm(forms.ModelForm):
 class NotificationChannelAdmin(ScopedAdmin):
     read_scope, write_scope = Scope.AUTOMATION_READ, Scope.AUTOMATION_WRITE
     form = ChannelForm
-    list_display = ["name", "url_shown", "teams", "events", "updated_at"]
+    list_display = ["name", "url_shown", "teams", "events", "remind_every_minutes", "updated_at"]
     search_fields = ["name"]
 
     def get_readonly_fields(self, request, obj=None):

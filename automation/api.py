@@ -121,6 +121,8 @@ def _deliveries_out(rows) -> list[dict]:
             "not_before": d.not_before,
             "finished_at": d.finished_at,
             "detail": d.detail,
+            "reminder": d.reminder,
+            "escalation": d.escalation,
             "attempts": [
                 {
                     "number": a.number,
@@ -167,6 +169,7 @@ def _channel_out(channel: NotificationChannel) -> dict:
         "url": channel.url_shown,
         "teams": channel.teams,
         "events": channel.events,
+        "remind_every_minutes": channel.remind_every_minutes,
         "created_at": channel.created_at,
         "updated_at": channel.updated_at,
     }
@@ -206,7 +209,10 @@ def get_channel(request: HttpRequest, name: str):
 def put_channel(request: HttpRequest, name: PathName, payload: ChannelIn):
     actor = _everywhere(request, Scope.AUTOMATION_WRITE)
     data = channels.ChannelIn(
-        url=payload.url, teams=list(payload.teams), events=[str(e) for e in payload.events]
+        url=payload.url,
+        teams=list(payload.teams),
+        events=[str(e) for e in payload.events],
+        remind_every_minutes=payload.remind_every_minutes,
     )
     channel, created = channels.put_channel(name, data, actor)
     return Status(201 if created else 200, _channel_out(channel))

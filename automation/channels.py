@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from automation import schemes
-from automation.models import Event, NotificationChannel
+from automation.models import REMIND_EVERY_MINUTES, Event, NotificationChannel
 from portal import audit, encryption
 from portal.auth import check_reach
 from portal.egress import NetworkPolicy, TargetError, check_host_syntax, check_port, ip_literal
@@ -35,6 +35,8 @@ class ChannelIn:
     url: str
     teams: list[str]
     events: list[str]
+    # An unacknowledged alert sent again this often (automation.reminders); None: never.
+    remind_every_minutes: int | None = None
 
 
 def plugin_for(url: str):
@@ -114,11 +116,18 @@ def validate(name: str, data: ChannelIn) -> tuple[str, dict]:
         )
     elif not data.events:
         fields["events"] = "at least one event (leave it out for the three alert events)"
+    low, high = REMIND_EVERY_MINUTES
+    every = data.remind_every_minutes
+    if every is not None and (type(every) is not int or not low <= every <= high):
+        fields["remind_every_minutes"] = (
+            f"from {low} to {high} minutes (a week), or null for no reminders"
+        )
     if fields:
         raise InvalidInput(f"channel {name!r} was not saved", fields=fields)
     return masked(plugin), {
         "teams": sorted(set(data.teams)),
         "events": [e for e in ALL_EVENTS if e in data.events],
+        "remind_every_minutes": every,
     }
 
 
@@ -194,6 +203,7 @@ def put_channel(name: str, data: ChannelIn, actor) -> tuple[NotificationChannel,
         channel.url = encryption.encrypt(data.url)
         channel.url_shown = shown
         channel.teams, channel.events = clean["teams"], clean["events"]
+        channel.remind_every_minutes = clean["remind_every_minutes"]
         channel.updated_at = timezone.now()
         channel.full_clean(exclude=["url"])
         channel.save()

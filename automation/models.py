@@ -1,6 +1,7 @@
 """Alerts, the channels they are told through, and the record of every delivery."""
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -42,6 +43,12 @@ class Trigger(models.TextChoices):
 
 
 CHECK_TRIGGERS = (Trigger.CHECK_FAILING, Trigger.HEARTBEAT_MISSED, Trigger.PREDICTION)
+# A delivery announces an alert event, a rule's trigger, or -- to one channel, on a person's
+# request -- a test message (automation.tryout).
+TEST_EVENT = "test"
+DELIVERY_EVENTS = [*Trigger.choices, (TEST_EVENT, "a channel's test message")]
+# A channel's reminders: every minute at the most often, every week at the least.
+REMIND_EVERY_MINUTES = (1, 10_080)
 DEPLOYMENT_TRIGGERS = (
     Trigger.DEPLOYMENT_STARTED,
     Trigger.DEPLOYMENT_PASSED,
@@ -98,6 +105,16 @@ class NotificationChannel(models.Model):
     url_shown = models.CharField(max_length=300, help_text="The URL with its secrets masked.")
     teams = models.JSONField(default=list, blank=True)
     events = models.JSONField(default=list)
+    # An alert it was told of and nobody acknowledged is sent again this often (null: never).
+    remind_every_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(REMIND_EVERY_MINUTES[0]),
+            MaxValueValidator(REMIND_EVERY_MINUTES[1]),
+        ],
+        help_text="Send an unacknowledged alert again this often (minutes); empty: never.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -135,7 +152,7 @@ class Delivery(models.Model):
         NotificationChannel, null=True, on_delete=models.SET_NULL, related_name="deliveries"
     )
     channel_name = models.CharField(max_length=63, help_text="The channel, or rule:action.")
-    event = models.CharField(max_length=20, choices=Trigger.choices)
+    event = models.CharField(max_length=20, choices=DELIVERY_EVENTS)
     # What is sent: a kind of action (automation.actions): "notify" tells ``channel``; the
     # others run ``action``, the rule's action as it was when queued, secrets apart.
     kind = models.CharField(max_length=20, default="notify")
@@ -157,6 +174,13 @@ class Delivery(models.Model):
     # A recovery notice names the services that were folded into the alert when it resolved
     # (by the time it is sent they have been reconciled on their own).
     impacted = models.JSONField(null=True, blank=True)
+    # n of "[REMINDER n]": the alert sent again to its channel (automation.reminders); 0: not
+    # a reminder.
+    reminder = models.PositiveIntegerField(default=0)
+    # A rule's escalation: after how long, and who its first actions told (the message says).
+    escalation = models.JSONField(
+        null=True, blank=True, help_text="An escalation: after how long, who was told first."
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -165,6 +189,14 @@ class Delivery(models.Model):
                 fields=["not_before"],
                 condition=models.Q(state__in=["pending", "retrying", "sending"]),
                 name="delivery_due",
+            )
+        ]
+        constraints = [
+            # Two ticks at once never queue the same reminder twice.
+            models.UniqueConstraint(
+                fields=["alert", "channel", "reminder"],
+                condition=models.Q(reminder__gt=0),
+                name="one_delivery_per_reminder",
             )
         ]
 

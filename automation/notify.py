@@ -10,7 +10,7 @@ engine never waits on any of this (its own queues and workers).
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from django.conf import settings
@@ -20,7 +20,17 @@ from django.utils import timezone
 
 from automation import acklinks
 from automation.actions import ACTIONS
-from automation.models import Alert, Delivery, DeliveryAttempt, DeliveryState, Event, Trigger
+from automation.models import (
+    TEST_EVENT,
+    Alert,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryState,
+    Event,
+    Trigger,
+)
+from healthchecks.models import CheckState, ServiceHealth
+from healthchecks.status import Status
 
 log = structlog.get_logger(__name__)
 _CONDITION_TITLE = {
@@ -59,7 +69,7 @@ def _duration(delta: timedelta) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
-def compose(alert: Alert, event: str, impacted: list[str], now) -> Message:
+def compose(alert: Alert, event: str, impacted: list[str], now, errors=()) -> Message:
     """What a person needs from one message: what, since when, why, what else it takes
     down, where to look, and (down or degraded) a link to acknowledge it, signed now."""
     name = alert.service.name
@@ -75,6 +85,8 @@ def compose(alert: Alert, event: str, impacted: list[str], now) -> Message:
         lines = [f"{name} is {state} since {since} ({_duration(now - alert.opened_at)})."]
         if alert.cause:
             lines.append(f"Why: {alert.cause}")
+        if errors:  # what the failing checks answered (failing_errors)
+            lines.append(f"Error: {'; '.join(errors)}")
     if impacted:
         one = len(impacted) == 1
         depend, verb = ("depends", "is") if one else ("depend", "are")
@@ -100,6 +112,70 @@ def compose_condition(service: str, event: str, subject: dict) -> Message:
     lines.append(f"Status and why: {service_url(service)}")
     about = f"{service} / {subject['check']}" if subject.get("check") else service
     return Message(title=f"[{_CONDITION_TITLE[event]}] {about}", body="\n".join(lines))
+
+
+# A notification quotes at most this many failing checks, each error cut to this length:
+# enough to say what broke (``HTTP 503 (expected 2xx/3xx)``), never a page of output.
+ERRORS_QUOTED, ERROR_CHARS = 3, 200
+
+
+def failing_errors(service_id: int) -> list[str]:
+    """What the service's failing (or degraded) checks last answered, as ``check: error``:
+    their latest result's errors (warnings for a degraded check without one), scrubbed of
+    the checks' secrets when recorded (healthchecks.probes.outcome.redact), cut short."""
+    found = []
+    for name, outcome in (
+        CheckState.objects.filter(
+            health_check__service_id=service_id,
+            health_check__enabled=True,
+            status__in=[Status.UNHEALTHY, Status.DEGRADED],
+        )
+        .order_by("-status", "health_check__name")
+        .values_list("health_check__name", "last_outcome")
+    ):
+        said = (outcome or {}).get("errors") or (outcome or {}).get("warnings") or []
+        if said:
+            text = "; ".join(str(s) for s in said)
+            cut = text if len(text) <= ERROR_CHARS else f"{text[: ERROR_CHARS - 3]}..."
+            found.append(f"{name}: {cut}")
+    if len(found) > ERRORS_QUOTED:
+        return [*found[:ERRORS_QUOTED], f"and {len(found) - ERRORS_QUOTED} more failing"]
+    return found
+
+
+def as_reminder(message: Message, n: int, channel) -> Message:
+    """The alert again, saying it is reminder ``n`` and until when reminders go on."""
+    every = channel.remind_every_minutes if channel is not None else None
+    pace = f"every {every} min" if every else "again"
+    return Message(
+        title=f"[REMINDER {n}] {message.title}",
+        body=f"Reminder {n}: nobody has acknowledged this alert yet (reminded {pace} until "
+        f"someone does or it recovers).\n{message.body}",
+    )
+
+
+def as_escalation(message: Message, note: dict, now) -> Message:
+    """The alert (or check condition) escalated by a rule: after how long, and who its
+    first actions told (rules.escalation_note)."""
+    first_at = datetime.fromisoformat(note["first_at"])
+    told = ", ".join(note.get("first_told") or []) or "nobody"
+    return Message(
+        title=f"[ESCALATED] {message.title}",
+        body=f"Escalated by rule {note['rule']}: nobody acknowledged it within "
+        f"{note['after_minutes']} min (first told {_duration(now - first_at)} ago, at "
+        f"{first_at:%Y-%m-%d %H:%M:%S} UTC: {told}).\n{message.body}",
+    )
+
+
+def compose_test(channel: str, subject: dict, now) -> Message:
+    """A person's test of a channel: who asked, when, and that nothing is wrong (pure)."""
+    by = subject.get("by") or "the portal"
+    return Message(
+        title=f"[TEST] Portal test message from {by}",
+        body=f"A test message from the service portal to the channel {channel}, sent at "
+        f"{now:%Y-%m-%d %H:%M:%S} UTC on the request of {by}. Nothing is wrong; if you "
+        f"read this, the channel works.\nPortal: {settings.PORTAL_BASE_URL.rstrip('/')}/",
+    )
 
 
 def impacted_names(alert: Alert) -> list[str]:
@@ -155,12 +231,20 @@ def deliver(delivery_id: int) -> None:
         _finish(delivery, DeliveryState.SKIPPED, reason)
         return
     started = timezone.now()
-    if alert is None:  # a check trigger's action
+    if delivery.event == TEST_EVENT:  # a person's test of the channel (automation.tryout)
+        impacted = []
+        message = compose_test(delivery.channel_name, delivery.subject or {}, started)
+    elif alert is None:  # a check trigger's action
         impacted = []
         message = compose_condition(delivery.service.name, delivery.event, delivery.subject)
     else:
         impacted = delivery.impacted if delivery.impacted is not None else impacted_names(alert)
-        message = compose(alert, delivery.event, impacted, started)
+        errors = failing_errors(alert.service_id) if delivery.event != Event.RECOVERED else []
+        message = compose(alert, delivery.event, impacted, started, errors=errors)
+    if delivery.reminder:
+        message = as_reminder(message, delivery.reminder, delivery.channel)
+    if delivery.escalation:
+        message = as_escalation(message, delivery.escalation, started)
     kind = ACTIONS[delivery.kind]
     if kind.calls_out:
         # The call may take its whole timeout: this thread's connection goes back to the
@@ -185,6 +269,8 @@ def deliver(delivery_id: int) -> None:
     delivery.attempts = number
     if ok:
         _finish(delivery, DeliveryState.SENT, "")
+    elif delivery.event == TEST_EVENT:  # answered to the person at once: never retried
+        _finish(delivery, DeliveryState.FAILED, f"a test message is tried once: {error}")
     elif number >= settings.AUTOMATION_MAX_ATTEMPTS:
         _finish(delivery, DeliveryState.FAILED, f"gave up after {number} attempts: {error}")
     else:
@@ -210,6 +296,22 @@ def _no_longer_wanted(delivery: Delivery) -> str:
             return f"folded into the alert of {alert.root.service.name}"
         if alert.silenced:
             return alert.silenced
+        if delivery.reminder or delivery.escalation:
+            return _no_longer_pressing(delivery, alert)
+    return ""
+
+
+def _no_longer_pressing(delivery: Delivery, alert: Alert) -> str:
+    """A reminder or an escalation queued before someone acknowledged the alert (or its
+    service went into maintenance, or the channel stopped reminding) is not sent."""
+    if alert.acknowledged_at is not None:
+        return f"acknowledged by {alert.acknowledged_by} before it was sent"
+    if ServiceHealth.objects.filter(
+        service_id=alert.service_id, status=Status.MAINTENANCE
+    ).exists():
+        return "the service is in maintenance"
+    if delivery.reminder and not delivery.channel.remind_every_minutes:
+        return "the channel no longer sends reminders"
     return ""
 
 

@@ -299,15 +299,35 @@ def escalate_due(now=None) -> int:
                 event=rule.trigger,
                 service=firing.service,
                 subject=subject,
+                escalated=escalation_note(rule, firing.at),
             )
     return queued
 
 
+def escalation_note(rule: Rule, first_at) -> dict:
+    """What an escalation's message says beyond the alert: after how long, since when, and
+    who the rule's first actions told (kept on each delivery: the rule may change later)."""
+    return {
+        "rule": rule.name,
+        "after_minutes": rule.escalate_after_minutes,
+        "first_at": first_at.isoformat(),
+        "first_told": [ACTIONS[a["type"]].describe(a) for a in rule.actions],
+    }
+
+
 def queue_actions(
-    rule, actions, escalation: bool, not_before, alert=None, event=None, service=None, subject=None
+    rule,
+    actions,
+    escalation: bool,
+    not_before,
+    alert=None,
+    event=None,
+    service=None,
+    subject=None,
+    escalated: dict | None = None,
 ) -> int:
     """One delivery per action, for an alert's event or (``service`` and ``subject``) a
-    check condition's."""
+    check condition's; an escalation's carry ``escalated`` (``escalation_note``)."""
     channels = {c.name: c for c in NotificationChannel.objects.all()}
     service_id = alert.service_id if alert is not None else service.id
     common = {
@@ -317,6 +337,7 @@ def queue_actions(
         "event": event or rule.trigger,
         "rule": rule,
         "not_before": not_before,
+        "escalation": escalated if escalation else None,
     }
     rows = []
     for i, action in enumerate(actions):

@@ -10,7 +10,7 @@ from ninja import Field, Schema
 from pydantic import ConfigDict, StrictBool, StrictStr
 
 from automation.actions import ACTIONS
-from automation.models import ALERT_EVENTS, Event, Trigger
+from automation.models import ALERT_EVENTS, REMIND_EVERY_MINUTES, Event, Trigger
 from portal.fields import AwareMoment, Integer, Name
 
 EventName = StrEnum("EventName", {e.name: e.value for e in Event})
@@ -42,6 +42,10 @@ class DeliveryOut(Schema):
     not_before: datetime
     finished_at: datetime | None
     detail: str
+    reminder: int = Field(description="n of a [REMINDER n]; 0: not a reminder.")
+    escalation: dict | None = Field(
+        description="A rule's escalation: the rule, after how long, who was told first."
+    )
     attempts: list[AttemptOut]
 
 
@@ -99,6 +103,14 @@ class ChannelIn(Schema):
         description="Left out: the alert events (down, degraded, recovered); the deployment "
         "events (deployment_started, deployment_passed, deployment_failed) by name.",
     )
+    remind_every_minutes: Integer | None = Field(
+        None,
+        ge=REMIND_EVERY_MINUTES[0],
+        le=REMIND_EVERY_MINUTES[1],
+        description="An alert this channel was told of, still open and nobody acknowledged it: "
+        "sent again this often, titled [REMINDER n], until acknowledged or resolved (never "
+        "while silenced or in maintenance). Null or left out: no reminders.",
+    )
 
 
 class ChannelOut(Schema):
@@ -106,6 +118,7 @@ class ChannelOut(Schema):
     url: str = Field(description="The URL with its secrets masked.")
     teams: list[str]
     events: list[str]
+    remind_every_minutes: int | None
     created_at: datetime
     updated_at: datetime
 

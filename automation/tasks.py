@@ -3,7 +3,7 @@
 import structlog
 from celery import shared_task
 
-from automation import alerts, notify, rules, triggers
+from automation import alerts, notify, reminders, rules, triggers
 
 log = structlog.get_logger(__name__)
 
@@ -15,8 +15,8 @@ log = structlog.get_logger(__name__)
 def process_status_changes() -> None:
     """Beat, every AUTOMATION_SECONDS: the health engine's new status changes into alerts,
     check conditions into the rules they set off, alerts nobody acknowledged in time
-    escalated, then whatever became due is sent (a delivery that waits for its group is sent
-    by a later run)."""
+    escalated and reminded of, then whatever became due is sent (a delivery that waits for
+    its group is sent by a later run)."""
     outcome = alerts.process_status_changes()
     if outcome.changes:
         log.info(
@@ -30,6 +30,8 @@ def process_status_changes() -> None:
         log.info("check triggers fired", deliveries=fired)
     if escalated := rules.escalate_due():
         log.info("alerts escalated", deliveries=escalated)
+    if reminded := reminders.queue_due():
+        log.info("alerts reminded of", deliveries=reminded)
     send_due_deliveries.delay()
 
 

@@ -34,6 +34,10 @@ class ActionKind:
     # The triggers whose rules may hold it (None: any): rolling a configuration back needs a
     # failed deployment to roll back from.
     triggers: tuple[str, ...] | None = None
+    # describe(action): whom or what it reaches, in a few words, for an escalation's message
+    # ("who was told first"): a channel's name, a webhook's host. No secret: an option kept
+    # as one is never named.
+    describe: Callable[[dict], str] = lambda action: action["type"]
 
 
 ACTIONS: dict[str, ActionKind] = {}

@@ -11,7 +11,7 @@ from pydantic import ConfigDict
 
 from automation import channels, schemes, sendlog
 from automation.actions.kinds import ActionKind, Outcome
-from automation.models import Event, NotificationChannel, Trigger
+from automation.models import TEST_EVENT, Event, NotificationChannel, Trigger
 from portal import egress
 from portal.fields import Name
 
@@ -26,6 +26,7 @@ _NOTIFY_TYPE = {
     Event.DEPLOYMENT_STARTED: apprise.NotifyType.INFO,
     Event.DEPLOYMENT_PASSED: apprise.NotifyType.SUCCESS,
     Event.DEPLOYMENT_FAILED: apprise.NotifyType.FAILURE,
+    TEST_EVENT: apprise.NotifyType.INFO,
 }
 
 
@@ -93,4 +94,8 @@ def _outcome(ok: bool, log_text: str) -> tuple[int | None, str]:
     return (int(found.group(1)) if found else None), error
 
 
-KIND = ActionKind("notify", NotifyAction, run, check)
+def describe(action: dict) -> str:
+    return action["channel"]
+
+
+KIND = ActionKind("notify", NotifyAction, run, check, describe=describe)

@@ -118,4 +118,14 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-KIND = ActionKind("webhook", WebhookAction, run, check, secret_options=("headers",))
+def describe(action: dict) -> str:
+    """The host called, never its path or query (a URL may carry a token there)."""
+    try:
+        return f"webhook to {parse_http_url(action['url']).raw_host}"
+    except ValueError:
+        return "webhook"
+
+
+KIND = ActionKind(
+    "webhook", WebhookAction, run, check, secret_options=("headers",), describe=describe
+)

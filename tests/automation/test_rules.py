@@ -94,7 +94,7 @@ def test_an_alert_nobody_acknowledges_escalates_once(db_estate, receiver, automa
         assert rules.escalate_due(later) == 1
         assert rules.escalate_due(later) == 0  # once
         send_later(400)
-        assert pager.titles() == ["[DOWN] db"]
+        assert pager.titles() == ["[ESCALATED] [DOWN] db"]
     finally:
         pager.server.stop()
 
