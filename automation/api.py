@@ -1,17 +1,20 @@
 """Alerts and notification channels: thin handlers over automation.alerts and .channels."""
 
+from dataclasses import asdict
+
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
-from automation import alerts, channels, rules
+from automation import alerts, channels, rules, tryout
 from automation.models import Alert, Delivery, DeliveryAttempt, NotificationChannel, Rule
 from automation.schemas import (
     AlertDetailOut,
     AlertPageOut,
     ChannelIn,
     ChannelOut,
+    ChannelTestOut,
     DeliveryPageOut,
     RuleIn,
     RuleOut,
@@ -216,6 +219,19 @@ def put_channel(request: HttpRequest, name: PathName, payload: ChannelIn):
     )
     channel, created = channels.put_channel(name, data, actor)
     return Status(201 if created else 200, _channel_out(channel))
+
+
+@router.post(
+    "/notification-channels/{name}/test",
+    response=ChannelTestOut,
+    summary="Send a test message to a channel now, and say how it went",
+    description="Titled [TEST] Portal test message from <you>; sent as every notification is "
+    "(the network policy, the egress guard, a recorded delivery and attempt), once, at once. "
+    "200 whether the receiver took it or not (`ok`); who may change the channel may test it.",
+)
+def test_channel(request: HttpRequest, name: str):
+    actor = _everywhere(request, Scope.AUTOMATION_WRITE)
+    return asdict(tryout.send_test_message(name, actor))
 
 
 @router.delete("/notification-channels/{name}", response={204: None})

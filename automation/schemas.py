@@ -123,6 +123,16 @@ class ChannelOut(Schema):
     updated_at: datetime
 
 
+class ChannelTestOut(Schema):
+    ok: bool = Field(description="The receiver took the test message.")
+    http_status: int | None = Field(description="What the receiver answered, if it was said.")
+    error: str | None = Field(
+        description="Why it failed (null when ok), without the channel's secrets."
+    )
+    duration_ms: int
+    delivery: int = Field(description="The delivery recorded (GET /api/automation/deliveries).")
+
+
 class WindowIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
