@@ -26,12 +26,13 @@ from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from automation import rules
+from automation import notes, rules
 from automation.models import Alert, Delivery, DeliveryState, Event, NotificationChannel
 from healthchecks.models import ServiceHealth, StatusChange
 from healthchecks.status import Status
 from portal import audit
 from portal.errors import Conflict, NotFound
+from portal.models import Scope
 from services.models import Dependency, DependencyKind, Service
 
 BAD = (Status.DEGRADED, Status.UNHEALTHY)
@@ -289,8 +290,11 @@ def _queue(alert: Alert, event: str, now) -> int:
     return len(rows) + rules.fire(alert, event, now, now + timedelta(seconds=wait))
 
 
-def acknowledge(alert_id: int, actor) -> Alert:
-    """Someone is on it: recorded (who, when) and audited. Acknowledging twice is a 409."""
+def acknowledge(alert_id: int, actor, note: str = "") -> Alert:
+    """Someone is on it: recorded (who, when) and audited. Acknowledging twice is a 409.
+    ``note`` (optional) becomes the alert's note, written with the acknowledgement or not
+    at all."""
+    text = notes.clean_text(note, "note") if note.strip() else ""
     with transaction.atomic():
         alert = (
             Alert.objects.select_for_update().select_related("service").filter(id=alert_id).first()
@@ -309,4 +313,20 @@ def acknowledge(alert_id: int, actor) -> Alert:
         alert.acknowledged_at, alert.acknowledged_by = timezone.now(), str(actor)[:200]
         alert.save(update_fields=["acknowledged_at", "acknowledged_by"])
         audit.record(actor, "alert.acknowledge", "alert", f"{alert.service.name}#{alert.id}")
+        if text:
+            notes.write(alert, actor, text, public=False)
     return alert
+
+
+def refusal_to_act(principal, service: str) -> str:
+    """Why ``principal`` may not acknowledge this service's alerts or add notes to them (""
+    when it may): the API's rule -- automation:write, the service within its reach. No team
+    owns an alert: whoever is on call says they are on it (docs/decisions.md, issue 12)."""
+    if not principal.has_scope(Scope.AUTOMATION_WRITE):
+        return (
+            f"{principal} may read this alert but not act on it: acknowledging and adding "
+            "notes need automation:write (operators and admins)"
+        )
+    if not principal.may_act_on(service):
+        return f"{principal} may not act on the service {service!r}"
+    return ""

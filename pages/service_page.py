@@ -16,6 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from automation import timeline
+from automation.alerts import refusal_to_act
 from automation.models import Alert
 from checklists.models import ChecklistRun, ChecklistTemplate, Period
 from healthchecks import checks
@@ -117,6 +119,23 @@ def _reader(principal, service: Service) -> runbook.Reader:
     )
 
 
+def _latest_alert(principal, service: Service) -> dict:
+    """The service's latest alert with its timeline (notes included), and whether this reader
+    may acknowledge it and add notes -- the API's rule, not the team's: whoever is on call."""
+    latest = (
+        Alert.objects.filter(service=service)
+        .select_related("service")
+        .prefetch_related("notes")
+        .order_by("-opened_at", "-id")
+        .first()
+    )
+    return {
+        "latest_alert": latest,
+        "alert_timeline": timeline.of_alert(latest) if latest else [],
+        "may_act_on_alerts": not refusal_to_act(principal, service.name),
+    }
+
+
 @login_required
 @require_GET
 def service_page(request, name: str):
@@ -192,6 +211,7 @@ def service_page(request, name: str):
         "exclude_query": "&exclude=" + ",".join(sorted(exclude)) if exclude else "",
         # Kinds the service calls (a heartbeat): no response time of theirs to show.
         "pushed_kinds": [name for name, kind in KINDS.items() if kind.pushed],
+        **_latest_alert(principal, service),
         **neighbours,
     }
     return render(request, "pages/service.html", context)

@@ -21,6 +21,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from redis.exceptions import RedisError
 
+from automation.models import Alert
 from healthchecks.models import StatusChange
 from healthchecks.reads import availability, history
 from healthchecks.status import Status
@@ -70,9 +71,11 @@ def rows(queryset: QuerySet, now: datetime, *, detailed: bool = True) -> list[di
     """The services of ``queryset`` (ordered and sliced) as plain rows; ``detailed`` adds the
     strip, uptimes, latency, dependencies, tags and the row's HTML (the wall needs none)."""
     found = [dict(zip(_FIELDS, values, strict=True)) for values in queryset.values_list(*_FIELDS)]
+    acknowledged = _acknowledged([row["id"] for row in found])
     for row in found:
         status = row["health__status"]
         row["health"] = Status(status).label if status is not None else "unknown"
+        row["acknowledged_by"] = acknowledged.get(row["id"], "")
     if not detailed or not found:
         return found
     ids = [row["id"] for row in found]
@@ -91,6 +94,17 @@ def rows(queryset: QuerySet, now: datetime, *, detailed: bool = True) -> list[di
             tags=tags.get(row["id"], []),
         )
     return found
+
+
+def _acknowledged(ids: list[int]) -> dict[int, str]:
+    """Who acknowledged each shown service's open alert (someone is on it), read live."""
+    if not ids:
+        return {}
+    return dict(
+        Alert.objects.filter(
+            service_id__in=ids, resolved_at=None, acknowledged_at__isnull=False
+        ).values_list("service_id", "acknowledged_by")
+    )
 
 
 # How long a page's aggregates are reused: every viewer's refresh (each 15 s) within it reads
@@ -152,6 +166,11 @@ def row_html(row: dict, *, href, strip, uptimes, p95_ms, deps, tags) -> SafeStri
         + (
             f'<br><small class="since">since {_at(since, "%Y-%m-%d %H:%M")}</small>'
             if since
+            else ""
+        )
+        + (
+            f'<br><small class="ack">acknowledged by {escape(row["acknowledged_by"])}</small>'
+            if row.get("acknowledged_by")
             else ""
         )
     )

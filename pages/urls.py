@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pages import dependency_map, maintenance, service_page, status_page, views
+from pages import alert_actions, dependency_map, maintenance, service_page, status_page, views
 
 app_name = "pages"
 urlpatterns = [
@@ -11,6 +11,9 @@ urlpatterns = [
     path("config/drift", views.drift, name="drift"),
     path("services/<str:name>/", service_page.service_page, name="service"),
     path("services/<str:name>/run-checks", service_page.run_checks, name="run_checks"),
+    path("alerts/<int:alert_id>/acknowledge", alert_actions.acknowledge, name="alert_acknowledge"),
+    path("alerts/<int:alert_id>/notes", alert_actions.add_note, name="alert_note"),
+    path("alerts/<int:alert_id>/ack/<str:token>/", alert_actions.ack_link, name="alert_ack_link"),
     path("maintenance/", maintenance.maintenance, name="maintenance"),
     path("maintenance/history/", maintenance.history, name="maintenance_history"),
     path(
