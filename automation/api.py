@@ -7,8 +7,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 
-from automation import alerts, channels, rules, tryout
-from automation.models import Alert, Delivery, DeliveryAttempt, NotificationChannel, Rule
+from automation import alerts, channels, notes, rules, tryout
+from automation.models import Alert, Delivery, DeliveryAttempt, Note, NotificationChannel, Rule
 from automation.schemas import (
     AlertDetailOut,
     AlertPageOut,
@@ -16,6 +16,8 @@ from automation.schemas import (
     ChannelOut,
     ChannelTestOut,
     DeliveryPageOut,
+    NoteIn,
+    NoteOut,
     RuleIn,
     RuleOut,
     WindowIn,
@@ -145,7 +147,19 @@ def _deliveries_out(rows) -> list[dict]:
 def _detail(alert: Alert) -> dict:
     body = _alert_out(alert, _impacted([alert.id]).get(alert.id, []))
     body["deliveries"] = _deliveries_out(alert.deliveries.all())
+    body["notes"] = [_note_out(n) for n in alert.notes.all()]
     return body
+
+
+def _note_out(note: Note) -> dict:
+    return {
+        "id": note.id,
+        "alert": note.alert_id,
+        "text": note.text,
+        "public": note.public,
+        "author": note.author,
+        "created_at": note.created_at,
+    }
 
 
 @router.get("/alerts/{alert_id}", response=AlertDetailOut, summary="An alert and its deliveries")
@@ -164,6 +178,19 @@ def acknowledge_alert(request: HttpRequest, alert_id: UrlInteger):
     actor = authorize(request, Scope.AUTOMATION_WRITE)
     alerts.acknowledge(_get(request, alert_id).id, actor)
     return _detail(_get(request, alert_id))
+
+
+@router.post(
+    "/alerts/{alert_id}/notes",
+    response={201: NoteOut},
+    summary="Add a note to an alert (an incident update)",
+    description="Who may acknowledge the alert may add notes, open or resolved. `public` "
+    "notes of an ongoing incident show on the status page. Audited as alert.note.",
+)
+def add_note(request: HttpRequest, alert_id: UrlInteger, payload: NoteIn):
+    actor = authorize(request, Scope.AUTOMATION_WRITE)
+    note = notes.add_note(_get(request, alert_id).id, actor, payload.text, payload.public)
+    return Status(201, _note_out(note))
 
 
 def _channel_out(channel: NotificationChannel) -> dict:

@@ -66,8 +66,32 @@ class AlertOut(Schema):
     silenced: str = Field(description="Why nobody is told of it now (upstream maintenance).")
 
 
+class NoteIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    text: StrictStr = Field(
+        min_length=1,
+        max_length=5000,
+        description="Plain text, 1 to 5,000 characters (control characters and terminal "
+        "escapes are taken out); escaped wherever it is shown.",
+    )
+    public: StrictBool = Field(
+        False, description="Shown on the status page while the incident lasts."
+    )
+
+
+class NoteOut(Schema):
+    id: int
+    alert: int
+    text: str
+    public: bool
+    author: str
+    created_at: datetime
+
+
 class AlertDetailOut(AlertOut):
     deliveries: list[DeliveryOut]
+    notes: list[NoteOut] = Field(description="Incident updates, oldest first.")
 
 
 class AlertPageOut(Schema):

@@ -1,8 +1,9 @@
 """The status page (/status/): a read-only, shareable view of chosen services -- all, a team's
 (?team=) or a tag's (?tag=) -- with their status now, 90 daily uptime bars and open
-incidents. Open to anyone when STATUS_PAGE_PUBLIC, else to logged-in people: what Uptime
-Kuma's and Gatus's users expect. It shows no reasons beyond the incident's cause, no
-targets, no configuration."""
+incidents -- each with its service's reason *now* (not the cause it opened with) and the
+public notes people wrote on its alert (incident updates, oldest first, without their
+authors). Open to anyone when STATUS_PAGE_PUBLIC, else to logged-in people: what Uptime
+Kuma's and Gatus's users expect. It shows no other reasons, no targets, no configuration."""
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
@@ -10,12 +11,32 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from automation.models import Note
 from healthchecks.models import HealthCheck, Incident, ServiceHealth
 from healthchecks.reads import history
 from healthchecks.reads import reports as health_reports
 from healthchecks.status import Status
 from pages import charts
 from services.models import Service
+
+
+def _with_updates(incidents: list[Incident]) -> list[Incident]:
+    """Each ongoing incident with ``reason_now`` (the service's health says why now; the
+    incident's cause is why it opened, or last worsened) and ``updates``, the public notes of
+    its service's open alert."""
+    ids = [i.service_id for i in incidents]
+    reasons = dict(
+        ServiceHealth.objects.filter(service_id__in=ids).values_list("service_id", "reason")
+    )
+    updates: dict[int, list[Note]] = {}
+    for note in Note.objects.filter(
+        public=True, alert__resolved_at=None, alert__service_id__in=ids
+    ).select_related("alert"):
+        updates.setdefault(note.alert.service_id, []).append(note)
+    for incident in incidents:
+        incident.reason_now = reasons.get(incident.service_id) or incident.cause
+        incident.updates = updates.get(incident.service_id, [])
+    return incidents
 
 
 @require_GET
@@ -62,7 +83,7 @@ def status_page(request):
     context = {
         "rows": rows,
         "title": title,
-        "incidents": incidents,
+        "incidents": _with_updates(incidents),
         "overall": health_reports.overall(),
         "updated_at": now,
     }

@@ -196,16 +196,6 @@ CONTRACT = {
         403,
         setup=[a_channel],
     ),
-    # A test message to a channel: who may change the channel may test it (its teams').
-    "automation_api_test_channel": Row(
-        A,
-        "post",
-        "/api/notification-channels/ops/test",
-        None,
-        "channel.test",
-        403,
-        setup=[a_channel],
-    ),
     "automation_api_put_rule": Row(
         A,
         "put",
@@ -257,6 +247,15 @@ CONTRACT = {
         "/api/alerts/77/acknowledge",
         None,
         "alert.acknowledge",
+        setup=[an_alert],
+        outside_message="no alert 77",
+    ),
+    "automation_api_add_note": Row(
+        A,
+        "post",
+        "/api/alerts/77/notes",
+        {"text": "failing over to the replica", "public": True},
+        "alert.note",
         setup=[an_alert],
         outside_message="no alert 77",
     ),
