@@ -104,8 +104,7 @@ class NotificationChannelAdmin(ScopedAdmin):
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         """The test button on the change page is an action, which saves nothing of the form:
         it runs outside the transaction Django opens for a form's POST, which must not stay
-        open while a receiver takes its timeout (nor, on SQLite, hold the lock the sending
-        thread needs)."""
+        open (on SQLite: the database locked) while a receiver takes its timeout."""
         if object_id and _is_action(request):
             with self.saying_why(request, object_id, "change"):
                 return self._changeform_view(request, object_id, form_url, extra_context)

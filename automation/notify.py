@@ -223,6 +223,12 @@ def _deliver_in_thread(delivery_id: int) -> None:
 def deliver(delivery_id: int) -> None:
     """One attempt at one claimed delivery, recorded whatever happens."""
     close_old_connections()
+    send_one(delivery_id)
+
+
+def send_one(delivery_id: int) -> None:
+    """``deliver`` on the caller's connection as it is (a channel's test, answered at once,
+    may be asked for inside a transaction)."""
     delivery = Delivery.objects.select_related(
         "alert__service", "alert__root__service", "service", "channel", "rule"
     ).get(id=delivery_id)
@@ -246,7 +252,7 @@ def deliver(delivery_id: int) -> None:
     if delivery.escalation:
         message = as_escalation(message, delivery.escalation, started)
     kind = ACTIONS[delivery.kind]
-    if kind.calls_out:
+    if kind.calls_out and not connection.in_atomic_block:
         # The call may take its whole timeout: this thread's connection goes back to the
         # pool meanwhile (more senders than a process's DB_POOL_SIZE must not starve it).
         connection.close()

@@ -2,18 +2,16 @@
 request, and the attempt's outcome answered to them.
 
 It goes the way every notification goes -- a Delivery row (event ``test``, kind notify),
-sent by ``notify.deliver`` through the channel's notifier and the egress guard, its attempt
-recorded, its error without the channel's secrets -- but at once, while the caller waits,
-and only once (a test is not retried). The row is written claimed (leased), so the
-automation's own senders never take it meanwhile.
+sent by ``notify.send_one`` through the channel's notifier and the egress guard, its attempt
+recorded, its error without the channel's secrets -- but at once, in the caller's thread,
+while the caller waits, and only once (a test is not retried). The row is written claimed
+(leased), so the automation's own senders never take it meanwhile.
 """
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections
 from django.utils import timezone
 
 from automation import notify
@@ -39,42 +37,29 @@ def send_test_message(name: str, actor) -> TrialOutcome:
     if channel is None:
         raise NotFound(f"no notification channel named {name!r}")
     check_reach(actor, teams=channel.teams, what="a channel")
-    # In a thread of its own, on its own database connection, as the automation's senders
-    # send: the caller may be inside a transaction (the admin's change form is one), which
-    # must neither hide the row from the sender nor stay open while a receiver takes its
-    # whole timeout.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="channel-test") as pool:
-        outcome = pool.submit(_send_apart, channel.id, str(actor)).result()
+    now = timezone.now()
+    lease = timedelta(seconds=settings.AUTOMATION_SEND_TIMEOUT * 2 + 30)
+    delivery = Delivery.objects.create(
+        channel=channel,
+        channel_name=channel.name,
+        event=TEST_EVENT,
+        kind="notify",
+        subject={"by": str(actor)[:200]},
+        state=DeliveryState.SENDING,  # claimed: no sender of the automation takes it
+        lease_until=now + lease,
+        created_at=now,
+        not_before=now,
+    )
+    notify.send_one(delivery.id)
+    outcome = _outcome(delivery.id)
     audit.record(
         actor,
         "channel.test",
         "notification_channel",
         name,
-        {"ok": outcome.ok, "http_status": outcome.http_status, "delivery": outcome.delivery},
+        {"ok": outcome.ok, "http_status": outcome.http_status, "delivery": delivery.id},
     )
     return outcome
-
-
-def _send_apart(channel_id: int, by: str) -> TrialOutcome:
-    try:
-        channel = NotificationChannel.objects.get(id=channel_id)
-        now = timezone.now()
-        lease = timedelta(seconds=settings.AUTOMATION_SEND_TIMEOUT * 2 + 30)
-        delivery = Delivery.objects.create(
-            channel=channel,
-            channel_name=channel.name,
-            event=TEST_EVENT,
-            kind="notify",
-            subject={"by": by[:200]},
-            state=DeliveryState.SENDING,  # claimed: no sender of the automation takes it
-            lease_until=now + lease,
-            created_at=now,
-            not_before=now,
-        )
-        notify.deliver(delivery.id)
-        return _outcome(delivery.id)
-    finally:
-        connections.close_all()  # this thread's connection goes back to the pool
 
 
 def _outcome(delivery_id: int) -> TrialOutcome:

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from automation.models import Alert
+from automation.models import Alert, NotificationChannel
 from checklists import runs
 from checklists.models import ChecklistRun
 from healthchecks.models import HealthCheck
@@ -463,7 +463,14 @@ ADMIN = {
     "healthchecks.Incident": AdminRow("v", "v", "v", None),
     "checklists.ChecklistTemplate": AdminRow("v", "v", "vacd", None),
     "checklists.ChecklistRun": AdminRow("v", "v", "vd", None),
-    "automation.NotificationChannel": AdminRow("v", "vacd", "vacd", None),
+    "automation.NotificationChannel": AdminRow(
+        "v",
+        "vacd",
+        "vacd",
+        lambda: contract.a_channel() or NotificationChannel.objects.get(name="ops"),
+        owned=True,
+        actions={"send_test": {"operator", "admin"}},
+    ),
     "automation.Alert": AdminRow(
         "v",
         "v",

@@ -196,6 +196,16 @@ CONTRACT = {
         403,
         setup=[a_channel],
     ),
+    # A test message to a channel: who may change the channel may test it (its teams').
+    "automation_api_test_channel": Row(
+        A,
+        "post",
+        "/api/notification-channels/ops/test",
+        None,
+        "channel.test",
+        403,
+        setup=[a_channel],
+    ),
     "automation_api_put_rule": Row(
         A,
         "put",
