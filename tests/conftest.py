@@ -29,6 +29,11 @@ ON_SQLITE = os.environ.get("PORTAL_TEST_DATABASE") == "sqlite"
 # that start a real Celery worker, drive a browser or fuzz a live server.
 SYSTEM_DIR = Path(__file__).resolve().parent / "system"
 SYSTEM_MARKERS = ("worker", "browser", "fuzz")
+# Of the system tier, the tests that time real processes or race them -- a real Celery worker,
+# `make run`, the rate limiter, faults with deadlines -- run one at a time (marker `serial`):
+# beside other tests their deadlines would measure the machine's load. `make test` runs all
+# the others in three processes.
+SERIAL_MARKERS = ("serial", "worker")
 
 
 def is_system(item) -> bool:
@@ -37,12 +42,18 @@ def is_system(item) -> bool:
     )
 
 
+def is_serial(item) -> bool:
+    return any(item.get_closest_marker(name) for name in SERIAL_MARKERS)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Marks the system tier; on SQLite, only the tests marked `sqlite` (and not `postgresql`)
-    run."""
+    """Marks the system tier and its serial part; on SQLite, only the tests marked `sqlite`
+    (and not `postgresql`) run."""
     for item in items:
         if is_system(item):
             item.add_marker(pytest.mark.system)
+        if is_serial(item):
+            item.add_marker(pytest.mark.serial)
     if not ON_SQLITE:
         return
     keep, drop = [], []

@@ -19,7 +19,7 @@ from django.conf import settings
 from tests.healthchecks.servers import closed_port as free_port
 
 # The rate limiter stays on: it must not turn an outage into a 500 (it reads the session).
-pytestmark = [pytest.mark.django_db, pytest.mark.ratelimit]
+pytestmark = [pytest.mark.django_db, pytest.mark.ratelimit, pytest.mark.serial]
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from portal import database
 from portal.database.base import DatabaseWrapper
 from tests.system.test_faults import SwitchableProxy
 
-pytestmark = [pytest.mark.django_db, pytest.mark.postgresql]
+pytestmark = [pytest.mark.django_db, pytest.mark.postgresql, pytest.mark.serial]
 
 
 @pytest.fixture

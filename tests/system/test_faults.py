@@ -28,7 +28,7 @@ from tests.factories import ServiceFactory
 from tests.healthchecks.servers import closed_port, wait_for
 from tests.system.test_database_outage import start_portal
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgresql, pytest.mark.serial]
 
 
 class SwitchableProxy:

@@ -77,18 +77,18 @@ def test_make_test_runs_postgresql_then_sqlite_reads_no_env_file_and_passes_args
     plan = make_plan("test", "ARGS=-k registry -x")
     runs = [line for line in plan.splitlines() if "-m pytest" in line]
     assert len(runs) == 3, plan
-    fast, system, sqlite = runs
+    parallel, serial, sqlite = runs
     for run in runs:
         assert "PORTAL_ENV_FILE= " in run  # reads no .env
         assert "-k registry -x" in run
         assert 'REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/15}"' in run
-    for run in (fast, system):
+    for run in (parallel, serial):
         assert 'DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/portal}"' in run
-    # The fast tier in three processes, then the system tier one test at a time.
-    assert '-m pytest -m "not system" -n 3 --dist worksteal' in fast
-    assert "-m pytest -m system -k" in system and " -n " not in system
+    # All but the serial part in three processes, then the serial part one test at a time.
+    assert '-m pytest -m "not serial" -n 3 --dist worksteal' in parallel
+    assert "-m pytest -m serial -k" in serial and " -n " not in serial
     assert "PORTAL_TEST_DATABASE=sqlite" in sqlite and "-m pytest -m sqlite" in sqlite
-    assert plan.index(fast) < plan.index(system) < plan.index(sqlite)
+    assert plan.index(parallel) < plan.index(serial) < plan.index(sqlite)
 
 
 def test_make_check_lints_then_runs_the_fast_tier_in_parallel():

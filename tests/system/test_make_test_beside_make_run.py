@@ -31,7 +31,7 @@ from tests.conftest import database_url
 from tests.healthchecks.servers import closed_port
 from tests.system.test_running import child_pid, child_pids, shell_env, stop, wait_until_up
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.serial]
 SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])  # .venv's
 
 

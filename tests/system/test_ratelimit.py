@@ -33,7 +33,7 @@ from tests.conftest import ApiClient, database_url
 from tests.factories import ServiceFactory, make_check
 from tests.healthchecks.test_health_views import record as record_result
 
-pytestmark = [pytest.mark.django_db, pytest.mark.ratelimit]
+pytestmark = [pytest.mark.django_db, pytest.mark.ratelimit, pytest.mark.serial]
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from tests.factories import ServiceFactory, make_check
 from tests.healthchecks.servers import ScriptedServer, silent
 from tests.system.test_ratelimit import MINUTE
 
-pytestmark = [pytest.mark.django_db, pytest.mark.ratelimit]
+pytestmark = [pytest.mark.django_db, pytest.mark.ratelimit, pytest.mark.serial]
 SLOW = 0.2  # RATE_LIMIT_SLOW_SECONDS here, so that a slow answer costs the test little
 
 

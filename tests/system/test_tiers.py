@@ -1,10 +1,12 @@
 """The system tier is what the README says it is (tests/conftest.py): every test under
 tests/system, and elsewhere the tests that start a real worker, drive a browser or fuzz a live
-server; in it, passwords are hashed as production hashes them, since portals in other
-processes read them."""
+server; its serial part, which `make test` runs one test at a time, every worker test and the
+files that time processes; in it, passwords are hashed as production hashes them, since
+portals in other processes read them."""
 
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 from django.contrib.auth.hashers import make_password
@@ -12,6 +14,7 @@ from django.contrib.auth.hashers import make_password
 BASE = Path(__file__).resolve().parents[2]
 
 
+@cache  # a collection takes 15-25 s
 def collected(marker: str) -> set[str]:
     command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
     done = subprocess.run(
@@ -37,6 +40,18 @@ def test_the_system_tier_is_tests_system_and_the_worker_browser_and_fuzz_tests()
     worker = "tests/automation/test_deliveries.py::test_a_celery_worker_on_the_automation_queue"
     assert any(t.startswith(worker) for t in elsewhere)
     assert any(t.startswith("tests/automation/test_deliveries.py::") for t in fast)
+
+
+def test_the_serial_part_is_in_the_system_tier_and_holds_every_worker_test():
+    """What runs one test at a time (`make test`'s second run) is system tier, and takes every
+    test that starts a real worker and the files that time processes or race them."""
+    serial, system = collected("serial"), collected("system")
+    assert serial and serial <= system and system - serial
+    assert collected("worker") <= serial
+    files = {t.split("::")[0] for t in serial}
+    for timed in ("test_ratelimit.py", "test_faults.py", "test_database_outage.py"):
+        assert f"tests/system/{timed}" in files
+    assert "tests/system/test_authorization_matrix.py" not in files
 
 
 def test_in_the_system_tier_passwords_are_hashed_as_in_production():
