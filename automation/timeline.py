@@ -43,10 +43,11 @@ def _delivery_entry(delivery: Delivery) -> Entry:
         what = f"{told} was told it recovered"
     else:
         what = f"{told} was told it is {delivery.event}"
-    reminder = getattr(delivery, "reminder", None)  # a reminder's number, where kept
-    kind = "reminder" if reminder else "notified"
-    if reminder:
-        what = f"reminder {reminder}: {what}"
+    kind = "notified"
+    if delivery.reminder:
+        kind, what = "reminder", f"reminder {delivery.reminder}: {what}"
+    elif delivery.escalation:
+        what = f"escalation: {what}"
     if delivery.state == DeliveryState.FAILED:
         kind, what = "failed", f"{what} -- failed: {delivery.detail}"
     return Entry(delivery.finished_at or delivery.created_at, kind, what)

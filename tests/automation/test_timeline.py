@@ -7,7 +7,8 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from automation import alerts, notes, rules, timeline
+from automation import alerts, notes, reminders, rules, timeline
+from automation.channels import ChannelIn, put_channel
 from automation.models import Alert
 from tests.automation.conftest import ACTOR, channel, process, send_later
 
@@ -62,7 +63,7 @@ def test_an_alerts_story_is_told_in_the_order_it_happened(db_estate, receiver, a
     assert texts[0] == "opened: down"
     assert texts[1] == "ops was told it is down"
     assert texts[2] == "escalated by the rule page, nobody having acknowledged it in 5 min"
-    assert texts[3] == "pager was told it is down"
+    assert texts[3] == "escalation: pager was told it is down"
     assert (entries[4].author, entries[5].text, entries[5].public) == (
         "system:tests",
         "looking at the disk",
@@ -82,3 +83,25 @@ def test_a_delivery_that_gave_up_is_in_the_story_with_why(db_estate, receiver, s
     (opened, failed) = timeline.of_alert(Alert.objects.get(service__name="db"))
     assert (opened.kind, failed.kind) == ("opened", "failed")
     assert failed.text.startswith("ops was told it is down -- failed: gave up after 1 attempts")
+
+
+def test_reminders_are_in_the_story(db_estate, receiver):
+    put_channel(
+        "ops",
+        ChannelIn(url=receiver.url, teams=[], events=["down"], remind_every_minutes=10),
+        ACTOR,
+    )
+    start = timezone.now()
+    db_estate.down("db")
+    process()
+    for minutes in (1, 12, 23):
+        with time_machine.travel(start + timedelta(minutes=minutes), tick=True):
+            reminders.queue_due()
+            send_later(0)
+    entries = timeline.of_alert(Alert.objects.get(service__name="db"))
+    assert [(e.kind, e.text) for e in entries] == [
+        ("opened", "opened: down"),
+        ("notified", "ops was told it is down"),
+        ("reminder", "reminder 1: ops was told it is down"),
+        ("reminder", "reminder 2: ops was told it is down"),
+    ]
