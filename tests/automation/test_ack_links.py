@@ -13,12 +13,13 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from automation import acklinks
+from automation import acklinks, reminders
+from automation.channels import ChannelIn, put_channel
 from automation.models import Alert
 from healthchecks.engine import service_health
 from healthchecks.models import CheckState
 from healthchecks.status import Status
-from tests.automation.conftest import channel, process, send_later
+from tests.automation.conftest import ACTOR, channel, process, send_later
 
 
 def test_a_link_is_good_for_its_alert_only():
@@ -125,3 +126,31 @@ def test_a_degraded_notification_carries_the_link_too(db_estate, receiver):
     send_later()
     assert receiver.titles() == ["[DEGRADED] db"]
     assert "/ack/" in receiver.bodies[0]["message"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reminder_carries_a_link_made_when_it_is_sent(db_estate, receiver):
+    put_channel(
+        "ops",
+        ChannelIn(url=receiver.url, teams=[], events=["down"], remind_every_minutes=10),
+        ACTOR,
+    )
+    start = timezone.now()
+    db_estate.down("db")
+    process()
+    for minutes in (1, 12):
+        with time_machine.travel(start + timedelta(minutes=minutes), tick=True):
+            reminders.queue_due()
+            send_later(0)
+    assert receiver.titles() == ["[DOWN] db", "[REMINDER 1] [DOWN] db"]
+    alert = Alert.objects.get(service__name="db")
+    links = [
+        line.rsplit("/ack/", 1)[1].rstrip("/")
+        for body in receiver.bodies
+        for line in body["message"].splitlines()
+        if line.startswith("Acknowledge (I am on it): ")
+    ]
+    assert len(links) == 2 and links[0] != links[1]  # each signed when its message was made
+    with time_machine.travel(start + timedelta(hours=24, minutes=5), tick=False):
+        assert acklinks.check(alert.id, links[0]).code == "expired"
+        assert acklinks.check(alert.id, links[1]) is None
