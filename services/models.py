@@ -293,8 +293,10 @@ class Deployment(models.Model):
 
 
 class MaintenanceWindow(models.Model):
-    """Planned work on some services (listed, or every service of a team) between two times.
-    During it their derived health reads MAINTENANCE and nobody is paged for them."""
+    """Planned work on some services (listed, or every service of a team) between two times,
+    once or recurring (an RFC 5545 RRULE in a time zone: starts_at..ends_at is then the first
+    occurrence). During it their derived health reads MAINTENANCE and nobody is paged for them.
+    Cancelled, a window is kept (and listed as cancelled); so is a cancelled occurrence."""
 
     services = models.ManyToManyField(Service, blank=True, related_name="maintenance_windows")
     team = models.ForeignKey(
@@ -303,6 +305,24 @@ class MaintenanceWindow(models.Model):
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
     reason = models.CharField(max_length=500, blank=True)
+    rrule = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=SU: the window recurs, starts_at and "
+        "ends_at being its first occurrence. Empty: once.",
+    )
+    tz = models.CharField(
+        max_length=64,
+        default="UTC",
+        help_text="IANA time zone whose local time the rule keeps (02:00 stays 02:00 across DST).",
+    )
+    # A recurring window: when its last occurrence ends (services.recurrence.plan), so "which
+    # windows may be open now" is one indexed query before the rule is asked.
+    series_ends_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Starts (UTC, ISO 8601) of the occurrences cancelled one by one, like an EXDATE list.
+    cancelled_occurrences = models.JSONField(default=list, blank=True, editable=False)
+    cancelled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    cancelled_by = models.CharField(max_length=200, blank=True, editable=False)
     created_by = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -312,7 +332,12 @@ class MaintenanceWindow(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(ends_at__gt=models.F("starts_at")), name="window_ends_after"
-            )
+            ),
+            models.CheckConstraint(
+                condition=models.Q(rrule="", series_ends_at__isnull=True)
+                | (~models.Q(rrule="") & models.Q(series_ends_at__gte=models.F("ends_at"))),
+                name="window_series_ends",
+            ),
         ]
 
     def __str__(self) -> str:
