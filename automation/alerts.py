@@ -33,6 +33,7 @@ from healthchecks.status import Status
 from portal import audit
 from portal.errors import Conflict, NotFound
 from portal.models import Scope
+from services.lifecycle import NOT_WATCHED
 from services.models import Dependency, DependencyKind, Service
 
 BAD = (Status.DEGRADED, Status.UNHEALTHY)
@@ -122,6 +123,7 @@ class _View:
     down_dependencies: dict[int, list[int]] = field(default_factory=dict)
     can_be_root: set[int] = field(default_factory=set)
     names: dict[int, str] = field(default_factory=dict)
+    stopped: dict[int, str] = field(default_factory=dict)  # not watched: id -> lifecycle
 
     def roots(self, service_id: int) -> set[int]:
         return roots_of(service_id, self.down_dependencies, self.can_be_root)
@@ -145,7 +147,12 @@ def _read(service_ids: set[int]) -> _View:
         view.health[service_id] = (status, reason)
         if status == Status.MAINTENANCE:
             view.maintenance_since[service_id] = since
-    view.names = dict(Service.objects.filter(id__in=wanted).values_list("id", "name"))
+    for service_id, name, lifecycle in Service.objects.filter(id__in=wanted).values_list(
+        "id", "name", "lifecycle_status"
+    ):
+        view.names[service_id] = name
+        if lifecycle in NOT_WATCHED:
+            view.stopped[service_id] = lifecycle
     return view
 
 
@@ -162,10 +169,16 @@ def reconcile(service_ids: Iterable[int], now=None) -> Processed:
     view = _read(set(service_ids) | set(open_alerts))
     announced = _announced_ids([a.id for a in open_alerts.values()])
     alerts: dict[int, Alert] = {}
-    new, changed, resolved = [], [], []
+    new, changed, resolved, stopped = [], [], [], []
     for service_id in sorted(view.health.keys() | open_alerts.keys()):
         status, reason = view.health.get(service_id, (Status.UNKNOWN, ""))
         alert = open_alerts.get(service_id)
+        if service_id in view.stopped:
+            if alert is not None:  # stopped on purpose: closed, nobody told it "recovered"
+                alert.resolved_at = now
+                alert.silenced = f"resolved: the service was {view.stopped[service_id]}"
+                stopped.append(alert)
+            continue
         if status == Status.MAINTENANCE:
             continue  # no new alert; an open one waits, silent, for the window to end
         if status not in BAD:
@@ -184,7 +197,8 @@ def reconcile(service_ids: Iterable[int], now=None) -> Processed:
     Alert.objects.bulk_update(changed, ["status", "cause"], batch_size=500)
     outcome.opened = len(new)
     _resolve(resolved, announced, now)
-    outcome.resolved = len(resolved)
+    _resolve_stopped(stopped)
+    outcome.resolved = len(resolved) + len(stopped)
     _fold(alerts, view, announced)
     to_announce = [
         a
@@ -239,6 +253,22 @@ def _resolve(resolved: list[Alert], announced: set[int], now) -> None:
     for alert in resolved:
         if alert.id in announced:
             _queue(alert, Event.RECOVERED, now)
+
+
+def _resolve_stopped(alerts: list[Alert]) -> None:
+    """Alerts of services stopped on purpose (lifecycle.NOT_WATCHED): resolved, their reason
+    kept in ``silenced``, no recovery notice (nothing recovered) and nothing still queued sent
+    -- as healthchecks.io's pausing a check sends nothing."""
+    Alert.objects.bulk_update(alerts, ["resolved_at", "silenced"], batch_size=500)
+    for why, ids in _grouped(alerts).items():
+        _skip_pending(ids, why)
+
+
+def _grouped(alerts: list[Alert]) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for alert in alerts:
+        found.setdefault(alert.silenced, []).append(alert.id)
+    return found
 
 
 def _announced_ids(alert_ids: list[int]) -> set[int]:

@@ -17,6 +17,13 @@ class HealthchecksConfig(AppConfig):
         signals.maintenance_changed.connect(
             service_health.on_maintenance_changed, dispatch_uid="health-on-maintenance"
         )
+        # The schedule first, then the status (and with it the alert) follows.
+        signals.lifecycle_changed.connect(
+            scheduling.on_lifecycle_changed, dispatch_uid="health-schedule-on-lifecycle"
+        )
+        signals.lifecycle_changed.connect(
+            service_health.on_lifecycle_changed, dispatch_uid="health-status-on-lifecycle"
+        )
         signals.deployment_reported.connect(
             scheduling.on_deployment_reported, dispatch_uid="health-on-deployment"
         )

@@ -14,7 +14,7 @@ import pydantic
 from django.db import transaction
 from django.utils import timezone
 
-from healthchecks.engine import recording, scheduling
+from healthchecks.engine import recording, scheduling, service_health
 from healthchecks.engine.specs import probe_spec
 from healthchecks.models import CheckSchedule, CheckState, HealthCheck
 from healthchecks.probes import KINDS, ProbeOutcome, probe, target_errors
@@ -196,9 +196,12 @@ def _locked_service(name: str) -> Service:
     return get_service(name, queryset=Service.objects.select_for_update())
 
 
-def write(service_id: int, service_name: str, plans: list[CheckPlan], actor) -> None:
+def write(
+    service_id: int, service_name: str, plans: list[CheckPlan], actor, *, settle: bool = True
+) -> bool:
     """Write plans (from ``plan``), with an audit row per check created, changed or removed
-    (what changed is named; secrets by name only)."""
+    (what changed is named; secrets by name only). Whether anything changed; if so the
+    service's status follows at once (``settle_health``) unless the caller settles a batch."""
     now = timezone.now()
     removed = [p.existing.pk for p in plans if p.outcome == "removed"]
     HealthCheck.objects.filter(pk__in=removed).delete()
@@ -212,6 +215,16 @@ def write(service_id: int, service_name: str, plans: list[CheckPlan], actor) -> 
             action = AUDIT_ACTIONS[item.outcome]
             entries.append(audit.entry(actor, action, "check", target, changes))
     audit.record_many(entries)
+    if entries and settle:
+        settle_health({service_id}, now)
+    return bool(entries)
+
+
+def settle_health(service_ids: set[int], now=None) -> None:
+    """The services' status follows their checks' definitions now, not at their next result:
+    a new check reads "waiting for first result", a check removed no longer counts."""
+    if service_ids:
+        service_health.recompute(set(service_ids), now)
 
 
 def save(service_id: int, name: str, state: dict, existing: HealthCheck | None, now) -> HealthCheck:

@@ -68,22 +68,41 @@ def next_check_status(previous: int, failures: int, outcome: int, retries: int) 
     return outcome, 0
 
 
-def service_status(checks, hard_dependencies, maintenance: str = "") -> tuple[int, str]:
+WAITING = "waiting for first result"
+
+
+def is_waiting(status: int, last_result_at, consecutive_failures: int) -> bool:
+    """A check with no settled result yet: never probed, or its first failures still held
+    back by its retries (its status stays unknown until they run out). It says nothing of
+    the service yet, so it neither degrades it nor opens an alert."""
+    return status == Status.UNKNOWN and (last_result_at is None or consecutive_failures > 0)
+
+
+def service_status(
+    checks, hard_dependencies, maintenance: str = "", *, waiting=(), not_watched: str = ""
+) -> tuple[int, str]:
     """A service's status and why.
 
-    ``checks``: (name, status, is_critical) of its enabled checks; ``hard_dependencies``:
-    (name, status) of the services it cannot work without. A critical check unhealthy makes
-    the service unhealthy; a non-critical one unhealthy, or any degraded or unknown check,
-    degrades it; then an unhealthy hard dependency makes it at least degraded. During a
-    maintenance window (``maintenance`` says which) it is MAINTENANCE, whatever they say.
+    ``checks``: (name, status, is_critical) of its enabled checks that have a result;
+    ``waiting``: the names of those that have none yet (``is_waiting``): named in the reason,
+    judged on nothing; ``hard_dependencies``: (name, status) of the services it cannot work
+    without. A critical check unhealthy makes the service unhealthy; a non-critical one
+    unhealthy, or any degraded or unknown check, degrades it; then an unhealthy hard
+    dependency makes it at least degraded. During a maintenance window (``maintenance`` says
+    which) it is MAINTENANCE, whatever they say; a service not watched (``not_watched`` says
+    why: its lifecycle is stopped) is UNKNOWN with that reason.
     """
     if maintenance:
         return Status.MAINTENANCE, maintenance
+    if not_watched:
+        return Status.UNKNOWN, not_watched
     status: int
-    if not checks:
-        status, reasons = Status.UNKNOWN, ["no checks"]
-    else:
+    if checks:
         status, reasons = _from_checks(checks)
+    else:
+        status, reasons = Status.UNKNOWN, [] if waiting else ["no checks"]
+    if waiting:
+        reasons.append(f"{WAITING}: {', '.join(sorted(waiting))}")
     down = sorted(name for name, dep in hard_dependencies if dep == Status.UNHEALTHY)
     if down:
         reasons.append(f"hard dependency unhealthy: {', '.join(down)}")

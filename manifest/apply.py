@@ -86,8 +86,12 @@ def apply(
         registry.check_reach(result, actor)
         registry.write(result, actor)
         ids = dict(Service.objects.filter(name__in=check_plans).values_list("name", "id"))
-        for name, plans in check_plans.items():
-            checks.write(ids[name], name, plans, actor)
+        changed = {
+            ids[name]
+            for name, plans in check_plans.items()
+            if checks.write(ids[name], name, plans, actor, settle=False)
+        }
+        checks.settle_health(changed)  # the statuses follow in one batch
         applied = config_section.write(config_section.sections(manifest, single), actor)
         if dry_run:
             transaction.set_rollback(True)

@@ -133,7 +133,9 @@ DEMO_LIFECYCLE = {
     "auth": ["starting", "running"],
     "ledger": ["running"],
     "payments": ["starting", "running", "degraded"],
-    "notifications": ["stopped"],
+    # Failed, not stopped: a stopped service is not probed (issue 22), and the demo wants one
+    # whose failing check and runbook show.
+    "notifications": ["starting", "failed"],
     "api-gateway": ["running"],
 }
 

@@ -30,6 +30,7 @@ from services.models import Dependency, DependencyKind, LifecycleTransition, Ser
 from services.models import LifecycleStatus as S
 from services.queries import get_service
 from services.registry import lock_registry
+from services.signals import lifecycle_changed
 
 ALLOWED: dict[str, tuple[str, ...]] = {
     S.REGISTERED: (S.STARTING, S.RUNNING, S.STOPPED),
@@ -46,6 +47,11 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 UP = (S.RUNNING, S.DEGRADED)
 # ...and no hard dependent may be in one of these when a service stops.
 ACTIVE = (S.STARTING, S.RUNNING, S.DEGRADED)
+# Not watched: its checks are not probed (the dispatcher has none of them), its health reads
+# unknown with the reason, and it opens no alert (one open is resolved without a notice).
+# Someone stopped it on purpose; "down" would be noise. (No "retired" status exists yet: one
+# would join this list.)
+NOT_WATCHED = (S.STOPPED,)
 
 
 def allowed_next(status: str) -> list[str]:
@@ -123,6 +129,9 @@ def transition(name: str, to: str, reason: str, actor, *, force: bool = False) -
             reason=reason,
             actor=str(actor),
             created_at=now,
+        )
+        lifecycle_changed.send(
+            sender=Service, service_id=service.pk, from_status=current, to_status=to
         )
         audit.record(
             actor,

@@ -26,3 +26,8 @@ deployment_reported = Signal()
 # verification ended. Automation turns it into events, rule actions and, when the service
 # asks for it, a configuration rollback.
 deployment_verified = Signal()
+
+# Sent inside the transition's transaction with ``service_id``, ``from_status`` and
+# ``to_status``: a service's lifecycle moved. Health stops probing a service that is not watched
+# (lifecycle.NOT_WATCHED) and starts again when it leaves that state, and recomputes its status.
+lifecycle_changed = Signal()

@@ -18,6 +18,8 @@ from django.utils import timezone
 
 from healthchecks.models import CheckSchedule, CheckState, HealthCheck
 from healthchecks.probes.kinds import KINDS
+from services.lifecycle import NOT_WATCHED
+from services.models import Service
 
 _CLAIM_SQL = """
 WITH due AS (
@@ -91,18 +93,44 @@ def _claim_due_portable(now: datetime, horizon: datetime, limit: int) -> list[Cl
 
 def reschedule(check: HealthCheck, now: datetime, *, interval_changed: bool = False) -> None:
     """Keep a check's schedule in step with its definition (``checks.save`` calls this):
-    a new or re-enabled check is due now, a disabled one is taken off the schedule, and a new
-    interval applies from now on -- no restart, no waiting out the old interval."""
-    if not check.enabled:
+    a new or re-enabled check is due now (a heartbeat: when its first beat is late), a
+    disabled one -- or one of a service not watched (stopped) -- is taken off the schedule,
+    and a new interval applies from now on: no restart, no waiting out the old interval."""
+    watched = Service.objects.filter(pk=check.service_id).exclude(lifecycle_status__in=NOT_WATCHED)
+    if not check.enabled or not watched.exists():
         CheckSchedule.objects.filter(health_check=check).delete()
         return
     schedule, created = CheckSchedule.objects.get_or_create(
-        health_check=check, defaults={"next_due_at": now}
+        health_check=check, defaults={"next_due_at": first_due_at(check, now)}
     )
     if interval_changed and not created:
         following = now + timedelta(seconds=check.interval)
         if schedule.next_due_at > following:
             CheckSchedule.objects.filter(pk=check.pk).update(next_due_at=following)
+
+
+def first_due_at(check: HealthCheck, now: datetime) -> datetime:
+    """When a check put on the schedule is first due: a probe now, but a heartbeat only when
+    its first beat would be late (interval + grace from now) -- judged at once it would fail
+    for a beat nobody could have sent yet, and open an alert in a service's first minute."""
+    if KINDS[check.kind].pushed:
+        grace = (check.options or {}).get("grace", 0)
+        return now + timedelta(seconds=check.interval + grace)
+    return now
+
+
+def on_lifecycle_changed(sender, service_id: int, from_status, to_status, **kwargs) -> None:
+    """A service stopped (lifecycle.NOT_WATCHED): its checks leave the schedule, so the
+    dispatcher never claims them. Started again: its enabled checks are back, due now (a
+    heartbeat when its next beat is due)."""
+    if to_status in NOT_WATCHED:
+        CheckSchedule.objects.filter(health_check__service_id=service_id).delete()
+    elif from_status in NOT_WATCHED:
+        now = timezone.now()
+        for check in HealthCheck.objects.filter(service_id=service_id, enabled=True):
+            CheckSchedule.objects.get_or_create(
+                health_check=check, defaults={"next_due_at": first_due_at(check, now)}
+            )
 
 
 def run_soon(service_id: int, now: datetime) -> int:

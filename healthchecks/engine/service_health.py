@@ -6,12 +6,14 @@ Each change is a StatusChange row and opens, worsens or closes an Incident.
 """
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 
 from django.utils import timezone
 
 from healthchecks.models import CheckState, Incident, ServiceHealth, StatusChange
-from healthchecks.status import Status, service_status
+from healthchecks.status import Status, is_waiting, service_status
 from services import maintenance
+from services.lifecycle import NOT_WATCHED
 from services.models import Dependency, DependencyKind, Service
 
 
@@ -34,9 +36,22 @@ def on_dependencies_changed(sender, service_ids: set[int], **kwargs) -> None:
     recompute(set(service_ids))
 
 
+def on_lifecycle_changed(sender, service_id: int, from_status, to_status, **kwargs) -> None:
+    """A service stopped or started again: its status follows now (and with it its alert)."""
+    if (from_status in NOT_WATCHED) != (to_status in NOT_WATCHED):
+        recompute({service_id})
+
+
 def on_maintenance_changed(sender, service_ids: set[int], **kwargs) -> None:
     """A window was created or removed: its services' status follows now."""
     recompute(set(service_ids))
+
+
+def not_watched_reason(lifecycle_status: str) -> str:
+    """Why a service is not watched (its lifecycle), or "" when it is."""
+    if lifecycle_status in NOT_WATCHED:
+        return f"lifecycle {lifecycle_status}: not probed, no alerts"
+    return ""
 
 
 def apply_maintenance_windows(now=None) -> int:
@@ -50,8 +65,110 @@ def apply_maintenance_windows(now=None) -> int:
     for window in maintenance.open_windows(now):
         covered |= maintenance.covered_service_ids(window)
     stale = (covered - shown) | (shown - covered)
-    stale &= set(Service.objects.filter(id__in=stale).values_list("id", flat=True))
+    # A service not watched reads so whatever the windows say (service_status): not stale.
+    stale &= set(
+        Service.objects.filter(id__in=stale)
+        .exclude(lifecycle_status__in=NOT_WATCHED)
+        .values_list("id", flat=True)
+    )
     return len(recompute(stale, now)) if stale else 0
+
+
+@dataclass
+class Inputs:
+    """What a service's status is judged on, but its hard dependencies' statuses: its
+    checks with a result, those waiting for one, its maintenance window and whether it is
+    watched at all (healthchecks.status.service_status)."""
+
+    checks: list = field(default_factory=list)
+    waiting: list = field(default_factory=list)
+    hard: list[tuple[int, str]] = field(default_factory=list)  # (id, name) it needs
+    window: str = ""
+    not_watched: str = ""
+
+    def judge(self, statuses: dict[int, int]) -> tuple[int, str]:
+        """Its status and reason, its hard dependencies' statuses read from ``statuses``
+        (unknown when absent): the engine's rule, for the engine and for "what if"."""
+        return service_status(
+            self.checks,
+            [(name, statuses.get(dep, Status.UNKNOWN)) for dep, name in self.hard],
+            self.window,
+            waiting=self.waiting,
+            not_watched=self.not_watched,
+        )
+
+
+def read_inputs(ids: list[int], now) -> dict[int, Inputs]:
+    """The inputs of these services' statuses, in four queries whatever their number."""
+    found = {i: Inputs() for i in ids}
+    for service_id, name, status, critical, last, failures in CheckState.objects.filter(
+        health_check__service_id__in=ids, health_check__enabled=True
+    ).values_list(
+        "health_check__service_id",
+        "health_check__name",
+        "status",
+        "health_check__is_critical",
+        "last_result_at",
+        "consecutive_failures",
+    ):
+        if is_waiting(status, last, failures):
+            found[service_id].waiting.append(name)
+        else:
+            found[service_id].checks.append((name, status, critical))
+    for service_id, lifecycle in Service.objects.filter(id__in=ids).values_list(
+        "id", "lifecycle_status"
+    ):
+        found[service_id].not_watched = not_watched_reason(lifecycle)
+    for service_id, dep_id, name in Dependency.objects.filter(
+        service_id__in=ids, kind=DependencyKind.HARD
+    ).values_list("service_id", "depends_on_id", "depends_on__name"):
+        found[service_id].hard.append((dep_id, name))
+    for service_id, window in maintenance.in_maintenance(ids, now).items():
+        found[service_id].window = window
+    return found
+
+
+def _current(ids) -> dict[int, int]:
+    return dict(
+        ServiceHealth.objects.filter(service_id__in=ids).values_list("service_id", "status")
+    )
+
+
+def what_if(service_id: int, status: int, now=None) -> dict[int, int]:
+    """What the engine would make of every service that needs this one through hard
+    dependencies, were it to turn ``status`` now: their statuses, judged by the engine's rule
+    (``Inputs.judge``) and spread as ``recompute`` spreads them -- only a service entering or
+    leaving UNHEALTHY moves its hard dependents. Reads only; the service page's "If it
+    fails" (unhealthy, against healthy)."""
+    now = now or timezone.now()
+    dependents: dict[int, set[int]] = defaultdict(set)
+    reach, frontier = set(), {service_id}
+    while frontier:  # the graph is acyclic; ``reach`` guards anyway
+        rows = Dependency.objects.filter(depends_on_id__in=frontier, kind=DependencyKind.HARD)
+        frontier = set()
+        for dependent, upstream in rows.values_list("service_id", "depends_on_id"):
+            dependents[upstream].add(dependent)
+            if dependent not in reach and dependent != service_id:
+                reach.add(dependent)
+                frontier.add(dependent)
+    inputs = read_inputs(sorted(reach), now)
+    needed = {service_id} | reach | {dep for i in inputs.values() for dep, _ in i.hard}
+    statuses = _current(needed)
+    before = statuses.get(service_id, Status.UNKNOWN)
+    moved = {service_id} if Status.UNHEALTHY in (before, status) and before != status else set()
+    statuses[service_id] = status
+    for _ in range(100):
+        if not moved:
+            break
+        pending = sorted({d for m in moved for d in dependents[m]})
+        seen, moved = dict(statuses), set()  # a round reads what the one before wrote
+        for dependent in pending:
+            before = seen.get(dependent, Status.UNKNOWN)
+            status, _ = inputs[dependent].judge(seen)
+            if status != before and Status.UNHEALTHY in (before, status):
+                moved.add(dependent)
+            statuses[dependent] = status
+    return {i: statuses.get(i, Status.UNKNOWN) for i in reach}
 
 
 def _recompute_batch(ids: list[int], now, changes: list) -> set[int]:
@@ -64,25 +181,13 @@ def _recompute_batch(ids: list[int], now, changes: list) -> set[int]:
         .filter(service_id__in=ids)
         .order_by("service_id")
     }
-    checks = defaultdict(list)
-    for service_id, name, status, critical in CheckState.objects.filter(
-        health_check__service_id__in=ids, health_check__enabled=True
-    ).values_list(
-        "health_check__service_id", "health_check__name", "status", "health_check__is_critical"
-    ):
-        checks[service_id].append((name, status, critical))
-    deps = defaultdict(list)
-    for service_id, name, status in Dependency.objects.filter(
-        service_id__in=ids, kind=DependencyKind.HARD
-    ).values_list("service_id", "depends_on__name", "depends_on__health__status"):
-        deps[service_id].append((name, status if status is not None else Status.UNKNOWN))
-    windows = maintenance.in_maintenance(ids, now)
+    inputs = read_inputs(ids, now)
+    upstream = {dep for i in inputs.values() for dep, _ in i.hard}
+    statuses = _current(upstream)
     moved, updated, batch_changes = set(), [], []
     for service_id in ids:
         row = rows[service_id]
-        status, reason = service_status(
-            checks[service_id], deps[service_id], windows.get(service_id, "")
-        )
+        status, reason = inputs[service_id].judge(statuses)
         if status == row.status and reason == row.reason:
             continue
         if status != row.status:

@@ -11,10 +11,18 @@ from datetime import UTC, datetime
 from django.db import connection
 from django.db.models import Count, Max
 
+from healthchecks.engine import service_health
+from healthchecks.engine.service_health import not_watched_reason
 from healthchecks.models import CheckState, HealthCheck, ServiceHealth
 from healthchecks.probes.kinds import KINDS
 from healthchecks.reads import healthjson
-from healthchecks.status import Status, is_stale, overall_status, service_status
+from healthchecks.status import (
+    Status,
+    is_stale,
+    is_waiting,
+    overall_status,
+    service_status,
+)
 from services import maintenance
 from services.models import Dependency, DependencyKind, Service
 
@@ -111,23 +119,27 @@ def service_detail(name: str, since: datetime | None = None) -> dict | None:
     if rows is None:
         return None
     document = _detail_document(*rows)
-    return document if since is None else fresh_results(document, since)
+    if since is None:
+        return document
+    return fresh_results(document, since, not_watched_reason(rows[0]["lifecycle_status"]))
 
 
-def fresh_results(document: dict, since: datetime) -> dict:
+def fresh_results(document: dict, since: datetime, not_watched: str = "") -> dict:
     """The document as a deploy gate judges it: a result recorded before ``since`` (the
     release being gated) says nothing about it. Each probed check that gates -- the
     critical ones, or all when none is -- must have a result since then, and counts as its
     own last result (an older healthy streak that retries keep does not carry a failure
     through the gate); until each has one, the service is not usable. Pushed checks
-    (heartbeats) keep their state: a release does not make a cron job beat sooner."""
+    (heartbeats) keep their state: a release does not make a cron job beat sooner. A
+    service not watched (``not_watched``: stopped) reads as it does without a gate."""
     document = {**document, "results_since": iso(since)}
-    if document["status"] == word(Status.MAINTENANCE):
+    if document["status"] == word(Status.MAINTENANCE) or not_watched:
         return document
     enabled = [c for c in document["checks"] if c["enabled"]]
     probed = [c for c in enabled if not KINDS[c["kind"]].pushed]
+    gating = [c for c in probed if c["critical"]] or probed
     waiting = []
-    for check in [c for c in probed if c["critical"]] or probed:
+    for check in gating:
         last = check["last_check_at"]
         if last is None or datetime.fromisoformat(last) < since:
             waiting.append(check["name"])
@@ -135,10 +147,17 @@ def fresh_results(document: dict, since: datetime) -> dict:
             check["errors"] = [*check["errors"], f"no result since {iso(since)}"]
         elif check["consecutive_failures"]:
             check["status"] = word(Status.UNHEALTHY)
+    # The others judged as without a gate: one with no result yet says nothing.
+    first = [c["name"] for c in enabled if c["waiting"] and c not in gating]
     hard = [d for d in document["dependencies"] if d["kind"] == DependencyKind.HARD]
     status, reason = service_status(
-        [(c["name"], Status[c["status"].upper()], c["critical"]) for c in enabled],
+        [
+            (c["name"], Status[c["status"].upper()], c["critical"])
+            for c in enabled
+            if c["name"] not in first
+        ],
         [(d["service"], Status[d["status"].upper()]) for d in hard],
+        waiting=first,
     )
     if waiting and status != Status.UNHEALTHY:
         status, reason = Status.UNKNOWN, f"no result since {iso(since)}: {', '.join(waiting)}"
@@ -157,7 +176,7 @@ def detail_rows(name: str):
     check's own row carries options (encrypted headers) that the document never shows."""
     service = (
         Service.objects.filter(name=name)
-        .values("id", "name", "is_critical", "health__status", "health__since")
+        .values("id", "name", "is_critical", "lifecycle_status", "health__status", "health__since")
         .first()
     )
     if service is None:
@@ -177,7 +196,7 @@ def detail_rows(name: str):
 # (the database's process, then ours), and the tail latency of a readiness probe follows the
 # number of round trips more than the work done in each.
 _DETAIL_SQL = """
-SELECT sv.id, sv.name, sv.is_critical, h.status, h.since,
+SELECT sv.id, sv.name, sv.is_critical, sv.lifecycle_status, h.status, h.since,
     (SELECT coalesce(json_agg(json_build_array(
                 c.name, c.kind, c.is_critical, c.enabled, c.interval, c.timeout, s.status,
                 s.status_since, s.last_result_at, s.last_response_us, s.consecutive_failures,
@@ -205,11 +224,12 @@ def detail_rows_in_one_statement(name: str):
         row = cursor.fetchone()
     if row is None:
         return None
-    sid, sname, critical, status, since, checks_json, deps_json = row
+    sid, sname, critical, lifecycle, status, since, checks_json, deps_json = row
     service = {
         "id": sid,
         "name": sname,
         "is_critical": critical,
+        "lifecycle_status": lifecycle,
         "health__status": status,
         "health__since": since,
     }
@@ -238,6 +258,9 @@ def _detail_document(service: dict, checks: list[dict], dependencies: list[tuple
         stale = check["enabled"] and is_stale(last, check["interval"], check["timeout"], now)
         if stale:
             status = Status.UNKNOWN
+        failures = check["state__consecutive_failures"] or 0
+        stored = check["state__status"]
+        waiting = not stale and (stored is None or is_waiting(stored, last_at, failures))
         outcome = check["state__last_outcome"] or {}
         response_us = check["state__last_response_us"]
         check_rows.append(
@@ -250,8 +273,9 @@ def _detail_document(service: dict, checks: list[dict], dependencies: list[tuple
                 "since": iso(check["state__status_since"]),
                 "last_check_at": iso(last_at),
                 "response_ms": None if response_us is None else round(response_us / 1000, 3),
-                "consecutive_failures": check["state__consecutive_failures"] or 0,
+                "consecutive_failures": failures,
                 "stale": stale,
+                "waiting": waiting,
                 "errors": outcome.get("errors", []) + (["no recent result"] if stale else []),
                 "warnings": outcome.get("warnings", []),
                 "details": outcome.get("details", {}),
@@ -267,13 +291,19 @@ def _detail_document(service: dict, checks: list[dict], dependencies: list[tuple
     if service["health__status"] == Status.MAINTENANCE:  # a query only for those in one
         window = maintenance.in_maintenance([service["id"]]).get(service["id"], "")
     status, reason = service_status(
-        [(c["name"], Status[c["status"].upper()], c["critical"]) for c in enabled],
+        [
+            (c["name"], Status[c["status"].upper()], c["critical"])
+            for c in enabled
+            if not c["waiting"]
+        ],
         [
             (d["service"], Status[d["status"].upper()])
             for d in deps
             if d["kind"] == DependencyKind.HARD
         ],
         window,
+        waiting=[c["name"] for c in enabled if c["waiting"]],
+        not_watched=not_watched_reason(service["lifecycle_status"]),
     )
     return {
         "name": service["name"],
@@ -299,6 +329,19 @@ def statuses_of(names: list[str]) -> dict[str, str]:
         ServiceHealth.objects.filter(service__name__in=names).values_list("service__name", "status")
     )
     return {name: word(found.get(name, Status.UNKNOWN)) for name in names}
+
+
+def if_it_fails(name: str) -> dict[str, tuple[str, str]]:
+    """Service name -> (its status were ``name`` healthy, were it unhealthy), for every
+    service that needs it through hard dependencies (no other status would move): the
+    engine's own rule and spreading (service_health.what_if), not a copy."""
+    service_id = Service.objects.filter(name=name).values_list("id", flat=True).first()
+    if service_id is None:
+        return {}
+    fine = service_health.what_if(service_id, Status.HEALTHY)
+    failed = service_health.what_if(service_id, Status.UNHEALTHY)
+    names = dict(Service.objects.filter(id__in=failed).values_list("id", "name"))
+    return {names[i]: (word(fine[i]), word(failed[i])) for i in failed}
 
 
 def status_counts() -> dict[str, int]:

@@ -91,6 +91,7 @@ def detail() -> dict:
                 "response_ms": result["metrics"]["response_ms"],
                 "consecutive_failures": 0,
                 "stale": False,
+                "waiting": False,  # evaluated live: never without a result
                 "errors": result.get("errors", []),
                 "warnings": result.get("warnings", []),
                 "details": result.get("details", {}),

@@ -86,6 +86,12 @@ def _schemas() -> dict:
                 "response_ms": MS,
                 "consecutive_failures": {"type": "integer", "minimum": 0},
                 "stale": {"type": "boolean"},
+                "waiting": {
+                    "type": "boolean",
+                    "description": "no settled result yet (never run, or its first failures "
+                    "held back by retries): says nothing of the service, which names it "
+                    '"waiting for first result" in its reason',
+                },
                 "errors": {"type": "array", "items": {"type": "string"}},
                 "warnings": {"type": "array", "items": {"type": "string"}},
                 "details": {"type": "object"},
