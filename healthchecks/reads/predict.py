@@ -14,7 +14,9 @@ Simple, honest maths, each a pure function tested on series with known answers:
   alerts of the SRE workbook: the burn rate (error ratio over budget) over a long and a short
   window both above 14.4 (1 h, 5 min), 6 (6 h, 30 min) or 3 (24 h, 2 h). The short window
   makes it disappear soon after the failures stop. ``expected_at``: when the 30-day budget
-  left runs out at the long window's rate.
+  left runs out at the long window's rate -- said only once the service has been watched for
+  BUDGET_JUDGED_AFTER (a tenth of the window, 3 days): before, its burn is reported, but how
+  much of the budget is spent is "too early to say", never "already spent".
 
 ``refresh`` recomputes them all (beat, every minute) and replaces the stored set, so a
 prediction disappears when its trend does; ``GET /health/predictive`` reads what is stored.
@@ -51,6 +53,9 @@ BURN_ALERTS = (
     (timedelta(hours=24), timedelta(hours=2), 3.0),
 )
 SLO_PERIOD = timedelta(days=30)
+# How long a service must have been watched before its budget's remainder is judged: a new
+# service's first bad hour is a burn to report, not a month's budget "already spent".
+BUDGET_JUDGED_AFTER = max(SLO_PERIOD / 10, timedelta(days=1))
 MINUTE = timedelta(minutes=1)
 HEARTBEAT = "predictions"  # the portal's heartbeat row that says when they were computed
 
@@ -159,10 +164,13 @@ def burn_forecast(
     windows: dict[timedelta, tuple[int, int]],
     budget_used: float,
     now: datetime,
+    watched: timedelta = SLO_PERIOD,
 ) -> Forecast | None:
     """``windows``: (failures, results) over each window of BURN_ALERTS; ``budget_used``:
-    the share of the 30-day error budget spent already (may exceed 1). A forecast when a
-    long and its short window both burn faster than their rate (pure)."""
+    the share of the 30-day error budget spent already (may exceed 1); ``watched``: how
+    long the service has results. A forecast when a long and its short window both burn
+    faster than their rate; what is left of the budget is judged only once ``watched``
+    reaches BUDGET_JUDGED_AFTER (pure)."""
     budget = 1 - target_percent / 100
     if budget <= 0:
         return None
@@ -180,18 +188,24 @@ def burn_forecast(
         left = max(0.0, 1 - budget_used)
         # At long_rate, the whole budget lasts SLO_PERIOD / long_rate.
         exhausted_in = SLO_PERIOD * (left / long_rate)
+        judged = watched >= BUDGET_JUDGED_AFTER
+        if not judged:
+            remainder = (
+                f"watched for {_span(watched / MINUTE)} only, too early to say how much of it "
+                f"is spent (judged after {_span(BUDGET_JUDGED_AFTER / MINUTE)}); at this rate "
+                f"a whole budget lasts about {_span(SLO_PERIOD / long_rate / MINUTE)}"
+            )
+        elif left:
+            remainder = f"{left:.0%} of it left, gone in about {_span(exhausted_in / MINUTE)}"
+        else:
+            remainder = "already spent"
         return Forecast(
             kind="error_budget_burn",
             message=(
                 f"error budget of the {target_percent:g} % objective burning {long_rate:.1f}x "
-                f"over {_window(long)} ({short_rate:.1f}x over {_window(short)}): "
-                + (
-                    f"{left:.0%} of it left, gone in about {_span(exhausted_in / MINUTE)}"
-                    if left
-                    else "already spent"
-                )
+                f"over {_window(long)} ({short_rate:.1f}x over {_window(short)}): {remainder}"
             ),
-            expected_at=now + exhausted_in,
+            expected_at=now + exhausted_in if judged else None,
             confidence=round(min(1.0, windows[short][1] / 20), 2),
             evidence={
                 "slo_target_percent": target_percent,
@@ -200,6 +214,8 @@ def burn_forecast(
                 "windows": [_window(long), _window(short)],
                 "threshold": threshold,
                 "budget_used": round(budget_used, 4),
+                "budget_judged": judged,
+                "watched_hours": round(watched / timedelta(hours=1), 1),
                 "method": "multi-window multi-burn-rate (SRE workbook)",
             },
         )
@@ -214,7 +230,9 @@ def _window(span: timedelta) -> str:
 def _span(minutes: float) -> str:
     if minutes < 90:
         return f"{minutes:.0f} min"
-    return f"{minutes / 60:.1f} h"
+    if minutes < 72 * 60:
+        return f"{minutes / 60:.1f} h"
+    return f"{minutes / 1440:.1f} days"
 
 
 def _minute_means(since: datetime, check_ids: list[int]) -> dict[int, list[tuple[datetime, float]]]:
@@ -232,8 +250,9 @@ def _minute_means(since: datetime, check_ids: list[int]) -> dict[int, list[tuple
     return series
 
 
-def _burn_inputs(now: datetime) -> dict[int, tuple[float, dict, float]]:
-    """Per service with an SLO target: (target, {window: (failures, results)}, budget used),
+def _burn_inputs(now: datetime) -> dict[int, tuple[float, dict, float, timedelta]]:
+    """Per service with an SLO target: (target, {window: (failures, results)}, budget used,
+    how long it has been watched),
     from its critical checks (all its checks when none is critical) -- one grouped query over
     the raw results of the longest window, and the 30-day uptime from the rollups."""
     targets = dict(
@@ -286,9 +305,9 @@ def _burn_inputs(now: datetime) -> dict[int, tuple[float, dict, float]]:
         # The budget is the objective's share of the whole 30 days: a service watched for an
         # hour has spent (its failure ratio) x (an hour / 30 days) of it, not its ratio.
         first = history.first_result_at(chosen, now - SLO_PERIOD)
-        watched = min(1.0, (now - first) / SLO_PERIOD) if first else 0.0
-        used = ratio * watched / (1 - target / 100)
-        found[service_id] = (target, service_windows, used)
+        watched = min(now - first, SLO_PERIOD) if first else timedelta(0)
+        used = ratio * (watched / SLO_PERIOD) / (1 - target / 100)
+        found[service_id] = (target, service_windows, used, watched)
     return found
 
 
@@ -323,8 +342,8 @@ def forecasts(now=None) -> list[tuple[HealthCheck | None, Service, Forecast]]:
             found.append((check, check.service, forecast))
     burning = _burn_inputs(now)
     services = {s.id: s for s in Service.objects.filter(id__in=list(burning))}
-    for service_id, (target, windows, used) in burning.items():
-        if forecast := burn_forecast(target, windows, used, now):
+    for service_id, (target, windows, used, watched) in burning.items():
+        if forecast := burn_forecast(target, windows, used, now, watched):
             found.append((None, services[service_id], forecast))
     return found
 

@@ -137,6 +137,28 @@ def test_a_fast_burn_over_both_windows_is_predicted_with_when_the_budget_runs_ou
     assert forecast.confidence == 1.0  # a hundred results in the short window
 
 
+@pytest.mark.parametrize("hours", [1, 24, 71])
+def test_a_young_services_budget_is_never_called_spent(hours):
+    """Issue 22: a service watched for less than a tenth of the window (3 days) burning hard
+    -- its first hour all failures -- has its burn reported, but its budget is not called
+    spent, nor given a date: too early to say."""
+    forecast = predict.burn_forecast(
+        99.9, {H: (100, 100), 5 * M: (10, 10)}, 5.0, NOW, watched=hours * H
+    )
+    assert forecast.kind == "error_budget_burn"
+    assert "already spent" not in forecast.message
+    assert "too early to say how much of it is spent (judged after 3.0 days)" in forecast.message
+    assert forecast.expected_at is None and forecast.evidence["budget_judged"] is False
+
+
+def test_watched_long_enough_a_spent_budget_is_called_spent():
+    forecast = predict.burn_forecast(
+        99.9, {H: (100, 100), 5 * M: (10, 10)}, 1.5, NOW, watched=predict.BUDGET_JUDGED_AFTER
+    )
+    assert forecast.message.endswith("already spent")
+    assert forecast.expected_at == NOW and forecast.evidence["budget_judged"] is True
+
+
 @pytest.mark.parametrize(
     ("windows", "why"),
     [
@@ -177,7 +199,11 @@ def test_a_service_burning_its_budget_shows_on_health_predictive_until_it_stops(
     # An hour watched, a fifth of it failing: 0.2 x (1 h / 30 d) of a 1 % budget is about
     # 2.8 % of it spent -- not "already spent" (a stranger's trial saw that on a new service).
     assert found["evidence"]["budget_used"] == pytest.approx(0.2 / 720 / 0.01, rel=0.1)
-    assert "97% of it left" in found["message"]
+    # And an hour is too short to judge the remainder at all (issue 22): the burn is said,
+    # what is left is not, until three days are watched.
+    assert found["evidence"]["budget_judged"] is False
+    assert "too early to say how much of it is spent" in found["message"]
+    assert found["expected_at"] is None
 
     # Pushed back three hours, with clean results since: every short window (5 min, 30 min,
     # 2 h) is clean, so the burn has stopped and the prediction goes.
