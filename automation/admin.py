@@ -198,7 +198,11 @@ class AlertAdmin(RecordAdmin):
 class WindowForm(forms.ModelForm):
     class Meta:
         model = MaintenanceWindow
-        fields = ["services", "team", "starts_at", "ends_at", "reason"]
+        fields = ["services", "team", "starts_at", "ends_at", "reason", "rrule", "tz"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tz"].required = False  # left empty: UTC, as the API
 
     def clean(self):
         data = super().clean()
@@ -210,6 +214,8 @@ class WindowForm(forms.ModelForm):
             starts_at=data["starts_at"],
             ends_at=data["ends_at"],
             reason=data.get("reason") or "",
+            rrule=(data.get("rrule") or "").strip(),
+            tz=(data.get("tz") or "UTC").strip(),
         )
         try:
             maintenance.validate(self.window_in)
@@ -226,7 +232,17 @@ class MaintenanceWindowAdmin(ScopedAdmin):
 
     read_scope, write_scope = Scope.AUTOMATION_READ, Scope.AUTOMATION_WRITE
     form = WindowForm
-    list_display = ["id", "starts_at", "ends_at", "team", "reason", "created_by"]
+    list_display = [
+        "id",
+        "starts_at",
+        "ends_at",
+        "rrule",
+        "tz",
+        "team",
+        "reason",
+        "created_by",
+        "cancelled_at",
+    ]
     list_select_related = ["team"]
     filter_horizontal = ["services"]
     date_hierarchy = "starts_at"

@@ -12,6 +12,7 @@ from automation.models import Alert, Delivery, DeliveryAttempt, Note, Notificati
 from automation.schemas import (
     AlertDetailOut,
     AlertPageOut,
+    CancelIn,
     ChannelIn,
     ChannelOut,
     ChannelTestOut,
@@ -273,7 +274,15 @@ def _window_out(window: MaintenanceWindow, now) -> dict:
         **maintenance.describe(window),
         "starts_at": window.starts_at,
         "ends_at": window.ends_at,
-        "open": window.starts_at <= now < window.ends_at,
+        "series_ends_at": window.series_ends_at,
+        "cancelled_at": window.cancelled_at,
+        "cancelled_occurrences": sorted(maintenance.cancelled_starts(window)),
+        "open": maintenance.current_occurrence(window, now) is not None,
+        "state": maintenance.state(window, now),
+        "next_occurrences": [
+            {"starts_at": o.starts_at, "ends_at": o.ends_at, "cancelled": o.cancelled}
+            for o in maintenance.next_occurrences(window, now)
+        ],
     }
 
 
@@ -307,6 +316,8 @@ def create_window(request: HttpRequest, payload: WindowIn):
         starts_at=payload.starts_at,
         ends_at=payload.ends_at,
         reason=payload.reason,
+        rrule=payload.rrule or "",
+        tz=payload.tz,
     )
     window = maintenance.create_window(data, actor)
     return Status(201, _window_out(window, timezone.now()))
@@ -314,14 +325,14 @@ def create_window(request: HttpRequest, payload: WindowIn):
 
 @router.get("/maintenance-windows", response=list[WindowOut])
 def list_windows(request: HttpRequest, open: UrlBoolean | None = None):
+    """Cancelled windows are listed too (state cancelled). ``open=true``: those open now."""
     authorize(request, Scope.AUTOMATION_READ)
     now = timezone.now()
-    rows = _windows_visible(request)
+    rows = _windows_visible(request).order_by("-starts_at", "-id")
     if open is True:
-        rows = rows.filter(starts_at__lte=now, ends_at__gt=now)
-    elif open is False:
-        rows = rows.exclude(starts_at__lte=now, ends_at__gt=now)
-    return [_window_out(w, now) for w in rows.order_by("-starts_at", "-id")[:500]]
+        rows = rows.filter(id__in=[w.id for w in maintenance.open_windows(now)])
+    listed = [_window_out(w, now) for w in rows[:500]]
+    return [w for w in listed if open is None or w["open"] is open]
 
 
 def _window(request: HttpRequest, window_id: int) -> MaintenanceWindow:
@@ -341,17 +352,45 @@ def get_window(request: HttpRequest, window_id: UrlInteger):
     return _window_out(_window(request, window_id), timezone.now())
 
 
-@router.delete("/maintenance-windows/{window_id}", response={204: None})
-def delete_window(request: HttpRequest, window_id: UrlInteger):
-    actor = authorize(request, Scope.AUTOMATION_WRITE)
-    window = _window(request, window_id)
+def _may_cancel(actor, window: MaintenanceWindow) -> None:
     if actor.services is not None and (
         window.team_id
         or not all(actor.may_act_on(n) for n in window.services.values_list("name", flat=True))
     ):
         raise Forbidden("this window covers services outside the token")
-    maintenance.delete_window(window.id, actor)
+
+
+@router.delete(
+    "/maintenance-windows/{window_id}",
+    response={204: None},
+    summary="Cancel a maintenance window (every occurrence of a recurring one)",
+    openapi_extra=answers({409: "already_cancelled: the window was cancelled before"}),
+    description="The window is kept and listed as cancelled (state cancelled); its services "
+    "leave maintenance now. 409 already_cancelled the second time.",
+)
+def delete_window(request: HttpRequest, window_id: UrlInteger):
+    actor = authorize(request, Scope.AUTOMATION_WRITE)
+    window = _window(request, window_id)
+    _may_cancel(actor, window)
+    maintenance.cancel_window(window.id, actor)
     return HttpResponse(status=204)
+
+
+@router.post(
+    "/maintenance-windows/{window_id}/cancel",
+    response={200: WindowOut},
+    summary="Cancel one occurrence of a recurring window, or the whole window",
+    openapi_extra=answers({409: "already_cancelled: the window or that occurrence was"}),
+    description="`occurrence`: the start of the occurrence to cancel (one of the window's, not "
+    "ended; an open one ends now); left out, the whole window, as DELETE. Kept and listed as "
+    "cancelled. 409 already_cancelled when it was.",
+)
+def cancel_window(request: HttpRequest, window_id: UrlInteger, payload: CancelIn):
+    actor = authorize(request, Scope.AUTOMATION_WRITE)
+    window = _window(request, window_id)
+    _may_cancel(actor, window)
+    window = maintenance.cancel_window(window.id, actor, payload.occurrence)
+    return Status(200, _window_out(window, timezone.now()))
 
 
 def _rule_out(rule: Rule) -> dict:

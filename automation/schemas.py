@@ -162,20 +162,72 @@ class WindowIn(Schema):
 
     services: list[Name] = Field(default_factory=list, max_length=1000)
     team: Name | None = None
-    starts_at: AwareMoment = Field(description="With a time zone (Z or +hh:mm).")
-    ends_at: AwareMoment
+    starts_at: AwareMoment = Field(
+        description="With a time zone (Z or +hh:mm). A recurring window: its first occurrence's "
+        "start, which the rule must produce."
+    )
+    ends_at: AwareMoment = Field(
+        description="A recurring window: its first occurrence's end; every occurrence lasts as "
+        "long (elapsed time)."
+    )
     reason: StrictStr = Field("", max_length=500)
+    rrule: StrictStr | None = Field(
+        None,
+        max_length=500,
+        description="An RFC 5545 RRULE (e.g. FREQ=WEEKLY;BYDAY=SU): the window recurs. At most "
+        "one occurrence a minute, occurrences never overlap, UNTIL (UTC) or COUNT within 10 "
+        "years of the first start; without either the series ends 10 years after it; at most "
+        "10,000 occurrences. Null or left out: the window happens once.",
+    )
+    tz: StrictStr = Field(
+        "UTC",
+        max_length=64,
+        description="The IANA time zone whose local time the rule keeps (02:00 Europe/Berlin "
+        "stays 02:00 across DST; a local time that does not exist is read with the offset from "
+        "before the gap, a repeated one is the first).",
+    )
+
+
+class OccurrenceOut(Schema):
+    starts_at: datetime
+    ends_at: datetime
+    cancelled: bool
 
 
 class WindowOut(Schema):
     id: int
     services: list[str]
     team: str | None
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: datetime = Field(description="A recurring window: its first occurrence's start.")
+    ends_at: datetime = Field(description="A recurring window: its first occurrence's end.")
     reason: str
+    rrule: str | None = Field(description="The RRULE (normalised); null: the window is one-off.")
+    tz: str
+    series_ends_at: datetime | None = Field(
+        description="A recurring window: when its last occurrence ends."
+    )
     created_by: str
     open: bool = Field(description="The window is open now: its services read maintenance.")
+    state: Literal["open", "planned", "ended", "cancelled"]
+    next_occurrences: list[OccurrenceOut] = Field(
+        description="The next 5 occurrences not ended (the open one first), cancelled ones "
+        "marked; a one-off window's own span until it ends; none once cancelled."
+    )
+    cancelled_at: datetime | None
+    cancelled_by: str
+    cancelled_occurrences: list[datetime] = Field(
+        description="Starts of the occurrences cancelled one by one."
+    )
+
+
+class CancelIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    occurrence: AwareMoment | None = Field(
+        None,
+        description="The start of the one occurrence to cancel (as next_occurrences gives it). "
+        "Null or left out: the whole window, every occurrence.",
+    )
 
 
 # An action's options, one schema per kind, from the kinds' registry (automation.actions).

@@ -190,9 +190,7 @@ def service_page(request, name: str):
             .select_related("root__service")
             .order_by("-opened_at")[:5]
         ),
-        "windows": list(
-            maintenance.windows_for(service).filter(ends_at__gt=now).order_by("starts_at")[:5]
-        ),
+        "windows": maintenance.upcoming_for(service, now),  # recurring ones: each occurrence
         "predictions": list(
             Prediction.objects.filter(service=service).select_related("health_check")
         ),

@@ -381,6 +381,10 @@ def plan(text: str, tz_name: str, starts_at: datetime, ends_at: datetime, now: d
     parts = split_rule(text)
     body = ";".join(f"{k}={v}" for k, v in parts.items())
     starts_at, ends_at = starts_at.replace(microsecond=0), ends_at.replace(microsecond=0)
+    if starts_at + HORIZON + (ends_at - starts_at) <= now:
+        raise RecurrenceError(
+            "starts_at", "is more than 10 years ago: a series that began then has ended"
+        )
     first_wall = _wall(starts_at, tz)
     if _instant(first_wall, tz) != starts_at:
         raise RecurrenceError(

@@ -15,11 +15,13 @@ types the document states.
 
 import ast
 import json
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -29,7 +31,7 @@ from healthchecks.status import Status
 from portal.api import api
 from portal.auth import system_actor
 from portal.models import Scope
-from services import configs
+from services import configs, maintenance
 from services.models import Dependency
 from tests.conftest import ApiClient
 from tests.factories import ServiceFactory, TeamFactory
@@ -56,6 +58,13 @@ RAISE_SITES = {
     "services.lifecycle.transition": ["POST /api/services/{name}/transitions"],
     "automation.alerts.acknowledge": ["POST /api/alerts/{alert_id}/acknowledge"],
     "portal.tokens.revoke": ["POST /api/tokens/{name}/revoke"],
+    "services.maintenance.cancel_window": [
+        "DELETE /api/maintenance-windows/{window_id}",
+        "POST /api/maintenance-windows/{window_id}/cancel",
+    ],
+    "services.maintenance._occurrence_to_cancel": [
+        "POST /api/maintenance-windows/{window_id}/cancel"
+    ],
     "checklists.runs.tick": [],  # the maintenance pages only (HTML)
     "checklists.runs.sign_off": [],
 }
@@ -130,7 +139,12 @@ def estate(make_token):
     make_token(["registry:read"], name="old")
     assert client.call("POST", "/api/tokens/old/revoke").status_code == 200
     assert client.call("POST", f"/api/alerts/{alert.id}/acknowledge").status_code == 200
-    return {"client": client, "alert": alert.id}
+    start = timezone.now() + timedelta(hours=1)
+    window = maintenance.create_window(
+        maintenance.WindowIn(["svc"], None, start, start + timedelta(hours=1), "cancelled"), actor
+    )
+    maintenance.cancel_window(window.id, actor)
+    return {"client": client, "alert": alert.id, "window": window.id}
 
 
 # operation -> (request path, body, the error's code)
@@ -173,6 +187,16 @@ CONFLICTS = {
         "conflict",
     ),
     "POST /api/tokens/{name}/revoke": ("/api/tokens/old/revoke", None, "conflict"),
+    "DELETE /api/maintenance-windows/{window_id}": (
+        "/api/maintenance-windows/{window}",
+        None,
+        "already_cancelled",
+    ),
+    "POST /api/maintenance-windows/{window_id}/cancel": (
+        "/api/maintenance-windows/{window}/cancel",
+        {},
+        "already_cancelled",
+    ),
 }
 
 

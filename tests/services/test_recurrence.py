@@ -232,6 +232,10 @@ def test_a_series_that_has_ended_is_refused():
     with pytest.raises(RecurrenceError) as refused:
         plan("FREQ=DAILY;COUNT=3", "UTC", START, now=START + timedelta(days=5))
     assert refused.value.field == "rrule" and "last occurrence ended" in refused.value.reason
+    ancient = datetime(1, 1, 1, tzinfo=UTC)  # what a fuzzer sends: refused, not a 500
+    with pytest.raises(RecurrenceError) as refused:
+        plan("FREQ=YEARLY", "Europe/Berlin", ancient, now=START)
+    assert refused.value.field == "starts_at" and "10 years ago" in refused.value.reason
 
 
 def test_a_rule_without_until_or_count_ends_10_years_after_its_first_start():

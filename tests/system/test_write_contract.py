@@ -230,12 +230,22 @@ CONTRACT = {
         "maintenance.create",
         403,
     ),
+    # Cancelling keeps the window, listed as cancelled (DELETE and POST .../cancel alike).
     "automation_api_delete_window": Row(
         A,
         "delete",
         "/api/maintenance-windows/55",
         None,
-        "maintenance.delete",
+        "maintenance.cancel",
+        setup=[a_window],
+        outside_message="no maintenance window 55",
+    ),
+    "automation_api_cancel_window": Row(
+        A,
+        "post",
+        "/api/maintenance-windows/55/cancel",
+        {},
+        "maintenance.cancel",
         setup=[a_window],
         outside_message="no maintenance window 55",
     ),
