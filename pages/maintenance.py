@@ -1,22 +1,28 @@
-"""The maintenance checklists' pages: today's, this week's, this month's and this quarter's
-runs with live evidence, ticking (HTMX, no reload), signing off, and the runs of the past.
-Thin over checklists.runs and checklists.evidence."""
+"""The maintenance pages: the maintenance windows (recurring ones with their next occurrences,
+cancelled ones marked; cancelling a window or one occurrence), and the checklists -- today's,
+this week's, this month's and this quarter's runs with live evidence, ticking (HTMX, no
+reload), signing off, and the runs of the past. Thin over services.maintenance,
+checklists.runs and checklists.evidence."""
+
+from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from checklists import evidence, runs
 from checklists.models import ChecklistRun, ChecklistTemplate, Period
-from portal.auth import request_principal
-from portal.errors import Forbidden, PortalError
+from portal.auth import check_ownership, request_principal
+from portal.errors import Forbidden, NotFound, PortalError
 from portal.htmx import is_partial
 from portal.models import Scope
-from services.models import Service
+from services import maintenance as windows
+from services.models import MaintenanceWindow, Service
 
 
 def _may_tick(request, run: ChecklistRun | None = None) -> bool:
@@ -49,6 +55,30 @@ def _evidence_for(run_list: list[ChecklistRun]) -> dict:
     return evidence.evidence_for(kinds)
 
 
+def _owns(principal, window: MaintenanceWindow) -> bool:
+    try:
+        services = [s.name for s in window.services.all()]
+        check_ownership(principal, services, [window.team.name] if window.team else [])
+    except PortalError:
+        return False
+    return True
+
+
+def _windows(request) -> list[dict]:
+    """The windows to list, each with its next occurrences and whether this person may
+    cancel it (automation:write, and the window covers only what their teams own)."""
+    principal, now = request_principal(request), timezone.now()
+    may_write = principal.has_scope(Scope.AUTOMATION_WRITE)
+    rows = windows.listing(now)
+    for row in rows:
+        window = row["window"]
+        row["duration"] = window.ends_at - window.starts_at
+        row["may_cancel"] = may_write and row["state"] != "cancelled" and _owns(principal, window)
+        opened = windows.current_occurrence(window, now)
+        row["open_start"] = opened.starts_at if opened else None
+    return rows
+
+
 @login_required
 @require_GET
 def maintenance(request):
@@ -66,8 +96,44 @@ def maintenance(request):
         "service_runs": service_runs,
         "service_templates": ChecklistTemplate.objects.filter(period=Period.SERVICE),
         "services": _startable_services(request),
+        "windows": _windows(request),
     }
     return render(request, "pages/maintenance.html", context)
+
+
+@login_required
+@require_POST
+def cancel_window(request, window_id: int):
+    """Cancel a maintenance window, or one occurrence of it (``occurrence``: its start, as the
+    page gives it), through services.maintenance like the API."""
+    principal = request_principal(request)
+    if not principal.has_scope(Scope.AUTOMATION_WRITE):
+        raise PermissionDenied("cancelling maintenance needs automation:write (operators)")
+    back = HttpResponseRedirect(reverse("pages:maintenance") + "#maintenance-windows")
+    raw = request.POST.get("occurrence", "").strip()
+    try:
+        occurrence = datetime.fromisoformat(raw) if raw else None
+    except ValueError:
+        occurrence = None
+    if raw and (occurrence is None or timezone.is_naive(occurrence)):
+        messages.error(request, "Not cancelled: the occurrence is a time with its zone.")
+        return back
+    try:
+        window = windows.cancel_window(window_id, principal, occurrence)
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message) from exc
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    except PortalError as exc:
+        messages.error(request, f"Not cancelled: {exc.message} {' '.join(exc.fields.values())}")
+        return back
+    if occurrence is None:
+        messages.success(request, f"Maintenance window #{window.id} cancelled.")
+    else:
+        messages.success(
+            request, f"The occurrence of #{window.id} at {occurrence:%Y-%m-%d %H:%M %Z} cancelled."
+        )
+    return back
 
 
 @login_required

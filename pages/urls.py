@@ -17,6 +17,11 @@ urlpatterns = [
     path("maintenance/", maintenance.maintenance, name="maintenance"),
     path("maintenance/history/", maintenance.history, name="maintenance_history"),
     path(
+        "maintenance/windows/<int:window_id>/cancel",
+        maintenance.cancel_window,
+        name="maintenance_window_cancel",
+    ),
+    path(
         "maintenance/service-checklists",
         maintenance.start_service_checklist,
         name="start_service_checklist",

@@ -276,6 +276,9 @@ PAGES = {
     ),
     "pages:maintenance": Page("get", "/maintenance/"),
     "pages:maintenance_history": Page("get", "/maintenance/history/"),
+    "pages:maintenance_window_cancel": Page(
+        "post", "/maintenance/windows/{window}/cancel", Scope.AUTOMATION_WRITE, True
+    ),
     "pages:start_service_checklist": Page(
         "post",
         "/maintenance/service-checklists",
@@ -362,6 +365,9 @@ def test_the_pages_matrix(name, estate):
             ids = daily_run() if routine else service_run()
         if "{alert}" in row.path:
             ids = an_alert()
+        if "{window}" in row.path:
+            contract.a_window()  # window 55, on svc (team core)
+            ids = {"window": 55}
         if "heartbeat" in name:
             HealthCheck.objects.filter(name="chk").update(
                 kind="heartbeat", heartbeat_token="b" * 32
