@@ -70,9 +70,19 @@ def test_the_page_lists_each_window_with_its_next_occurrences_and_its_state(clie
 
     daily = row_of(page, windows["daily"])
     assert 'data-state="open"' in daily and "open now" in daily
+    order = [page.index(f'id="window-{windows[k].id}"') for k in ("daily", "weekly", "once")]
+    assert order == sorted(order)  # open, then planned, then cancelled
     once = row_of(page, windows["once"])
     assert 'data-state="cancelled"' in once and "by system:tests" in once and "disk swap" in once
     assert "Cancel" not in page.split('id="maintenance-windows"')[1].split("</section>")[0]
+
+
+def test_ended_and_cancelled_windows_stay_listed_for_a_week(windows):
+    now = timezone.now()
+    listed = {r["window"].id: r["state"] for r in maintenance.listing(now + timedelta(days=6))}
+    assert listed[windows["once"].id] == "cancelled"
+    listed = {r["window"].id: r["state"] for r in maintenance.listing(now + timedelta(days=8))}
+    assert windows["once"].id not in listed and windows["weekly"].id in listed
 
 
 def test_an_operator_cancels_an_occurrence_and_then_the_series_from_the_page(
