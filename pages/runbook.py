@@ -85,7 +85,7 @@ def _run_checks(reader: Reader, then: str = "") -> str:
 def service_recovery(detail: dict, neighbours: dict, runbook_url: str, reader: Reader) -> Procedure:
     failing = _failing(detail)
     deps, deps_ok = _deps(neighbours)
-    impacted = [i["service"] for i in neighbours["impact"] if i["effect"] == "down"]
+    impacted = [f"{i['service']} ({i['status']})" for i in neighbours["impact"] if i["changes"]]
     return Procedure(
         "Service recovery",
         f"the service is {detail['status']}: {detail['reason'] or 'no reason given'}",
@@ -111,9 +111,10 @@ def service_recovery(detail: dict, neighbours: dict, runbook_url: str, reader: R
                         else f"if it is not yours to restart, {reader.ask()}; "
                     )
                     + (
-                        f"{len(impacted)} service(s) go down with it: {', '.join(impacted[:10])}"
+                        f"{len(impacted)} service(s) change status with it: "
+                        + ", ".join(impacted[:10])
                         if impacted
-                        else "nothing else depends on it hard"
+                        else "no other service's status depends on it"
                     )
                 ],
             ),

@@ -33,6 +33,7 @@ from portal.errors import PortalError
 from portal.models import Scope
 from services import configs, deployments, maintenance, queries
 from services.graph import DependencyGraph
+from services.lifecycle import NOT_WATCHED
 from services.models import Service
 
 RANGES = {
@@ -42,6 +43,7 @@ RANGES = {
     "30d": timedelta(days=30),
     "90d": timedelta(days=90),
 }
+DEFAULT_RANGE = "1h"
 
 
 def _service(name: str) -> Service:
@@ -77,8 +79,27 @@ def _neighbours(service: Service, detail: dict) -> dict:
     return {
         "dependencies": detail["dependencies"],
         "dependents": [{**d, "status": statuses.get(d["service"], "unknown")} for d in dependents],
-        "impact": graph.impact(service.name),
+        "impact": if_it_fails(service.name, graph),
     }
+
+
+def if_it_fails(name: str, graph: DependencyGraph) -> list[dict]:
+    """Everyone who depends on ``name`` (the registry's reach, nearest first), each with the
+    status the engine would show were it to fail (``status``), the one it would show were
+    it healthy (``otherwise``) and whether they differ (``changes``): the engine's rule
+    itself, so the page says degraded where the engine would. One reached only through soft
+    dependencies, or past a service the failure only degrades, keeps its status -- and the
+    page says so."""
+    reach = graph.impact(name)
+    now = health_reports.statuses_of([i["service"] for i in reach])
+    after = health_reports.if_it_fails(name)
+    found = []
+    for item in reach:
+        otherwise, status = after.get(item["service"], (now[item["service"]],) * 2)
+        found.append(
+            {**item, "status": status, "otherwise": otherwise, "changes": status != otherwise}
+        )
+    return found
 
 
 def _configuration(service: Service) -> dict:
@@ -141,8 +162,11 @@ def _latest_alert(principal, service: Service) -> dict:
 def service_page(request, name: str):
     service = _service(name)
     detail = health_reports.service_detail(name)
-    span_name = request.GET.get("range", "24h")
-    span = RANGES.get(span_name, RANGES["24h"])
+    # The last hour by default: a fresh outage is a wide band there, not a sliver of a day.
+    span_name = request.GET.get("range", DEFAULT_RANGE)
+    if span_name not in RANGES:
+        span_name = DEFAULT_RANGE
+    span = RANGES[span_name]
     exclude = set()
     if request.GET.get("exclude"):
         try:
@@ -209,6 +233,7 @@ def service_page(request, name: str):
         "exclude_query": "&exclude=" + ",".join(sorted(exclude)) if exclude else "",
         # Kinds the service calls (a heartbeat): no response time of theirs to show.
         "pushed_kinds": [name for name, kind in KINDS.items() if kind.pushed],
+        "not_watched": service.lifecycle_status in NOT_WATCHED,
         **_latest_alert(principal, service),
         **neighbours,
     }

@@ -11,12 +11,11 @@ ARGS=overview_rows`). Django's admin draws its change-list rows in Python too
 
 import contextlib
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.core.cache import cache
 from django.db.models import Case, Max, Q, QuerySet, Value, When
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from redis.exceptions import RedisError
@@ -146,8 +145,15 @@ def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.2f} %"
 
 
-def _at(value: datetime | None, pattern: str) -> str:
-    return timezone.localtime(value).strftime(pattern) if value else ""
+def _at(value: datetime | None, pattern: str, precision: str) -> str:
+    """A ``<time>`` in UTC that static/js/app.js shows in the viewer's zone (as the template
+    filter ``moment`` writes it; here without its cost per row: digits only, nothing to
+    escape)."""
+    if not value:
+        return ""
+    value = value.astimezone(UTC)
+    iso = value.isoformat().replace("+00:00", "Z")
+    return f'<time datetime="{iso}" data-local="{precision}">{value.strftime(pattern)} UTC</time>'
 
 
 def row_html(row: dict, *, href, strip, uptimes, p95_ms, deps, tags) -> SafeString:
@@ -164,7 +170,7 @@ def row_html(row: dict, *, href, strip, uptimes, p95_ms, deps, tags) -> SafeStri
         + f"{health}</span>"
         + (f'<br><small class="reason">{reason}</small>' if reason else "")
         + (
-            f'<br><small class="since">since {_at(since, "%Y-%m-%d %H:%M")}</small>'
+            f'<br><small class="since">since {_at(since, "%Y-%m-%d %H:%M", "minutes")}</small>'
             if since
             else ""
         )
@@ -184,20 +190,29 @@ def row_html(row: dict, *, href, strip, uptimes, p95_ms, deps, tags) -> SafeStri
     depends_on = " ".join(
         f'<span class="dep dep-{escape(d["kind"])}">{escape(d["service"])}</span>' for d in deps
     )
+    # (column, content): the column names the cell's class, which the narrow screen's card
+    # layout (static/css/app.css) shows or leaves out.
     cells = (
-        f'<a href="{escape(href)}"><strong>{name}</strong></a>'
-        + (f"<br><small>{display}</small>" if display else ""),
-        escape(row["team__name"]),
-        health_cell,
-        strip,
-        f"{_percent(uptimes[0])} / {_percent(uptimes[1])}",
-        latency,
-        _at(row["last_check"], "%H:%M:%S") or "never",
-        f'<span class="badge lifecycle lifecycle-{lifecycle}">{lifecycle}</span>',
-        '<span class="critical">critical</span>' if row["is_critical"] else "",
-        escape(row["deployed_version"] or "—"),
-        depends_on or "—",
-        " ".join(f'<span class="tag">{escape(tag)}</span>' for tag in tags),
+        (
+            "service",
+            f'<a href="{escape(href)}"><strong>{name}</strong></a>'
+            + (f"<br><small>{display}</small>" if display else ""),
+        ),
+        ("team", escape(row["team__name"])),
+        ("health", health_cell),
+        ("strip", strip),
+        ("uptime", f"{_percent(uptimes[0])} / {_percent(uptimes[1])}"),
+        ("p95", latency),
+        ("last", _at(row["last_check"], "%H:%M:%S", "time") or "never"),
+        ("lifecycle", f'<span class="badge lifecycle lifecycle-{lifecycle}">{lifecycle}</span>'),
+        ("critical", '<span class="critical">critical</span>' if row["is_critical"] else ""),
+        ("version", escape(row["deployed_version"] or "—")),
+        ("deps", depends_on or "—"),
+        ("tags", " ".join(f'<span class="tag">{escape(tag)}</span>' for tag in tags)),
     )
-    html = f'<tr data-service="{name}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+    html = (
+        f'<tr data-service="{name}">'
+        + "".join(f'<td class="col-{column}">{content}</td>' for column, content in cells)
+        + "</tr>"
+    )
     return mark_safe(html)  # noqa: S308 - every value above is escaped
