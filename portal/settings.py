@@ -266,6 +266,12 @@ CELERY_TASK_ROUTES = {
 }
 # Beat holds only fixed housekeeping; per-check schedules live in the database.
 BEAT_HEARTBEAT_SECONDS = env_int("BEAT_HEARTBEAT_SECONDS", 30, minimum=1)
+# With Redis, run two beats or more: the one holding a lease in Redis sends, the others stand
+# by and take over within BEAT_LEASE_SECONDS (+ 0.5 s) of its loss (portal.beat). Embedded
+# mode keeps Celery's own scheduler: one beat.
+BEAT_LEASE_SECONDS = env_float("BEAT_LEASE_SECONDS", 5.0)
+if REDIS_URL:
+    CELERY_BEAT_SCHEDULER = "portal.beat:LeasedScheduler"
 HEALTH_DISPATCH_SECONDS = env_float("HEALTH_DISPATCH_SECONDS", 1.0)
 CELERY_BEAT_SCHEDULE = {
     "beat-heartbeat": {

@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import redis
 from django.conf import settings
 from django.db import connection
 from hypothesis import given
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 
 from healthchecks.models import CheckResult
 from healthchecks.status import ErrorCode, Status
+from portal import beat
 from portal.management.commands.runportal import RESTART_DELAY_MAX, restart_delay
 from portal.models import ApiToken
 from tests.conftest import database_url
@@ -84,20 +86,25 @@ def start_runportal(port: int, var: Path, stderr=subprocess.DEVNULL) -> subproce
 
 def test_runportal_on_postgresql_and_redis_starts_in_a_fresh_checkout(tmp_path):
     """`make run` with DATABASE_URL and REDIS_URL stopped at once: beat could not create its
-    schedule file in a var/ that only the embedded mode made."""
+    schedule file in a var/ that only the embedded mode made. With Redis, beat writes no file
+    (its last runs live in Redis beside its lease, portal.beat): the lease it holds says it
+    runs, and stopping hands the lease over."""
     var = tmp_path / "fresh-checkout" / "var"  # does not exist yet
     port = closed_port()
     portal = start_runportal(port, var, stderr=subprocess.PIPE)
+    lease = redis.Redis.from_url(settings.REDIS_URL)
     try:
         wait_until_up(f"http://127.0.0.1:{port}/health/", portal)
         deadline = time.monotonic() + 30
-        while not list(var.glob("celerybeat-schedule*")) and time.monotonic() < deadline:
+        while not lease.get(beat.LEASE_KEY) and time.monotonic() < deadline:
             time.sleep(0.25)
-        assert list(var.glob("celerybeat-schedule*")), "beat wrote no schedule"
+        assert lease.get(beat.LEASE_KEY), "beat holds no lease"
         time.sleep(3)  # web, worker and beat all still running
         assert portal.poll() is None, portal.stderr.read()
     finally:
         assert stop(portal, signal.SIGINT) == 0
+        assert lease.get(beat.LEASE_KEY) is None  # released: a standby would take it at once
+        lease.close()
 
 
 def child_commands(pid: int) -> list[str]:
