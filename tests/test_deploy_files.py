@@ -113,7 +113,7 @@ def _deployments() -> dict[str, dict]:
     return {d["metadata"]["name"]: d for d in k8s_documents() if d["kind"] == "Deployment"}
 
 
-def test_the_web_probes_and_the_one_beat_are_as_the_seed_and_the_portal_need():
+def test_the_web_probes_and_the_two_beats_are_as_the_seed_and_the_portal_need():
     deployments = _deployments()
     web = deployments["portal-web"]
     assert web["spec"]["replicas"] == 3
@@ -122,7 +122,24 @@ def test_the_web_probes_and_the_one_beat_are_as_the_seed_and_the_portal_need():
     assert container["readinessProbe"]["httpGet"]["path"] == "/health/service/backend"
     assert container["startupProbe"]["httpGet"]["path"] == "/health/"
     beat = deployments["portal-beat"]
-    assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"]["type"] == "Recreate"
+    assert beat["spec"]["replicas"] == 2  # one active, one standing by on the lease
+    # A rolling update never leaves no beat: the new one starts, then the old one hands over.
+    assert beat["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    spread = beat["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (term,) = spread["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    labels = beat["spec"]["template"]["metadata"]["labels"]
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == labels
+    budgets = {
+        d["metadata"]["name"]: d for d in k8s_documents() if d["kind"] == "PodDisruptionBudget"
+    }
+    assert budgets["portal-beat"]["spec"] == {
+        "minAvailable": 1,
+        "selector": {"matchLabels": labels},
+    }
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True, name

@@ -59,7 +59,9 @@ def test_the_processes_run_as_the_guide_says():
         "(k8s: 2-10, HPA on CPU)",
         "`celery -A portal worker --queues=dispatch --concurrency=1`",
         "`celery -A portal worker --queues=automation --concurrency=2`",
-        "| beat | `celery -A portal beat` | **exactly one** (k8s: `strategy: Recreate`)",
+        "| beat | `celery -A portal beat` | 2, one active and one standing by (k8s: 2 on "
+        "different nodes where it can, `RollingUpdate`, a PodDisruptionBudget keeps 1; compose: "
+        "`deploy.replicas: 2`); more is safe |",
         "`manage.py migrate --noinput && manage.py register_self`",
     )
     assert (
@@ -89,7 +91,9 @@ def test_the_processes_run_as_the_guide_says():
             assert command[:4] == ["celery", "-A", "portal", "worker"], name
             assert (flag(command, "queues"), flag(command, "concurrency")) == (queues, concurrency)
     beat = documents["Deployment", "portal-beat"]
-    assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"]["type"] == "Recreate"
+    assert beat["spec"]["replicas"] == services["beat"]["deploy"]["replicas"] == 2
+    assert beat["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert documents["PodDisruptionBudget", "portal-beat"]["spec"]["minAvailable"] == 1
     assert (
         command_of(beat)[:4]
         == services["beat"]["command"][:4]
@@ -115,7 +119,7 @@ def test_the_restore_commands_name_the_portals_services_and_queues():
     assert sorted(purged) == sorted(routed | {app.conf.task_default_queue})
 
 
-def test_the_kubernetes_defaults_hold_at_most_432_connections():
+def test_the_kubernetes_defaults_hold_at_most_436_connections():
     """max_connections must exceed DB_POOL_SIZE x every process at the HPA's maximum: the
     figure the guide gives is the one the manifests make."""
     documents = k8s()
@@ -136,10 +140,10 @@ def test_the_kubernetes_defaults_hold_at_most_432_connections():
     )
     pool = int(documents["ConfigMap", "portal-config"]["data"]["DB_POOL_SIZE"])
     assert "WEB_CONCURRENCY" not in documents["ConfigMap", "portal-config"]["data"]
-    assert (processes, pool, processes * pool) == (108, 4, 432)
+    assert (processes, pool, processes * pool) == (109, 4, 436)
     guide_says(
         "3 web pods x 3 gunicorn workers + 2-10 probe pods x 9 processes + the dispatcher's 2 "
-        "+ 2 automation pods x 3 + beat 1 -> up to 108 processes x 4 = 432 connections",
+        "+ 2 automation pods x 3 + 2 beats -> up to 109 processes x 4 = 436 connections",
         "| `DB_POOL_SIZE` (4) |",
     )
 

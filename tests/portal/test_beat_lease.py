@@ -18,7 +18,13 @@ from django.conf import settings
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
 from portal import beat
 from portal.beat import LAST_RUNS_KEY, LEASE_KEY, Lease, LeasedScheduler
@@ -156,11 +162,14 @@ class Contenders(RuleBasedStateMachine):
         self.client.close()
 
 
-Contenders.TestCase.settings = hypothesis_settings(
-    max_examples=60, stateful_step_count=30, deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)  # fmt: skip
-test_no_two_contenders_ever_trust_the_lease_at_once = Contenders.TestCase
+def test_no_two_contenders_ever_trust_the_lease_at_once():
+    run_state_machine_as_test(
+        Contenders,
+        settings=hypothesis_settings(
+            max_examples=60, stateful_step_count=30, deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture],
+        ),
+    )  # fmt: skip
 
 
 # --- The scheduler ----------------------------------------------------------------------------
