@@ -25,6 +25,9 @@ from healthchecks.models import HealthCheck
 from healthchecks.probes import ProbeOutcome
 from healthchecks.reads import history
 from healthchecks.status import Status
+from portal.auth import system_actor
+from services import maintenance
+from services.models import Service
 from tests.system.browser.support import browser_test, log_in
 
 pytestmark = [*browser_test, pytest.mark.usefixtures("role_groups")]
@@ -79,6 +82,18 @@ def demo(settings, live_server):
     recording.record(rows)
     history.rollup_hours(now - timedelta(hours=3), now)
     routines.install(apps)
+    # /maintenance/'s windows: a recurring one with a cancelled occurrence (the operator, of
+    # payments, gets its cancel buttons) and a cancelled one-off window.
+    service = Service.objects.filter(team__name="payments").order_by("name").first().name
+    start, actor = (now + timedelta(days=1)).replace(microsecond=0), system_actor("tests")
+    weekly = maintenance.create_window(
+        maintenance.WindowIn([service], None, start, start + timedelta(hours=1), "patching",
+                             "FREQ=WEEKLY", "Europe/Berlin"), actor)  # fmt: skip
+    maintenance.cancel_window(weekly.id, actor, start + timedelta(weeks=1))
+    once = maintenance.create_window(
+        maintenance.WindowIn([service], None, start, start + timedelta(hours=2), "disk"), actor
+    )
+    maintenance.cancel_window(once.id, actor)
 
 
 def axe_findings(page) -> list[dict]:
