@@ -35,7 +35,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make"),
     pytest.mark.serial,
 ]
-]
 
 
 def drain(fd: int) -> None:
