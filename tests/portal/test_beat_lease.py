@@ -8,6 +8,9 @@ shortened by as much (``Timeline.advance``), so both sides see the same time pas
 are 100 s long: the few real milliseconds a test takes are nothing beside them.
 """
 
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -270,8 +273,17 @@ def test_a_beat_taking_over_goes_on_from_the_last_runs_its_predecessor_recorded(
     )
 
 
-def test_the_portal_runs_the_leased_scheduler_with_redis_and_celerys_own_without():
+def test_the_portal_runs_the_leased_scheduler_with_redis_and_celerys_own_without(tmp_path):
     assert settings.REDIS_URL  # the suite runs on Redis
     assert settings.CELERY_BEAT_SCHEDULER == "portal.beat:LeasedScheduler"
     assert settings.BEAT_LEASE_SECONDS == 5.0
     assert beat.POLL_SECONDS == 0.5
+    # The embedded mode (no REDIS_URL): what `celery -A portal beat` would load there.
+    code = "from portal.celery import app; print(app.conf.beat_scheduler)"
+    env = {"PATH": os.environ["PATH"], "PORTAL_ENV_FILE": "", "DEBUG": "true"}
+    embedded = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", code],
+        cwd=settings.BASE_DIR, env={**env, "PORTAL_VAR_DIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert embedded.stdout.split()[-1] == "celery.beat:PersistentScheduler"
