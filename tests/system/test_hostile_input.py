@@ -104,6 +104,8 @@ EXAMPLES = {
         "starts_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
         "ends_at": (datetime.now(UTC) + timedelta(days=1, hours=2)).isoformat(),
     },
+    "automation_api_cancel_window": {"occurrence": None},
+    "automation_api_add_note": {"text": "on it", "public": False},
 }
 PATH_VALUES = {
     "name": "svc",
