@@ -305,7 +305,9 @@ def listing(now: datetime):
     since = now - LISTED_AFTER
     rows = (
         MaintenanceWindow.objects.filter(
-            Q(rrule="", ends_at__gt=since) | Q(series_ends_at__gt=since) | Q(cancelled_at__gt=since)
+            Q(cancelled_at=None, rrule="", ends_at__gt=since)
+            | Q(cancelled_at=None, series_ends_at__gt=since)
+            | Q(cancelled_at__gt=since)
         )
         .select_related("team")
         .prefetch_related("services")
@@ -324,13 +326,6 @@ def listing(now: datetime):
             r["window"].id,
         ),
     )
-
-
-def windows_for(service: Service):
-    """Every window that covers the service, by name or through its team."""
-    return MaintenanceWindow.objects.filter(
-        Q(services=service) | Q(team_id=service.team_id)
-    ).distinct()
 
 
 def _may_be_open_after(now):
