@@ -12,17 +12,35 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3; do \
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test check install install-dev migrate demo lint typecheck bench clean
+.PHONY: run test check install install-dev migrate demo lint typecheck audit policy lock bench clean
 
-$(VENV)/.installed: pyproject.toml
+# Every install is from a lock (docs/dependencies.md, "Locks and audit"): these versions, hashes
+# checked, nothing outside it (--no-deps), so the venv, CI and the image (Dockerfile) run the
+# same code every time. The portal itself is then installed editable, without dependencies.
+LOCK := requirements/lock.txt
+DEV_LOCK := requirements/dev-lock.txt
+CHECKOV_LOCK := requirements/checkov-lock.txt
+PIP_LOCKED = $(PY) -m pip install --quiet --require-hashes --no-deps -r
+
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	@test -n "$(PYTHON)" || { echo "Python >= 3.12 not found (tried python3.13, python3.12, python3)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PIP_LOCKED) $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: $(VENV)/.installed $(DEV_LOCK)
+	$(PIP_LOCKED) $(DEV_LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+# checkov in a venv of its own: its pins (packaging < 24) would hold back the portal's
+# Celery, kombu, redis and pytest (docs/dependencies.md).
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+$(CHECKOV_VENV)/.installed: $(CHECKOV_LOCK) | $(VENV)/.installed
+	$(PY) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r $(CHECKOV_LOCK)
 	touch $@
 
 install: $(VENV)/.installed
@@ -83,9 +101,31 @@ lint: install-dev
 	$(VENV)/bin/lint-imports
 	PORTAL_ENV_FILE= DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 	$(TYPECHECK)
+	$(MAKE) --no-print-directory policy audit
 
 typecheck: install-dev
 	$(TYPECHECK)
+
+# Policy: checkov over deploy/, the Dockerfile and docker-compose.yml; each rule it skips is
+# written down with its reason in .checkov.yaml.
+policy: $(CHECKOV_VENV)/.installed
+	$(CHECKOV) --config-file .checkov.yaml
+
+# The locked dependencies against known vulnerabilities (pip-audit): findings answered in
+# requirements/audit-ignore.txt. Says so, and passes, when the vulnerability service cannot be
+# reached; AUDIT_REQUIRE_SERVICE=1 makes that fail (requirements/audit.py).
+audit: install-dev
+	$(PY) requirements/audit.py
+
+# Write the locks again from pyproject.toml (after changing a dependency): versions already
+# locked are kept where they still fit; `make lock ARGS=--upgrade` takes the newest.
+PIP_COMPILE = $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-find-links --no-emit-index-url $(ARGS)
+lock: install-dev
+	$(PIP_COMPILE) --extra dev -o $(DEV_LOCK) pyproject.toml
+	cp $(DEV_LOCK) $(LOCK)
+	$(PIP_COMPILE) -o $(LOCK) pyproject.toml
+	$(PIP_COMPILE) -o $(CHECKOV_LOCK) requirements/checkov.in
 
 bench: install-dev
 	PORTAL_ENV_FILE= DEBUG=true DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
