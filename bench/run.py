@@ -32,6 +32,7 @@ BENCHMARKS = {
     "overview_rows": "bench.overview_rows",
     "deploy_verify": "bench.deploy_verify",
     "suite": "bench.suite",
+    "worker_memory": "bench.worker_memory",
 }
 
 

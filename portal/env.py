@@ -5,6 +5,7 @@ fails at start-up instead of quietly falling back to a default. ``env_secret`` a
 ``NAME_FILE`` (Docker and Kubernetes secrets are mounted as files).
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -61,6 +62,21 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if raw is None:
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[str]:
+    """Addresses or networks in CIDR notation, comma-separated (``10.0.0.10,10.244.0.0/16``),
+    each checked and written canonically; a network with host bits set (``10.0.0.1/8``) is
+    refused as the typo it usually is."""
+    networks = []
+    for item in env_list(name):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=True)))
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an address or a network in CIDR notation ({exc})"
+            ) from None
+    return networks
 
 
 def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:

@@ -7,15 +7,19 @@ rate limiter counts by (``client_address``): behind a trusted proxy, the client'
 proxy's.
 """
 
+import functools
 import ipaddress
 import re
 import uuid
 from contextvars import ContextVar
+from ipaddress import IPv4Network, IPv6Network
 
 from django.conf import settings
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 client_ip_var: ContextVar[str] = ContextVar("client_ip", default="")
+
+IPNetwork = IPv4Network | IPv6Network
 
 # Accept a caller's id only if it is short and plain, so it cannot forge log lines.
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -40,15 +44,34 @@ def client_address(meta: dict) -> str:
     address not itself a trusted proxy: the leftmost can be forged by the client). A hop that
     is no address (a proxy passing on what the client wrote) is not believed: the peer then."""
     peer = meta.get("REMOTE_ADDR", "")
-    trusted = settings.TRUSTED_PROXIES
+    trusted = trusted_networks(tuple(settings.TRUSTED_PROXIES))
     forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
-    if not forwarded or peer not in trusted:
+    if not forwarded or not is_trusted(peer, trusted):
         return peer
     for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
-        if hop in trusted:
+        if is_trusted(hop, trusted):
             continue
         return _address(hop) or peer
     return peer
+
+
+@functools.lru_cache(maxsize=8)
+def trusted_networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    """TRUSTED_PROXIES as networks (an address is a network of one); settings.py checked
+    each entry, so nothing here is refused."""
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def is_trusted(hop: str, networks: tuple[IPNetwork, ...]) -> bool:
+    """Is ``hop`` (a peer or an X-Forwarded-For entry) an address within a trusted network?
+    An IPv4 address seen as IPv6 (``::ffff:10.0.0.1``, a dual-stack socket) is itself."""
+    text = _address(hop)
+    if text is None:
+        return False
+    address = ipaddress.ip_address(text)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
 
 
 def _address(hop: str) -> str | None:

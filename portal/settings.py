@@ -19,6 +19,7 @@ from portal.env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_rate,
     env_secret,
     env_str,
@@ -324,8 +325,9 @@ RATE_LIMIT_FLOOR = env_float("RATE_LIMIT_FLOOR", 0.25)
 # 503) or slower than RATE_LIMIT_SLOW_SECONDS, or the portal's own `backend` is not healthy.
 RATE_LIMIT_STRESS_SHARE = env_float("RATE_LIMIT_STRESS_SHARE", 0.05)
 RATE_LIMIT_SLOW_SECONDS = env_float("RATE_LIMIT_SLOW_SECONDS", 1.0)
-# Proxies whose X-Forwarded-For is believed (addresses); none: the peer is the client.
-TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+# Proxies whose X-Forwarded-For is believed: addresses or networks (CIDR: an ingress
+# controller's pods move within the pod network); none: the peer is the client.
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
 # Login throttle (portal.security, docs/operating.md): this many failures within the window
 # for one user name from one address (or one browser it signed in from) lock that pair out
 # for LOGIN_LOCK_SECONDS; a name failing from this many addresses, or an address failing this

@@ -62,7 +62,9 @@ def test_the_processes_run_as_the_guide_says():
         "| beat | `celery -A portal beat` | 2, one active and one standing by (k8s: 2 on "
         "different nodes where it can, `RollingUpdate`, a PodDisruptionBudget keeps 1; compose: "
         "`deploy.replicas: 2`); more is safe |",
-        "`manage.py migrate --noinput && manage.py register_self`",
+        "| migrate | `manage.py upgrade` (`migrate`, one process at a time; `register_self`; the "
+        "first administrator) | once per release, before the rest (k8s: the web pods' init "
+        "container, the other parts wait for the schema; compose: the one-shot `migrate`) |",
     )
     assert (
         command_of(web)
@@ -99,9 +101,10 @@ def test_the_processes_run_as_the_guide_says():
         == services["beat"]["command"][:4]
         == ["celery", "-A", "portal", "beat"]
     )
-    migrate = "python manage.py migrate --noinput && python manage.py register_self"
-    job = documents["Job", "portal-migrate"]["spec"]["template"]["spec"]["containers"][0]
-    assert job["command"] == services["migrate"]["command"] == ["sh", "-c", migrate]
+    (upgrade,) = web["spec"]["template"]["spec"]["initContainers"]
+    assert (
+        upgrade["command"] == services["migrate"]["command"] == ["python", "manage.py", "upgrade"]
+    )
 
 
 def test_the_restore_commands_name_the_portals_services_and_queues():

@@ -8,11 +8,13 @@ prefix may run.
 """
 
 import asyncio
+import time
 
 import psycopg
 import redis as redis_lib
 from django.conf import settings
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from healthchecks.engine import capacity
 from portal import heartbeats
@@ -45,7 +47,7 @@ def database() -> dict:
                 cursor.execute("SELECT 1")
         except Exception as exc:  # any driver error means the same thing here
             return {"status": "unhealthy", "errors": [f"database: {type(exc).__name__}: {exc}"]}
-        return {"status": "healthy", "details": {"vendor": connection.vendor}}
+        return _with_schema({"status": "healthy", "details": {"vendor": connection.vendor}})
     params = {k: v for k, v in connection.get_connection_params().items() if k not in _NOT_CONNINFO}
     try:
         asyncio.run(_ping(params))
@@ -55,7 +57,54 @@ def database() -> dict:
     except Exception as exc:  # refused, unknown host, authentication...
         reason = " ".join(str(exc).split())[:300]
         return {"status": "unhealthy", "errors": [f"database: {type(exc).__name__}: {reason}"]}
-    return {"status": "healthy", "details": {"vendor": connection.vendor}}
+    return _with_schema({"status": "healthy", "details": {"vendor": connection.vendor}})
+
+
+# How long a process trusts its last look at the migrations: readiness is probed every few
+# seconds by every pod, and the plan reads the migration files' graph and a table each time.
+MIGRATIONS_CACHE_SECONDS = 10.0
+_migrations_seen: tuple[float, list[str]] | None = None
+
+
+def unapplied_migrations() -> list[str]:
+    """The migrations this code has that the database has not applied ("app.name"), as
+    ``migrate`` would run them; looked at again after MIGRATIONS_CACHE_SECONDS."""
+    global _migrations_seen
+    now = time.monotonic()
+    if _migrations_seen is not None and now - _migrations_seen[0] < MIGRATIONS_CACHE_SECONDS:
+        return _migrations_seen[1]
+    executor = MigrationExecutor(connection)
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    pending = [f"{migration.app_label}.{migration.name}" for migration, _backwards in plan]
+    _migrations_seen = (now, pending)
+    return pending
+
+
+def forget_migrations_seen() -> None:
+    """Look at the migrations afresh on the next check (tests, after migrate)."""
+    global _migrations_seen
+    _migrations_seen = None
+
+
+def _with_schema(result: dict) -> dict:
+    """A database this code cannot use yet -- a migration not applied, as when pods of a new
+    release start before its migrations ran -- is no database to serve from: unhealthy, so
+    readiness keeps the pod out of the Service until ``manage.py upgrade`` has run."""
+    try:
+        pending = unapplied_migrations()
+    except Exception as exc:  # the plan's read failed: the database is not usable either
+        reason = " ".join(str(exc).split())[:300]
+        return {"status": "unhealthy", "errors": [f"database: migrations unreadable: {reason}"]}
+    if not pending:
+        return result
+    shown = ", ".join(pending[:5]) + (f" and {len(pending) - 5} more" if len(pending) > 5 else "")
+    return {
+        "status": "unhealthy",
+        "details": {**result["details"], "unapplied_migrations": pending},
+        "errors": [
+            f"database: {len(pending)} migration(s) not applied: {shown} (run manage.py upgrade)"
+        ],
+    }
 
 
 async def _ping(params: dict) -> None:
