@@ -20,7 +20,7 @@ from automation import acklinks, alerts, notes
 from automation.models import Alert
 from healthchecks.models import ServiceHealth
 from portal.auth import request_principal
-from portal.errors import PortalError
+from portal.errors import InvalidInput, PortalError
 
 _REFUSED_STATUS = {"forged": 403, "expired": 410, "used": 409, "resolved": 409}
 
@@ -107,11 +107,15 @@ def ack_link(request, alert_id: int, token: str):
         refusal = _used_up(alert)
     principal = request_principal(request)
     cannot = alerts.refusal_to_act(principal, alert.service.name) if alert else ""
+    note, note_error = "", ""
     if request.method == "POST" and refusal is None:
         if cannot:
             raise PermissionDenied(cannot)
+        note = request.POST.get("note", "")
         try:
-            alerts.acknowledge(alert.id, principal, request.POST.get("note", ""))
+            alerts.acknowledge(alert.id, principal, note)
+        except InvalidInput as exc:  # the note: the link is still good, the form stays
+            note_error = f"{exc.message} ({'; '.join(exc.fields.values())})"
         except PortalError as exc:  # acknowledged or resolved since the page was drawn
             refusal = acklinks.Refusal("used", exc.message)
         else:
@@ -121,6 +125,13 @@ def ack_link(request, alert_id: int, token: str):
     if alert is not None:
         health = ServiceHealth.objects.filter(service_id=alert.service_id).first()
         reason = health.reason if health else alert.cause
-    context = {"alert": alert, "refusal": refusal, "cannot": cannot, "reason": reason}
-    status = _REFUSED_STATUS[refusal.code] if refusal else 200
+    context = {
+        "alert": alert,
+        "refusal": refusal,
+        "cannot": cannot,
+        "reason": reason,
+        "note": note,
+        "note_error": note_error,
+    }
+    status = _REFUSED_STATUS[refusal.code] if refusal else 422 if note_error else 200
     return render(request, "pages/alert_ack.html", context, status=status)

@@ -192,3 +192,24 @@ def test_the_overview_and_the_wall_say_who_is_on_it(client, alert):
     assert '<small class="ack">acknowledged by user:olga</small>' in row[: row.index("</tr>")]
     wall = client.get("/wall/").content.decode()
     assert '<span class="ack">acknowledged by user:olga</span>' in wall
+
+
+@pytest.mark.parametrize(
+    ("note", "why"),
+    [("x" * 5001, "a note is at most 5000 characters"), ("\x01\x02", "a note needs some text")],
+)
+def test_a_links_note_it_cannot_keep_keeps_the_link_and_the_form(client, alert, note, why):
+    """Found in the breaking trial: a note too long (or of control characters only) was
+    answered as if the link were used up (409, "This link does not acknowledge", no form),
+    though the alert was still waiting for someone. The link is still good: the form comes
+    back with the note and why, and the next confirm acknowledges."""
+    answer = as_user(client, "olga").post(link(alert), {"note": note})
+    assert answer.status_code == 422
+    html = answer.content.decode()
+    assert 'id="ack-confirm"' in html and 'id="ack-note-error"' in html and why in html
+    assert 'data-code="used"' not in html
+    alert.refresh_from_db()
+    assert alert.acknowledged_at is None and not Note.objects.exists()
+    assert client.post(link(alert), {"note": "on it"}).status_code == 302
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == "user:olga"
