@@ -12,7 +12,7 @@ import time_machine
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from automation import alerts
+from automation import alerts, notes
 from automation.models import Alert
 from healthchecks.engine import recording
 from healthchecks.probes import ProbeOutcome
@@ -180,3 +180,21 @@ def test_without_javascript_times_read_utc(open_page, user, outage):
     moment = since.get_attribute("datetime")
     utc = datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone(UTC)
     expect(since).to_have_text(f"{utc:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def test_a_long_unbroken_note_scrolls_nothing_sideways(open_page, user, outage):
+    """Found in the breaking trial: a note of 5,000 characters without a space (a pasted
+    log line, a URL) made the service page 49,000 px wide, and the status page too when
+    the note was public; it wraps inside the timeline and the incident's updates."""
+    alerts.process_status_changes()
+    auth = Alert.objects.get(service__name="auth")
+    notes.add_note(auth.id, system_actor("on-call"), "x" * 5000, public=True)
+    page = open_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    log_in(page, "carol", path="/services/auth/")
+    for path, note in (("/services/auth/", ".tl-note .note-text"), ("/status/", "li.update")):
+        page.goto(path)
+        expect(page.locator(note)).to_have_count(1)
+        widths = page.evaluate(
+            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert widths[0] <= widths[1], (path, widths)
