@@ -113,9 +113,14 @@ class _Rule:
 # --- Zones and rule text ------------------------------------------------------------------
 
 
+# Files of the host's zone database that name no IANA zone: Debian's ``localtime`` is a link
+# to /etc/localtime, the host's own zone, which the web and the workers' hosts need not share.
+_NOT_IANA = frozenset({"localtime"})
+
+
 @lru_cache(maxsize=1)
 def _zone_names() -> frozenset[str]:
-    return frozenset(available_timezones())
+    return frozenset(available_timezones()) - _NOT_IANA
 
 
 def zone(name: str) -> tzinfo:
