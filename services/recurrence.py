@@ -31,11 +31,13 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from itertools import pairwise
 from typing import Any
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+import structlog
 from dateutil.relativedelta import relativedelta
 from dateutil.rrule import DAILY, HOURLY, MINUTELY, MONTHLY, SECONDLY, WEEKLY, YEARLY, rrulestr
 
+log = structlog.get_logger(__name__)
 HORIZON = relativedelta(years=10)  # a series ends at most this long after its first start
 # Every day for 10 years is 3,653, every hour for a year 8,760. Planning walks the whole
 # series once: 10,000 of them take about 0.2 s.
@@ -130,6 +132,21 @@ def zone(name: str) -> tzinfo:
     if name not in _zone_names():
         raise RecurrenceError("tz", f"no IANA time zone named {name[:64]!r} (e.g. Europe/Berlin)")
     return ZoneInfo(name)
+
+
+def stored_zone(name: str) -> tzinfo:
+    """A planned window's zone. Its name was judged when it was planned, but the zone
+    database is the host's and changes with it (a tzdata release drops a name, another host
+    lacks a link): read as the name still loads, else as UTC, logged -- one window must not
+    take the engine's tick, the API or the pages down."""
+    try:
+        return zone(name)
+    except RecurrenceError:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            log.error("maintenance window zone unknown, read as UTC", tz=name[:64])
+            return UTC
 
 
 def split_rule(text: str) -> dict[str, str]:
@@ -329,7 +346,7 @@ def _period_start(parsed: _Rule, wall: datetime) -> datetime:
 
 
 def _rule_of(series: Series) -> tuple[_Rule, tzinfo]:
-    tz = zone(series.tz)
+    tz = stored_zone(series.tz)
     return _parse(series.rule, _wall(series.first, tz).replace(microsecond=0)), tz
 
 

@@ -9,6 +9,7 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -295,3 +296,32 @@ def test_a_bad_recurring_window_is_refused_with_its_field(
     assert answer.status_code == 422, answer.content
     assert reason in answer.json()["error"]["fields"][field], answer.json()
     assert not MaintenanceWindow.objects.exists()
+
+
+@pytest.mark.parametrize("stored", ["Europe/Atlantis", "localtime"])
+def test_a_stored_windows_zone_the_database_no_longer_knows_is_no_500(
+    db_estate, automation, client, stored
+):
+    """Found in the breaking trial: a window whose zone name the host's zone database does not
+    (or no longer) list -- a tzdata release drops names (US/Pacific-New), another host lacks a
+    link, 'localtime' is refused since ea6c7e2 -- made the windows' API, the maintenance page
+    and its services' pages answer 500. It reads as the name still loads, else as UTC (logged),
+    and the engine goes on."""
+    first = SUNDAY()
+    window = plan(
+        automation,
+        services=["db"],
+        starts_at=iso(first),
+        ends_at=iso(first + timedelta(hours=1)),
+        rrule="FREQ=WEEKLY",
+        tz="Europe/Berlin",
+    )
+    MaintenanceWindow.objects.filter(id=window["id"]).update(tz=stored)
+    listed = automation.call("get", WINDOWS)
+    assert listed.status_code == 200, listed.content
+    one = automation.call("get", f"{WINDOWS}/{window['id']}")
+    assert one.status_code == 200 and len(one.json()["next_occurrences"]) == 5, one.content
+    assert tick(first + timedelta(minutes=30))["db"] == Status.MAINTENANCE
+    client.force_login(User.objects.create_superuser("root", "root@example.invalid", "pw"))
+    assert client.get("/maintenance/").status_code == 200
+    assert client.get("/services/db/").status_code == 200
