@@ -65,21 +65,21 @@ run: install
 	$(PY) manage.py load_demo --base-url http://$(DEMO_ADDR)
 	$(PY) manage.py runportal --addr $(ADDR)
 
-# How the suite runs on PostgreSQL and Redis. Everything but the serial part runs in
-# parallel (pytest-xdist: each worker has its own test database and Redis database,
-# tests/parallel.py); the serial part of the system tier -- real workers, `make run`, the rate
-# limiter, faults with deadlines (tests/conftest.py says which) -- one test at a time, as it
-# measures.
+# How the suite runs on PostgreSQL and Redis, in parallel (pytest-xdist: each worker has its
+# own test database and Redis database, tests/parallel.py) as far as what is measured allows:
+# the system tier's tests that start processes and wait on them two at a time, those whose
+# deadlines are the promise alone (tests/conftest.py says which).
 PYTEST_PG = PORTAL_ENV_FILE= DEBUG=true DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
 	REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" $(PY) -m pytest
 PARALLEL = -n 3 --dist worksteal
 
-# The whole suite on PostgreSQL -- the fast tier and the system tier's parallel part, then
-# its serial part -- then the parts with an embedded-mode branch of their own (marked sqlite)
-# on SQLite, as `make run` without DATABASE_URL runs them. (Exit status 5: ARGS chose no such
-# test.)
+# The whole suite on PostgreSQL -- the fast tier with the system tier's tests that measure
+# nothing, then those that start processes, then those with deadlines -- then the parts with
+# an embedded-mode branch of their own (marked sqlite) on SQLite, as `make run` without
+# DATABASE_URL runs them. (Exit status 5: ARGS chose no such test.)
 test: install-dev
-	$(PYTEST_PG) -m "not serial" $(PARALLEL) $(ARGS) || [ $$? -eq 5 ]
+	$(PYTEST_PG) -m "not processes and not serial" $(PARALLEL) $(ARGS) || [ $$? -eq 5 ]
+	$(PYTEST_PG) -m processes -n 2 --dist worksteal $(ARGS) || [ $$? -eq 5 ]
 	$(PYTEST_PG) -m serial $(ARGS) || [ $$? -eq 5 ]
 	mkdir -p var
 	PORTAL_ENV_FILE= PORTAL_TEST_DATABASE=sqlite DEBUG=true \

@@ -29,11 +29,13 @@ ON_SQLITE = os.environ.get("PORTAL_TEST_DATABASE") == "sqlite"
 # that start a real Celery worker, drive a browser or fuzz a live server.
 SYSTEM_DIR = Path(__file__).resolve().parent / "system"
 SYSTEM_MARKERS = ("worker", "browser", "fuzz")
-# Of the system tier, the tests that time real processes or race them -- a real Celery worker,
-# `make run`, the rate limiter, faults with deadlines -- run one at a time (marker `serial`):
-# beside other tests their deadlines would measure the machine's load. `make test` runs all
-# the others in three processes.
-SERIAL_MARKERS = ("serial", "worker")
+# The system tier runs in three parts. Most of it measures nothing and runs in parallel
+# beside the fast tier. Tests that start real processes and wait on them -- a real Celery
+# worker, `make run`, runportal (marker `processes`; every worker test has it) -- run two at a
+# time: they mostly wait, and two leave a core free. The tests whose deadlines are the promise
+# -- the rate limiter, faults answered within seconds, a beat's takeover (marker `serial`) --
+# run alone: beside other tests they would measure the machine's load.
+PROCESS_MARKERS = ("processes", "worker")
 
 
 def is_system(item) -> bool:
@@ -42,18 +44,20 @@ def is_system(item) -> bool:
     )
 
 
-def is_serial(item) -> bool:
-    return any(item.get_closest_marker(name) for name in SERIAL_MARKERS)
+def starts_processes(item) -> bool:
+    return not item.get_closest_marker("serial") and any(
+        item.get_closest_marker(name) for name in PROCESS_MARKERS
+    )
 
 
 def pytest_collection_modifyitems(config, items):
-    """Marks the system tier and its serial part; on SQLite, only the tests marked `sqlite`
-    (and not `postgresql`) run."""
+    """Marks the system tier and its part that starts processes; on SQLite, only the tests
+    marked `sqlite` (and not `postgresql`) run."""
     for item in items:
         if is_system(item):
             item.add_marker(pytest.mark.system)
-        if is_serial(item):
-            item.add_marker(pytest.mark.serial)
+        if starts_processes(item):
+            item.add_marker(pytest.mark.processes)
     if not ON_SQLITE:
         return
     keep, drop = [], []

@@ -33,7 +33,7 @@ from portal.beat import LEASE_KEY
 from tests.conftest import database_url
 from tests.factories import ServiceFactory, make_check
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.serial]
 INTERVAL = 8
 LEASE = settings.BEAT_LEASE_SECONDS  # the default, 5 s: the beats run with it
 CHECKS = 3

@@ -9,7 +9,7 @@ import pytest
 from services.models import Deployment
 from tests.portalctl.conftest import write
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.serial]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 
 
 def estate(httpserver, web_status: int = 200) -> str:

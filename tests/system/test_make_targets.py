@@ -76,19 +76,21 @@ def test_make_run_needs_only_a_python_3_12(tmp_path):
 def test_make_test_runs_postgresql_then_sqlite_reads_no_env_file_and_passes_args():
     plan = make_plan("test", "ARGS=-k registry -x")
     runs = [line for line in plan.splitlines() if "-m pytest" in line]
-    assert len(runs) == 3, plan
-    parallel, serial, sqlite = runs
+    assert len(runs) == 4, plan
+    parallel, processes, serial, sqlite = runs
     for run in runs:
         assert "PORTAL_ENV_FILE= " in run  # reads no .env
         assert "-k registry -x" in run
         assert 'REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/15}"' in run
-    for run in (parallel, serial):
+    for run in (parallel, processes, serial):
         assert 'DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/portal}"' in run
-    # All but the serial part in three processes, then the serial part one test at a time.
-    assert '-m pytest -m "not serial" -n 3 --dist worksteal' in parallel
+    # What measures nothing in three processes, what starts processes two at a time, then the
+    # tests with deadlines one at a time.
+    assert '-m pytest -m "not processes and not serial" -n 3 --dist worksteal' in parallel
+    assert "-m pytest -m processes -n 2 --dist worksteal -k" in processes
     assert "-m pytest -m serial -k" in serial and " -n " not in serial
     assert "PORTAL_TEST_DATABASE=sqlite" in sqlite and "-m pytest -m sqlite" in sqlite
-    assert plan.index(parallel) < plan.index(serial) < plan.index(sqlite)
+    assert plan.index(parallel) < plan.index(processes) < plan.index(serial) < plan.index(sqlite)
 
 
 def test_make_check_lints_then_runs_the_fast_tier_in_parallel():

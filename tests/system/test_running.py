@@ -34,7 +34,7 @@ from tests.conftest import database_url
 from tests.factories import make_check
 from tests.healthchecks.servers import closed_port
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.serial]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 MANAGE = str(settings.BASE_DIR / "manage.py")
 
 

@@ -19,7 +19,7 @@ from tests.system.test_running import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.serial]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.processes]
 
 
 def test_sigterm_to_runportal_stops_everything_and_frees_the_port(tmp_path):

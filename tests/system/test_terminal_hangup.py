@@ -33,7 +33,7 @@ from tests.system.test_running import (
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make"),
-    pytest.mark.serial,
+    pytest.mark.processes,
 ]
 
 

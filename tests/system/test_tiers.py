@@ -1,8 +1,7 @@
 """The system tier is what the README says it is (tests/conftest.py): every test under
 tests/system, and elsewhere the tests that start a real worker, drive a browser or fuzz a live
-server; its serial part, which `make test` runs one test at a time, every worker test and the
-files that time processes; in it, passwords are hashed as production hashes them, since
-portals in other processes read them."""
+server; of it, what starts processes runs two at a time and what has deadlines alone; in it,
+passwords are hashed as production hashes them, since portals in other processes read them."""
 
 import subprocess
 import sys
@@ -42,16 +41,20 @@ def test_the_system_tier_is_tests_system_and_the_worker_browser_and_fuzz_tests()
     assert any(t.startswith("tests/automation/test_deliveries.py::") for t in fast)
 
 
-def test_the_serial_part_is_in_the_system_tier_and_holds_every_worker_test():
-    """What runs one test at a time (`make test`'s second run) is system tier, and takes every
-    test that starts a real worker and the files that time processes or race them."""
-    serial, system = collected("serial"), collected("system")
-    assert serial and serial <= system and system - serial
-    assert collected("worker") <= serial
+def test_the_system_tiers_processes_and_serial_parts_hold_what_they_promise():
+    """`make test` runs the tests that start processes two at a time -- every worker test but
+    those marked serial -- and the tests whose deadlines are the promise alone; both are
+    system tier and no test is in both."""
+    processes, serial, system = collected("processes"), collected("serial"), collected("system")
+    assert processes and serial and not processes & serial
+    assert processes | serial <= system and system - processes - serial
+    assert collected("worker") <= processes | serial
     files = {t.split("::")[0] for t in serial}
     for timed in ("test_ratelimit.py", "test_faults.py", "test_database_outage.py"):
         assert f"tests/system/{timed}" in files
-    assert "tests/system/test_authorization_matrix.py" not in files
+    started = {t.split("::")[0] for t in processes}
+    assert {"tests/system/test_running.py", "tests/system/test_worker.py"} <= started
+    assert "tests/system/test_authorization_matrix.py" not in files | started
 
 
 def test_in_the_system_tier_passwords_are_hashed_as_in_production():
