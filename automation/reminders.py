@@ -58,6 +58,7 @@ def queue_due(now=None) -> int:
             _reminder(alerts[n["alert_id"]], reminding[n["channel_id"]], n["last"] + 1, now)
             for n in _notices(alerts, reminding)
             if _is_due(n, reminding[n["channel_id"]].remind_every_minutes, now)
+            and _hears(reminding[n["channel_id"]], alerts[n["alert_id"]], n)
         ]
         Delivery.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
@@ -80,6 +81,7 @@ def _notices(alerts: dict, channels: dict):
             last=Max("reminder"),
             told=Count("id", filter=Q(state__in=_TOLD)),
             on_its_way=Count("id", filter=Q(state__in=_ON_ITS_WAY)),
+            by_rule=Count("id", filter=Q(rule__isnull=False, state__in=_TOLD)),
         )
         .order_by("alert_id", "channel_id")
     )
@@ -90,6 +92,13 @@ def _is_due(notice: dict, every_minutes: int, now) -> bool:
     if not notice["told"] or notice["on_its_way"]:
         return False
     return notice["due"] + timedelta(minutes=every_minutes) <= now
+
+
+def _hears(channel: NotificationChannel, alert: Alert, notice: dict) -> bool:
+    """The channel hears the alert's event now: a pager that asked for ``down`` only is not
+    reminded while the alert is degraded (improved since it was told; reminded again if it
+    is down again). A rule that told it chose the channel itself: reminded as told."""
+    return EVENT_OF[alert.status] in channel.events or bool(notice["by_rule"])
 
 
 def _reminder(alert: Alert, channel: NotificationChannel, n: int, now) -> Delivery:

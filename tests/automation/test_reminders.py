@@ -16,6 +16,9 @@ from django.utils import timezone
 from automation import alerts, notify, reminders, rules, tasks
 from automation.channels import ChannelIn, put_channel
 from automation.models import Alert, Delivery, DeliveryState, NotificationChannel
+from healthchecks.checks import settle_health
+from healthchecks.models import HealthCheck, ServiceHealth
+from healthchecks.status import Status
 from services import maintenance
 from services.models import Team
 from tests.automation.conftest import ACTOR, process
@@ -329,3 +332,39 @@ def test_a_worker_sends_the_reminder_and_none_after_the_acknowledgement(
         time.sleep(1)
     assert receiver.titles() == ["[DOWN] db", "[REMINDER 1] [DOWN] db"]
     assert not Delivery.objects.filter(reminder=2).exists()
+
+
+def critical(estate, value: bool) -> None:
+    """db's check made (not) critical, its status settled as a check's write does."""
+    HealthCheck.objects.filter(id=estate.checks["db"].id).update(is_critical=value)
+    with transaction.atomic():
+        settle_health({estate.services["db"].id})
+
+
+def test_a_channel_is_reminded_only_of_what_it_hears(db_estate, receiver, clock):
+    """Found in the breaking trial: a pager that hears only ``down`` was told db is down;
+    db then got better, degraded (an improvement, announced to nobody), and the pager was
+    still reminded every N minutes, now "[REMINDER n] [DEGRADED] db" -- an event it chose
+    not to hear. Its reminders wait while the alert is degraded and go on if it is down
+    again; a channel that hears both is reminded throughout."""
+    reminding_channel("pager", receiver.url, every=5, events=["down", "recovered"])
+    db_estate.down("db")
+    process()
+    with clock.at(1):
+        tick()
+    assert receiver.titles() == ["[DOWN] db"]
+    with clock.at(2):
+        critical(db_estate, False)  # still failing, no longer critical: db is degraded
+        tick()
+    assert ServiceHealth.objects.get(service__name="db").status == Status.DEGRADED
+    assert open_alert().status == Status.DEGRADED
+    for minutes in (8, 14, 20):
+        with clock.at(minutes):
+            tick()
+    assert receiver.titles() == ["[DOWN] db"]  # never "[REMINDER n] [DEGRADED] db"
+    with clock.at(21):
+        critical(db_estate, True)
+        tick()
+    with clock.at(27):
+        tick()
+    assert receiver.titles()[-1].endswith("[DOWN] db") and "DEGRADED" not in str(receiver.titles())
