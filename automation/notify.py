@@ -69,9 +69,10 @@ def _duration(delta: timedelta) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
-def compose(alert: Alert, event: str, impacted: list[str], now, errors=()) -> Message:
-    """What a person needs from one message: what, since when, why, what else it takes
-    down, where to look, and (down or degraded) a link to acknowledge it, signed now."""
+def compose(alert: Alert, event: str, impacted: list[str], now, errors=(), why="") -> Message:
+    """What a person needs from one message: what, since when, why (``why``: the service's
+    reason now, else the alert's cause), what else it takes down, where to look, and (down or
+    degraded) a link to acknowledge it, signed now."""
     name = alert.service.name
     since = f"{alert.opened_at:%Y-%m-%d %H:%M:%S} UTC"
     if event == Event.RECOVERED:
@@ -83,8 +84,8 @@ def compose(alert: Alert, event: str, impacted: list[str], now, errors=()) -> Me
     else:
         state = "down" if event == Event.DOWN else "degraded"
         lines = [f"{name} is {state} since {since} ({_duration(now - alert.opened_at)})."]
-        if alert.cause:
-            lines.append(f"Why: {alert.cause}")
+        if why or alert.cause:
+            lines.append(f"Why: {why or alert.cause}")
         if errors:  # what the failing checks answered (failing_errors)
             lines.append(f"Error: {'; '.join(errors)}")
     if impacted:
@@ -141,6 +142,21 @@ def failing_errors(service_id: int) -> list[str]:
     if len(found) > ERRORS_QUOTED:
         return [*found[:ERRORS_QUOTED], f"and {len(found) - ERRORS_QUOTED} more failing"]
     return found
+
+
+def reason_now(service_id: int) -> str:
+    """Why the service is down or degraded now: its reason may change while its status does
+    not (a check waiting, then failing), and the alert keeps the reason of its last status
+    change -- a reminder sent an hour later says why now. "" when it is no longer bad (the
+    recovery is on its way): the alert's cause then."""
+    return (
+        ServiceHealth.objects.filter(
+            service_id=service_id, status__in=[Status.UNHEALTHY, Status.DEGRADED]
+        )
+        .values_list("reason", flat=True)
+        .first()
+        or ""
+    )
 
 
 def as_reminder(message: Message, n: int, channel) -> Message:
@@ -245,8 +261,10 @@ def send_one(delivery_id: int) -> None:
         message = compose_condition(delivery.service.name, delivery.event, delivery.subject)
     else:
         impacted = delivery.impacted if delivery.impacted is not None else impacted_names(alert)
-        errors = failing_errors(alert.service_id) if delivery.event != Event.RECOVERED else []
-        message = compose(alert, delivery.event, impacted, started, errors=errors)
+        errors, why = [], ""
+        if delivery.event != Event.RECOVERED:
+            errors, why = failing_errors(alert.service_id), reason_now(alert.service_id)
+        message = compose(alert, delivery.event, impacted, started, errors=errors, why=why)
     if delivery.reminder:
         message = as_reminder(message, delivery.reminder, delivery.channel)
     if delivery.escalation:

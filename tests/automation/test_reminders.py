@@ -22,6 +22,7 @@ from healthchecks.status import Status
 from services import maintenance
 from services.models import Team
 from tests.automation.conftest import ACTOR, process
+from tests.factories import make_check
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sqlite]
 
@@ -368,3 +369,28 @@ def test_a_channel_is_reminded_only_of_what_it_hears(db_estate, receiver, clock)
     with clock.at(27):
         tick()
     assert receiver.titles()[-1].endswith("[DOWN] db") and "DEGRADED" not in str(receiver.titles())
+
+
+def test_a_reminder_says_why_now_not_why_it_opened(db_estate, receiver, clock):
+    """Found in the breaking trial: a reminder quoted the reason the alert opened with
+    ("Why: degraded: http; waiting for first result: worker") beside the error of that same
+    worker check failing since ("Error: worker: no heartbeat received yet"): the service's
+    reason had changed while its status had not, and the alert kept the old one. A reminder
+    says why now, as the status page and the link's page do."""
+    reminding_channel("ops", receiver.url, every=5)
+    db_estate.down("db")
+    process()
+    with clock.at(1):
+        tick()
+    assert "Why: critical check failing: http\n" in receiver.bodies[0]["message"]
+    with clock.at(2):
+        make_check(db_estate.services["db"], name="tcp", kind="tcp", target="127.0.0.1:9")
+        with transaction.atomic():
+            settle_health({db_estate.services["db"].id})  # still down, another reason
+        tick()
+    reason = ServiceHealth.objects.get(service__name="db").reason
+    assert reason == "critical check failing: http; waiting for first result: tcp"
+    with clock.at(7):
+        tick()
+    assert receiver.titles()[-1] == "[REMINDER 1] [DOWN] db"
+    assert f"Why: {reason}\n" in receiver.bodies[-1]["message"]
