@@ -125,7 +125,8 @@ def cancel_window(request, window_id: int):
     except NotFound as exc:
         raise Http404(exc.message) from exc
     except PortalError as exc:
-        messages.error(request, f"Not cancelled: {exc.message} {' '.join(exc.fields.values())}")
+        said = "; ".join(f"{field} {reason}" for field, reason in exc.fields.items())
+        messages.error(request, f"Not cancelled: {said or exc.message}")
         return back
     if occurrence is None:
         messages.success(request, f"Maintenance window #{window.id} cancelled.")

@@ -189,9 +189,14 @@ def _occurrence_to_cancel(window: MaintenanceWindow, occurrence: datetime, now) 
             fields={"occurrence": "a one-off window has no occurrences: cancel the window"},
         )
     series = series_of(window)
-    start = occurrence.astimezone(UTC)
-    if not recurrence.is_start(series, start):
-        after = recurrence.upcoming(series, start, 1)
+    # Compared before converting: a moment at the calendar's ends (year 1, 9999) has no UTC,
+    # and no series of 10 years reaches it.
+    start = occurrence.astimezone(UTC) if series.first <= occurrence <= series.last else None
+    if start is None or not recurrence.is_start(series, start):
+        if start is not None:
+            after = recurrence.upcoming(series, start, 1)
+        else:
+            after = [series.first] if occurrence < series.first else []
         said = f"; the next starts at {after[0]:%Y-%m-%dT%H:%M:%SZ}" if after else ""
         raise InvalidInput(
             "the occurrence was not cancelled",

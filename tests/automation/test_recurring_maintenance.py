@@ -298,6 +298,34 @@ def test_a_bad_recurring_window_is_refused_with_its_field(
     assert not MaintenanceWindow.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "0001-01-01T00:00:00+00:00",
+        "0001-01-01T00:30:00+01:00",  # no UTC moment: before the calendar's first
+        "9999-12-31T23:59:59+00:00",
+        "9999-12-31T23:59:59-01:00",  # after its last
+    ],
+)
+def test_an_occurrence_at_the_calendars_ends_is_refused_naming_it(db_estate, automation, moment):
+    """Found in the breaking trial: cancelling "the occurrence" at year 1 or 9999 (what a
+    fuzzer sends) answered 500 (OverflowError) from the API and the maintenance page."""
+    first = SUNDAY()
+    weekly = plan(
+        automation,
+        services=["db"],
+        starts_at=iso(first),
+        ends_at=iso(first + timedelta(hours=1)),
+        rrule="FREQ=WEEKLY",
+        tz="Europe/Berlin",
+    )
+    answer = automation.call("post", f"{WINDOWS}/{weekly['id']}/cancel", {"occurrence": moment})
+    assert answer.status_code == 422, answer.content
+    said = answer.json()["error"]["fields"]["occurrence"]
+    assert said.startswith("is not the start of an occurrence of this window"), said
+    assert MaintenanceWindow.objects.get().cancelled_occurrences == []
+
+
 @pytest.mark.parametrize("stored", ["Europe/Atlantis", "localtime"])
 def test_a_stored_windows_zone_the_database_no_longer_knows_is_no_500(
     db_estate, automation, client, stored

@@ -149,3 +149,23 @@ def test_a_service_page_names_the_next_occurrences_of_its_windows(client, bob, w
     assert len(notices) == 5
     assert notices[0].startswith(f"{first:%Y-%m-%d %H:%M}")
     assert all(n.endswith(": kernel updates") for n in notices)
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59+00:00"])
+def test_an_occurrence_the_series_cannot_have_is_said_not_a_500(client, alice, windows, moment):
+    """Found in the breaking trial: the form's occurrence at the calendar's ends answered
+    500; and a refusal read "Not cancelled: the occurrence was not cancelled is not the
+    start of an occurrence of this window"."""
+    client.force_login(alice)
+    answer = client.post(
+        f"/maintenance/windows/{windows['weekly'].id}/cancel", {"occurrence": moment}, follow=True
+    )
+    assert answer.status_code == 200
+    assert (
+        "Not cancelled: occurrence is not the start of an occurrence of this window"
+        in answer.content.decode()
+    )
+    assert (
+        maintenance.cancelled_starts(MaintenanceWindow.objects.get(id=windows["weekly"].id))
+        == set()
+    )
