@@ -115,7 +115,7 @@ class Lease:
 
     def holder(self) -> str | None:
         value = self.client.get(LEASE_KEY)
-        return value.decode() if value is not None else None
+        return _text(value) if value is not None else None
 
     def record_run(self, name: str, at: float) -> bool:
         """Keep an entry's last run for whoever holds the lease next; False if another holds it
@@ -131,7 +131,7 @@ class Lease:
             stored = self.client.hgetall(LAST_RUNS_KEY)
         except redis.RedisError:
             return {}
-        return {name.decode(): float(at) for name, at in stored.items()}
+        return {_text(name): float(at) for name, at in stored.items()}
 
     def release(self) -> None:
         """Hand the lease over at once (a beat stopping): a standby takes it at its next poll."""
@@ -196,3 +196,8 @@ class LeasedScheduler(Scheduler):
             self.lease.release()
             self.active = False
         super().close()
+
+
+def _text(value: bytes | str) -> str:
+    """A client made with decode_responses gives str, the portal's gives bytes."""
+    return value.decode() if isinstance(value, bytes) else value
