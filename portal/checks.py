@@ -33,7 +33,10 @@ GENERATE_FERNET = (
 
 
 def secret_key_problem(key: str) -> str | None:
-    """Why ``key`` must not sign a production portal, or None."""
+    """Why ``key`` must not sign a production portal, or None. Judged without the whitespace
+    around it: a Secret made from a file (``kubectl create secret --from-file``) or an env
+    file's line keeps a newline or a space that the key is still the placeholder beside."""
+    key = key.strip()
     if key in PLACEHOLDERS:
         return "is the placeholder the examples ship"
     if key.startswith("django-insecure-"):
@@ -68,7 +71,7 @@ def production_keys(app_configs=None, **kwargs) -> list[Error]:
                     )
                 )
     for position, key in enumerate(settings.CONFIG_ENCRYPTION_KEYS, start=1):
-        if key in PLACEHOLDERS:
+        if key.strip() in PLACEHOLDERS:
             errors.append(
                 Error(
                     f"CONFIG_ENCRYPTION_KEYS entry {position} is the placeholder the examples "

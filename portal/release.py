@@ -60,7 +60,7 @@ def first_admin_from_environment(environ: os._Environ | dict = os.environ) -> st
     password = environ.get("DJANGO_SUPERUSER_PASSWORD", "")
     if not password:
         raise CommandError("DJANGO_SUPERUSER_PASSWORD must be set with DJANGO_SUPERUSER_USERNAME")
-    if password in PLACEHOLDERS:
+    if password.strip() in PLACEHOLDERS:  # a Secret from a file keeps its newline
         raise CommandError(
             "DJANGO_SUPERUSER_PASSWORD is the placeholder the examples ship: set a real one"
         )

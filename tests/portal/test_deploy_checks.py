@@ -57,6 +57,23 @@ def test_a_placeholder_key_is_an_error(settings, placeholder):
     assert any(e.startswith("portal.E002: CONFIG_ENCRYPTION_KEYS entry 1") for e in errors)
 
 
+@pytest.mark.parametrize("around", ["\n", " ", "\r\n", "\t"])
+def test_a_placeholder_with_whitespace_around_it_is_still_an_error(settings, around):
+    """A Secret made from a file (kubectl create secret --from-file=SECRET_KEY=key.txt) keeps
+    the file's newline, which settings.py passes on in SECRET_KEY: still the placeholder."""
+    placeholder = "replace-me-with-50-random-characters-from-a-secret-manager"
+    errors = deploy_errors(settings, SECRET_KEY=placeholder + around)
+    assert any("portal.E001: SECRET_KEY is the placeholder" in e for e in errors), errors
+    errors = deploy_errors(settings, SECRET_KEY=around + "a1b2c3d4" * 6 + around)
+    assert any("has 48 characters" in e for e in errors), errors
+    errors = deploy_errors(
+        settings,
+        SECRET_KEY=secrets.token_urlsafe(50),
+        CONFIG_ENCRYPTION_KEYS=["replace-me-with-a-fernet-key-from-a-secret-manager" + around],
+    )
+    assert any("E002: CONFIG_ENCRYPTION_KEYS entry 1 is the placeholder" in e for e in errors)
+
+
 @pytest.mark.parametrize(
     ("key", "why"),
     [

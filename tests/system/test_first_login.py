@@ -87,6 +87,8 @@ def test_upgrade_makes_the_first_admin_once_and_they_sign_in(tmp_path, client):
     ("password", "why"),
     [
         ("replace-me-with-a-long-password-from-a-secret-manager", "placeholder"),
+        # From a file (kubectl create secret --from-file, a mounted Secret): its newline.
+        ("replace-me-with-a-long-password-from-a-secret-manager\n", "placeholder"),
         ("1234567", "too short"),
         ("", "must be set"),
     ],
