@@ -59,7 +59,17 @@ def client_address(meta: dict) -> str:
 def trusted_networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
     """TRUSTED_PROXIES as networks (an address is a network of one); settings.py checked
     each entry, so nothing here is refused."""
-    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+    return tuple(_unmapped(ipaddress.ip_network(entry, strict=False)) for entry in entries)
+
+
+def _unmapped(network: IPNetwork) -> IPNetwork:
+    """An IPv4-mapped network (``::ffff:10.244.0.0/112``: how a dual-stack socket, hence the
+    access log, shows an IPv4 proxy) is the IPv4 network it maps, as its peers are (is_trusted);
+    kept as IPv6 it would match no peer at all."""
+    mapped = network.network_address.ipv4_mapped if network.version == 6 else None
+    if mapped is None or network.prefixlen < 96:
+        return network
+    return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
 
 
 def is_trusted(hop: str, networks: tuple[IPNetwork, ...]) -> bool:

@@ -58,6 +58,23 @@ def test_the_rightmost_hop_outside_the_trusted_networks_is_the_client(settings):
     assert client_address({**meta, "REMOTE_ADDR": "::ffff:10.244.3.9"}) == "198.51.100.4"
 
 
+@given(prefix=st.integers(0, 32), proxy=ipv4, client=ipv4)
+def test_a_network_written_ipv4_mapped_trusts_its_peers_in_either_form(prefix, proxy, client):
+    """An operator copying the proxy's address from a dual-stack server's log writes it as
+    ``::ffff:10.244.3.9`` (or the network as ``::ffff:10.244.0.0/112``): the same proxy, whether
+    the peer is then seen as IPv4 or IPv4-mapped -- not an entry that matches no one."""
+    network = ipaddress.ip_network(f"{proxy}/{prefix}", strict=False)
+    mapped = f"::ffff:{network.network_address}/{96 + prefix}"
+    previous = settings.TRUSTED_PROXIES
+    settings.TRUSTED_PROXIES = [str(ipaddress.ip_network(mapped))]
+    try:
+        for peer in (str(proxy), f"::ffff:{proxy}"):
+            seen = client_address({"REMOTE_ADDR": peer, "HTTP_X_FORWARDED_FOR": str(client)})
+            assert seen == (peer if client in network else str(client)), (mapped, peer)
+    finally:
+        settings.TRUSTED_PROXIES = previous
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
