@@ -1,7 +1,7 @@
 """System checks of the portal's own (``manage.py check --deploy``), registered in PortalConfig.
 
 Django's own check of SECRET_KEY (security.W009) is a warning, and it passes a key anyone can
-read: the placeholders the examples ship (deploy/k8s/overlays/example/portal-secrets.env,
+read: the placeholders the examples ship (deploy/overlays/example/portal-secrets.env,
 .env.example) are long and varied enough to look real. A deployment that kept one signs its
 sessions, its acknowledge links and -- without CONFIG_ENCRYPTION_KEYS -- the encryption of its
 stored secrets with a key published in this repository. So with ``--deploy`` these are errors,

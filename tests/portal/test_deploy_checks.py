@@ -17,8 +17,8 @@ from tests.portal.test_settings import PRODUCTION, run_manage
 
 ROOT = Path(settings.BASE_DIR)
 EXAMPLES = [
-    ROOT / "deploy" / "k8s" / "overlays" / "example" / "portal-secrets.env",
-    ROOT / "deploy" / "k8s" / "overlays" / "example" / "first-admin.env",
+    ROOT / "deploy" / "overlays" / "example" / "portal-secrets.env",
+    ROOT / "deploy" / "overlays" / "example" / "first-admin.env",
     ROOT / ".env.example",
 ]
 KEYS = ("SECRET_KEY", "CONFIG_ENCRYPTION_KEYS", "DJANGO_SUPERUSER_PASSWORD")
