@@ -21,6 +21,7 @@ from django.db import connection
 from portal import audit, database
 from portal.auth import system_actor
 from portal.checks import PLACEHOLDERS
+from portal.models import AuditEntry
 
 # pg_advisory_lock's key for the release step: any constant of the portal's own.
 UPGRADE_LOCK = 0x706F7274616C  # "portal"
@@ -57,6 +58,11 @@ def first_admin_from_environment(environ: os._Environ | dict = os.environ) -> st
     User = get_user_model()
     if User.objects.filter(username=username).exists():
         return f"first administrator: {username!r} exists, left as it is"
+    if made_before(username):
+        return (
+            f"first administrator: {username!r} was made once and has been deleted since; "
+            "not made again (remove DJANGO_SUPERUSER_*, or name someone else)"
+        )
     password = environ.get("DJANGO_SUPERUSER_PASSWORD", "")
     if not password:
         raise CommandError("DJANGO_SUPERUSER_PASSWORD must be set with DJANGO_SUPERUSER_USERNAME")
@@ -72,6 +78,16 @@ def first_admin_from_environment(environ: os._Environ | dict = os.environ) -> st
     user = User.objects.create_superuser(username=username, email=email, password=password)
     audit.record(system_actor("upgrade"), "user.create", "user", username, {"superuser": True})
     return f"first administrator: {user.get_username()!r} made (an admin: every role's rights)"
+
+
+def made_before(username: str) -> bool:
+    """Did an earlier start make this administrator? Then its absence is someone's deletion
+    (an administrator who left): the Secret, still in the cluster, must not bring the account
+    back at the next rollout with the password its holder knew."""
+    return AuditEntry.objects.filter(
+        actor=str(system_actor("upgrade")), action="user.create", target_type="user",
+        target=username,
+    ).exists()  # fmt: skip
 
 
 def upgrade(stdout) -> None:

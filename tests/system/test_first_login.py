@@ -83,6 +83,23 @@ def test_upgrade_makes_the_first_admin_once_and_they_sign_in(tmp_path, client):
     assert get_user_model().objects.count() == 1
 
 
+def test_a_first_admin_deleted_since_is_not_made_again(tmp_path):
+    """The first administrator leaves and is deleted in the admin, the optional Secret still in
+    the cluster: the next rollout's upgrade does not bring the account back with the password
+    its holder knew."""
+    environ = as_deployed(
+        tmp_path, DJANGO_SUPERUSER_USERNAME="first-ops", DJANGO_SUPERUSER_PASSWORD=PASSWORD
+    )
+    assert "'first-ops' made" in release.first_admin_from_environment(environ)
+    get_user_model().objects.filter(username="first-ops").delete()
+
+    result = upgrade(environ)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "'first-ops' was made once and has been deleted since; not made again" in result.stdout
+    assert not get_user_model().objects.filter(username="first-ops").exists()
+    assert AuditEntry.objects.filter(action="user.create", target="first-ops").count() == 1
+
+
 @pytest.mark.parametrize(
     ("password", "why"),
     [
