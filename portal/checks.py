@@ -92,6 +92,24 @@ def production_keys(app_configs=None, **kwargs) -> list[Error]:
     return errors
 
 
+@register(Tags.security, deploy=True)
+def trusted_proxies(app_configs=None, **kwargs) -> list[Error]:
+    """No TRUSTED_PROXIES entry is every address: 0.0.0.0/0 believes any client's
+    X-Forwarded-For (one written IPv6 is its address, a new one per request escapes the rate
+    limiter and the login throttle) and makes every IPv4 client the proxy itself (one budget
+    for all of them)."""
+    return [
+        Error(
+            f"TRUSTED_PROXIES entry {entry} is every address: any client could choose the "
+            "address the rate limiter and the login throttle count it by.",
+            hint="Name the proxies' own network (on Kubernetes, the pod network: 10.244.0.0/16).",
+            id="portal.E003",
+        )
+        for entry in settings.TRUSTED_PROXIES
+        if entry.endswith("/0")
+    ]
+
+
 def _is_fernet_key(key: str) -> bool:
     from cryptography.fernet import Fernet
 

@@ -106,6 +106,18 @@ def test_a_real_key_and_fernet_keys_pass(settings):
     assert any("entry 1 is not a Fernet key" in e for e in errors)
 
 
+@pytest.mark.parametrize("everyone", ["0.0.0.0/0", "::/0"])
+def test_a_trusted_proxy_network_of_every_address_is_an_error(settings, everyone):
+    """0.0.0.0/0 in TRUSTED_PROXIES: any client's X-Forwarded-For is believed."""
+    errors = deploy_errors(settings, TRUSTED_PROXIES=["10.244.0.0/16", everyone])
+    assert [e for e in errors if e.startswith("portal.E003")] == [
+        f"portal.E003: TRUSTED_PROXIES entry {everyone} is every address: any client could "
+        "choose the address the rate limiter and the login throttle count it by."
+    ]
+    errors = deploy_errors(settings, TRUSTED_PROXIES=["10.244.0.0/16", "fd00::/8", "1.2.3.4/32"])
+    assert not any(e.startswith("portal.E003") for e in errors)
+
+
 def test_check_deploy_fails_on_the_shipped_placeholder_and_says_what_to_do():
     """As an operator runs it: the example Secret's values, production otherwise."""
     shipped = dict(re.findall(r"^([A-Z_]+)=(\S*)", EXAMPLES[0].read_text(), re.MULTILINE))
