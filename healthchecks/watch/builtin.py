@@ -94,7 +94,7 @@ def _with_schema(result: dict) -> dict:
         pending = unapplied_migrations()
     except Exception as exc:  # the plan's read failed: the database is not usable either
         reason = " ".join(str(exc).split())[:300]
-        return {"status": "unhealthy", "errors": [f"database: migrations unreadable: {reason}"]}
+        return {"status": "unhealthy", "errors": [f"migrations unreadable: {reason}"]}
     if not pending:
         return result
     shown = ", ".join(pending[:5]) + (f" and {len(pending) - 5} more" if len(pending) > 5 else "")
@@ -102,7 +102,7 @@ def _with_schema(result: dict) -> dict:
         "status": "unhealthy",
         "details": {**result["details"], "unapplied_migrations": pending},
         "errors": [
-            f"database: {len(pending)} migration(s) not applied: {shown} (run manage.py upgrade)"
+            f"{len(pending)} migration(s) not applied: {shown} (run manage.py upgrade)"
         ],
     }
 

@@ -44,6 +44,7 @@ def test_a_migration_not_applied_makes_the_portal_not_ready_and_says_which(clien
     assert database["details"]["unapplied_migrations"] == [f"{app}.{name}"]
     assert any(f"1 migration(s) not applied: {app}.{name}" in e for e in body["errors"]), body
     assert any("manage.py upgrade" in e for e in body["errors"])
+    assert not any("database: database:" in e for e in body["errors"]), body  # named once
 
     MigrationRecorder(connection).record_applied(app, name)
     builtin.forget_migrations_seen()
