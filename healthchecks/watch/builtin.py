@@ -101,9 +101,7 @@ def _with_schema(result: dict) -> dict:
     return {
         "status": "unhealthy",
         "details": {**result["details"], "unapplied_migrations": pending},
-        "errors": [
-            f"{len(pending)} migration(s) not applied: {shown} (run manage.py upgrade)"
-        ],
+        "errors": [f"{len(pending)} migration(s) not applied: {shown} (run manage.py upgrade)"],
     }
 
 
