@@ -17,6 +17,7 @@ import json
 from collections.abc import Sequence
 from functools import lru_cache
 
+from django.conf import settings
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from referencing import Registry
@@ -387,6 +388,7 @@ def _check_nesting(schema: dict) -> None:
             colour[id(child)] = GREY
             stack.append((child, iter(_applied(child, resolver))))
     if depth[id(schema)] <= MAX_NESTING:
+        _check_loop_nesting(schema, resolver, where)
         return
     path = [schema]
     while id(path[-1]) in deeper:
@@ -400,6 +402,68 @@ def _check_nesting(schema: dict) -> None:
         f"follows at most {MAX_NESTING}, so every value reaching this far would be refused "
         "(schema_too_costly)",
     )
+
+
+def _check_loop_nesting(schema: dict, resolver, where: dict) -> None:
+    """Refuse a schema whose reference loops, followed as deep as a document may nest
+    (API_MAX_JSON_DEPTH), apply more than MAX_NESTING subschemas one inside another.
+
+    A loop that steps into the document is followed once per level of the document, and
+    each time costs every subschema in it: a loop of 30 ``not``s per level accepted by the
+    acyclic count above made a document five levels deep schema_too_costly. So validation is
+    walked here as the deepest document the API takes would drive it: a step into the
+    document (properties, items, ...) takes one of its levels, a step in place (a reference,
+    allOf, not, ...) none -- those never loop, that was refused before."""
+    levels = settings.API_MAX_JSON_DEPTH
+    longest: dict[tuple[int, int], int] = {}  # (node, level) -> subschemas from it, itself too
+    nxt: dict[tuple[int, int], tuple[dict, int]] = {}
+    stack = [(schema, 0, iter(_steps(schema, resolver)))]
+    while stack:  # iterative, as above; (node, level) pairs form no loop
+        node, level, children = stack[-1]
+        step = next(children, None)
+        if step is None:
+            stack.pop()
+            below = [(c, lv) for c, lv in _next_states(node, level, levels, resolver)]
+            best = max(below, key=lambda s: longest[(id(s[0]), s[1])], default=None)
+            longest[(id(node), level)] = 1 + (longest[(id(best[0]), best[1])] if best else 0)
+            if best is not None:
+                nxt[(id(node), level)] = best
+            continue
+        child, down = step
+        if level + down <= levels and (id(child), level + down) not in longest:
+            stack.append((child, level + down, iter(_steps(child, resolver))))
+    if longest[(id(schema), 0)] <= MAX_NESTING:
+        return
+    path = [(schema, 0)]
+    while (id(path[-1][0]), path[-1][1]) in nxt:
+        path.append(nxt[(id(path[-1][0]), path[-1][1])])
+    shown = [field_path(list(where[id(n)])) if where.get(id(n)) else "#" for n, _ in path]
+    _refuse(
+        "the schema nests too deeply to validate",
+        where.get(id(path[MAX_NESTING][0]), ()),
+        f"its references loop through the document: a document nested {levels} deep "
+        f"(API_MAX_JSON_DEPTH) is validated through {len(path)} subschemas one inside "
+        f"another along {' -> '.join(_ends(shown))}; validation follows at most "
+        f"{MAX_NESTING} (schema_too_costly) -- shorten the loop",
+    )
+
+
+def _steps(node: dict, resolver) -> list[tuple[dict, int]]:
+    """The subschemas validation applies from ``node``, each with the document levels it
+    steps down: 0 for one applied to the same value, 1 for a member or an item's."""
+    in_place = _in_place(node, resolver)
+    remaining = [id(c) for c in in_place]
+    steps = [(child, 0) for child in in_place]
+    for child in _applied(node, resolver):
+        if id(child) in remaining:
+            remaining.remove(id(child))
+        else:
+            steps.append((child, 1))
+    return steps
+
+
+def _next_states(node: dict, level: int, levels: int, resolver) -> list[tuple[dict, int]]:
+    return [(c, level + d) for c, d in _steps(node, resolver) if level + d <= levels]
 
 
 def _ends(places: list[str]) -> list[str]:

@@ -83,22 +83,64 @@ def reference_loop(hops: int) -> dict:
     return {"$defs": defs, "properties": {"x": {"$ref": "#/$defs/d0"}}}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 28 breaking trial, left open: the nesting check does not count a loop of "
-    "references that steps into the document ('the document's depth bounds it'), but each "
-    "document level costs the loop's whole length: a loop of ~93 subschemas is accepted, and "
-    "then a document 5 levels deep (the API takes 32) is schema_too_costly at every "
-    "validation. A fix would count such a loop once per level the API lets a document nest "
-    "(API_MAX_JSON_DEPTH) against the stack the validator has, or refuse loops longer than "
-    "MAX_NESTING // API_MAX_JSON_DEPTH.",
-)
-def test_a_recursive_schema_accepted_validates_a_shallow_document(make_token):
+def nested_document(levels: int) -> dict:
+    document: dict = {}
+    for _ in range(levels):
+        document = {"c": document}
+    return document
+
+
+def test_a_loop_too_long_for_the_documents_the_api_takes_is_refused_when_saved(make_token):
+    """Found in the trial: 30 hops of not/not per level were accepted (the loop steps into
+    the document, so the acyclic count skipped it), then a document five levels deep was
+    schema_too_costly at every validation. Now refused when saved, naming why."""
     ServiceFactory(name="svc")
     client = ApiClient(make_token(["config:read", "config:write"]).secret)
-    stored = client.call("PUT", f"{URL}/schema", reference_loop(30))
-    assert stored.status_code in (201, 422)
-    if stored.status_code == 201:
-        document = {"c": {"c": {"c": {"c": {"c": {}}}}}}
-        res = client.call("POST", f"{URL}/validate", {"values": {"x": document}})
-        assert res.status_code == 200, res.content
+    res = client.call("PUT", f"{URL}/schema", reference_loop(30))
+    assert res.status_code == 422, res.content
+    error = res.json()["error"]
+    assert error["message"] == "the schema nests too deeply to validate"
+    (reason,) = error["fields"].values()
+    assert "API_MAX_JSON_DEPTH" in reason and "loop" in reason
+    assert not ConfigSchema.objects.exists()
+
+
+@pytest.mark.parametrize(("hops", "depth"), [(0, 32), (1, 16)])
+def test_a_recursive_schema_accepted_validates_the_deepest_document_the_api_takes(
+    make_token, settings, hops, depth
+):
+    """The property behind the refusal: whatever the check lets through validates every
+    document the API lets in. Each pair is the longest loop of its kind accepted at that
+    API_MAX_JSON_DEPTH (one more hop is refused); at the full depth the document validates."""
+    settings.API_MAX_JSON_DEPTH = depth
+    ServiceFactory(name="svc")
+    client = ApiClient(make_token(["config:read", "config:write"]).secret)
+    stored = client.call("PUT", f"{URL}/schema", reference_loop(hops))
+    assert stored.status_code == 201, stored.content
+    deepest = settings.API_MAX_JSON_DEPTH - 3  # the body, values and x take three levels
+    res = client.call("POST", f"{URL}/validate", {"values": {"x": nested_document(deepest)}})
+    assert res.status_code == 200, res.content
+    assert res.json()["valid"] is True, res.content
+    longer = client.call("PUT", f"{URL}/schema", reference_loop(hops + 1))
+    assert longer.status_code == 422, longer.content
+
+
+def test_a_tree_schema_is_accepted_at_the_default_depth(make_token):
+    """The usual recursive schema -- a node with children of its own kind -- stays accepted."""
+    ServiceFactory(name="svc")
+    client = ApiClient(make_token(["config:read", "config:write"]).secret)
+    tree = {
+        "$defs": {
+            "node": {
+                "type": "object",
+                "properties": {"children": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+            }
+        },
+        "properties": {"tree": {"$ref": "#/$defs/node"}},
+    }
+    assert client.call("PUT", f"{URL}/schema", tree).status_code == 201
+    document: dict = {}
+    for _ in range(13):
+        document = {"children": [document]}
+    res = client.call("POST", f"{URL}/validate", {"values": {"tree": document}})
+    assert res.status_code == 200 and res.json()["valid"] is True, res.content
