@@ -3,8 +3,11 @@ tests/system, and elsewhere the tests that start a real worker, drive a browser 
 server; of it, what starts processes runs two at a time and what has deadlines alone; in it,
 passwords are hashed as production hashes them, since portals in other processes read them."""
 
+import json
+import os
 import subprocess
 import sys
+import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -13,17 +16,28 @@ from django.contrib.auth.hashers import make_password
 BASE = Path(__file__).resolve().parents[2]
 
 
-@cache  # a collection takes 15-25 s
-def collected(marker: str) -> set[str]:
+# Every `-m` expression the tests below ask about.
+EXPRESSIONS = ["system", "not system", "worker or browser or fuzz", "processes", "serial", "worker"]
+
+
+@cache  # one collection, 15-25 s, answers every expression
+def selections() -> dict[str, set[str]]:
+    out = Path(tempfile.mkdtemp()) / "selected.json"
     command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
-    done = subprocess.run(
-        [*command, "-m", marker, "tests"],
+    subprocess.run(
+        [*command, "-p", "tests.system.marks_plugin", "tests"],
         cwd=BASE,
+        env={**os.environ, "MARKS_OUT": str(out), "MARKS_EXPRESSIONS": json.dumps(EXPRESSIONS)},
         capture_output=True,
         text=True,
         check=True,
     )
-    return {line for line in done.stdout.splitlines() if "::" in line}
+    return {expression: set(ids) for expression, ids in json.loads(out.read_text()).items()}
+
+
+def collected(expression: str) -> set[str]:
+    """The tests `pytest -m expression` runs."""
+    return selections()[expression]
 
 
 def test_the_system_tier_is_tests_system_and_the_worker_browser_and_fuzz_tests():
