@@ -8,8 +8,8 @@ class AutomationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from automation import channels, deployments, rules
-        from portal import encryption
+        from automation import audit_teams, channels, deployments, rules
+        from portal import audit, encryption
         from services import signals
 
         encryption.register_encrypted("automation.NotificationChannel.url", channels.rotate_urls)
@@ -20,3 +20,7 @@ class AutomationConfig(AppConfig):
         signals.deployment_verified.connect(
             deployments.on_verified, dispatch_uid="automation-deployment-verified"
         )
+        # Which teams own what automation's audit entries name (the audit trail's team).
+        audit.register_teams("alert", audit_teams.of_alerts)
+        audit.register_teams("notification_channel", audit_teams.of_channels)
+        audit.register_teams("rule", audit_teams.of_rules)

@@ -223,8 +223,9 @@ def delete_channel(name: str, actor) -> None:
         if channel is None:
             raise NotFound(f"no notification channel named {name!r}")
         check_reach(actor, teams=channel.teams, what="a channel")
-        channel.delete()
+        # Audited first: the entry is of the channel's teams, found through it.
         audit.record(actor, "channel.delete", "notification_channel", name)
+        channel.delete()
 
 
 def url_of(channel: NotificationChannel) -> str:

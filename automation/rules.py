@@ -189,8 +189,9 @@ def delete_rule(name: str, actor) -> None:
         if rule is None:
             raise NotFound(f"no rule named {name!r}")
         check_reach(actor, rule.scope)
-        rule.delete()
+        # Audited first: the entry is of the teams of the rule's scope, found through it.
         audit.record(actor, "rule.delete", "rule", name)
+        rule.delete()
 
 
 def in_scope(rule: Rule, service: Service, tags: set[str]) -> bool:

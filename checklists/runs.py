@@ -126,6 +126,7 @@ def start_for_service(template_name: str, service_name: str, actor) -> Checklist
             "checklist",
             f"{template.name} {service.name}",
             {"verified": {t.item.text: t.done for t in ticks}},
+            service=service.name,
         )
     return run
 
@@ -188,6 +189,7 @@ def tick(run_id: int, item_id: int, done: bool, note: str, actor) -> ItemState:
             "checklist",
             f"{run.template.name} {run.label}",
             {"item": item.text, "note": note},
+            service=run.service.name if run.service is not None else None,
         )
     return ItemState(item, row)
 
@@ -203,7 +205,13 @@ def sign_off(run_id: int, actor) -> ChecklistRun:
             raise Conflict(f"{total - done} of {total} items are not ticked yet")
         run.signed_off_by, run.signed_off_at = str(actor)[:200], timezone.now()
         run.save(update_fields=["signed_off_by", "signed_off_at"])
-        audit.record(actor, "checklist.sign_off", "checklist", f"{run.template.name} {run.label}")
+        audit.record(
+            actor,
+            "checklist.sign_off",
+            "checklist",
+            f"{run.template.name} {run.label}",
+            service=run.service.name if run.service is not None else None,
+        )
     return run
 
 

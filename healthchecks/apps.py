@@ -33,3 +33,7 @@ class HealthchecksConfig(AppConfig):
         from portal import ratelimit
 
         ratelimit.register_adapter(stress.adapt)
+        # A check's audit entries name it "<service>/<check>": its service's team owns it.
+        from portal import audit
+
+        audit.register_teams("check", audit.by_service(lambda target: target.split("/", 1)[0]))

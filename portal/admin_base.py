@@ -91,8 +91,11 @@ class ScopedAdmin(admin.ModelAdmin):
         """A deletion is a write, and every write is audited (a model whose deletion has a
         domain function of its own overrides this with it, which audits)."""
         name, target = self.model._meta.model_name, str(obj)
+        # Audited first, naming the service whose team owned it while it still exists.
+        audit.record(
+            request_principal(request), f"{name}.delete", name, target, service=self.service_of(obj)
+        )
         super().delete_model(request, obj)
-        audit.record(request_principal(request), f"{name}.delete", name, target)
 
     def delete_queryset(self, request, queryset):
         """ "Delete selected" deletes each as its own page does (``delete_model``): Django's

@@ -88,6 +88,26 @@ class AuditEntry(models.Model):
         return f"{self.actor} {self.action} {self.target_type}:{self.target}"
 
 
+class AuditTeam(models.Model):
+    """A team that owned an audit entry's object when the entry was written (a service's
+    team -- its old and new one when it moved --, a window's, a channel's teams...): what
+    the audit trail filters by team. An entry whose object no team owns has none. Written
+    with the entry by portal.audit, from what the apps registered (portal.audit.register_teams)."""
+
+    entry = models.ForeignKey(AuditEntry, on_delete=models.CASCADE, related_name="teams")
+    team = models.CharField(max_length=63)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["entry", "team"], name="one_row_per_entry_and_team")
+        ]
+        # The team filter: a team's entries, found by the index, newest (highest id) first.
+        indexes = [models.Index(fields=["team", "entry"], name="audit_team_entries")]
+
+    def __str__(self) -> str:
+        return self.team
+
+
 class SecurityEvent(models.Model):
     """Something a security reviewer wants to see (the seed's ``security_context``: who,
     from where, what, and how it ended): failed and throttled logins, bad tokens, refusals,

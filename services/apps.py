@@ -6,9 +6,9 @@ class ServicesConfig(AppConfig):
     verbose_name = "Service registry"
 
     def ready(self) -> None:
-        from portal import encryption
+        from portal import audit, encryption
         from portal.ownership import Ownership
-        from services import configs, queries
+        from services import audit_teams, configs, queries
 
         encryption.register_encrypted("services.ConfigVersion.values", configs.rotate_secrets)
         Ownership.register(
@@ -17,3 +17,8 @@ class ServicesConfig(AppConfig):
             teams_named=queries.teams_named,
             services_named=queries.services_named,
         )
+
+        # Which teams own what the registry's audit entries name (the audit trail's team).
+        audit.register_teams("service", audit_teams.of_services)
+        audit.register_teams("team", audit_teams.of_teams)
+        audit.register_teams("maintenance_window", audit_teams.of_windows)

@@ -613,5 +613,6 @@ def delete_service(name: str, actor) -> None:
                 code="has_dependents",
                 dependents=[{"service": n, "kind": k} for n, k in dependents],
             )
-        service.delete()
+        # Audited first: the entry is of the service's team, which is found through it.
         audit.record(actor, "service.delete", "service", name)
+        service.delete()
