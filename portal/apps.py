@@ -54,6 +54,10 @@ class PortalConfig(AppConfig):
         post_migrate.connect(restore_round_trip_limit, dispatch_uid="portal-restore-limit")
         user_login_failed.connect(on_login_failed, dispatch_uid="portal-login-failed")
         user_logged_in.connect(on_logged_in, dispatch_uid="portal-logged-in")
+        from portal import sessions
+
+        # A session's sign-in time and last use, for its timeouts (portal.sessions).
+        user_logged_in.connect(sessions.on_logged_in, dispatch_uid="portal-session-started")
         from portal import checks  # noqa: F401  (registers the portal's system checks)
 
         # runserver's reloader: the checkout's code restarts it, an install never does.

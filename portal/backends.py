@@ -1,5 +1,7 @@
-"""Logging in: Django's model backend behind the login throttle (portal.security)."""
+"""Logging in: Django's model backend behind the login throttle (portal.security), and off
+with LOCAL_LOGIN=false (sign-in through the identity provider only: portal.signin)."""
 
+from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
 
@@ -15,6 +17,8 @@ class ThrottledModelBackend(ModelBackend):
     docs/operating.md promises. Other pairs are not refused: the owner signs in elsewhere."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):
+        if not settings.LOCAL_LOGIN:  # no password is read, whatever asks (admin, API, shell)
+            return None
         refusal = (
             security.login_refusal(security.login_origin(request, username)) if username else ""
         )

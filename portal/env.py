@@ -6,6 +6,7 @@ fails at start-up instead of quietly falling back to a default. ``env_secret`` a
 """
 
 import ipaddress
+import json
 import os
 from pathlib import Path
 
@@ -109,3 +110,40 @@ def env_rate(name: str, default: str) -> tuple[int, int]:
     if rate < 1 or burst < 1:
         raise ImproperlyConfigured(f"{name}: the rate and the burst must be at least 1")
     return rate, burst
+
+
+def env_map(name: str, *, choices: tuple[str, ...] = ()) -> dict[str, str]:
+    """``group=value`` pairs, comma-separated (``portal-admins=admin,ops=operator``), or a
+    JSON object for names holding commas or equals signs (``{"cn=ops,dc=example": "operator"}``);
+    with ``choices``, every value must be one of them."""
+    raw = env_str(name).strip()
+    if not raw:
+        return {}
+    if raw.startswith("{"):
+        try:
+            pairs = json.loads(raw)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: not a JSON object ({exc})") from None
+        if not isinstance(pairs, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in pairs.items()
+        ):
+            raise ImproperlyConfigured(f"{name}: a JSON object of strings to strings")
+        items = [(key.strip(), value.strip()) for key, value in pairs.items()]
+    else:
+        items = []
+        for item in (part.strip() for part in raw.split(",")):
+            key, sep, value = item.rpartition("=")
+            if item and not sep:
+                raise ImproperlyConfigured(f"{name}: {item!r} is not group=value")
+            if item:
+                items.append((key.strip(), value.strip()))
+    mapping: dict[str, str] = {}
+    for key, value in items:
+        if not key or not value:
+            raise ImproperlyConfigured(f"{name}: an empty group or value in {raw!r}")
+        if choices and value not in choices:
+            raise ImproperlyConfigured(
+                f"{name}: {value!r} (for {key!r}) must be one of {', '.join(choices)}"
+            )
+        mapping[key] = value
+    return mapping

@@ -129,6 +129,7 @@ class SecurityEvent(models.Model):
         TOKEN_CREATED = "token_created", "token created"
         TOKEN_REVOKED = "token_revoked", "token revoked"
 
+        SIGN_IN_REFUSED = "sign_in_refused", "sign-in through the identity provider refused"
     at = models.DateTimeField(default=timezone.now, db_index=True)
     kind = models.CharField(max_length=24, choices=Kind.choices, db_index=True)
     who = models.CharField(max_length=200, help_text="The principal, or the name tried.")
@@ -152,6 +153,33 @@ class SecurityEvent(models.Model):
 
 
 class Heartbeat(models.Model):
+class OidcIdentity(models.Model):
+    """A person as the identity provider knows them: its issuer and their subject (``sub``),
+    which the provider never changes nor gives to anyone else -- unlike a user name or an
+    e-mail address. A sign-in finds its account by these alone (portal.directory)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oidc_identity"
+    )
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    signed_in_at = models.DateTimeField(null=True, blank=True, help_text="Last sign-in.")
+    groups = models.JSONField(
+        default=list, blank=True, help_text="The groups the provider named at the last sign-in."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="oidc_identity_unique")
+        ]
+        verbose_name = "OpenID Connect identity"
+        verbose_name_plural = "OpenID Connect identities"
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"
+
+
     """Last time a background component proved it was alive (beat, workers, dispatcher)."""
 
     name = models.CharField(max_length=100, primary_key=True)

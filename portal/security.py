@@ -67,6 +67,7 @@ COUNTED = frozenset(
         Kind.PERMISSION_DENIED,
         Kind.RATE_LIMITED,
     }
+        Kind.SIGN_IN_REFUSED,
 )
 WINDOW_SECONDS = 60
 

@@ -7,6 +7,7 @@ defaults (a generated-looking but fixed secret key, plain HTTP, no HSTS).
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -19,6 +20,7 @@ from portal.env import (
     env_float,
     env_int,
     env_list,
+    env_map,
     env_networks,
     env_rate,
     env_secret,
@@ -85,6 +87,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # A browser that signs in gets its device cookie (the login throttle's pairs).
     "portal.middleware.LoginDeviceMiddleware",
+    # A session past SESSION_IDLE_SECONDS unused, or SESSION_MAX_SECONDS old, is ended here,
+    # before any view reads who is signed in (portal.sessions).
+    "portal.sessions.SessionTimeoutMiddleware",
     # After authentication: a logged-in person has a budget of their own.
     "portal.middleware.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -373,6 +378,51 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "pages:overview"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Sign-in through the identity provider, and sessions --------------------------------------
+# OpenID Connect (portal.oidc, portal.directory, docs/operating.md "Signing in through your
+# identity provider"): the authorization code flow with PKCE, the provider found through
+# OIDC_ISSUER's discovery document. Unset: nothing changes, the login form alone.
+OIDC_ISSUER = env_str("OIDC_ISSUER").strip()
+OIDC_CLIENT_ID = env_str("OIDC_CLIENT_ID").strip()
+OIDC_CLIENT_SECRET = env_secret("OIDC_CLIENT_SECRET").strip()
+OIDC_SCOPES = env_list("OIDC_SCOPES", ["openid", "profile", "email"])
+# The claim a new account's user name comes from (then ``sub``, if it is missing); the
+# account is found again by the issuer and ``sub`` alone, whatever its name.
+OIDC_USERNAME_CLAIM = env_str("OIDC_USERNAME_CLAIM", "preferred_username")
+# Roles and teams from the groups claim, at every sign-in (portal.directory): group=role,
+# group=team, and groups named <OIDC_TEAM_PREFIX><team>. A person in no group that
+# OIDC_ROLE_MAP maps is refused: no viewer by default.
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups")
+OIDC_ROLE_MAP = env_map("OIDC_ROLE_MAP", choices=("viewer", "operator", "admin"))
+OIDC_TEAM_MAP = env_map("OIDC_TEAM_MAP")
+OIDC_TEAM_PREFIX = env_str("OIDC_TEAM_PREFIX")
+# Each call to the provider (discovery, keys, the token endpoint) gives up after this long.
+OIDC_TIMEOUT = env_float("OIDC_TIMEOUT", 5.0)
+# The username/password form (and the admin's). false: sign-in through the provider only.
+LOCAL_LOGIN = env_bool("LOCAL_LOGIN", True)
+if OIDC_ISSUER:
+    if not OIDC_CLIENT_ID:
+        raise ImproperlyConfigured("OIDC_CLIENT_ID must be set with OIDC_ISSUER")
+    if "openid" not in OIDC_SCOPES:
+        raise ImproperlyConfigured(f"OIDC_SCOPES must include openid, not {OIDC_SCOPES}")
+    _issuer = urlsplit(OIDC_ISSUER)
+    if _issuer.scheme != "https" and not (
+        _issuer.scheme == "http"
+        and (DEBUG or _issuer.hostname in ("127.0.0.1", "localhost", "::1"))
+    ):
+        raise ImproperlyConfigured(
+            f"OIDC_ISSUER must be an https:// URL (http:// only on loopback or with DEBUG), "
+            f"not {OIDC_ISSUER!r}: its keys are fetched from there"
+        )
+elif not LOCAL_LOGIN:
+    raise ImproperlyConfigured("LOCAL_LOGIN=false needs OIDC_ISSUER: nobody could sign in")
+# A signed-in session ends after SESSION_IDLE_SECONDS without a request, and
+# SESSION_MAX_SECONDS after its sign-in whatever happens, checked on the server at each
+# request (portal.sessions); the browser's cookie lasts no longer.
+SESSION_IDLE_SECONDS = env_int("SESSION_IDLE_SECONDS", 28_800, minimum=60)
+SESSION_MAX_SECONDS = env_int("SESSION_MAX_SECONDS", 1_209_600, minimum=60)
+SESSION_COOKIE_AGE = SESSION_MAX_SECONDS
 
 # --- Internationalisation and static files ---------------------------------------------------
 

@@ -1,15 +1,18 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
-from portal import views
+from portal import signin, views
 from portal.api import api
 
 # The apps' URLs are included by module name: the core (portal) imports no app.
 urlpatterns = [
     path("", include("pages.urls")),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/login/", signin.LoginView.as_view(), name="login"),
+    # Under /accounts/login/: the rate limiter's login class (portal.ratelimit).
+    path("accounts/login/oidc/", signin.start, name="oidc-start"),
+    path("accounts/login/oidc/callback/", signin.callback, name="oidc-callback"),
+    path("accounts/logout/", signin.logout_view, name="logout"),
+    path("admin/login/", signin.admin_login),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("health/", views.liveness, name="liveness"),

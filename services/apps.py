@@ -17,7 +17,11 @@ class ServicesConfig(AppConfig):
             teams_named=queries.teams_named,
             services_named=queries.services_named,
         )
+        # A sign-in through the identity provider sets the person's teams from its groups.
+        from portal.directory import TeamMembership
+        from services import membership
 
+        TeamMembership.register(sync=membership.sync_teams)
         # Which teams own what the registry's audit entries name (the audit trail's team).
         audit.register_teams("service", audit_teams.of_services)
         audit.register_teams("team", audit_teams.of_teams)

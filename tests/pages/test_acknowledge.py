@@ -128,8 +128,8 @@ def test_an_expired_link_is_refused_and_acknowledges_nothing(client, alert, sett
     start = timezone.now()
     with time_machine.travel(start, tick=False):
         path = link(alert)
-    as_user(client, "olga")
     with time_machine.travel(start + timedelta(hours=24, minutes=1), tick=False):
+        as_user(client, "olga")  # signed in then: a session a day old has ended (idle time)
         answer = client.get(path)
         assert answer.status_code == 410
         assert "This link has expired" in answer.content.decode()

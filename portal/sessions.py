@@ -1,0 +1,68 @@
+"""Signed-in sessions end on time, decided on the server at each request: after
+SESSION_IDLE_SECONDS without a request, and SESSION_MAX_SECONDS after the sign-in whatever
+happens (the browser's cookie lasts no longer, but a cookie kept past it is refused here).
+
+A session records when it signed in and when it was last used. The last use is written at
+most every tenth of the idle time (at most every minute), so a busy session costs no write per
+request; a session is therefore ended up to that much early, never late. A session made
+before this existed starts counting at its first request.
+"""
+
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY, logout
+from django.utils import timezone
+
+STARTED = "portal_session_started"
+SEEN = "portal_session_seen"
+ENDED = "portal_session_ended"  # why the last one ended, for the login page to say
+
+
+def on_logged_in(sender, request=None, user=None, **kwargs) -> None:
+    if request is not None and hasattr(request, "session"):
+        now = timezone.now().timestamp()
+        request.session[STARTED] = request.session[SEEN] = now
+
+
+def touch_every() -> float:
+    return min(60.0, settings.SESSION_IDLE_SECONDS / 10)
+
+
+def expiry(session, now: float) -> str:
+    """Why this signed-in session is over ("idle", "max"), or "" while it is not."""
+    started, seen = session.get(STARTED), session.get(SEEN)
+    if started is None or seen is None:
+        return ""
+    if now - started >= settings.SESSION_MAX_SECONDS:
+        return "max"
+    if now - seen >= settings.SESSION_IDLE_SECONDS:
+        return "idle"
+    return ""
+
+
+class SessionTimeoutMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        session = getattr(request, "session", None)
+        if session is not None and SESSION_KEY in session:
+            now = timezone.now().timestamp()
+            ended = expiry(session, now)
+            if ended:
+                logout(request)  # the session flushed, request.user anonymous
+                request.session[ENDED] = ended
+            elif session.get(STARTED) is None:
+                session[STARTED] = session[SEEN] = now
+            elif now - session[SEEN] >= touch_every():
+                session[SEEN] = now
+        return self.get_response(request)
+
+
+def ended_message(request) -> str:
+    """What the login page says about a session the portal ended (once)."""
+    reason = request.session.pop(ENDED, "") if hasattr(request, "session") else ""
+    if reason == "idle":
+        return "Your session ended after a while without use. Sign in again."
+    if reason == "max":
+        return "Your session reached its longest allowed time. Sign in again."
+    return ""
