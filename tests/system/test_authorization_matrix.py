@@ -307,14 +307,14 @@ PAGES = {
     ),
     "login": Page("get", "/accounts/login/", public=200),
     "logout": Page("post", "/accounts/logout/", public=302),
+    # Sign-in through an identity provider: not configured here (tests/system/test_oidc_signin.py).
+    "oidc-start": Page("get", "/accounts/login/oidc/", public=404),
+    "oidc-callback": Page("get", "/accounts/login/oidc/callback/", public=404),
     "liveness": Page("get", "/health/", public=200),
     "healthchecks:services": Page("get", "/health/services", public=200),
     "healthchecks:service": Page("get", "/health/service/svc", public=503),  # never checked
     "healthchecks:service_history": Page("get", "/health/service/svc/history", public=200),
     "healthchecks:metrics": Page("get", "/health/metrics", public=200),
-    # Sign-in through an identity provider: not configured here (tests/system/test_oidc_signin.py).
-    "oidc-start": Page("get", "/accounts/login/oidc/", public=404),
-    "oidc-callback": Page("get", "/accounts/login/oidc/callback/", public=404),
     "healthchecks:predictive": Page("get", "/health/predictive", public=200),
     "healthchecks:openapi": Page("get", "/health/openapi.json", public=200),
     "healthchecks:heartbeat": Page("post", "/health/heartbeat/" + "b" * 32, public=200),
