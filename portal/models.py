@@ -128,8 +128,8 @@ class SecurityEvent(models.Model):
         SECRET_READ = "secret_read", "secrets read"
         TOKEN_CREATED = "token_created", "token created"
         TOKEN_REVOKED = "token_revoked", "token revoked"
-
         SIGN_IN_REFUSED = "sign_in_refused", "sign-in through the identity provider refused"
+
     at = models.DateTimeField(default=timezone.now, db_index=True)
     kind = models.CharField(max_length=24, choices=Kind.choices, db_index=True)
     who = models.CharField(max_length=200, help_text="The principal, or the name tried.")
@@ -152,7 +152,6 @@ class SecurityEvent(models.Model):
         return f"{self.get_kind_display()}: {self.who} {self.operation} ({self.outcome}){times}"
 
 
-class Heartbeat(models.Model):
 class OidcIdentity(models.Model):
     """A person as the identity provider knows them: its issuer and their subject (``sub``),
     which the provider never changes nor gives to anyone else -- unlike a user name or an
@@ -180,6 +179,7 @@ class OidcIdentity(models.Model):
         return f"{self.subject} at {self.issuer}"
 
 
+class Heartbeat(models.Model):
     """Last time a background component proved it was alive (beat, workers, dispatcher)."""
 
     name = models.CharField(max_length=100, primary_key=True)

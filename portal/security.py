@@ -66,8 +66,8 @@ COUNTED = frozenset(
         Kind.TOKEN_EXPIRED,
         Kind.PERMISSION_DENIED,
         Kind.RATE_LIMITED,
-    }
         Kind.SIGN_IN_REFUSED,
+    }
 )
 WINDOW_SECONDS = 60
 
