@@ -1,6 +1,14 @@
 from django.urls import path
 
-from pages import alert_actions, dependency_map, maintenance, service_page, status_page, views
+from pages import (
+    alert_actions,
+    audit,
+    dependency_map,
+    maintenance,
+    service_page,
+    status_page,
+    views,
+)
 
 app_name = "pages"
 urlpatterns = [
@@ -9,6 +17,8 @@ urlpatterns = [
     path("map/", dependency_map.dependency_map, name="map"),
     path("status/", status_page.status_page, name="status"),
     path("config/drift", views.drift, name="drift"),
+    path("audit/", audit.audit_log, name="audit"),
+    path("audit/security/", audit.security_events, name="audit_security"),
     path("services/<str:name>/", service_page.service_page, name="service"),
     path("services/<str:name>/run-checks", service_page.run_checks, name="run_checks"),
     path("alerts/<int:alert_id>/acknowledge", alert_actions.acknowledge, name="alert_acknowledge"),

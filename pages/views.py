@@ -42,7 +42,7 @@ def _overview_context(request, problems_only: bool = False) -> dict:
         matching = matching.exclude(health__status=Status.HEALTHY)
     sort = request.GET.get("sort", "worst")
     count = matching.count()
-    page = _page_number(request.GET.get("page"), count, filter_errors)
+    page = page_number(request.GET.get("page"), count, filter_errors)
     shown = service_rows.ordered(matching, sort)[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     now = timezone.now()
     return {
@@ -50,7 +50,7 @@ def _overview_context(request, problems_only: bool = False) -> dict:
         "overall": health_reports.overall(),
         "count": count,
         "page": page,
-        "pages": _page_links(request, page, count),
+        "pages": page_links(request, page, count),
         "page_size": PAGE_SIZE,
         "filters": filters,
         "health": health,
@@ -65,9 +65,9 @@ def _overview_context(request, problems_only: bool = False) -> dict:
     }
 
 
-def _page_number(raw: str | None, count: int, errors: dict) -> int:
+def page_number(raw: str | None, count: int, errors: dict, size: int = PAGE_SIZE) -> int:
     """The page asked for, within the pages there are; a bad value shows the first."""
-    last = max(1, -(-count // PAGE_SIZE))
+    last = max(1, -(-count // size))
     try:
         page = int(raw) if raw else 1
     except ValueError:
@@ -78,7 +78,7 @@ def _page_number(raw: str | None, count: int, errors: dict) -> int:
     return page
 
 
-def _page_links(request, page: int, count: int) -> dict:
+def page_links(request, page: int, count: int, size: int = PAGE_SIZE) -> dict:
     """The query strings of the previous and next pages (the filters kept), or None."""
     query = request.GET.copy()
 
@@ -88,9 +88,9 @@ def _page_links(request, page: int, count: int) -> dict:
 
     return {
         "previous": link(page - 1) if page > 1 else None,
-        "next": link(page + 1) if page * PAGE_SIZE < count else None,
-        "first_shown": (page - 1) * PAGE_SIZE + 1,
-        "last_shown": min(count, page * PAGE_SIZE),
+        "next": link(page + 1) if page * size < count else None,
+        "first_shown": (page - 1) * size + 1,
+        "last_shown": min(count, page * size),
     }
 
 

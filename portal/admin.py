@@ -124,6 +124,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 @admin.register(AuditEntry)
 class AuditEntryAdmin(RecordAdmin):
     deletable = False  # the audit log is kept whole
+    read_scope = Scope.CHANGES_READ  # operators and admins, as on /audit/ and GET /api/audit
     list_display = ["created_at", "actor", "action", "target_type", "target", "client_ip"]
     list_filter = ["action", "target_type"]
     search_fields = ["actor", "target", "request_id"]

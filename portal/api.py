@@ -373,6 +373,7 @@ def on_unexpected(request, exc: Exception):
 
 
 api.add_router("/", "portal.security_api.router")
+api.add_router("/", "portal.audit_api.router")
 api.add_router("/", "manifest.api.router")
 api.add_router("/", "services.api.router")
 api.add_router("/", "services.config_api.router")

@@ -46,6 +46,8 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             Scope.AUTOMATION_READ,
             Scope.AUTOMATION_WRITE,
             Scope.CHECKLISTS_WRITE,
+            # Who changed what (the audit log); the security events (audit:read) are admins'.
+            Scope.CHANGES_READ,
         }
     ),
     Role.ADMIN: frozenset(Scope.values),

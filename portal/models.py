@@ -16,6 +16,7 @@ class Scope(models.TextChoices):
     AUTOMATION_WRITE = "automation:write", "Acknowledge alerts, change notification channels"
     CHECKLISTS_WRITE = "checklists:write", "Tick and sign off maintenance checklists"
     AUDIT_READ = "audit:read", "Read the security events"
+    CHANGES_READ = "changes:read", "Read the audit log: who changed what"
 
 
 class ApiTokenQuerySet(models.QuerySet):

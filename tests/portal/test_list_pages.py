@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 
 from automation.models import Alert, Delivery
 from healthchecks.status import Status
+from portal import audit
 from portal.api import api
+from portal.auth import system_actor
 from portal.models import Scope, SecurityEvent
 from tests.conftest import ApiClient
 from tests.factories import ServiceFactory, TeamFactory
@@ -39,6 +41,7 @@ def test_the_paged_lists_are_the_collections_that_grow():
         "/api/alerts",
         "/api/automation/deliveries",
         "/api/security-events",
+        "/api/audit",
     }
     for path in PAGED:
         schema = DOCUMENT["paths"][path]["get"]["responses"][200]["content"]["application/json"]
@@ -49,11 +52,13 @@ def test_the_paged_lists_are_the_collections_that_grow():
 
 @pytest.fixture
 def estate(make_token):
-    """ROWS teams, services (each with an open alert and a delivery) and security events."""
+    """ROWS teams, services (each with an open alert, a delivery and an audit entry) and
+    security events."""
     for i in range(ROWS):
         service = ServiceFactory(name=f"svc-{i}", team=TeamFactory(name=f"team-{i}"))
         Alert.objects.create(service=service, status=Status.UNHEALTHY)
         Delivery.objects.create(service=service, channel_name="ops", event="down")
+        audit.record(system_actor("tests"), "service.update", "service", service.name)
         SecurityEvent.objects.create(
             kind=SecurityEvent.Kind.LOGIN_FAILED,
             who=f"user-{i}",

@@ -3,7 +3,8 @@ types the document states.
 
 - Every code path that raises a conflict (409) is found in the source, mapped to the
   operations that reach it, provoked through the API, and found declared on each of them.
-- ``?format=env`` answers text/plain, a media type the document declares.
+- ``?format=env`` answers text/plain, ``GET /api/audit?format=csv`` text/csv: media types the
+  document declares.
 - A value of the wrong JSON type where the document states one (``"1"`` or ``true`` for an
   integer, ``1`` or ``"true"`` for a boolean, a string for a number) is a 422 naming the field,
   in every request body; so is a query or path parameter that is not plain digits for an
@@ -228,6 +229,15 @@ def test_the_env_format_is_a_declared_media_type(estate):
     assert media == "text/plain" and media in responses[200]["content"]
     assert "application/json" in responses[200]["content"]
     assert {"X-Config-Version", "X-Config-Hash"} <= set(responses[200]["headers"])
+
+
+def test_the_audit_logs_csv_is_a_declared_media_type(estate):
+    answer = estate["client"].call("GET", "/api/audit?format=csv")
+    assert answer.status_code == 200
+    assert b"".join(answer.streaming_content).startswith(b"at,actor,action,")
+    media = answer["Content-Type"].split(";")[0]
+    responses = DOCUMENT["paths"]["/api/audit"]["get"]["responses"]
+    assert media == "text/csv" and set(responses[200]["content"]) == {"application/json", media}
 
 
 # --- Strict types: a request body -------------------------------------------------------------

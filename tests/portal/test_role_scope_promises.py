@@ -37,6 +37,7 @@ EVERY = {
     "automation:write",
     "checklists:write",
     "audit:read",
+    "changes:read",
 }
 README_SCOPES = {
     "viewer": READS,
@@ -50,6 +51,7 @@ READ_CALLS = {  # a read that needs each read scope
     "config:read": "/api/services/svc/config",
     "automation:read": "/api/alerts",
     "audit:read": "/api/tokens",
+    "changes:read": "/api/audit",
 }
 
 

@@ -77,6 +77,8 @@ API.update(
             Scope.AUDIT_READ, "get", "/api/security-events", outside=OK
         ),
         "portal_security_api_list_tokens": Api(Scope.AUDIT_READ, "get", "/api/tokens", outside=OK),
+        # The audit log is every team's: a token limited to some of the estate reads none.
+        "portal_audit_api_list_audit": Api(Scope.CHANGES_READ, "get", "/api/audit", outside=403),
         "services_api_list_services": Api(RR, "get", "/api/services", outside=OK),
         "services_api_get_service": Api(RR, "get", SVC),
         "services_api_list_dependencies": Api(RR, "get", f"{SVC}/dependencies"),
@@ -230,7 +232,7 @@ def test_the_api_matrix(operation, estate, make_token):
 class Page:
     method: str
     path: str  # "{run}" and "{item}" are filled in by the setup
-    scope: str | None = None  # what a POST needs (None: a read)
+    scope: str | None = None  # what it needs (None: a read everyone logged in may do)
     owned: bool = False  # a team owns what it changes
     data: dict | None = None
     public: int | None = None  # open to everyone: this answer for all
@@ -262,6 +264,9 @@ PAGES = {
     "pages:map": Page("get", "/map/"),
     "pages:status": Page("get", "/status/"),
     "pages:drift": Page("get", "/config/drift"),
+    # The audit log: operators and admins; the security events beside it: admins.
+    "pages:audit": Page("get", "/audit/", Scope.CHANGES_READ),
+    "pages:audit_security": Page("get", "/audit/security/", Scope.AUDIT_READ),
     "pages:service": Page("get", "/services/svc/"),
     "pages:run_checks": Page("post", "/services/svc/run-checks", Scope.HEALTH_WRITE, True),
     # Acting on an alert is every operator's, as through the API (no team owns an alert).

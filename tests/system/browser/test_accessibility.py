@@ -1,10 +1,11 @@
 """Accessibility in a real browser (issue 28, item 11): axe-core, vendored beside this file
-(vendor/README.md), runs over the portal's pages as `make run`'s demo draws them, as a viewer
-and as an operator, in the light and the dark colour scheme; a finding of impact serious or
-critical fails the test, each one listed. The keyboard alone works: the first Tab lands on the
-skip link, which leads to the page's main landmark; an operator ticks a checklist item with
-the keyboard and keeps the focus on that item's control while a live region says what
-changed; the overview's filters say how many services they found."""
+(vendor/README.md), runs over the portal's pages as `make run`'s demo draws them, as a viewer,
+an operator and an admin (with the audit pages their roles open), in the light and the dark
+colour scheme; a finding of impact serious or critical fails the test, each one listed. The
+keyboard alone works: the first Tab lands on the skip link, which leads to the page's main
+landmark; an operator ticks a checklist item with the keyboard and keeps the focus on that
+item's control while a live region says what changed; the overview's filters say how many
+services they found."""
 
 import hashlib
 import io
@@ -25,6 +26,7 @@ from healthchecks.models import HealthCheck
 from healthchecks.probes import ProbeOutcome
 from healthchecks.reads import history
 from healthchecks.status import Status
+from portal import security
 from portal.auth import system_actor
 from services import maintenance
 from services.models import Service
@@ -50,6 +52,9 @@ PAGES = [
     "/maintenance/history/",
     "/maintenance/runs/{daily}/",
 ]
+# And the pages a role reaches beyond those: the audit log (operators and admins), the
+# security events beside it (admins).
+ROLE_PAGES = {"operator": ["/audit/"], "admin": ["/audit/", "/audit/security/"]}
 # What the demo's checks answer here (no worker runs them): every health the legend names
 # shows up somewhere but maintenance, which the legend and the map's key draw all the same.
 RESULTS = {
@@ -94,6 +99,9 @@ def demo(settings, live_server):
         maintenance.WindowIn([service], None, start, start + timedelta(hours=2), "disk"), actor
     )
     maintenance.cancel_window(once.id, actor)
+    # The audit log has the demo's own entries; the security events one of each outcome.
+    security.record(security.Kind.LOGIN_FAILED, "mallory", "POST /accounts/login/", "refused")
+    security.record(security.Kind.SECRET_READ, "user:admin", "GET /api/x", "allowed")
 
 
 def axe_findings(page) -> list[dict]:
@@ -128,7 +136,8 @@ def test_the_vendored_axe_is_the_npm_packages_file():
 
 
 @pytest.mark.parametrize(
-    ("username", "scheme"), [("viewer", "light"), ("operator", "light"), ("operator", "dark")]
+    ("username", "scheme"),
+    [("viewer", "light"), ("operator", "light"), ("operator", "dark"), ("admin", "dark")],
 )
 def test_no_page_has_a_serious_or_critical_axe_finding(page, demo, username, scheme):
     page.emulate_media(color_scheme=scheme)
@@ -137,7 +146,7 @@ def test_no_page_has_a_serious_or_critical_axe_finding(page, demo, username, sch
     log_in(page, username, username)
     page.goto("/maintenance/")  # the current runs are made on first view
     daily = ChecklistRun.objects.get(template__name="daily", service=None).id
-    for path in PAGES:
+    for path in PAGES + ROLE_PAGES.get(username, []):
         path = path.format(daily=daily)
         answer = page.goto(path)
         assert answer.status == 200, path
