@@ -13,6 +13,8 @@ urlpatterns = [
     path("accounts/login/oidc/callback/", signin.callback, name="oidc-callback"),
     path("accounts/logout/", signin.logout_view, name="logout"),
     path("admin/login/", signin.admin_login),
+    # The admin's *Log out* too: at the provider as well, for a session that signed in there.
+    path("admin/logout/", signin.logout_view),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("health/", views.liveness, name="liveness"),

@@ -209,6 +209,14 @@ def test_logout_ends_the_session_at_the_provider_too(client, oidc):
     assert oidc.log()["end_session"][-1]["id_token_hint"] == query["id_token_hint"]
 
 
+def test_the_admins_log_out_ends_the_session_at_the_provider_too(client, oidc):
+    oidc.person("dana", ["portal-admins"])
+    sign_in(client)
+    answer = client.post("/admin/logout/")
+    assert answer.status_code == 200 and b'id="provider-logout"' in answer.content
+    assert client.get("/admin/").status_code == 302
+
+
 def test_without_an_end_session_endpoint_logout_is_the_portals_own(client, oidc):
     oidc.control(end_session=False)
     from portal import oidc as client_module
