@@ -177,6 +177,19 @@ def test_an_id_token_that_fails_a_check_is_refused_with_a_page_and_an_event(
     assert client.get("/").status_code == 302
 
 
+def test_a_sign_in_the_provider_refused_is_a_page_saying_so(client, oidc):
+    query = "error=access_denied&error_description=The+user+cancelled&state=x"
+    page = client.get(f"/accounts/login/oidc/callback/?{query}")
+    assert page.status_code == 403
+    assert "did not sign you in: The user cancelled" in page.content.decode()
+    assert refusals("provider") == 1
+
+
+def test_a_next_page_on_another_site_is_not_followed(client, oidc):
+    page = sign_in(client, next_url="https://elsewhere.example/")
+    assert page.status_code == 200 and page.request["PATH_INFO"] == "/"
+
+
 def test_a_replayed_answer_is_refused_once_its_state_is_used(client, oidc):
     to_provider = client.get("/accounts/login/oidc/")
     hop = requests.get(to_provider["Location"], allow_redirects=False, timeout=5)
