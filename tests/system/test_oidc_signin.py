@@ -253,6 +253,14 @@ def test_a_provider_that_never_answers_is_a_503_page_within_oidc_timeout(client,
     assert "cannot be reached just now" in page.content.decode()
 
 
+def test_a_discovery_document_naming_another_issuer_is_refused(client, oidc, settings):
+    settings.OIDC_ISSUER = oidc.url + "/"  # the same document, which names it without the slash
+    page = client.get("/accounts/login/oidc/")
+    assert page.status_code == 503
+    assert "names the issuer" in html.unescape(page.content.decode())
+    assert refusals("misconfigured") == 1
+
+
 def test_an_unreachable_provider_is_a_clear_page(client, oidc, settings):
     settings.OIDC_ISSUER = "http://127.0.0.1:9"  # discard: nothing listens
     page = client.get("/accounts/login/oidc/")
