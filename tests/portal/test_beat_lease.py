@@ -208,10 +208,12 @@ def schedulers(client, timeline):
         scheduler.close()
 
 
-def run(*schedulers, seconds: float = 0.3) -> None:
-    """Let these beats tick for a while of real time (the entries are due by the wall clock)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+def run(*schedulers, seconds: float = 0.3, until=None) -> None:
+    """Let these beats tick for a while of real time (the entries are due by the wall clock),
+    or, given ``until``, until it holds (10 s at most: on a loaded machine a first send,
+    which connects to the broker, took most of the 0.3 s)."""
+    deadline = time.monotonic() + (10 if until else seconds)
+    while time.monotonic() < deadline and not (until and until()):
         for s in schedulers:
             s.tick()
         time.sleep(0.01)
@@ -219,7 +221,7 @@ def run(*schedulers, seconds: float = 0.3) -> None:
 
 def test_only_the_beat_holding_the_lease_sends(client, timeline, schedulers):
     a, b = schedulers("a"), schedulers("b")
-    run(a, b)
+    run(a, b, until=lambda: sent(client, "a") >= 3)
     assert a.active and not b.active
     assert sent(client, "a") >= 3
     assert sent(client, "b") == 0
@@ -231,7 +233,7 @@ def test_a_standby_sends_once_the_holder_is_lost_and_the_holder_resumed_sends_no
     a, b = schedulers("a"), schedulers("b")
     run(a, b)
     timeline.advance(LEASE)  # a stopped ticking (killed, or SIGSTOP) for a whole lease
-    run(b)
+    run(b, until=lambda: sent(client, "b") >= 3)
     assert b.active and sent(client, "b") >= 3
     before = sent(client, "a")
     run(a, b)  # a resumed (SIGCONT)
