@@ -73,18 +73,26 @@ PYTEST_PG = PORTAL_ENV_FILE= DEBUG=true DATABASE_URL="$${DATABASE_URL:-$(TEST_DA
 	REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" $(PY) -m pytest
 PARALLEL = -n 3 --dist worksteal
 
-# The whole suite on PostgreSQL -- the fast tier with the system tier's tests that measure
-# nothing, then those that start processes, then those with deadlines -- then the parts with
-# an embedded-mode branch of their own (marked sqlite) on SQLite, as `make run` without
-# DATABASE_URL runs them. (Exit status 5: ARGS chose no such test.)
+# The suite's parts with an embedded-mode branch of their own (marked sqlite), on SQLite as
+# `make run` without DATABASE_URL runs them.
+PYTEST_SQLITE = PORTAL_ENV_FILE= PORTAL_TEST_DATABASE=sqlite DEBUG=true \
+	DATABASE_URL="sqlite:///$(CURDIR)/var/test.sqlite3" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
+	$(PY) -m pytest
+
+# The whole suite: on PostgreSQL the fast tier with the system tier's tests that measure
+# nothing (three at a time); then those that start processes and wait on them (three at a
+# time) while the SQLite part runs beside them (its own database file and Redis index; its
+# output is shown when both end); then the tests whose deadlines are the promise, alone, on
+# PostgreSQL and then on SQLite. (Exit status 5: ARGS chose no such test.)
 test: install-dev
 	$(PYTEST_PG) -m "not processes and not serial" $(PARALLEL) $(ARGS) || [ $$? -eq 5 ]
-	$(PYTEST_PG) -m processes -n 2 --dist worksteal $(ARGS) || [ $$? -eq 5 ]
-	$(PYTEST_PG) -m serial $(ARGS) || [ $$? -eq 5 ]
 	mkdir -p var
-	PORTAL_ENV_FILE= PORTAL_TEST_DATABASE=sqlite DEBUG=true \
-	DATABASE_URL="sqlite:///$(CURDIR)/var/test.sqlite3" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
-	$(PY) -m pytest -m sqlite $(ARGS) || [ $$? -eq 5 ]
+	$(PYTEST_SQLITE) -m "sqlite and not serial" $(ARGS) >var/test-sqlite.log 2>&1 & lite=$$!; \
+	$(PYTEST_PG) -m processes $(PARALLEL) $(ARGS); pg=$$?; \
+	wait $$lite; sqlite=$$?; echo "--- the SQLite part, run beside it:"; cat var/test-sqlite.log; \
+	{ [ $$pg -eq 0 ] || [ $$pg -eq 5 ]; } && { [ $$sqlite -eq 0 ] || [ $$sqlite -eq 5 ]; }
+	$(PYTEST_PG) -m serial $(ARGS) || [ $$? -eq 5 ]
+	$(PYTEST_SQLITE) -m "sqlite and serial" $(ARGS) || [ $$? -eq 5 ]
 
 # The type check: mypy with django-stubs over the core and the apps' domain modules (what it
 # covers and leaves out, and why: [tool.mypy] in pyproject.toml). Its plugin loads the settings.

@@ -10,6 +10,7 @@ reason. (That the environment wins over `.env` and the
 image has none: test_env_file_wins.py, test_env_file_boundaries.py.)"""
 
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -75,22 +76,31 @@ def test_make_run_needs_only_a_python_3_12(tmp_path):
 
 def test_make_test_runs_postgresql_then_sqlite_reads_no_env_file_and_passes_args():
     plan = make_plan("test", "ARGS=-k registry -x")
-    runs = [line for line in plan.splitlines() if "-m pytest" in line]
-    assert len(runs) == 4, plan
-    parallel, processes, serial, sqlite = runs
+    # One recipe line runs two parts, the first in the background: split at "& " and "; ".
+    commands = [c for line in plan.splitlines() for c in re.split(r" & |; ", line)]
+    runs = [command for command in commands if "-m pytest" in command]
+    assert len(runs) == 5, plan
+    parallel, sqlite, processes, serial, sqlite_serial = runs
     for run in runs:
         assert "PORTAL_ENV_FILE= " in run  # reads no .env
         assert "-k registry -x" in run
         assert 'REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/15}"' in run
     for run in (parallel, processes, serial):
         assert 'DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/portal}"' in run
-    # What measures nothing in three processes, what starts processes two at a time, then the
-    # tests with deadlines one at a time.
+    for run in (sqlite, sqlite_serial):
+        assert "PORTAL_TEST_DATABASE=sqlite" in run and 'DATABASE_URL="sqlite:///' in run
+    # What measures nothing three at a time; what starts processes three at a time, the SQLite
+    # part beside it (in the background, its output shown after; both must pass); then the
+    # tests with deadlines one at a time, PostgreSQL's then SQLite's.
     assert '-m pytest -m "not processes and not serial" -n 3 --dist worksteal' in parallel
-    assert "-m pytest -m processes -n 2 --dist worksteal -k" in processes
+    assert '-m pytest -m "sqlite and not serial" -k' in sqlite and f"{sqlite} & lite=$!;" in plan
+    assert "-m pytest -m processes -n 3 --dist worksteal -k" in processes
+    assert "wait $lite" in plan and "cat var/test-sqlite.log" in plan
+    assert "[ $pg -eq 0 ] || [ $pg -eq 5 ]" in plan and "[ $sqlite -eq 0 ]" in plan
     assert "-m pytest -m serial -k" in serial and " -n " not in serial
-    assert "PORTAL_TEST_DATABASE=sqlite" in sqlite and "-m pytest -m sqlite" in sqlite
-    assert plan.index(parallel) < plan.index(processes) < plan.index(serial) < plan.index(sqlite)
+    assert '-m pytest -m "sqlite and serial" -k' in sqlite_serial and " -n " not in sqlite_serial
+    order = [plan.index(run) for run in runs]
+    assert order == sorted(order)
 
 
 def test_make_check_lints_then_runs_the_fast_tier_in_parallel():
