@@ -10,7 +10,9 @@ before this existed starts counting at its first request.
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, logout
+from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 
 STARTED = "portal_session_started"
 SEEN = "portal_session_seen"
@@ -40,22 +42,37 @@ def expiry(session, now: float) -> str:
 
 
 class SessionTimeoutMiddleware:
+    """Judges the session when the request first asks who is signed in (request.user), not
+    on every request: reading the session reads the database, and an answer that needs no
+    one -- liveness while the database is away -- must not wait for it or fail with it."""
+
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        session = getattr(request, "session", None)
-        if session is not None and SESSION_KEY in session:
-            now = timezone.now().timestamp()
-            ended = expiry(session, now)
-            if ended:
-                logout(request)  # the session flushed, request.user anonymous
-                request.session[ENDED] = ended
-            elif session.get(STARTED) is None:
-                session[STARTED] = session[SEEN] = now
-            elif now - session[SEEN] >= touch_every():
-                session[SEEN] = now
+        user = getattr(request, "user", None)
+        if user is not None:
+            request.user = SimpleLazyObject(lambda: _judged(request, user))
         return self.get_response(request)
+
+
+def _judged(request, user):
+    """The signed-in user, or AnonymousUser once the session has ended (and it is flushed)."""
+    session = getattr(request, "session", None)
+    if session is None or SESSION_KEY not in session:
+        return user
+    now = timezone.now().timestamp()
+    ended = expiry(session, now)
+    if ended:
+        request.user = user  # logout reads who it signs out: not this lazy object again
+        logout(request)  # the session flushed, request.user anonymous
+        request.session[ENDED] = ended
+        return AnonymousUser()
+    if session.get(STARTED) is None:
+        session[STARTED] = session[SEEN] = now
+    elif now - session[SEEN] >= touch_every():
+        session[SEEN] = now
+    return user
 
 
 def ended_message(request) -> str:

@@ -83,3 +83,13 @@ def test_an_api_call_of_an_ended_session_is_not_signed_in(person):
 def test_the_cookie_lasts_no_longer_than_the_longest_session(settings):
     assert settings.SESSION_COOKIE_AGE == settings.SESSION_MAX_SECONDS == 1_209_600
     assert settings.SESSION_IDLE_SECONDS == 28_800
+
+
+def test_an_answer_that_asks_for_no_one_reads_no_session(person, django_assert_num_queries):
+    """Found by the fault test (issue 20's CI run): with the database black-holed, liveness
+    with a signed-in browser's cookie answered 500 -- the middleware read the session on every
+    request. It is judged when the request first asks who is signed in."""
+    client = signed_in(person)
+    with django_assert_num_queries(0):
+        assert client.get("/health/").status_code == 200
+    assert at(60, client).status_code == 200  # a page does ask, and the session goes on
