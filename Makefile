@@ -67,7 +67,7 @@ run: install
 
 # How the suite runs on PostgreSQL and Redis, in parallel (pytest-xdist: each worker has its
 # own test database and Redis database, tests/parallel.py) as far as what is measured allows:
-# the system tier's tests that start processes and wait on them two at a time, those whose
+# the system tier's tests that start processes and wait on them three at a time, those whose
 # deadlines are the promise alone (tests/conftest.py says which).
 PYTEST_PG = PORTAL_ENV_FILE= DEBUG=true DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
 	REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" $(PY) -m pytest

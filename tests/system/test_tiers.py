@@ -1,6 +1,6 @@
 """The system tier is what the README says it is (tests/conftest.py): every test under
 tests/system, and elsewhere the tests that start a real worker, drive a browser or fuzz a live
-server; of it, what starts processes runs two at a time and what has deadlines alone; in it,
+server; of it, what starts processes runs three at a time and what has deadlines alone; in it,
 passwords are hashed as production hashes them, since portals in other processes read them."""
 
 import json
@@ -56,7 +56,7 @@ def test_the_system_tier_is_tests_system_and_the_worker_browser_and_fuzz_tests()
 
 
 def test_the_system_tiers_processes_and_serial_parts_hold_what_they_promise():
-    """`make test` runs the tests that start processes two at a time -- every worker test but
+    """`make test` runs the tests that start processes three at a time -- every worker test but
     those marked serial -- and the tests whose deadlines are the promise alone; both are
     system tier and no test is in both."""
     processes, serial, system = collected("processes"), collected("serial"), collected("system")
