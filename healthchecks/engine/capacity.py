@@ -22,6 +22,7 @@ Without Redis (the embedded mode) nothing is reported and nothing is shed.
 """
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -69,7 +70,14 @@ class Pressure:
         a handful of late probes (a worker starting up, a pause) is not a capacity problem."""
         ratio = self.on_time_ratio
         late_per_s = self.probed_per_s - self.on_time_per_s
-        return ratio is not None and ratio < ON_TIME_TARGET and late_per_s >= MIN_LATE_PER_S
+        # Rates are counts over the window: 55/3 - 40/3 is 4.999... where 15 late in 3 s are
+        # 5 a second exactly. At a boundary, a rounding error must not decide.
+        return (
+            ratio is not None
+            and ratio < ON_TIME_TARGET
+            and not math.isclose(ratio, ON_TIME_TARGET)
+            and (late_per_s >= MIN_LATE_PER_S or math.isclose(late_per_s, MIN_LATE_PER_S))
+        )
 
     def describe(self) -> str:
         return (
