@@ -103,16 +103,17 @@ def test_make_test_runs_postgresql_then_sqlite_reads_no_env_file_and_passes_args
     assert order == sorted(order)
 
 
-def test_make_check_lints_then_runs_the_fast_tier_in_parallel():
+def test_make_check_lints_beside_the_fast_tier_in_parallel():
     plan = make_plan("check", "ARGS=-x").splitlines()
     lint = [line for line in make_plan("lint").splitlines() if ".venv" in line]
+    (both,) = [line for line in plan if "-j2" in line]
+    assert both.split()[-2:] == ["lint", "fast-tier"] and "-Oline" in both
     runs = [line for line in plan if "-m pytest" in line]
     assert len(runs) == 1 and all(step in plan for step in lint)
     (fast,) = runs
     assert '-m pytest -m "not system" -n 3 --dist worksteal -x' in fast
     assert "PORTAL_ENV_FILE= " in fast
     assert 'DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/portal}"' in fast
-    assert max(plan.index(step) for step in lint) < plan.index(fast)
 
 
 def test_pytest_django_tests_on_a_database_of_its_own_named_test_portal():
