@@ -86,10 +86,25 @@ def groups_of(claims: dict[str, Any]) -> list[str]:
         for part in name.split("."):
             value = value.get(part) if isinstance(value, dict) else None
     if isinstance(value, str):
-        return [value]
+        value = [value]
     if isinstance(value, list):
-        return [item for item in value if isinstance(item, str)]
+        return [item for item in value if isinstance(item, str) and _storable(item)]
     return []
+
+
+def _storable(text: str) -> bool:
+    """Text PostgreSQL keeps: no NUL, no lone surrogate (what JSON's "\\ud800" reads as)."""
+    return not any(ch == "\x00" or "\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def _text(value: Any, limit: int) -> str:
+    """A claim's text as an account keeps it: control and invisible characters taken out (a
+    NUL, which PostgreSQL refuses; a zero-width space, which makes a look-alike name),
+    other spaces made plain, at most ``limit`` long."""
+    if not isinstance(value, str):
+        return ""
+    kept = (ch if ch.isprintable() else " " if ch.isspace() else "" for ch in value)
+    return " ".join("".join(kept).split())[:limit]
 
 
 def mapping_of(groups: Iterable[str]) -> Mapping:
@@ -108,9 +123,10 @@ def teams_from_groups() -> bool:
 
 
 def username_of(claims: dict[str, Any]) -> str:
-    value = claims.get(settings.OIDC_USERNAME_CLAIM)
-    name = value.strip() if isinstance(value, str) else ""
-    return (name or str(claims["sub"]))[:150]
+    """The name a new account gets, as Django writes it (NFKC: ``admin`` in full-width letters
+    is ``admin``, ``ᴬdmin`` is ``Admin``), so the check for a name taken sees the name kept."""
+    name = _text(claims.get(settings.OIDC_USERNAME_CLAIM), 300) or _text(claims["sub"], 300)
+    return get_user_model().normalize_username(name)[:150]
 
 
 def sign_in(claims: dict[str, Any]) -> Outcome:
@@ -153,8 +169,8 @@ def _sign_in(claims: dict[str, Any], groups: list[str], wanted: Mapping) -> Outc
         teams = TeamMembership.sync(user, wanted.teams, ACTOR)
     user.is_staff = bool(roles)
     user.email = _email(claims) or user.email
-    user.first_name = str(claims.get("given_name") or user.first_name)[:150]
-    user.last_name = str(claims.get("family_name") or user.last_name)[:150]
+    user.first_name = _text(claims.get("given_name"), 150) or user.first_name
+    user.last_name = _text(claims.get("family_name"), 150) or user.last_name
     if not roles:
         # Every session the person has elsewhere ends at its next request: Django checks a
         # session's hash of the password, which this changes (there is no usable one).
@@ -184,5 +200,4 @@ def _set_roles(user, roles: frozenset[str]) -> frozenset[str]:
 
 
 def _email(claims: dict[str, Any]) -> str:
-    value = claims.get("email")
-    return value[:254] if isinstance(value, str) else ""
+    return _text(claims.get("email"), 254)

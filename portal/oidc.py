@@ -22,6 +22,7 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.django_client import OAuth
 from django.conf import settings
+from django.http import HttpResponseRedirect
 from joserfc import errors as jose
 
 log = structlog.get_logger(__name__)
@@ -115,34 +116,77 @@ def client():
     return found
 
 
+# What the flow needs from the discovery document besides the issuer.
+ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri")
+
+
 def metadata() -> dict[str, Any]:
-    """The discovery document, once it names the issuer configured (Refused otherwise)."""
+    """The discovery document, once it names the issuer configured and the endpoints the flow
+    needs (Refused otherwise: a 503 page, never a 500). One refused is not kept: the next
+    sign-in reads it again, so a provider mended needs no restart here."""
+    app = client()
     try:
-        found = client().load_server_metadata()
+        found = app.load_server_metadata()
     except (requests.RequestException, ValueError) as exc:
         raise Refused("unreachable", _short(exc)) from None
-    if found.get("issuer") != settings.OIDC_ISSUER:
-        raise Refused(
-            "misconfigured",
-            f"the discovery document names the issuer {found.get('issuer')!r}, "
-            f"not OIDC_ISSUER {settings.OIDC_ISSUER!r}",
-        )
+    except TypeError:  # JSON, but no object: Authlib fails writing its load time into it
+        raise Refused("misconfigured", "the discovery document is not a JSON object") from None
+    problem = _discovery_problem(found)
+    if problem:
+        app.server_metadata.clear()
+        raise Refused("misconfigured", problem)
     return found
 
 
-def authorization_redirect(request, redirect_uri: str):
-    """The redirect to the provider's authorization endpoint (state, nonce and the PKCE
-    verifier kept in the session for the answer)."""
+def _discovery_problem(found: dict[str, Any]) -> str:
+    if found.get("issuer") != settings.OIDC_ISSUER:
+        return (
+            f"the discovery document names the issuer {found.get('issuer')!r}, "
+            f"not OIDC_ISSUER {settings.OIDC_ISSUER!r}"
+        )
+    missing = [
+        name for name in ENDPOINTS if not isinstance(found.get(name), str) or not found[name]
+    ]
+    return f"the discovery document names no {', '.join(missing)}" if missing else ""
+
+
+def authorization_redirect(request, redirect_uri: str) -> tuple[str, HttpResponseRedirect]:
+    """The sign-in's ``state`` and the redirect to the provider's authorization endpoint
+    (state, nonce and the PKCE verifier kept in the session for the answer): Authlib's
+    authorize_redirect, its two steps apart for the state."""
     metadata()
+    app = client()
     try:
-        return client().authorize_redirect(request, redirect_uri)
+        started = app.create_authorization_url(redirect_uri)
     except (requests.RequestException, ValueError) as exc:
         raise Refused("unreachable", _short(exc)) from None
+    app.save_authorize_data(request, redirect_uri=redirect_uri, **started)
+    return started["state"], HttpResponseRedirect(started["url"])
+
+
+def state_of(request) -> str:
+    """The state the answer at the callback names."""
+    return request.GET.get("state", "")
+
+
+def _check_started_here(request) -> None:
+    """An answer is read only for a sign-in this browser started: the provider's error
+    answer too, whose text the page quotes -- else anyone could make a link showing their
+    own words on the portal's page (and the sign-in's state is used up by it)."""
+    state = state_of(request)
+    app = client()
+    if not state or not app.framework.get_state_data(request.session, state):
+        raise Refused("state")
+    if request.GET.get("error"):
+        app.framework.clear_state_data(request.session, state)
+        detail = request.GET.get("error_description") or request.GET["error"]
+        raise Refused("provider", _short(detail))
 
 
 def complete(request) -> SignedIn:
     """The provider's answer at the callback, verified; Refused with the reason otherwise."""
     issuer = metadata()["issuer"]
+    _check_started_here(request)
     options = {
         "iss": {"essential": True, "value": issuer},
         "aud": {"essential": True, "value": settings.OIDC_CLIENT_ID},
@@ -163,9 +207,21 @@ def complete(request) -> SignedIn:
         raise Refused("token", _short(exc)) from None
     except (requests.RequestException, ValueError) as exc:
         raise Refused("unreachable", _short(exc)) from None
+    except (TypeError, KeyError, AttributeError) as exc:
+        # JSON of another shape where an object is read: the keys ([...], {} without "keys")
+        # or the ID token (a list). Keys are fetched again next time, not kept as they were.
+        client().server_metadata.pop("jwks", None)
+        log.warning("the provider's answer is not in shape", error=repr(exc)[:200])
+        raise Refused(
+            "token", "its keys or its ID token are not in the shape of the standard"
+        ) from None
     claims = token.get("userinfo")
     if not claims or not token.get("id_token"):
         raise Refused("token", "no ID token in the token endpoint's answer")
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not 0 < len(subject) <= 255 or not subject.isprintable():
+        # OpenID Connect Core 1.0, 2: at most 255 ASCII characters, never empty.
+        raise Refused("token", "its sub is not 1 to 255 printable characters")
     return SignedIn(dict(claims), token["id_token"])
 
 

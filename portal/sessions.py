@@ -1,6 +1,8 @@
 """Signed-in sessions end on time, decided on the server at each request: after
 SESSION_IDLE_SECONDS without a request, and SESSION_MAX_SECONDS after the sign-in whatever
 happens (the browser's cookie lasts no longer, but a cookie kept past it is refused here).
+With LOCAL_LOGIN off, a session opened with a password (before the switch) ends at its next
+request too.
 
 A session records when it signed in and when it was last used. The last use is written at
 most every tenth of the idle time (at most every minute), so a busy session costs no write per
@@ -14,6 +16,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
+PROVIDER = "oidc"  # a session signed in through the identity provider holds it (portal.signin)
 STARTED = "portal_session_started"
 SEEN = "portal_session_seen"
 ENDED = "portal_session_ended"  # why the last one ended, for the login page to say
@@ -30,7 +33,11 @@ def touch_every() -> float:
 
 
 def expiry(session, now: float) -> str:
-    """Why this signed-in session is over ("idle", "max"), or "" while it is not."""
+    """Why this signed-in session is over ("idle", "max", "local_login"), or "" while it is
+    not. With LOCAL_LOGIN off, a session a password opened (before the switch) is over too:
+    the identity provider only, as the setting says -- not until the timeouts."""
+    if not settings.LOCAL_LOGIN and PROVIDER not in session:
+        return "local_login"
     started, seen = session.get(STARTED), session.get(SEEN)
     if started is None or seen is None:
         return ""
@@ -82,4 +89,9 @@ def ended_message(request) -> str:
         return "Your session ended after a while without use. Sign in again."
     if reason == "max":
         return "Your session reached its longest allowed time. Sign in again."
+    if reason == "local_login":
+        return (
+            "Your session was opened with a password, and signing in with a password is "
+            "switched off here now. Sign in through your identity provider."
+        )
     return ""

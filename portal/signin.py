@@ -22,8 +22,9 @@ from django.views.decorators.http import require_GET, require_POST
 from portal import directory, oidc, security, sessions
 
 log = structlog.get_logger(__name__)
-NEXT = "oidc_next"
-SIGNED_IN = "oidc"  # the session's record of its sign-in through the provider
+NEXT = "oidc_next"  # the pages sign-ins started in this browser asked for, by their state
+MAX_PENDING = 10
+SIGNED_IN = sessions.PROVIDER  # the session's record of its sign-in through the provider
 BACKEND = "portal.backends.ThrottledModelBackend"
 
 REFUSALS = {
@@ -86,18 +87,20 @@ def start(request: HttpRequest) -> HttpResponse:
     if not oidc.enabled():
         raise Http404("sign-in through an identity provider is not configured")
     next_url = request.GET.get("next", "")
-    if next_url and url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        request.session[NEXT] = next_url
-    else:
-        request.session.pop(NEXT, None)
     try:
-        return oidc.authorization_redirect(
+        state, redirect = oidc.authorization_redirect(
             request, request.build_absolute_uri(reverse("oidc-callback"))
         )
     except oidc.Refused as refused:
         return refuse(request, refused.reason, refused.status, refused.message)
+    if next_url and url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        # Kept by the sign-in's state: two tabs signing in at once each land where they asked.
+        pending = _pending(request)
+        pending[state] = next_url
+        request.session[NEXT] = dict(list(pending.items())[-MAX_PENDING:])
+    return redirect
 
 
 @never_cache
@@ -122,7 +125,7 @@ def callback(request: HttpRequest) -> HttpResponse:
             who=outcome.name,
             template="registration/no_access.html" if outcome.refusal == "no_access" else None,
         )
-    next_url = request.session.pop(NEXT, "") or resolve_url(settings.LOGIN_REDIRECT_URL)
+    next_url = _pending_next(request) or resolve_url(settings.LOGIN_REDIRECT_URL)
     login(request, outcome.user, backend=BACKEND)
     request.session[SIGNED_IN] = {"id_token": answer.id_token, "issuer": answer.claims["iss"]}
     log.info(
@@ -134,6 +137,19 @@ def callback(request: HttpRequest) -> HttpResponse:
         teams_unknown=outcome.teams.unknown,
     )
     return HttpResponseRedirect(next_url)
+
+
+def _pending(request) -> dict[str, str]:
+    found = request.session.get(NEXT)
+    return dict(found) if isinstance(found, dict) else {}  # a str: a session from before
+
+
+def _pending_next(request) -> str:
+    """Where the sign-in that this answer completes asked to go (and no longer)."""
+    pending = _pending(request)
+    next_url = pending.pop(oidc.state_of(request), "")
+    request.session[NEXT] = pending
+    return next_url
 
 
 def refuse(request, reason: str, status: int, message: str, *, who: str = "", template=None):

@@ -12,12 +12,21 @@ sets who signs in (their claims: ``sub``, ``preferred_username``, ``groups``...)
 signing key (``"rotate_key": true``: a new key id, the old key no longer published) and how the
 next ID tokens go wrong -- ``forged_signature`` (another key under the same key id),
 ``expired``, ``wrong_audience`` (for another client, ``azp`` naming ours), ``wrong_nonce``,
-``wrong_issuer``; ``GET /_log`` returns the requests it saw at its endpoints.
+``wrong_issuer``, ``alg_none`` (unsigned), ``hs256_public_key`` (HS256 with the published
+public key as the secret), ``no_audience``, ``audiences`` (ours and another's, no ``azp``);
+``"fail": {"discovery" | "jwks" | "token": "html" | "error" | "slow" | "not_an_object"}``
+makes an endpoint answer an HTML page, a 500, nothing for ``slow_seconds`` or JSON that is
+no object, and ``"discovery_without": [names]`` leaves entries out of the discovery
+document; ``"jwks_body"`` is served at /jwks instead of the keys, and ``"token_extra"`` is
+merged into the token endpoint's answer (null removes an entry); ``GET /_log`` returns the
+requests it saw at its endpoints.
 """
 
 import argparse
 import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import secrets
 import sys
@@ -46,6 +55,11 @@ class Provider:
         self.claims: dict = {"sub": "subject-1", "preferred_username": "dana", "groups": []}
         self.misbehave = ""
         self.end_session = True
+        self.fail: dict[str, str] = {}
+        self.slow_seconds = 10.0
+        self.discovery_without: list[str] = []
+        self.jwks_body = None
+        self.token_extra: dict = {}
         self.codes: dict[str, dict] = {}
         self.tokens: dict[str, dict] = {}
         self.log: dict[str, list] = {"authorize": [], "token": [], "end_session": []}
@@ -75,6 +89,8 @@ class Provider:
         }
         if self.end_session:
             document["end_session_endpoint"] = f"{base}/end_session"
+        for name in self.discovery_without:
+            document.pop(name, None)
         return document
 
     def id_token(self, grant: dict) -> str:
@@ -100,7 +116,30 @@ class Provider:
             claims["nonce"] = "not-" + grant["nonce"]
         elif self.misbehave == "wrong_issuer":
             claims["iss"] = "https://elsewhere.invalid"
+        elif self.misbehave == "no_audience":
+            del claims["aud"]
+        elif self.misbehave == "audiences":
+            claims["aud"] = [self.client_id, "another-client"]
+        elif self.misbehave == "alg_none":
+            return _compact({"alg": "none", "kid": self.kid}, claims, lambda data: b"")
+        elif self.misbehave == "hs256_public_key":
+            public = self.key.as_pem(private=False)  # what every JWKS reader has
+            return _compact(
+                {"alg": "HS256", "kid": self.kid},
+                claims,
+                lambda data: hmac.new(public, data, hashlib.sha256).digest(),
+            )
         return jwt.encode({"alg": "RS256", "kid": self.kid}, claims, key)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _compact(header: dict, claims: dict, sign) -> str:
+    """A JWS written by hand: what a forger sends (joserfc refuses to make these)."""
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    return f"{signing_input}.{_b64(sign(signing_input.encode()))}"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -116,13 +155,30 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
-        if body is not None:
+        if body is not None and "Content-Type" not in (headers or {}):
             kind = "application/json" if not isinstance(body, str) else "text/plain"
             self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         self.wfile.write(data)
+
+    def failed(self, endpoint: str) -> bool:
+        """Answers as ``fail`` says for this endpoint (True), or leaves it to answer."""
+        p = self.provider
+        with p.lock:
+            how, seconds = p.fail.get(endpoint, ""), p.slow_seconds
+        if how == "slow":
+            time.sleep(seconds)
+            return False
+        if how == "html":
+            page = "<html><body>Sign in to the corporate proxy</body></html>"
+            self.answer(200, page, headers={"Content-Type": "text/html"})
+        elif how == "error":
+            self.answer(500, "<html><body>Internal Server Error</body></html>")
+        elif how == "not_an_object":
+            self.answer(200, ["not", "an", "object"])
+        return bool(how)
 
     def redirect(self, url: str) -> None:
         self.answer(302, headers={"Location": url})
@@ -138,11 +194,15 @@ class Handler(BaseHTTPRequestHandler):
         p = self.provider
         url = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        step = {"/.well-known/openid-configuration": "discovery", "/jwks": "jwks"}.get(url.path)
+        if step and self.failed(step):
+            return None
         with p.lock:
             if url.path == "/.well-known/openid-configuration":
                 return self.answer(200, p.discovery())
             if url.path == "/jwks":
-                return self.answer(200, KeySet([p.key]).as_dict())
+                keys = KeySet([p.key]).as_dict() if p.jwks_body is None else p.jwks_body
+                return self.answer(200, keys)
             if url.path == "/authorize":
                 return self.authorize(query)
             if url.path == "/userinfo":
@@ -196,6 +256,8 @@ class Handler(BaseHTTPRequestHandler):
         p = self.provider
         url = urlsplit(self.path)
         body = self.form()
+        if url.path == "/token" and self.failed("token"):
+            return None
         with p.lock:
             if url.path == "/_control":
                 if "claims" in body:
@@ -204,6 +266,16 @@ class Handler(BaseHTTPRequestHandler):
                     p.misbehave = body["misbehave"] or ""
                 if "end_session" in body:
                     p.end_session = bool(body["end_session"])
+                if "fail" in body:
+                    p.fail = dict(body["fail"] or {})
+                if "slow_seconds" in body:
+                    p.slow_seconds = float(body["slow_seconds"])
+                if "discovery_without" in body:
+                    p.discovery_without = list(body["discovery_without"] or [])
+                if "jwks_body" in body:
+                    p.jwks_body = body["jwks_body"]
+                if "token_extra" in body:
+                    p.token_extra = dict(body["token_extra"] or {})
                 if body.get("rotate_key"):
                     p.rotate_key()
                 if body.get("forget_log"):
@@ -232,15 +304,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(400, {"error": "invalid_grant", "error_description": "PKCE"})
         access = secrets.token_urlsafe(24)
         p.tokens[access] = grant
-        return self.answer(
-            200,
-            {
-                "access_token": access,
-                "token_type": "Bearer",
-                "expires_in": 300,
-                "id_token": p.id_token(grant),
-            },
-        )
+        answer = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "id_token": p.id_token(grant),
+        }
+        answer.update(p.token_extra)
+        return self.answer(200, {k: v for k, v in answer.items() if v is not None})
 
 
 def main() -> None:

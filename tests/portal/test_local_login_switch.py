@@ -55,3 +55,26 @@ def test_without_an_issuer_nothing_changes(client, olga):
     assert client.get("/accounts/login/oidc/callback/?code=x&state=y").status_code == 404
     assert client.login(username="olga", password="a long password")
     assert client.post("/accounts/logout/")["Location"] == "/accounts/login/"
+
+
+def test_off_a_session_a_password_opened_before_the_switch_ends(client, settings, olga):
+    """Switched off, a session signed in with a password while it was on still worked --
+    the admin pages included -- until its timeouts (14 days): the provider was not the only
+    way in (found in issue 26's breaking trial)."""
+    settings.OIDC_ISSUER, settings.OIDC_CLIENT_ID = "https://id.example.invalid", "portal"
+    answer = client.post("/accounts/login/", {"username": "olga", "password": "a long password"})
+    assert answer.status_code == 302 and client.get("/").status_code == 200
+    settings.LOCAL_LOGIN = False
+    ended = client.get("/admin/")
+    assert ended.status_code == 302 and ended["Location"].startswith("/admin/login/")
+    assert "_auth_user_id" not in client.session
+    page = client.get("/accounts/login/").content.decode()
+    assert "opened with a password" in page and "switched off here now" in page
+
+
+def test_off_a_session_signed_in_through_the_provider_goes_on(client, oidc_only, olga):
+    client.force_login(olga)
+    session = client.session
+    session["oidc"] = {"id_token": "x.y.z", "issuer": "https://id.example.invalid"}
+    session.save()
+    assert client.get("/").status_code == 200

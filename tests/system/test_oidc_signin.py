@@ -178,7 +178,9 @@ def test_an_id_token_that_fails_a_check_is_refused_with_a_page_and_an_event(
 
 
 def test_a_sign_in_the_provider_refused_is_a_page_saying_so(client, oidc):
-    query = "error=access_denied&error_description=The+user+cancelled&state=x"
+    started = client.get("/accounts/login/oidc/")
+    state = parse_qs(urlsplit(started["Location"]).query)["state"][0]
+    query = f"error=access_denied&error_description=The+user+cancelled&state={state}"
     page = client.get(f"/accounts/login/oidc/callback/?{query}")
     assert page.status_code == 403
     assert "did not sign you in: The user cancelled" in page.content.decode()
