@@ -112,6 +112,20 @@ def _in_utc(value: datetime) -> datetime:
         return value
 
 
+def _in_utc_within_the_calendar(value: datetime) -> datetime:
+    """A filter's moment in UTC; one UTC cannot hold -- before the calendar's start or past
+    its end once converted (0001-01-01T00:00:00+01:00, 9999-12-31T23:59:59-23:59) -- is its
+    first or last moment, which selects the same rows: nothing stored lies beyond. Kept with
+    its offset, one PostgreSQL refuses (past +-15:59) answered 500."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.min if value.year == 1 else datetime.max
+        return edge.replace(tzinfo=UTC)
+
+
 def _kind(value) -> str:
     kinds = {bool: "a boolean", str: "a string", float: "a number with a fraction"}
     kinds |= {type(None): "null", list: "an array", dict: "an object"}
@@ -171,6 +185,9 @@ Integer = Annotated[int, BeforeValidator(_json_integer)]
 UrlInteger = Annotated[int, BeforeValidator(_url_integer)]
 UrlBoolean = Annotated[bool, BeforeValidator(_url_boolean)]
 
-# A moment in time from a caller (a filter's "since", a window's start).
-Moment = Annotated[datetime, BeforeValidator(_date_time_text), AfterValidator(_in_utc)]
+# A moment in time from a caller: a filter's "since" (Moment, the calendar's ends as its
+# edges), a window's start (AwareMoment, whose callers' own limits refuse the calendar's ends).
+Moment = Annotated[
+    datetime, BeforeValidator(_date_time_text), AfterValidator(_in_utc_within_the_calendar)
+]
 AwareMoment = Annotated[AwareDatetime, BeforeValidator(_date_time_text), AfterValidator(_in_utc)]
