@@ -29,7 +29,8 @@ CSV_EXAMPLE = (
     description="Filters combine (all must match). A time range whose `until` is before its "
     "`since` is a 422 naming `until`. `format=csv` answers every entry that matches as a CSV "
     "file (`text/csv`), streamed; a cell that a spreadsheet could take for a formula (one "
-    "starting with = + - @, a tab or a carriage return) begins with a `'`. A token limited "
+    "starting with = + - @, a tab or a carriage return, after spaces or quotes too) begins "
+    "with a `'`. A token limited "
     "to services or teams is refused (403): the log covers every team.",
     openapi_extra=answers(
         {200: {"content": {"text/csv": {"schema": {"type": "string"}, "example": CSV_EXAMPLE}}}}

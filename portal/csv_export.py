@@ -1,7 +1,10 @@
 """CSV exports people open in a spreadsheet: streamed row by row, and guarded against formula
 injection -- a cell beginning with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is
 one a spreadsheet may run as a formula (``=HYPERLINK(...)`` in an actor's name, a target, a
-change), so it is written with a ``'`` before it, as OWASP's CSV injection page advises."""
+change), so it is written with a ``'`` before it, as OWASP's CSV injection page advises; so
+is one where such a character follows spaces or double quotes only (`` =1+1``, ``"=1+1``): a
+spreadsheet that trims spaces or quotes begins the cell there. (A ``'`` before it is the
+guard itself: spreadsheets read a cell so begun as text.)"""
 
 import csv
 from collections.abc import Iterable, Iterator
@@ -9,12 +12,19 @@ from collections.abc import Iterable, Iterator
 from django.http import StreamingHttpResponse
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# What may come before a formula's first character in a cell a spreadsheet still runs.
+_LEADING = ' \t\r\n\v\f\u00a0"'
+
+
+def could_run(text: str) -> bool:
+    """Whether a spreadsheet might take this cell's text for a formula."""
+    return text.startswith(FORMULA_STARTS) or text.lstrip(_LEADING).startswith(FORMULA_STARTS)
 
 
 def safe_cell(value: object) -> str:
-    """The text of a cell, a leading formula character defused."""
+    """The text of a cell, a formula defused."""
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if could_run(text) else text
 
 
 class _Line:

@@ -191,6 +191,9 @@ def test_csv_is_every_match_newest_first_with_the_filters(log, reader):
 def test_csv_cells_a_spreadsheet_could_run_begin_with_a_quote(log, reader):
     ServiceFactory(name="x", team=TeamFactory(name="bad"))
     attacks = ['=HYPERLINK("http://evil")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
+    # After spaces or double quotes: a spreadsheet trimming them runs these; they went out
+    # as they were (found in issue 26's breaking trial).
+    attacks += [" =1+1", "  @SUM(A1)", '"=1+1', '" -1+1', "\u00a0=1+1", "\n=1+1"]
     for attack in attacks:
         audit.record(attack, "service.update", "service", "x", {"note": attack})
     rows = read_csv(reader.get("/api/audit?format=csv&team=bad"))
@@ -203,16 +206,26 @@ def test_csv_cells_a_spreadsheet_could_run_begin_with_a_quote(log, reader):
 CELL = st.text(st.characters(blacklist_characters="\x00"), max_size=30)
 
 
-@given(st.lists(CELL, min_size=1, max_size=6))
+# Any text, and text shaped like a formula behind spaces and quotes.
+HIDDEN = st.builds(
+    lambda lead, start, rest: lead + start + rest,
+    st.text(alphabet=' \t\n\u00a0"', max_size=4),
+    st.sampled_from(["=", "+", "-", "@"]),
+    CELL,
+)
+
+
+@given(st.lists(CELL | HIDDEN, min_size=1, max_size=6))
 def test_any_cell_reads_back_as_written_or_with_a_quote_before_a_formula(cells):
     text = "".join(csv_export.lines(["h"] * len(cells), [cells]))
     _, row = list(csv.reader(io.StringIO(text, newline="")))
     for written, read in zip(cells, row, strict=True):
-        if written.startswith(csv_export.FORMULA_STARTS):
+        runnable = written.lstrip(' \t\r\n\v\f\u00a0"').startswith(("=", "+", "-", "@"))
+        if runnable or written.startswith(csv_export.FORMULA_STARTS):
             assert read == "'" + written
         else:
             assert read == written
-        assert not read.startswith(csv_export.FORMULA_STARTS)
+        assert not csv_export.could_run(read)
 
 
 def test_a_viewer_is_refused_operators_and_admins_and_the_scope_read(
