@@ -268,3 +268,34 @@ def test_a_slow_provider_is_a_503_page_within_oidc_timeout(client, fresh, settin
     page = sign_in(client)
     assert page.status_code == 503 and "cannot be reached just now" in said(page)
     assert re.search(r"timed out", said(page))
+
+
+def test_a_role_taken_away_at_a_sign_in_is_gone_from_the_sessions_already_open(client, fresh):
+    """Roles are read at each request: the admin's other browser loses the security tab as
+    soon as a sign-in anywhere brings the groups in (the provider's change alone waits for
+    that sign-in, as the README says)."""
+    fresh.person("ada", ["portal-admins"])
+    sign_in(client)
+    assert client.get("/audit/security/").status_code == 200
+    fresh.person("ada", ["portal-ops"])
+    assert sign_in(type(client)()).status_code == 200
+    assert client.get("/audit/security/").status_code == 403
+    assert client.get("/audit/").status_code == 200
+
+
+def test_the_same_sub_at_another_issuer_is_another_person(client, fresh):
+    """An identity is the issuer's and the sub's together: a new provider (or one posing as
+    it) naming a known sub does not get that person's account."""
+    dana = User.objects.create_user("dana")
+    old = "https://old-provider.example"
+    OidcIdentity.objects.create(user=dana, issuer=old, subject="sub-dana")
+    fresh.person("dana", ["portal-admins"])
+    page = sign_in(client)
+    assert page.status_code == 403 and "exists in this portal already" in said(page)
+    assert OidcIdentity.objects.count() == 1 and not dana.groups.exists()
+
+
+def test_a_huge_groups_claim_is_a_page(client, fresh):
+    fresh.person("dana", [f"group-{i}" for i in range(20_000)] + ["portal-ops"])
+    page = sign_in(client)
+    assert page.status_code == 403 and "not a valid ID token" in said(page)
