@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from portal import audit, csv_export
 from portal.models import AuditEntry, Scope
+from tests.conftest import ApiClient
 from tests.factories import ServiceFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
@@ -260,3 +261,63 @@ def test_a_token_limited_to_services_or_teams_reads_none_of_it(log, make_token):
         answer = limited.get("/api/audit?team=core")
         assert answer.status_code == 403, reach
         assert "covers every team" in answer.json()["error"]["message"]
+
+
+def test_no_secret_written_through_the_api_reaches_the_log_page_api_or_csv(
+    reader, make_token, admin_user
+):
+    """A configuration's secret, a channel URL's password and token, a check's headers: none
+    is in the audit log wherever it is read (held in issue 26's breaking trial)."""
+    TeamFactory(name="core")
+    writer = ApiClient(make_token(list(Scope.values), name="writer").secret)
+    assert writer.call("put", "/api/services/vault", {"team": "core"}).status_code == 201
+    schema = {"type": "object", "properties": {"pw": {"type": "string", "writeOnly": True}}}
+    writer.call("put", "/api/services/vault/config/schema", schema)
+    for version, secret in enumerate(["CFG-SECRET-1", "CFG-SECRET-2"]):
+        body = {"values": {"pw": secret}, "base_version": version}
+        assert writer.call("post", "/api/services/vault/config", body).status_code == 201
+    check = {"kind": "http", "target": "http://127.0.0.1:9/", "interval": 60}
+    for header in ("Bearer HDR-SECRET-1", "Bearer HDR-SECRET-2"):
+        answer = writer.call(
+            "put", "/api/services/vault/checks/http", check | {"headers": {"Authorization": header}}
+        )
+        assert answer.status_code in (200, 201), answer.content
+    url = "json://user:CHAN-PASS-1@127.0.0.1:9/hooks/CHANTOKENSEGMENT123456?token=QUERY-SECRET"
+    answer = writer.call("put", "/api/notification-channels/ops", {"url": url, "teams": ["core"]})
+    assert answer.status_code == 201, answer.content
+    admin = Client()
+    admin.force_login(admin_user)
+    reads = [
+        reader.get("/api/audit?limit=1000").content.decode(),
+        b"".join(reader.get("/api/audit?format=csv").streaming_content).decode(),
+        admin.get("/audit/").content.decode(),
+    ]
+    assert AuditEntry.objects.filter(action__in=["config.publish", "check.update"]).count() == 3
+    assert all("channel.create" in text and "vault" in text for text in reads)
+    for text in reads:
+        for secret in ("SECRET", "CHAN-PASS", "CHANTOKENSEGMENT"):
+            assert secret not in text
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"who": "' OR 1=1 --"},
+        {"who": "user:%"},
+        {"who": "_"},
+        {"action": "%"},
+        {"action": "."},
+        {"target": "\\"},
+        {"who": "\u202e\U0001f600"},
+    ],
+)
+def test_hostile_text_in_a_filter_finds_nothing_rather_than_everything(log, reader, query):
+    """SQL-ish text, LIKE's wildcards, unicode: matched as text (held in issue 26's breaking
+    trial)."""
+    answer = reader.get("/api/audit", query)
+    assert answer.status_code == 200 and answer.json()["count"] == 0
+
+
+def test_an_offset_past_the_end_is_an_empty_page_with_the_count(log, reader):
+    page = reader.get("/api/audit", {"offset": "2147483647"}).json()
+    assert page["items"] == [] and page["count"] == len(log)
