@@ -1,4 +1,4 @@
-"""Signed-in sessions end on time, decided on the server at each request: after
+"""Signed-in sessions end on time, decided on the server when a request asks who is signed in:
 SESSION_IDLE_SECONDS without a request, and SESSION_MAX_SECONDS after the sign-in whatever
 happens (the browser's cookie lasts no longer, but a cookie kept past it is refused here).
 With LOCAL_LOGIN off, a session opened with a password (before the switch) ends at its next
